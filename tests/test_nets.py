@@ -1,0 +1,142 @@
+"""Shape, gradient and support checks for the named encoder/decoder architectures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vaecore.nets import ARCHITECTURES, build_decoder, build_encoder, check_supported, count_parameters
+
+LATENT = 16
+BATCH = 2
+SHAPES = [(1, 28, 28), (1, 8, 8), (3, 32, 32)]
+UNSUPPORTED = {
+    "sigma-conv": [(1, 4, 4), (1, 28, 7)],
+    "arelbo-conv": [(1, 10, 10), (3, 28, 30)],
+    "pythae-conv": [(1, 8, 8), (1, 64, 64), (1, 28, 32)],
+    "mlp": [],
+}
+
+
+@pytest.fixture(autouse=True)
+def _light_torch():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _supported(arch: str, shape: tuple[int, int, int]) -> bool:
+    try:
+        check_supported(arch, shape)
+    except ValueError:
+        return False
+    return True
+
+
+CASES = [(a, s) for a in ARCHITECTURES for s in SHAPES if _supported(a, s)]
+
+
+def test_expected_support_matrix():
+    assert "sigma-conv" in ARCHITECTURES and all(isinstance(v, str) and v for v in ARCHITECTURES.values())
+    expected = {
+        ("sigma-conv", (1, 28, 28)), ("sigma-conv", (1, 8, 8)), ("sigma-conv", (3, 32, 32)),
+        ("arelbo-conv", (1, 28, 28)), ("arelbo-conv", (1, 8, 8)), ("arelbo-conv", (3, 32, 32)),
+        ("pythae-conv", (1, 28, 28)), ("pythae-conv", (3, 32, 32)),
+        ("mlp", (1, 28, 28)), ("mlp", (1, 8, 8)), ("mlp", (3, 32, 32)),
+    }
+    assert set(CASES) == expected
+
+
+@pytest.mark.parametrize("out_channels", [1, 2, 256])
+@pytest.mark.parametrize(("arch", "shape"), CASES, ids=lambda v: str(v))
+def test_shapes_and_gradients(arch: str, shape: tuple[int, int, int], out_channels: int):
+    enc = build_encoder(arch, shape, LATENT)
+    dec = build_decoder(arch, shape, LATENT, out_channels)
+    x = torch.rand(BATCH, *shape)
+
+    h = enc(x)
+    assert h.shape == (BATCH, 2 * LATENT)
+    mu, logvar = h.chunk(2, dim=1)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    params = dec(z)
+    assert params.shape == (BATCH, out_channels, *shape[1:])
+    assert params.dtype == torch.float32
+
+    (params.square().mean() + h.square().mean()).backward()
+    for name, p in [*enc.named_parameters(), *dec.named_parameters()]:
+        assert p.grad is not None, f"{arch}: no gradient for {name}"
+        assert torch.isfinite(p.grad).all(), f"{arch}: non-finite gradient for {name}"
+
+
+@pytest.mark.parametrize(("arch", "shape"), CASES, ids=lambda v: str(v))
+def test_custom_out_features_and_eval_mode(arch: str, shape: tuple[int, int, int]):
+    enc = build_encoder(arch, shape, LATENT, out_features=7).eval()
+    dec = build_decoder(arch, shape, LATENT, 1).eval()
+    with torch.no_grad():
+        assert enc(torch.rand(1, *shape)).shape == (1, 7)
+        assert dec(torch.randn(1, LATENT)).shape == (1, 1, *shape[1:])
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_decoder_has_no_output_activation(arch: str):
+    shape = next(s for a, s in CASES if a == arch)
+    dec = build_decoder(arch, shape, LATENT, 2)
+    assert not any(isinstance(m, (nn.Sigmoid, nn.Tanh, nn.Softmax)) for m in dec.modules())
+    last = [m for m in dec.children() if not isinstance(m, (nn.Unflatten, nn.Flatten))][-1]
+    assert isinstance(last, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d))
+
+
+@pytest.mark.parametrize("shape", [(1, 9, 13), (2, 31, 8), (1, 15, 15), (3, 64, 48)])
+def test_sigma_conv_reproduces_odd_sizes(shape: tuple[int, int, int]):
+    dec = build_decoder("sigma-conv", shape, LATENT, 3)
+    assert dec(torch.randn(BATCH, LATENT)).shape == (BATCH, 3, *shape[1:])
+    assert build_encoder("sigma-conv", shape, LATENT)(torch.rand(BATCH, *shape)).shape == (BATCH, 2 * LATENT)
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape"), [(a, s) for a, shapes in UNSUPPORTED.items() for s in shapes], ids=lambda v: str(v)
+)
+def test_unsupported_shapes_raise(arch: str, shape: tuple[int, int, int]):
+    for call in (
+        lambda: check_supported(arch, shape),
+        lambda: build_encoder(arch, shape, LATENT),
+        lambda: build_decoder(arch, shape, LATENT, 1),
+    ):
+        with pytest.raises(ValueError, match=arch) as info:
+            call()
+        assert "instead" in str(info.value)
+
+
+def test_unknown_arch_lists_known_names():
+    with pytest.raises(ValueError, match="resnet") as info:
+        build_encoder("resnet", (1, 28, 28), LATENT)
+    for name in ARCHITECTURES:
+        assert name in str(info.value)
+    with pytest.raises(ValueError):
+        build_decoder("resnet", (1, 28, 28), LATENT, 1)
+
+
+@pytest.mark.parametrize("bad", [(28, 28), (1, 0, 28), (1, 28, 28, 1)])
+def test_bad_shape_rejected(bad):
+    with pytest.raises(ValueError):
+        check_supported("mlp", bad)
+
+
+def test_encoder_rejects_wrong_input_shape():
+    enc = build_encoder("sigma-conv", (1, 28, 28), LATENT)
+    with pytest.raises(ValueError, match="sigma-conv"):
+        enc(torch.rand(BATCH, 1, 32, 32))
+
+
+def test_parameter_counts_28x28():
+    counts = {}
+    for arch in ARCHITECTURES:
+        enc = build_encoder(arch, (1, 28, 28), LATENT)
+        dec = build_decoder(arch, (1, 28, 28), LATENT, 1)
+        counts[arch] = (count_parameters(enc), count_parameters(dec))
+        print(f"{arch}: encoder {counts[arch][0]:,} + decoder {counts[arch][1]:,} = {sum(counts[arch]):,}")
+    assert 100_000 <= sum(counts["sigma-conv"]) <= 600_000
+    assert sum(counts["pythae-conv"]) > 10_000_000

@@ -1,0 +1,284 @@
+"""Encoder and decoder architectures, built by name.
+
+Every encoder maps images ``(B, C, H, W)`` to ``(B, out_features)`` (by default ``2 * latent_dim``:
+``mu`` and ``logvar`` concatenated). Every decoder maps latents ``(B, latent_dim)`` to raw
+likelihood parameters ``(B, out_channels, H, W)`` with no output activation, because the likelihood
+decides how to squash them (sigmoid, softmax over 256 levels, ...). The reference layouts follow the
+papers' appendices (see DESIGN.md §6); where a paper fixes the image size, other sizes are refused
+with a ValueError that says which architecture to use instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_ARCH",
+    "Decoder",
+    "Encoder",
+    "build_decoder",
+    "build_encoder",
+    "check_supported",
+    "count_parameters",
+]
+
+DEFAULT_ARCH = "sigma-conv"
+
+ARCHITECTURES: dict[str, str] = {
+    "sigma-conv": "σ-VAE small conv net: 3 stride-2 convs (32-64-128) + linear; any H, W >= 8 (default)",
+    "arelbo-conv": "AR-ELBO MNIST net (App. J): 5x5 convs 64-128, FC1024 + BatchNorm; H, W divisible by 4",
+    "pythae-conv": "Pythae ConvNet benchmark: 4 convs 128-1024 + BatchNorm (~17M params); 28x28 or 32x32",
+    "mlp": "fully connected 512-256 hidden units, ReLU; any image shape",
+}
+
+_SIGMA_CHANNELS = (32, 64, 128)
+_SIGMA_MIN_SIZE = 8
+_PYTHAE_SIZES = (28, 32)
+
+Shape = tuple[int, int, int]
+
+
+class Encoder(nn.Sequential):
+    """Layer stack mapping ``(B, C, H, W)`` images to ``(B, out_features)``; checks the input shape."""
+
+    def __init__(self, arch: str, input_shape: Shape, out_features: int, layers: Sequence[nn.Module]):
+        super().__init__(*layers)
+        self.arch = arch
+        self.input_shape = input_shape
+        self.out_features = out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != self.input_shape:
+            c, h, w = self.input_shape
+            raise ValueError(f"{self.arch!r} encoder expects inputs (B, {c}, {h}, {w}), got {tuple(x.shape)}")
+        return super().forward(x)
+
+
+class Decoder(nn.Sequential):
+    """Layer stack mapping ``(B, latent_dim)`` latents to raw parameters ``(B, out_channels, H, W)``."""
+
+    def __init__(self, arch: str, input_shape: Shape, latent_dim: int, out_channels: int,
+                 layers: Sequence[nn.Module]):
+        super().__init__(*layers)
+        self.arch = arch
+        self.input_shape = input_shape
+        self.latent_dim = latent_dim
+        self.out_channels = out_channels
+
+
+def _normalise_shape(input_shape: Sequence[int]) -> Shape:
+    """Validate an image shape ``(C, H, W)`` of positive ints, returned as a tuple."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHITECTURES:
+        known = "; ".join(f"{name!r}: {desc}" for name, desc in ARCHITECTURES.items())
+        raise ValueError(f"unknown architecture {arch!r}; known architectures: {known}")
+
+
+def check_supported(arch: str, input_shape: Sequence[int]) -> None:
+    """Raise ValueError unless ``arch`` can be built for images of shape ``(C, H, W)``.
+
+    The message names the architecture, the shapes it supports and what to use instead, so the app
+    can show it to the user as is.
+    """
+    _check_arch(arch)
+    c, h, w = _normalise_shape(input_shape)
+    fallback = "use 'sigma-conv' (any H, W >= 8) or 'mlp' (any shape) instead"
+    if arch == "sigma-conv" and (h < _SIGMA_MIN_SIZE or w < _SIGMA_MIN_SIZE):
+        raise ValueError(
+            f"'sigma-conv' needs H and W >= {_SIGMA_MIN_SIZE}, got shape {(c, h, w)}; use 'mlp' instead"
+        )
+    if arch == "arelbo-conv" and (h % 4 or w % 4):
+        raise ValueError(
+            f"'arelbo-conv' needs H and W divisible by 4 (e.g. 28x28, 32x32), got shape {(c, h, w)};"
+            f" {fallback}"
+        )
+    if arch == "pythae-conv" and not (h == w and h in _PYTHAE_SIZES):
+        raise ValueError(
+            f"'pythae-conv' supports only 28x28 (MNIST layout) and 32x32 (CIFAR layout) images,"
+            f" got shape {(c, h, w)}; {fallback}"
+        )
+
+
+def _conv_out(n: int, kernel: int, stride: int, padding: int) -> int:
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def _sigma_sizes(h: int, w: int) -> list[tuple[int, int]]:
+    """Feature-map sizes of the σ-VAE encoder (3x3, stride 2, padding 1 gives ceil(n / 2))."""
+    sizes = [(h, w)]
+    for _ in _SIGMA_CHANNELS:
+        ph, pw = sizes[-1]
+        sizes.append((_conv_out(ph, 3, 2, 1), _conv_out(pw, 3, 2, 1)))
+    return sizes
+
+
+def _sigma_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
+    c, h, w = shape
+    layers: list[nn.Module] = []
+    in_ch = c
+    for ch in _SIGMA_CHANNELS:
+        layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1), nn.ReLU()]
+        in_ch = ch
+    fh, fw = _sigma_sizes(h, w)[-1]
+    return layers + [nn.Flatten(), nn.Linear(in_ch * fh * fw, out_features)]
+
+
+def _sigma_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """Mirror of the encoder; per-layer output_padding reproduces each recorded size exactly."""
+    _, h, w = shape
+    sizes = _sigma_sizes(h, w)
+    fh, fw = sizes[-1]
+    top = _SIGMA_CHANNELS[-1]
+    layers: list[nn.Module] = [
+        nn.Linear(latent_dim, top * fh * fw), nn.ReLU(), nn.Unflatten(1, (top, fh, fw)),
+    ]
+    channels = list(reversed(_SIGMA_CHANNELS[:-1])) + [out_channels]
+    in_ch = top
+    for i, ch in enumerate(channels):
+        (sh, sw), (th, tw) = sizes[-1 - i], sizes[-2 - i]
+        pad = (th - (2 * sh - 1), tw - (2 * sw - 1))
+        layers.append(nn.ConvTranspose2d(in_ch, ch, 3, stride=2, padding=1, output_padding=pad))
+        if i < len(channels) - 1:
+            layers.append(nn.ReLU())
+        in_ch = ch
+    return layers
+
+
+def _arelbo_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
+    c, h, w = shape
+    return [
+        nn.Conv2d(c, 64, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Conv2d(64, 128, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(128 * (h // 4) * (w // 4), 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+        nn.Linear(1024, out_features),
+    ]
+
+
+def _arelbo_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """InfoGAN-style generator: the 5x5 ConvT doubles the size, the last 4x4 ConvT doubles it again."""
+    _, h, w = shape
+    fh, fw = h // 4, w // 4
+    return [
+        nn.Linear(latent_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+        nn.Linear(1024, 128 * fh * fw), nn.BatchNorm1d(128 * fh * fw), nn.ReLU(),
+        nn.Unflatten(1, (128, fh, fw)),
+        nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, out_channels, 4, stride=2, padding=1),
+    ]
+
+
+def _pythae_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
+    c, h, w = shape
+    layers: list[nn.Module] = []
+    in_ch = c
+    for ch in (128, 256, 512, 1024):
+        layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
+        in_ch = ch
+        h, w = _conv_out(h, 4, 2, 1), _conv_out(w, 4, 2, 1)
+    return layers + [nn.Flatten(), nn.Linear(1024 * h * w, out_features)]
+
+
+def _pythae_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+    """Pythae's ``Decoder_Conv_AE_MNIST`` (28x28) or ``Decoder_Conv_AE_CIFAR`` (32x32), minus the sigmoid."""
+    if shape[1] == 28:
+        return [
+            nn.Linear(latent_dim, 1024 * 4 * 4), nn.Unflatten(1, (1024, 4, 4)),
+            nn.ConvTranspose2d(1024, 512, 3, stride=2, padding=1), nn.BatchNorm2d(512), nn.ReLU(),
+            nn.ConvTranspose2d(512, 256, 3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(256), nn.ReLU(),
+            nn.ConvTranspose2d(256, out_channels, 3, stride=2, padding=1, output_padding=1),
+        ]
+    return [
+        nn.Linear(latent_dim, 1024 * 8 * 8), nn.Unflatten(1, (1024, 8, 8)),
+        nn.ConvTranspose2d(1024, 512, 4, stride=2, padding=1), nn.BatchNorm2d(512), nn.ReLU(),
+        nn.ConvTranspose2d(512, 256, 4, stride=2, padding=1, output_padding=1),
+        nn.BatchNorm2d(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, out_channels, 4, stride=1, padding=2),
+    ]
+
+
+def _mlp_hidden(shape: Shape) -> tuple[int, int]:
+    """Hidden widths 512 and 256, narrowed for tiny inputs so the net does not dwarf the data."""
+    d = shape[0] * shape[1] * shape[2]
+    return min(512, 4 * d), min(256, 2 * d)
+
+
+def _mlp_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
+    h1, h2 = _mlp_hidden(shape)
+    d = shape[0] * shape[1] * shape[2]
+    return [
+        nn.Flatten(),
+        nn.Linear(d, h1), nn.ReLU(),
+        nn.Linear(h1, h2), nn.ReLU(),
+        nn.Linear(h2, out_features),
+    ]
+
+
+def _mlp_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+    h1, h2 = _mlp_hidden(shape)
+    _, h, w = shape
+    return [
+        nn.Linear(latent_dim, h2), nn.ReLU(),
+        nn.Linear(h2, h1), nn.ReLU(),
+        nn.Linear(h1, out_channels * h * w),
+        nn.Unflatten(1, (out_channels, h, w)),
+    ]
+
+
+_ENCODERS: dict[str, Callable[[Shape, int], list[nn.Module]]] = {
+    "sigma-conv": _sigma_encoder,
+    "arelbo-conv": _arelbo_encoder,
+    "pythae-conv": _pythae_encoder,
+    "mlp": _mlp_encoder,
+}
+
+_DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
+    "sigma-conv": _sigma_decoder,
+    "arelbo-conv": _arelbo_decoder,
+    "pythae-conv": _pythae_decoder,
+    "mlp": _mlp_decoder,
+}
+
+
+def _positive(name: str, value: int) -> int:
+    if int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def build_encoder(arch: str, input_shape: Sequence[int], latent_dim: int,
+                  out_features: int | None = None) -> Encoder:
+    """Build the encoder ``(B, C, H, W) -> (B, out_features)``.
+
+    ``out_features`` defaults to ``2 * latent_dim`` (``mu`` and ``logvar`` concatenated).
+    """
+    check_supported(arch, input_shape)
+    shape = _normalise_shape(input_shape)
+    latent_dim = _positive("latent_dim", latent_dim)
+    out = 2 * latent_dim if out_features is None else _positive("out_features", out_features)
+    return Encoder(arch, shape, out, _ENCODERS[arch](shape, out))
+
+
+def build_decoder(arch: str, input_shape: Sequence[int], latent_dim: int, out_channels: int) -> Decoder:
+    """Build the decoder ``(B, latent_dim) -> (B, out_channels, H, W)`` of raw parameters (no activation)."""
+    check_supported(arch, input_shape)
+    shape = _normalise_shape(input_shape)
+    latent_dim = _positive("latent_dim", latent_dim)
+    out_channels = _positive("out_channels", out_channels)
+    return Decoder(arch, shape, latent_dim, out_channels, _DECODERS[arch](shape, latent_dim, out_channels))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
