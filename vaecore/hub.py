@@ -60,11 +60,12 @@ def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.md", "*.jsonl",
-                                                               "*.png"]))
+        return Path(snapshot_download(repo_id, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                                      local_files_only=offline,
+                                      allow_patterns=["*.json", "*.safetensors", "*.md", "*.jsonl", "*.png"]))
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError) as e:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         why = "it is not in the local hub cache and HF_HUB_OFFLINE is set" if offline else \
             "the Hugging Face Hub could not be reached or has no such repo"
         raise ModelLoadError(f"could not load Hub repo {repo_id!r}: {why} ({type(e).__name__}). "

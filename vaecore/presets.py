@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ModelConfig
+from .config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,9 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for model {name!r}; valid: {sorted(valid)}")
     return base.replace(likelihood_kwargs=kwargs, **overrides)
+
+
+def train_config(name: str, **overrides: Any) -> TrainConfig:
+    """The preset's training defaults (e.g. VAE+ augmentation) with overrides applied."""
+    values = {**get_preset(name).train, **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig.from_dict(values)

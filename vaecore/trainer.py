@@ -312,14 +312,16 @@ def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfi
     config = config or TrainConfig()
     overrides.setdefault("input_shape", dataset.shape)
     overrides.setdefault("dataset", dataset.name)
-    model = build_model(model_config(preset, **overrides).to_dict())
+    model = build_model(model_config(preset, **overrides).to_dict(), seed=config.seed)
     return Trainer(model, dataset, config, out_dir, callbacks, progress).fit()
 
 
-def build_model(config: dict[str, Any]) -> PretrainedModel:
-    """Instantiate the model class that `config["model_type"]` names."""
+def build_model(config: dict[str, Any], seed: int | None = None) -> PretrainedModel:
+    """Instantiate the model class that `config["model_type"]` names; `seed` fixes its initial weights."""
     from .models import MODEL_TYPES
 
+    if seed is not None:
+        seed_everything(seed)
     kind = config.get("model_type", "vae")
     if kind not in MODEL_TYPES:
         raise ValueError(f"unknown model_type {kind!r}; known: {sorted(MODEL_TYPES)}")

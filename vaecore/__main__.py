@@ -1,0 +1,5 @@
+"""Entry point for `python -m vaecore`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,303 @@
+"""Command line: `python -m vaecore list-models | train | eval | sample | compare | publish`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EVAL = "elbo,mse"
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """--set key=value pairs; values are JSON when they parse as JSON, else strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: --set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key.startswith("likelihood_kwargs."):
+            out.setdefault("likelihood_kwargs", {})[key.split(".", 1)[1]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def cmd_list_models(args: argparse.Namespace) -> None:
+    import vaecore
+    from vaecore.hub import bundled_names
+
+    vaecore.list_models()
+    bundled = set(bundled_names())
+    width = max(len(p.name) for p in vaecore.list_presets())
+    for p in vaecore.list_presets():
+        mark = " [bundled]" if p.name in bundled else ""
+        print(f"{p.name:<{width}}  {p.description}{mark}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import vaecore
+    from vaecore.presets import model_config, train_config
+    from vaecore.trainer import Trainer, TrainingDiverged
+
+    vaecore.list_models()
+    if args.resume:
+        out = Path(args.out)
+        changes = {k: v for k, v in {"epochs": args.epochs, "max_steps": args.max_steps}.items() if v is not None}
+        try:
+            trainer = Trainer.resume(out, progress=not args.no_progress, **changes)
+            result = trainer.fit()
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        except TrainingDiverged as e:
+            _fail(str(e), 1)
+        print(f"{result.status} at step {result.step}: {out}")
+        return
+    if not args.model:
+        _fail("--model is required (see `python -m vaecore list-models`)")
+    tc_values = {"data": args.data, "data_dir": args.data_dir, "limit": args.limit, "epochs": args.epochs,
+                 "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "plateau": args.plateau or None, "kl_warmup_steps": args.kl_warmup, "grad_clip": args.grad_clip,
+                 "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit}
+    overrides = _parse_set(args.set)
+    for key, value in {"latent_dim": args.latent_dim, "beta": args.beta, "likelihood": args.likelihood,
+                       "arch": args.arch}.items():
+        if value is not None:
+            overrides[key] = value
+    try:
+        tc = train_config(args.model, **tc_values)
+        dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
+        overrides.setdefault("input_shape", dataset.shape)
+        overrides.setdefault("dataset", dataset.name)
+        model = vaecore.build_model(model_config(args.model, **overrides).to_dict(), seed=tc.seed)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        _fail(str(e).strip("'\""))
+    out = Path(args.out)
+    if (out / "checkpoint.safetensors").exists():
+        _fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    print(model.summary(), file=sys.stderr)
+    try:
+        result = Trainer(model, dataset, tc, out, progress=not args.no_progress).fit()
+    except TrainingDiverged as e:
+        _fail(str(e), 1)
+    print(f"{result.status} at step {result.step}: {out}")
+
+
+def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    import vaecore
+
+    try:
+        model = vaecore.load(args.model, device=args.device)
+        data = args.data or model.config.dataset
+        dataset = vaecore.load_dataset(data, args.data_dir, seed=args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if tuple(dataset.shape) != tuple(model.config.input_shape):
+        _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the model takes "
+              f"{tuple(model.config.input_shape)}; pass the dataset it was trained on with --data")
+    return model, dataset
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe values: NaN/inf become None, tensors lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, components: int) -> Any:
+    from vaecore import samplers
+
+    if name == "prior":
+        return None
+    kwargs = {"components": components} if name == "gmm" else {}
+    if folder is not None and folder.is_dir():
+        return samplers.load_or_fit(model, folder, name, dataset, **kwargs)
+    return samplers.fit_sampler(model, dataset, name, **kwargs)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from vaecore import metrics
+
+    model, dataset = _load_model_and_data(args)
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in names if m not in metrics.METRICS]
+    if unknown:
+        _fail(f"unknown metric(s) {unknown}; choose from {', '.join(metrics.METRICS)}")
+    folder = Path(args.model) if Path(args.model).is_dir() else None
+    sampler = _sampler(model, args.sampler, dataset, folder, args.components)
+    result = metrics.evaluate(model, dataset, names, n_test=args.n_test, seed=args.seed, iwae_k=args.iwae_k,
+                              sampler=sampler, fid_weights=args.fid_weights, progress=not args.json)
+    result = _clean(result)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        if isinstance(value, float):
+            print(f"{key:>18}: {value:.4f}  {metrics.METRICS.get(key, '')}")
+        else:
+            print(f"{key:>18}: {value}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from vaecore import metrics
+    from vaecore.images import save_grid
+
+    if args.sampler == "prior":
+        import vaecore
+
+        try:
+            model = vaecore.load(args.model, device=args.device)
+        except ValueError as e:
+            _fail(str(e))
+        dataset = None
+    else:
+        model, dataset = _load_model_and_data(args)
+    folder = Path(args.model) if Path(args.model).is_dir() else None
+    sampler = _sampler(model, args.sampler, dataset, folder, args.components)
+    with torch.no_grad():
+        images = metrics.generate(model, args.n, sampler=sampler, seed=args.seed)
+    path = save_grid(images, args.out, nrow=max(1, int(math.sqrt(args.n))))
+    print(f"wrote {args.n} samples ({args.sampler}) to {path}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    import vaecore
+    from vaecore import compare
+
+    models = {}
+    for spec in args.models:
+        try:
+            models[Path(spec).name or spec] = vaecore.load(spec, device=args.device)
+        except ValueError as e:
+            _fail(str(e))
+    first = next(iter(models.values()))
+    dataset = vaecore.load_dataset(args.data or first.config.dataset, args.data_dir, seed=args.seed)
+    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    metric_names = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    rows = compare.compare(models, dataset, samplers=samplers, metrics=metric_names, n_test=args.n_test,
+                           seed=args.seed, progress=True)
+    md = compare.to_markdown(rows, layout=args.layout)
+    out = Path(args.out)
+    out.write_text(md)
+    out.with_suffix(".json").write_text(compare.to_json(rows))
+    print(md)
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    from vaecore.hub import publish
+
+    try:
+        url = publish(args.folder, args.repo_id, private=args.private, token=args.token)
+    except ValueError as e:
+        _fail(str(e))
+    except Exception as e:  # network and auth errors from the hub client
+        _fail(f"could not publish to {args.repo_id}: {e}", 1)
+    print(f"published {args.folder} to {url}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vaecore", description="Train, evaluate and sample VAEs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list-models", help="list the model presets").set_defaults(func=cmd_list_models)
+
+    t = sub.add_parser("train", help="train a preset into a run folder")
+    t.add_argument("--model", help="preset name (see list-models)")
+    t.add_argument("--data", default=None, help="mnist | fashion-mnist | digits | idx | file.npz | hf://owner/name")
+    t.add_argument("--data-dir", default=None, help="folder (or file) with the dataset")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    t.add_argument("--limit", type=int, help="use only the first N training images")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--latent-dim", type=int)
+    t.add_argument("--beta", type=float)
+    t.add_argument("--likelihood", help="override the likelihood (e.g. gaussian, bernoulli, arelbo)")
+    t.add_argument("--arch", help="sigma-conv | arelbo-conv | pythae-conv | mlp")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any model setting, e.g. --set beta=4 --set likelihood_kwargs.sigma=learned")
+    t.add_argument("--plateau", action="store_true", help="ReduceLROnPlateau on the validation loss")
+    t.add_argument("--kl-warmup", type=int, dest="kl_warmup", help="steps of linear KL warm-up")
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--log-every", type=int)
+    t.add_argument("--val-limit", type=int, help="validation images evaluated each epoch")
+    t.add_argument("--device", default=None, help="auto | cpu | cuda")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    def model_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("model", help="run folder, bundled checkpoint name or Hub repo id")
+        q.add_argument("--data", default=None, help="dataset (default: the one the model was trained on)")
+        q.add_argument("--data-dir", default=None)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", default=None)
+        q.add_argument("--sampler", default="prior", help="prior | gmm | two-stage | maf | vamp")
+        q.add_argument("--components", type=int, default=10, help="GMM components")
+
+    e = sub.add_parser("eval", help="evaluate a model on its test set")
+    model_args(e)
+    e.add_argument("--metrics", default=DEFAULT_EVAL, help="comma-separated metric names")
+    e.add_argument("--n-test", type=int, default=10000)
+    e.add_argument("--iwae-k", type=int, default=1000)
+    e.add_argument("--fid-weights", default=None, help="Inception weights (safetensors) for standard FID")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="write a grid of generated images")
+    model_args(s)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", default="samples.png")
+    s.set_defaults(func=cmd_sample)
+
+    c = sub.add_parser("compare", help="evaluate several models on the same test subset")
+    c.add_argument("models", nargs="+")
+    c.add_argument("--sampler", default="prior", help="comma-separated samplers, e.g. prior,gmm,two-stage")
+    c.add_argument("--metrics", default=None)
+    c.add_argument("--n-test", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--data", default=None)
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--device", default=None)
+    c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4")
+    c.add_argument("--out", default="compare.md")
+    c.set_defaults(func=cmd_compare)
+
+    pb = sub.add_parser("publish", help="push a model folder to a Hugging Face Hub repo")
+    pb.add_argument("folder")
+    pb.add_argument("repo_id")
+    pb.add_argument("--private", action="store_true")
+    pb.add_argument("--token", default=None)
+    pb.set_defaults(func=cmd_publish)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
