@@ -62,8 +62,10 @@ def decoder_gradient_penalty(decode: torch.nn.Module, z: torch.Tensor) -> torch.
 
     For v ~ N(0, I) in image space, E‖Jᵀv‖² = ‖J‖²_F, so one extra backward pass suffices.
     """
-    z = z.detach().requires_grad_(True) if not z.requires_grad else z
-    out = decode(z)
-    v = torch.randn_like(out)
-    (g,) = torch.autograd.grad((out * v).sum(), z, create_graph=True)
-    return g.pow(2).sum(dim=1).mean()
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():  # also under no_grad (validation, evaluation)
+        z = z.detach().requires_grad_(True) if not z.requires_grad else z
+        out = decode(z)
+        v = torch.randn_like(out)
+        (g,) = torch.autograd.grad((out * v).sum(), z, create_graph=create_graph)
+        return g.pow(2).sum(dim=1).mean()
