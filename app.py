@@ -1,0 +1,80 @@
+"""VAE Explorer: the Streamlit entry point (`streamlit run app.py`).
+
+Navigation over the pages in pages/, a home page with the bundled model zoo, and the sidebar model
+picker that every page shares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import explorer_ui as ui
+
+ROOT = Path(__file__).resolve().parent
+PAGES = (
+    ("pages/1_Training_monitor.py", "Training monitor", ":material/monitoring:"),
+    ("pages/2_Latent_map.py", "Latent map", ":material/scatter_plot:"),
+    ("pages/3_Interpolation.py", "Interpolation", ":material/linear_scale:"),
+    ("pages/4_Sigma_convergence.py", "σ convergence", ":material/show_chart:"),
+    ("pages/5_Likelihood_comparison.py", "Likelihood comparison", ":material/leaderboard:"),
+    ("pages/6_Transformations.py", "Transformations", ":material/transform:"),
+)
+
+
+def home() -> None:
+    """What this is, in two lines, and the bundled models as cards."""
+    st.title("VAE Explorer")
+    st.markdown("Train, load, compare and look inside variational autoencoders — σ-VAE, AR-ELBO, β-VAE, "
+                "IWAE, WAE, RAE and more — on MNIST-like images.  \n"
+                "Pick a model in the sidebar, watch one train, see how its decoder variance σ converges, "
+                "and compare likelihoods, reconstructions and samples.")
+    pages = existing_pages()
+    for start in range(0, len(pages), 3):
+        for col, (path, title, icon) in zip(st.columns(3), pages[start:start + 3], strict=False):
+            col.page_link(path, label=title, icon=icon)
+    models = ui.bundled_catalog()
+    if not models:
+        st.info("No bundled checkpoints found in `checkpoints/`. Train a model on the Training monitor page, "
+                "or point the sidebar picker at a model folder.")
+        return
+    st.subheader(f"Bundled models ({len(models)})")
+    per_row = 4
+    for start in range(0, len(models), per_row):
+        for col, m in zip(st.columns(per_row), models[start:start + per_row], strict=False):
+            with col.container(border=True):
+                st.markdown(f"**{m.get('title') or m['name']}**")
+                if m.get("title") and m["title"] != m["name"]:
+                    st.caption(f"`{m['name']}`")
+                if m.get("description"):
+                    st.caption(m["description"])
+                facts = [f"likelihood **{m.get('likelihood') or '?'}**", f"latent **{m.get('latent_dim') or '?'}**",
+                         f"data **{m.get('data') or '?'}**"]
+                st.markdown(" · ".join(facts))
+                headline = ui.headline_metric(m["eval"])
+                if headline:
+                    st.metric(ui.metric_title(headline[0]), f"{headline[1]:.4g}")
+                else:
+                    st.caption("no eval.json yet")
+                if m.get("hub_repo_id"):
+                    st.caption(f"Hub: `{m['hub_repo_id']}`")
+                if m["samples"] is not None:
+                    ui.show_png_file(m["samples"], caption="samples")
+                st.button("Use this model", key=f"use_{m['name']}", on_click=ui.set_pick, args=("Bundled", m["name"]))
+
+
+def existing_pages() -> list[tuple[str, str, str]]:
+    """The pages whose files exist (part B's pages appear once they land)."""
+    return [p for p in PAGES if (ROOT / p[0]).is_file()]
+
+
+st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
+                           + [st.Page(path, title=title, icon=icon) for path, title, icon in existing_pages()])
+ui.session_id()
+ui.render_model_picker()
+try:
+    navigation.run()
+finally:
+    ui.end_of_run()

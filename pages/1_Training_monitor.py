@@ -1,0 +1,185 @@
+"""Training monitor: start, pause/stop and resume a training in the background and watch it live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import explorer_ui as ui
+from vaecore.jobs import JobError, RunInfo, progress
+from vaecore.likelihoods import LIKELIHOODS
+from vaecore.presets import PRESETS
+
+DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
+            "fashion-mnist": "Fashion-MNIST (needs a folder)"}
+LEARNING_RATES = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3]
+DEFAULT = "(preset default)"
+STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
+               "stopping": ":material/pause_circle:", "finished": ":green[:material/check_circle:]",
+               "stopped": ":material/pause_circle:", "diverged": ":orange[:material/warning:]",
+               "error": ":red[:material/error:]", "interrupted": ":material/pause_circle:"}
+
+st.title("Training monitor")
+st.caption("Trainings run in the background on the server: they keep going when you reload the page or "
+           "switch pages, and belong to this browser session (the `sid` in the address bar).")
+sid = ui.session_id()
+ui.model_picker()
+manager = ui.job_manager()
+
+
+def settings_panel() -> None:
+    """The new-run settings and the Start button."""
+    with st.expander("New run", expanded=not manager.runs(sid)):
+        c1, c2, c3 = st.columns(3)
+        preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("sigma-vae"), key="tm_preset",
+                              persist_state="session")
+        likelihood = c2.selectbox("Likelihood", [DEFAULT, *LIKELIHOODS], key="tm_likelihood",
+                                  persist_state="session",
+                                  help="Overrides the preset's decoder likelihood (its settings reset to defaults).")
+        latent = c3.number_input("Latent size", 1, 512, value=None, placeholder=str(
+            PRESETS[preset].config.get("latent_dim", 16)), key="tm_latent", persist_state="session")
+        st.caption(f"**{preset}**: {PRESETS[preset].description}"
+                   + (f" · {PRESETS[preset].source}" if PRESETS[preset].source else ""))
+        c1, c2, c3 = st.columns(3)
+        beta = c1.number_input("β (KL weight)", 0.0, 100.0, value=None, step=0.1, format="%.4g",
+                               placeholder=str(PRESETS[preset].config.get("beta", 1.0)), key="tm_beta",
+                               persist_state="session")
+        lr = c2.select_slider("Learning rate", LEARNING_RATES, value=1e-3, format_func=lambda v: f"{v:g}",
+                              key="tm_lr", persist_state="session")
+        epochs = c3.number_input("Epochs", 1, 500, value=5, key="tm_epochs", persist_state="session")
+        c1, c2, c3 = st.columns(3)
+        data = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key="tm_data",
+                            persist_state="session")
+        data_dir = c2.text_input("Data folder", key="tm_data_dir", persist_state="session",
+                                 disabled=data != "fashion-mnist",
+                                 placeholder="folder with the four IDX files" if data == "fashion-mnist" else "")
+        limit = c3.number_input("Training images (0 = all)", 0, 60_000, value=0, step=1000, key="tm_limit",
+                                persist_state="session")
+        c1, c2 = st.columns([1, 5], vertical_alignment="center")
+        with c2.popover("Advanced"):
+            max_steps = st.number_input("Max steps (0 = no limit)", 0, 10_000_000, value=0, key="tm_max_steps",
+                                        persist_state="session")
+            batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=128, key="tm_batch",
+                                     persist_state="session")
+            log_every = st.number_input("Log every N steps", 1, 1000, value=10, key="tm_log_every",
+                                        persist_state="session")
+            ckpt_every = st.number_input("Checkpoint, samples and reconstructions every N steps", 10, 100_000,
+                                         value=100, key="tm_ckpt_every", persist_state="session")
+            warmup = st.number_input("KL warm-up steps", 0, 100_000, value=0, key="tm_warmup",
+                                     persist_state="session")
+            seed = st.number_input("Seed", 0, 2**31 - 1, value=0, key="tm_seed", persist_state="session")
+        if c1.button("Start training", type="primary", icon=":material/play_arrow:", key="tm_start"):
+            overrides = {k: v for k, v in {"likelihood": None if likelihood == DEFAULT else likelihood,
+                                           "latent_dim": latent, "beta": beta}.items() if v is not None}
+            train = {"data": data, "data_dir": (data_dir.strip() or None) if data == "fashion-mnist" else None,
+                     "limit": limit or None, "epochs": int(epochs), "max_steps": max_steps or None, "lr": lr,
+                     "batch_size": batch, "log_every": int(log_every), "checkpoint_every": int(ckpt_every),
+                     "kl_warmup_steps": int(warmup), "seed": int(seed), "val_limit": 1000}
+            try:
+                job = manager.start(sid, preset, train, **overrides)
+            except (JobError, ValueError, KeyError) as e:
+                st.error(str(e))
+            else:
+                st.session_state["tm_selected_run"] = job.name
+                st.rerun()
+
+
+def controls(info: RunInfo) -> None:
+    """Pause/stop, resume and continue buttons for the selected run."""
+    c1, c2, c3 = st.columns([1, 2, 2], vertical_alignment="center")
+    if info.running:
+        if c1.button("Pause / stop", icon=":material/pause:", key="tm_stop",
+                     help="Stops after the current step and checkpoints; Resume continues exactly there."):
+            manager.stop(sid, info.name)
+            st.rerun()
+        return
+    if info.status in ("stopped", "interrupted") and c1.button("Resume", icon=":material/play_arrow:",
+                                                                type="primary", key="tm_resume"):
+        _resume(info.name)
+    if info.status == "finished":
+        more = c1.number_input("More epochs", 1, 500, value=2, key="tm_more", label_visibility="collapsed")
+        if c2.button(f"Continue for {more} more epochs", icon=":material/fast_forward:", key="tm_continue"):
+            _resume(info.name, int(more))
+    if info.status in ("finished", "stopped", "interrupted", "diverged"):
+        c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
+                  on_click=ui.pick_run, args=(info.folder,),
+                  help="Makes this run the sidebar's model for the other pages.")
+
+
+def _resume(run: str, more_epochs: int = 0) -> None:
+    try:
+        manager.resume(sid, run, more_epochs)
+    except (JobError, ValueError, FileNotFoundError) as e:
+        st.error(str(e))
+    else:
+        st.rerun()
+
+
+def live_view(info: RunInfo) -> None:
+    """Status, progress, curves and images of one run; refreshes itself while the run trains."""
+    was_running = info.running
+
+    @st.fragment(run_every=ui.LIVE_REFRESH_S if was_running else None)
+    def view() -> None:
+        now = manager.run(sid, info.name)
+        if was_running and not now.running:
+            st.rerun(scope="app")
+        records = ui.read_records(now.folder)
+        p = progress(records)
+        st.markdown(f"{STATUS_ICON.get(now.status, '')} **{now.status}** · `{now.preset}` on `{now.data}`")
+        if now.status == "diverged":
+            st.error(f"Training diverged. {now.message}")
+        elif now.status == "error":
+            st.error(f"Training failed: {now.message}")
+        elif now.status == "interrupted":
+            st.warning(now.message.capitalize() + ".")
+        if now.status == "starting" and not records:
+            st.progress(0.0, text="loading the data and building the model…")
+        else:
+            text = f"step {p['step']}" + (f" / {p['total_steps']}" if p["total_steps"] else "")
+            if p["epoch"] is not None:
+                text += f" · epoch {p['epoch']:.2f}"
+            if p["images_per_s"]:
+                text += f" · {p['images_per_s']:.0f} images/s"
+            if now.running:
+                text += f" · {ui.format_seconds(p['eta_s'])} left"
+            st.progress(p["fraction"], text=text)
+        if not any(r.get("kind") == "step" for r in records):
+            st.caption("Curves appear after the first logged steps.")
+            return
+        x_axis = st.session_state.get("tm_x", "step")
+        st.plotly_chart(ui.training_figure(records, x=x_axis), key="tm_curves")
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Samples** (latest checkpoint)")
+            if not ui.show_png_file(now.folder / "samples.png"):
+                st.caption("no samples yet")
+        with right:
+            st.markdown("**Reconstructions** (validation images, model below each data row)")
+            pairs = ui.run_reconstructions(now.folder)
+            if pairs is None:
+                st.caption("no checkpoint yet")
+            else:
+                ui.show_images(pairs, nrow=8)
+
+    view()
+
+
+settings_panel()
+runs = manager.runs(sid)
+if not runs:
+    st.info("No runs yet in this session. Open **New run**, pick a preset and press **Start training** "
+            "(the digits dataset trains in seconds).")
+    st.stop()
+
+st.subheader("Runs")
+names = [r.name for r in runs]
+if st.session_state.get("tm_selected_run") not in names:
+    st.session_state["tm_selected_run"] = names[0]
+labels = {r.name: r.label for r in runs}
+selected = st.selectbox("Run", names, format_func=labels.get, key="tm_selected_run")
+info = next(r for r in runs if r.name == selected)
+controls(info)
+st.segmented_control("x axis", ["step", "epoch"], default="step", key="tm_x", persist_state="session")
+live_view(info)
+with st.expander(f"All runs of this session ({len(runs)})"):
+    st.dataframe(ui.runs_table(runs), hide_index=True)

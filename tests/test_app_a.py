@@ -1,0 +1,300 @@
+"""App part A: home, training monitor, σ convergence and likelihood comparison pages, the shared UI
+helpers and the background jobs. Pages run through AppTest on the bundled checkpoints (or quick digits
+models when checkpoints/ holds fewer than two), with training runs written to a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import explorer_ui as ui
+from vaecore import TrainConfig, load_dataset, read_metrics, train
+from vaecore.hub import bundled_names, checkpoints_dir
+from vaecore.jobs import JobError, JobManager, check_name, progress, run_status
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 90
+
+
+def _usable_zoo(root: Path) -> list[str]:
+    """Bundled models that have a training log with a decoder σ."""
+    names = []
+    for name in bundled_names():
+        records = read_metrics(root / name)
+        if ui.logs_sigma(records):
+            names.append(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two or more model names with σ logs: the bundled ones, else two quick digits models."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VAE_APP_RUNS", str(tmp_path_factory.mktemp("app_runs")))
+        mp.setenv("VAE_APP_CACHE", str(tmp_path_factory.mktemp("app_cache")))
+        names = _usable_zoo(checkpoints_dir())
+        if len(names) < 2:
+            quick = tmp_path_factory.mktemp("zoo")
+            digits = load_dataset("digits")
+            for preset in ("sigma-vae", "gaussian-vae"):
+                train(preset, digits, quick / preset, TrainConfig(max_steps=20, log_every=5, val_limit=100))
+            mp.setenv("VAE_CHECKPOINTS", str(quick))
+            names = _usable_zoo(quick)
+        yield names
+
+
+@pytest.fixture
+def runs_dir(zoo: list[str]) -> Path:
+    return ui.runs_root()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll until `condition()` holds; fail with `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def last_event(folder: Path) -> str | None:
+    return next((r.get("event") for r in reversed(read_metrics(folder)) if r.get("kind") == "event"), None)
+
+
+def figure_traces(at: AppTest, index: int = 0) -> list[dict]:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)["data"]
+
+
+# pages ---------------------------------------------------------------------------------------------
+def test_home_shows_cards_and_sets_the_shared_picker(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    use = [b for b in at.button if b.label == "Use this model"]
+    assert len(use) == len(bundled_names()) >= 2
+    assert len(at.image) >= len(zoo)
+    other = bundled_names()[1]
+    next(b for b in use if b.key == f"use_{other}").click().run()
+    assert at.sidebar.selectbox(key="vae_picker_bundled").value == other
+    assert at.query_params["model"] == other
+    for page in ("pages/1_Training_monitor.py", "pages/4_Sigma_convergence.py", "pages/5_Likelihood_comparison.py"):
+        at.switch_page(page).run()
+        no_exceptions(at)
+
+
+@pytest.mark.parametrize("page", ["pages/1_Training_monitor.py", "pages/4_Sigma_convergence.py",
+                                  "pages/5_Likelihood_comparison.py"])
+def test_pages_share_the_pick_and_restore_it_from_the_url(zoo: list[str], page: str) -> None:
+    other = bundled_names()[1]
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    at.session_state["vae_pick"] = {"source": "Bundled", "bundled": other}
+    at.run()
+    no_exceptions(at)
+    assert at.sidebar.selectbox(key="vae_picker_bundled").value == other
+    fresh = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    fresh.query_params["model"] = other
+    fresh.run()
+    assert fresh.sidebar.selectbox(key="vae_picker_bundled").value == other
+
+
+def test_picker_explains_an_unreachable_hub_repo(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.sidebar.segmented_control(key="vae_picker_source").set_value("Hub").run()
+    at.sidebar.text_input(key="vae_picker_repo").input("nobody-xyz/no-such-vae").run()
+    no_exceptions(at)
+    assert any("could not load Hub repo" in e.value for e in at.sidebar.error)
+
+
+def test_training_monitor_trains_stops_and_resumes(runs_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert any("No runs yet" in i.value for i in at.info)
+    at.selectbox(key="tm_data").set_value("digits")
+    at.number_input(key="tm_max_steps").set_value(20)
+    at.number_input(key="tm_log_every").set_value(5)
+    at.select_slider(key="tm_batch").set_value(32)
+    at.button(key="tm_start").click().run()
+    no_exceptions(at)
+    session = runs_dir / at.session_state["vae_session_id"]
+    first = next(session.iterdir())
+    wait_for(lambda: any(r.get("kind") == "step" for r in read_metrics(first)), what="the first metric records")
+    wait_for(lambda: last_event(first) == "finished", what="the short run to finish")
+    at.run()
+    no_exceptions(at)
+    assert any("finished" in m.value for m in at.markdown)
+    assert len(figure_traces(at)) >= 6
+    assert at.progress[0].value == 100
+    at.button(key="tm_explore").click().run()
+    assert at.sidebar.selectbox(key="vae_picker_run").value == str(first)
+
+    at.number_input(key="tm_max_steps").set_value(0)
+    at.number_input(key="tm_epochs").set_value(500)
+    at.button(key="tm_start").click().run()
+    second = next(p for p in session.iterdir() if p != first)
+    wait_for(lambda: any(r.get("kind") == "step" for r in read_metrics(second)), what="the long run's records")
+    at.run()
+    at.button(key="tm_stop").click().run()
+    wait_for(lambda: last_event(second) == "stopped", what="the stop")
+    at.run()
+    no_exceptions(at)
+    assert any("stopped" in m.value for m in at.markdown)
+    stopped_at = max(r["step"] for r in read_metrics(second))
+    at.button(key="tm_resume").click().run()
+    wait_for(lambda: any(r.get("kind") == "step" and r["step"] > stopped_at for r in read_metrics(second)),
+             what="steps after resuming")
+    at.run()
+    at.button(key="tm_stop").click().run()
+    wait_for(lambda: last_event(second) == "stopped", what="the second stop")
+    assert [r["event"] for r in read_metrics(second) if r.get("kind") == "event"] == \
+        ["started", "stopped", "resumed", "stopped"]
+
+    reloaded = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT)
+    reloaded.query_params["sid"] = at.session_state["vae_session_id"]
+    reloaded.run()
+    no_exceptions(reloaded)
+    options = reloaded.selectbox(key="tm_selected_run").options
+    assert len(options) == 2 and all(any(p.name in o for o in options) for p in (first, second))
+
+
+def test_training_monitor_shows_a_diverged_run(runs_dir: Path) -> None:
+    folder = runs_dir / "divergedsession" / "20250101-000000-sigma-vae"
+    folder.mkdir(parents=True)
+    events = [{"kind": "event", "event": "started", "step": 0, "total_steps": 100},
+              {"kind": "step", "step": 10, "epoch": 0.1, "loss": 5.0, "recon": 4.0, "kl": 1.0, "log_sigma": -1.0,
+               "lr": 1e-3, "images_per_s": 100.0, "eta_s": 9.0},
+              {"kind": "event", "event": "diverged", "step": 11, "message": "loss became nan at step 11"}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT)
+    at.query_params["sid"] = "divergedsession"
+    at.run()
+    no_exceptions(at)
+    assert any("diverged" in e.value and "loss became nan" in e.value for e in at.error)
+
+
+def test_sigma_page_draws_one_trace_per_chosen_model(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/4_Sigma_convergence.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    at.multiselect(key="sc_bundled").set_value(zoo[:2]).run()
+    no_exceptions(at)
+    assert sorted(t["name"] for t in figure_traces(at)) == sorted(zoo[:2])
+    at.multiselect(key="sc_bundled").set_value(zoo[:1]).run()
+    assert [t["name"] for t in figure_traces(at)] == zoo[:1]
+    at.segmented_control(key="sc_y").set_value("sigma2").run()
+    no_exceptions(at)
+    assert len(figure_traces(at)) == 1
+
+
+def test_comparison_page_computes_a_metric_table(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/5_Likelihood_comparison.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    at.multiselect(key="lc_models").set_value(zoo[:2])
+    at.multiselect(key="lc_metrics").set_value(["elbo", "iwae", "mse", "active-units"])
+    at.select_slider(key="lc_n_test").set_value(50)
+    at.select_slider(key="lc_k").set_value(10)
+    at.multiselect(key="lc_grid_samplers").set_value(["prior"])
+    at.run()
+    assert any("Press **Compute**" in i.value for i in at.info)
+    at.button(key="lc_compute").click().run()
+    no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table["model"]) == zoo[:2]
+    assert table["elbo"].notna().all() and (table["mse"] > 0).all()
+    assert table["iwae"].ge(table["elbo"] - 5).all()
+    assert len(at.get("plotly_chart")) == 4
+    assert len(at.image) == 2
+    at.run()
+    assert at.dataframe[0].value.equals(table)
+
+
+# engine-side jobs ----------------------------------------------------------------------------------
+def test_jobs_validate_names_and_report_errors(tmp_path: Path) -> None:
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(JobError):
+            check_name(bad, "run name")
+    manager = JobManager(tmp_path)
+    job = manager.start("s123456", "sigma-vae", {"data": "fashion-mnist"})
+    assert job.wait(60)
+    assert job.status == "error" and "Fashion-MNIST" in job.message
+    info = manager.runs("s123456")[0]
+    assert info.status == "error" and "Fashion-MNIST" in info.message
+    with pytest.raises(JobError, match="no checkpoint"):
+        manager.resume("s123456", info.name)
+
+
+def test_jobs_one_run_per_session_and_continue_finished(tmp_path: Path) -> None:
+    manager = JobManager(tmp_path, max_running=1)
+    job = manager.start("s123456", "gaussian-vae", {"data": "digits", "epochs": 500, "log_every": 5})
+    try:
+        with pytest.raises(JobError, match="still training"):
+            manager.start("s123456", "sigma-vae", {"data": "digits"})
+        with pytest.raises(JobError, match="already running"):
+            manager.start("other99", "sigma-vae", {"data": "digits"})
+    finally:
+        manager.stop_all()
+    assert job.status == "stopped"
+    short = manager.start("s123456", "sigma-vae", {"data": "digits", "epochs": 1, "batch_size": 300})
+    assert short.wait(60) and short.status == "finished"
+    more = manager.resume("s123456", short.name, more_epochs=1)
+    assert more.wait(60) and more.status == "finished"
+    p = progress(more.records())
+    assert p["step"] == p["total_steps"] == 2 * 3 and p["fraction"] == 1.0
+
+
+def test_run_status_and_progress_from_records() -> None:
+    assert run_status([]) == ("empty", "")
+    assert run_status([{"kind": "event", "event": "started"}])[0] == "interrupted"
+    assert run_status([{"kind": "event", "event": "started"},
+                       {"kind": "event", "event": "diverged", "message": "m"}]) == ("diverged", "m")
+    p = progress([{"kind": "event", "event": "started", "total_steps": 10},
+                  {"kind": "step", "step": 4, "epoch": 0.4, "images_per_s": 50.0, "eta_s": 3.0}])
+    assert p == {"step": 4, "total_steps": 10, "fraction": 0.4, "images_per_s": 50.0, "eta_s": 3.0, "epoch": 0.4}
+
+
+# shared UI helpers ---------------------------------------------------------------------------------
+def test_sigma_trace_reads_log_sigma_and_arelbo_mle() -> None:
+    records = [{"kind": "step", "step": 1, "epoch": 0.5, "log_sigma": -1.0},
+               {"kind": "step", "step": 2, "epoch": 1.0, "sigma2_mle": 0.01, "log_sigma": 99.0},
+               {"kind": "epoch", "step": 2, "epoch": 1.0, "val_loss": 3.0},
+               {"kind": "step", "step": 3, "epoch": 1.5, "loss": 1.0}]
+    xs, ys = ui.sigma_trace(records, "epoch")
+    assert xs == [0.5, 1.0] and ys == pytest.approx([-1.0, 0.5 * np.log(0.01)])
+    assert ui.sigma_trace(records, "step", "sigma2")[1] == pytest.approx([np.exp(-2.0), 0.01])
+    fig = ui.sigma_figure({"a": records, "b": records[:1]}, beta=0.01)
+    assert len(fig.data) == 2 and len(fig.layout.shapes) == 2
+    assert fig.layout.shapes[1].y0 == pytest.approx(0.5 * np.log(0.01))
+    assert not ui.logs_sigma([{"kind": "step", "loss": 1.0}])
+
+
+def test_training_figure_has_a_panel_per_quantity() -> None:
+    records = [{"kind": "step", "step": s, "epoch": s / 10, "loss": 1.0 / s, "recon": 0.5, "kl": 0.2,
+                "sigma2_mle": 0.02, "lr": 1e-3, "images_per_s": 100.0} for s in range(1, 5)]
+    records.append({"kind": "epoch", "step": 4, "epoch": 0.4, "val_loss": 0.3})
+    fig = ui.training_figure(records)
+    assert [t.name for t in fig.data] == ["loss", "recon", "kl", "sigma2_mle", "lr", "images_per_s",
+                                          "validation loss"]
+    assert "σx² (MLE)" in [a.text for a in fig.layout.annotations]
+
+
+def test_catalog_and_card_helpers(tmp_path: Path) -> None:
+    for entries in ([{"name": "m", "title": "My model"}], {"models": [{"name": "m", "title": "My model"}]},
+                    {"m": {"title": "My model"}}):
+        (tmp_path / "catalog.json").write_text(json.dumps(entries))
+        assert ui._catalog_entries(tmp_path)["m"]["title"] == "My model"
+    (tmp_path / "catalog.json").write_text("{broken")
+    assert ui._catalog_entries(tmp_path) == {}
+    assert ui.headline_metric({"elbo": -90.0, "bpd": 1.2, "notes": {}}) == ("bpd", 1.2)
+    assert ui.headline_metric({"mse": float("nan"), "elbo": -1.0}) == ("elbo", -1.0)
+    assert ui.headline_metric({}) is None
+    assert ui.format_seconds(3725) == "1 h 02 min" and ui.format_seconds(65) == "1 min 05 s"
+    assert ui.format_seconds(None) == "—"
