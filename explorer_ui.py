@@ -839,15 +839,19 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
     if files:
         signature = (tuple((f.name, f.size, getattr(f, "file_id", "")) for f in files), tuple(shape), invert)
         if not stored or stored.get("signature") != signature:
+            errors: list[str] = []
             try:
                 data = parse_uploads([(f.name, f.getvalue()) for f in files], shape,
-                                     invert={"auto": None, "yes": True, "no": False}[invert or "auto"])
+                                     invert={"auto": None, "yes": True, "no": False}[invert or "auto"], errors=errors)
             except ValueError as e:
-                st.error(str(e))
-                return uploaded_images(shape)
-            stored = {"signature": signature, "shape": tuple(shape), "data": data,
+                data = None
+                if not (errors and str(e).startswith("no usable files")):
+                    errors.append(str(e))
+            stored = {"signature": signature, "shape": tuple(shape), "data": data, "errors": errors,
                       "token": secrets.token_hex(6)}
             st.session_state[UPLOADS_KEY] = stored
+        for message in stored.get("errors") or []:
+            st.error(message)
     current = uploaded_images(shape)
     if current is not None:
         labelled = "with labels" if current.labels is not None else "no labels"
@@ -856,7 +860,7 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
         if st.button("Forget uploaded images", key=f"{key}_forget"):
             st.session_state.pop(UPLOADS_KEY, None)
             st.rerun()
-    elif stored:
+    elif stored and stored.get("data") is not None and tuple(stored["shape"]) != tuple(shape):
         st.warning(f"The uploaded images are {stored['shape'][1]}×{stored['shape'][2]}; this model takes "
                    f"{shape[1]}×{shape[2]}. Upload them again for this model.")
     return current

@@ -1,0 +1,203 @@
+"""The whole app in a real browser: `streamlit run app.py` plus headless Chromium through Playwright.
+
+Every page is opened from the sidebar navigation (as a user would: deep links to a page URL skip
+app.py's st.navigation), left to settle, checked for Streamlit exception boxes and for its title, and
+screenshotted to tests/screenshots/<page>.png (and docs/screenshots/ with SAVE_DOC_SCREENSHOTS=1).
+Skipped when /usr/bin/chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "tests" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _page_titles() -> dict[str, str]:
+    """Navigation label -> the st.title each page shows, read from app.py's PAGES and the page files."""
+    app = (ROOT / "app.py").read_text()
+    titles = {"Home": "VAE Explorer"}
+    for path, label in re.findall(r'\(\s*"(pages/[^"]+\.py)"\s*,\s*"([^"]+)"', app):
+        page = ROOT / path
+        if page.is_file():
+            found = re.search(r'st\.title\(\s*"([^"]+)"', page.read_text())
+            titles[label] = found.group(1) if found else label
+    return titles
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _zoo(tmp: Path) -> Path:
+    """The bundled checkpoints when there are any (the app as shipped), else seeded stand-in models."""
+    from vaecore.hub import CHECKPOINTS_DIR
+
+    bundled = [c for c in CHECKPOINTS_DIR.glob("*/config.json") if (c.parent / "model.safetensors").is_file()]
+    if bundled and not os.environ.get("VAE_TEST_QUICK_MODELS"):
+        return CHECKPOINTS_DIR
+    import torch
+
+    import vaecore.tvae  # noqa: F401  (registers the tvae and vae presets)
+    from vaecore import build_model, model_config
+
+    for seed, preset in enumerate(("sigma-vae", "tvae", "vae")):
+        torch.manual_seed(seed)
+        build_model(model_config(preset, input_shape=(1, 28, 28), dataset="mnist").to_dict()).save_pretrained(
+            tmp / preset)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Streamlit server on a free port, stopped (by its own pid) afterwards."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {**os.environ, "VAE_CHECKPOINTS": str(_zoo(tmp / "zoo")), "VAE_APP_RUNS": str(tmp / "runs"),
+           "VAE_TEST_THREADS": os.environ.get("VAE_TEST_THREADS", "2")}
+    log = open(tmp / "server.log", "w")  # noqa: SIM115  (closed below, after the process)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _settle(page, timeout_s: float = 90.0) -> None:
+    """Wait until the script has finished and nothing shows 'running' (bounded)."""
+    page.wait_for_selector(READY, timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        busy = page.locator(BUSY).count() > 0 or page.locator(READY).count() == 0
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.25)
+
+
+def _screenshot(page, name: str) -> Path:
+    """A full-length screenshot (Streamlit scrolls inside stMain, so the viewport is grown to fit)."""
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return m ? m.scrollHeight : document.body.scrollHeight; }")
+    page.set_viewport_size({"width": 1400, "height": max(900, min(int(height) + 40, 5000))})
+    time.sleep(0.8)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, DOC_SHOTS / path.name)
+    return path
+
+
+def _lasso_selects_images(page) -> list[str]:
+    """Draw a lasso over the middle of the latent map; the page should list the selected images."""
+    plot = page.locator(".js-plotly-plot").first
+    plot.scroll_into_view_if_needed()
+    box = plot.locator(".nsewdrag").first.bounding_box()
+    if box is None:
+        return ["Latent map: no plot area to select on"]
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
+    page.mouse.move(cx - r, cy - r)
+    page.mouse.down()
+    for dx, dy in ((r, -r), (r, r), (-r, r), (-r, -r)):
+        page.mouse.move(cx + dx, cy + dy, steps=6)
+    page.mouse.up()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector("h3:has-text('Selection:')", timeout=60_000)
+    except PlaywrightTimeout:
+        return ["Latent map: a lasso selection showed no selected images within 60 s"]
+    _settle(page)
+    _screenshot(page, "latent_map_selection")
+    return []
+
+
+def _slug(url: str) -> str:
+    """'http://host:port/Latent_map?sid=…' -> 'latent_map'; the root page is 'home'."""
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path.strip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_") or "home"
+
+
+@pytest.mark.timeout(300)
+def test_every_page_renders_in_chromium(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    titles = _page_titles()
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(server)
+            _settle(page)
+            nav = page.locator('[data-testid="stSidebarNav"] a')
+            labels = [nav.nth(i).inner_text().strip().splitlines()[-1].strip() for i in range(nav.count())]
+            assert set(titles) <= set(labels), f"pages missing from the navigation: {set(titles) - set(labels)}"
+            for i, label in enumerate(labels):
+                if i > 0:
+                    nav.nth(i).click()
+                    page.wait_for_function("t => document.querySelector('h1') && "
+                                           "document.querySelector('h1').innerText.includes(t)",
+                                           arg=titles.get(label, label), timeout=90_000)
+                _settle(page)
+                name = _slug(page.url)
+                _screenshot(page, name)
+                errors = page.locator('[data-testid="stException"]')
+                if errors.count():
+                    problems.append(f"{label}: {errors.first.inner_text()[:500]}")
+                heading = page.locator("h1", has_text=titles.get(label, label))
+                if heading.count() == 0:
+                    problems.append(f"{label}: no heading {titles.get(label, label)!r}")
+                if name == "latent_map":
+                    problems += _lasso_selects_images(page)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,177 @@
+"""User-supplied images: parse uploaded .npz / .npy arrays and PNG files into a model-ready batch.
+
+Arrays follow the rules of `vaecore.data` (uint8 0..255 or floats in [0, 1]; (N, H, W), (N, H, W, C) or
+(N, C, H, W); keys x_train/y_train/x_test/…, x/y, images/labels, or a single array) and must already
+have the model's height and width. PNGs are converted to the model's channels and resized to its
+H×W. Anything else raises ValueError with a message that says what was wrong and what is accepted.
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import _images_from_array, _labels_from_array, _pick_splits
+
+MAX_IMAGES = 20_000
+ACCEPTED = ("npz", "npy", "png")
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Uploaded:
+    """Images (N, C, H, W) float32 in [0, 1], labels (N,) int64 or None, and where each image came from."""
+
+    images: Tensor
+    labels: Tensor | None
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def _kind(name: str, data: bytes) -> str:
+    """'npz', 'npy' or 'png' from the content (magic bytes), checked against the file name."""
+    head = data[:8]
+    if head.startswith(_NPY_MAGIC):
+        kind = "npy"
+    elif head.startswith(_ZIP_MAGIC):
+        kind = "npz"
+    elif head.startswith(_PNG_MAGIC):
+        kind = "png"
+    else:
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if ext in ACCEPTED:
+            raise ValueError(f"{name}: the file is not a valid .{ext} (its first bytes do not match the format)")
+        raise ValueError(f"{name}: unsupported file type; upload .npz or .npy arrays or PNG images")
+    return kind
+
+
+def _to_model_channels(x: np.ndarray, channels: int, what: str) -> np.ndarray:
+    """(N, C, H, W) float array with C made equal to the model's channels (RGB ↔ gray)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 3 and channels == 1:
+        return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).astype(np.float32)
+    if c == 1 and channels == 3:
+        return np.repeat(x, 3, axis=1)
+    raise ValueError(f"{what}: images have {c} channels, the model takes {channels}")
+
+
+def parse_array(name: str, data: bytes, shape: tuple[int, int, int]) -> Uploaded:
+    """Images (and labels, if present) from the bytes of a .npz or .npy file, for a model of `shape` (C, H, W).
+
+    Every split a .npz holds (x_train, x_val, x_test) is used, in that order.
+    """
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        arrays = {"x": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err}); "
+                         "object (pickled) arrays are not supported") from err
+    if not arrays:
+        raise ValueError(f"{name}: the .npz file holds no arrays")
+    picked = _pick_splits(arrays, name)  # type: ignore[arg-type]
+    xs, ys = [], []
+    for split in ("train", "val", "test"):
+        x = picked.get(f"x_{split}")
+        if x is None:
+            continue
+        if x.dtype.kind not in "buif":
+            raise ValueError(f"{name}: images have dtype {x.dtype}; expected uint8 (0..255) or floats in [0, 1]")
+        if x.ndim == 2 and x.shape == tuple(shape[1:]):
+            x = x[None]
+        images = _images_from_array(x, f"{name} [{'x' if split == 'train' else 'x_' + split}]")
+        xs.append(images)
+        ys.append(_labels_from_array(picked.get(f"y_{split}"), len(images), f"{name} [y_{split}]"))
+    c, h, w = shape
+    for images in xs:
+        if images.shape[2:] != (h, w):
+            raise ValueError(f"{name}: images are {images.shape[2]}×{images.shape[3]} pixels, the model takes "
+                             f"{h}×{w}; resize them first (or upload PNGs, which are resized for you)")
+    x = _to_model_channels(np.concatenate(xs), c, name)
+    labels = None
+    if all(y is not None for y in ys):
+        labels = torch.from_numpy(np.concatenate(ys))
+    return Uploaded(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), labels, [name] * len(x))
+
+
+def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool | None = None) -> Tensor:
+    """One PNG as a (C, H, W) float tensor in [0, 1]: converted to the model's channels, resized to H×W.
+
+    `invert=None` decides by the border: MNIST-style data is a light shape on a dark background, so a
+    picture whose border is mostly light (dark ink on paper) is inverted.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"{name}: not a readable PNG image ({err})") from err
+    if img.format != "PNG":
+        raise ValueError(f"{name}: expected a PNG image, got {img.format or 'an unknown format'}")
+    c, h, w = shape
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    img = img.convert("L" if c == 1 else "RGB")
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.BILINEAR if min(img.size) < 2 * min(w, h) else Image.LANCZOS)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = arr[None] if c == 1 else arr.transpose(2, 0, 1)
+    if invert is None:
+        border = np.concatenate([arr[:, 0].ravel(), arr[:, -1].ravel(), arr[:, :, 0].ravel(), arr[:, :, -1].ravel()])
+        invert = float(border.mean()) > 0.5
+    if invert:
+        arr = 1.0 - arr
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int],
+                  invert: bool | None = None, max_images: int = MAX_IMAGES,
+                  errors: list[str] | None = None) -> Uploaded:
+    """All uploaded files (name, bytes) as one batch for a model of `shape` (C, H, W).
+
+    Arrays and PNGs may be mixed; labels are kept only when every file provides them (PNGs do not).
+    A bad file raises ValueError, unless an `errors` list is given: then its message is appended
+    there and the other files are still used (a UI can show both).
+    """
+    parts: list[Uploaded] = []
+    for name, data in files:
+        try:
+            if not data:
+                raise ValueError(f"{name}: the file is empty")
+            if _kind(name, data) == "png":
+                part = Uploaded(parse_png(name, data, shape, invert)[None], None, [name])
+            else:
+                part = parse_array(name, data, shape)
+        except ValueError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+            continue
+        parts.append(part)
+        total = sum(len(p) for p in parts)
+        if total > max_images:
+            raise ValueError(f"too many images ({total:,} so far); the limit is {max_images:,} per upload")
+    if not parts:
+        raise ValueError("no usable files uploaded" if errors else "no files uploaded")
+    images = torch.cat([p.images for p in parts])
+    labels = torch.cat([p.labels for p in parts]) if all(p.labels is not None for p in parts) else None
+    return Uploaded(images, labels, [n for p in parts for n in p.names])
+
+
+__all__ = ["ACCEPTED", "MAX_IMAGES", "Uploaded", "parse_array", "parse_png", "parse_uploads"]
