@@ -1,0 +1,382 @@
+"""Comparison tables: several models on one test subset, one seed, in the papers' layouts.
+
+    rows = compare({"σ-VAE": m1, "VAE": m2}, dataset, samplers=["prior", "gmm"], n_test=1000)
+    print(to_markdown(rows, layout="arelbo-table3", reference=True))
+
+`compare` returns one row per model × sampler. Metrics that do not depend on the sampler
+(likelihoods, MSE, KNN, …) are computed once per model and repeated in its rows; those that
+do (the Fréchet distance, the classifier score) are computed per sampler. Every model sees the
+same test images and the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import reference as ref
+from .samplers import Progress, Sampler, fit_sampler, load_or_fit
+
+__all__ = ["DEFAULT_METRICS", "LAYOUTS", "SAMPLE_METRICS", "compare", "has_prior", "to_json", "to_markdown"]
+
+SAMPLE_METRICS = ("fd", "classifier-score")
+"""Metrics of generated images: computed once per sampler."""
+
+DEFAULT_METRICS = ["elbo", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd"]
+"""What `compare` computes when `metrics` is None: what both paper layouts need, at modest cost."""
+
+LAYOUTS: dict[str, str] = {
+    "arelbo-table3": "AR-ELBO Table 3: MSE, FD with z from the prior, a 2nd-stage VAE and a GMM",
+    "sigma-table4": "σ-VAE Table 4: −log pdf, −log p (nats per image) and FD",
+    "full": "every metric, one line per model × sampler",
+}
+
+_SAMPLER_LABELS = {"prior": "prior", "two-stage": "2nd stage", "gmm": "GMM", "maf": "MAF", "vamp": "VampPrior"}
+_ID_KEYS = ("model", "preset", "sampler", "dataset", "n_test", "n_samples", "seed", "iwae_k", "epochs", "steps",
+            "note", "notes", "fd_features")
+
+
+def has_prior(model: nn.Module) -> bool:
+    """False for AE and RAE: nothing ties their latents to N(0, I), so 'prior' samples mean nothing."""
+    config = getattr(model, "config", None)
+    return getattr(config, "regulariser", "kl") not in ("none", "rae")
+
+
+def _progress(progress: Progress | bool | None) -> Callable[[float, str], None]:
+    if progress is True:
+        return lambda f, msg: print(f"[{f:4.0%}] {msg}", file=sys.stderr, flush=True)
+    if callable(progress):
+        return progress
+    return lambda f, msg: None
+
+
+def _training_info(folder: Path) -> dict[str, Any]:
+    from .trainer import read_metrics
+
+    steps = [r for r in read_metrics(folder) if "step" in r]
+    epochs = [r["epoch"] for r in steps if r.get("kind") == "epoch" and "epoch" in r]
+    info: dict[str, Any] = {}
+    if steps:
+        info["steps"] = max(int(r["step"]) for r in steps)
+    if epochs:
+        info["epochs"] = round(float(max(epochs)), 2)
+    return info
+
+
+def _resolve(models: Mapping[str, Any], folders: Mapping[str, str | Path] | None
+             ) -> list[tuple[str, nn.Module, Path | None]]:
+    from .hub import load, resolve
+
+    out = []
+    for key, value in models.items():
+        folder = Path(folders[key]) if folders and key in folders else None
+        if isinstance(value, str | Path):
+            folder = folder or resolve(value)
+            value = load(folder)
+        out.append((key, value, folder))
+    return out
+
+
+def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = ("prior",),
+            metrics: Sequence[str] | None = None, n_test: int = 1000, seed: int = 0, n_samples: int = 1000, *,
+            iwae_k: int = 100, batch_size: int = 500, n_train: int = 10_000, fid_weights: str | None = None,
+            sampler_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+            folders: Mapping[str, str | Path] | None = None, info: Mapping[str, Mapping[str, Any]] | None = None,
+            progress: Progress | bool | None = None) -> list[dict[str, Any]]:
+    """Evaluate every model on the same `n_test` test images and seed; one row per model × sampler.
+
+    `models` maps a display name to a model, a run folder or a bundled/Hub name. "prior" means
+    the model's own prior (N(0, I), or its VampPrior); AE/RAE have none, so their prior rows
+    hold no sample metrics. Other samplers are fitted on `n_train` training latents with
+    `sampler_kwargs[name]` (e.g. {"gmm": {"components": 10}}) and, for models with a folder
+    (`folders`, or given as a path), saved there and reused. `info[name]` adds fields (e.g.
+    epochs) to a model's rows.
+    """
+    from . import metrics as M
+
+    names = list(DEFAULT_METRICS if metrics is None else metrics)
+    unknown = [m for m in names if m not in M.METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(M.METRICS)}")
+    for s in samplers:
+        if s != "prior":
+            from .samplers import SAMPLERS
+            if s not in SAMPLERS:
+                raise KeyError(f"unknown sampler {s!r}; known: {', '.join(SAMPLERS)}")
+    report = _progress(progress)
+    fixed = [m for m in names if m not in SAMPLE_METRICS]
+    sampled = [m for m in names if m in SAMPLE_METRICS]
+    common = {"n_test": n_test, "seed": seed, "batch_size": batch_size}
+    entries = _resolve(models, folders)
+    rows: list[dict[str, Any]] = []
+    total = len(entries) * (1 + len(samplers))
+    done = 0
+    for key, model, folder in entries:
+        model.eval()
+        ident: dict[str, Any] = {"model": key, "preset": getattr(getattr(model, "config", None), "preset", None),
+                                 "dataset": getattr(dataset, "name", None), "n_test": n_test, "seed": seed}
+        if folder is not None:
+            ident.update(_training_info(folder))
+        ident.update((info or {}).get(key, {}))
+        report(done / total, f"{key}: {', '.join(fixed) or 'no sampler-free metrics'}")
+        base = M.evaluate(model, dataset, fixed, iwae_k=iwae_k, **common) if fixed else {}
+        notes = dict(base.pop("notes", None) or {})
+        ident["n_test"] = (base.pop("settings", None) or {}).get("n_test", n_test)
+        if {"iwae", "nll-pdf", "nll-discrete", "bpd"} & set(fixed):
+            ident["iwae_k"] = iwae_k
+        done += 1
+        for name in samplers:
+            report(done / total, f"{key}: sampler {name}")
+            row = {**ident, "sampler": name, **base}
+            row_notes = dict(notes)
+            if sampled:
+                row["n_samples"] = n_samples
+                sampler, note = _sampler_for(model, name, dataset, folder, n_train, seed,
+                                             dict((sampler_kwargs or {}).get(name, {})))
+                if note:
+                    row.update({m: None for m in sampled}, fd_features=None,
+                               note="; ".join(n for n in (ident.get("note"), note) if n))
+                else:
+                    res = M.evaluate(model, dataset, sampled, sampler=sampler, n_samples=n_samples,
+                                     fid_weights=fid_weights, **common)
+                    res.pop("settings", None)
+                    row_notes.update(res.pop("notes", None) or {})
+                    row.update(res)
+            row["notes"] = row_notes
+            rows.append(row)
+            done += 1
+    report(1.0, f"compared {len(entries)} model(s) × {len(samplers)} sampler(s)")
+    return rows
+
+
+def _sampler_for(model: nn.Module, name: str, dataset: Any, folder: Path | None, n_train: int, seed: int,
+                 kwargs: dict[str, Any]) -> tuple[Sampler | None, str | None]:
+    if name == "prior":
+        if not has_prior(model):
+            return None, "no prior: an AE/RAE generates only through a fitted sampler"
+        return None, None
+    if name == "vamp" and getattr(getattr(model, "config", None), "prior", None) != "vamp":
+        return None, "no VampPrior: the model was not trained with prior='vamp'"
+    if folder is not None:
+        return load_or_fit(model, folder, name, dataset, n_train=n_train, seed=seed, **kwargs), None
+    return fit_sampler(model, dataset, name, n_train=n_train, seed=seed, **kwargs), None
+
+
+# --------------------------------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.tolist() if value.numel() != 1 else value.item()
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a JSON array (NaN/inf as null, tensors as numbers)."""
+    return json.dumps([_clean(dict(r)) for r in rows], indent=2, ensure_ascii=False) + "\n"
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "—"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, list | tuple):
+        return f"[{len(value)} values]"
+    return str(value).replace("|", "\\|")
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return out
+
+
+def _by_model(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault(str(r.get("model")), {})[str(r.get("sampler", "prior"))] = r
+    return grouped
+
+
+def _features(rows: Sequence[Mapping[str, Any]]) -> str:
+    feats = sorted({str(r["fd_features"]) for r in rows if r.get("fd_features")})
+    return ", ".join(feats) if feats else "feature-network"
+
+
+def _first(per_sampler: Mapping[str, Mapping[str, Any]], key: str) -> Any:
+    for r in per_sampler.values():
+        if r.get(key) is not None:
+            return r[key]
+    return None
+
+
+def _training(per_sampler: Mapping[str, Mapping[str, Any]]) -> str:
+    epochs, steps = _first(per_sampler, "epochs"), _first(per_sampler, "steps")
+    parts = [f"{_fmt(epochs)} ep" if epochs is not None else "", f"{steps} steps" if steps is not None else ""]
+    return " / ".join(p for p in parts if p) or "—"
+
+
+def _common_notes(rows: Sequence[Mapping[str, Any]], shown: set[str] | None = None) -> list[str]:
+    def values(key: str) -> str:
+        vals = sorted({str(r[key]) for r in rows if r.get(key) is not None})
+        return ", ".join(vals) if vals else "—"
+
+    notes = [f"Data: {values('dataset')} test set, the same {values('n_test')} images for every model "
+             f"(seed {values('seed')})."]
+    if any(r.get("n_samples") for r in rows):
+        notes.append(f"FD: Fréchet distance between {values('fd_features')} features of {values('n_samples')} "
+                     "generated images and the test images; lower is better.")
+    flagged: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        for n in str(r.get("note") or "").split("; "):
+            if n:
+                flagged.setdefault((str(r["model"]), n), []).append(str(r.get("sampler")))
+    notes += [f"{m} ({', '.join(s)}): {n}." for (m, n), s in flagged.items()]
+    seen = set()
+    for r in rows:
+        for metric, why in (r.get("notes") or {}).items():
+            if (r["model"], metric) not in seen and (shown is None or metric in shown):
+                seen.add((r["model"], metric))
+                notes.append(f"{r['model']}: {metric} undefined, {why}.")
+    return notes
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]], layout: str = "full", *, reference: bool = False,
+                title: str | None = None) -> str:
+    """Rows as a Markdown table in a paper's layout (see `LAYOUTS`), with units and notes.
+
+    With `reference=True` the paper layouts add the published numbers beside ours, labelled
+    "paper"; the papers' FID uses Inception features and is not comparable with our FD.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    lines = [f"## {title}", ""] if title else []
+    if layout == "arelbo-table3":
+        lines += _arelbo_table3(rows, reference)
+    elif layout == "sigma-table4":
+        lines += _sigma_table4(rows, reference)
+    else:
+        lines += _full(rows)
+    shown = {"arelbo-table3": {"mse", "fd"}, "sigma-table4": {"nll-pdf", "nll-discrete", "fd"}}.get(layout)
+    lines += [""] + [f"- {n}" for n in _common_notes(rows, shown)]
+    return "\n".join(lines) + "\n"
+
+
+def _arelbo_table3(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
+    grouped = _by_model(rows)
+    present = list(dict.fromkeys(str(r.get("sampler")) for r in rows))
+    order = ["prior", "two-stage", "gmm"] + [s for s in present if s not in ("prior", "two-stage", "gmm")]
+    feats = _features(rows)
+    header = ["model", "trained", "MSE"] + (["MSE (paper)"] if reference else [])
+    paper_key = {"prior": "fid_prior", "two-stage": "fid_two_stage", "gmm": "fid_gmm"}
+    for s in order:
+        header.append(f"FD {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
+        if reference and s in paper_key:
+            header.append(f"FID {_SAMPLER_LABELS[s] if s != 'gmm' else 'GMM-10'} (paper, Inception)")
+    if reference:
+        header.append("paper row")
+    body = []
+    for model, per in grouped.items():
+        paper = ref.reference_row("arelbo-table3", str(_first(per, "preset"))) if reference else None
+        cells = [_fmt(model), _training(per), _fmt(_first(per, "mse"))]
+        if reference:
+            cells.append(_fmt(paper.get("mse") if paper else None))
+        for s in order:
+            cells.append(_fmt(per[s].get("fd")) if s in per else "not run")
+            if reference and s in paper_key:
+                cells.append(_fmt(paper.get(paper_key[s]) if paper else None))
+        if reference:
+            cells.append(paper["label"] if paper else "not in the paper")
+        body.append(cells)
+    notes = ["", "- MSE: squared error of the reconstruction (decoder mean of the posterior mean), summed over "
+             "the pixels of an image and averaged over the test images (pixel values in [0, 1]), as the "
+             "AR-ELBO paper reports it."]
+    notes.append("- 'prior' draws z from the model's prior; '2nd stage' from a 2-stage VAE (Dai & Wipf) and "
+                 "'GMM' from a Gaussian mixture, both fitted on the training latent means. AE and RAE have no "
+                 "prior (— as in the paper).")
+    if reference:
+        s = ref.ARELBO_MNIST_SETTINGS
+        notes.append(f"- paper: {ref.SOURCES['arelbo']}, Table 3 (MNIST), trained up to {s['epochs']} epochs, "
+                     f"batch {s['batch_size']}, latent {s['latent_dim']}, FID from {s['fid_samples']:,} samples. "
+                     f"Note: {ref.FID_NOTE}. — in a paper column: not reported, or unreadable in our copy "
+                     "of the paper.")
+    return _table(header, body) + notes
+
+
+def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
+    grouped = _by_model(rows)
+    feats = _features(rows)
+    header = ["model", "trained", "−log pdf (nats/image)"] + (["−log pdf (paper, CIFAR)"] if reference else [])
+    header += ["−log p (nats/image)"] + (["−log p (paper, CIFAR)"] if reference else [])
+    header += [f"FD prior ({feats} feats)"] + (["FID (paper, CIFAR, Inception)", "paper row"] if reference else [])
+    body = []
+    for model, per in grouped.items():
+        paper = ref.reference_row("sigma-table4", str(_first(per, "preset"))) if reference else None
+
+        def bound(key: str, paper: dict[str, Any] | None = paper) -> str:
+            v = paper.get(key) if paper else None
+            return f"< {_fmt(v, 1)}" if v is not None else "—"
+
+        prior = per.get("prior")
+        cells = [_fmt(model), _training(per), _fmt(_first(per, "nll-pdf"), 1)]
+        if reference:
+            cells.append(bound("nll_pdf"))
+        cells.append(_fmt(_first(per, "nll-discrete"), 1))
+        if reference:
+            cells.append(bound("nll_discrete"))
+        cells.append(_fmt(prior.get("fd")) if prior else "not run")
+        if reference:
+            cells += [_fmt(paper.get("fid") if paper else None, 1), paper["label"] if paper else "not in the paper"]
+        body.append(cells)
+    notes = ["", "- −log pdf: the continuous density of the image in [0, 1]^D (can be negative); −log p: the "
+             "probability of the 8-bit image (256 bins per value; bits/dim = −log p / (D ln 2)); both in nats "
+             "per image, lower is better; '—' where the likelihood does not define it."]
+    if reference:
+        notes.append(f"- paper: {ref.SOURCES['sigma']}, appendix Table 4, on CIFAR-10 (not this dataset): "
+                     "its values are upper bounds (negative ELBOs), printed '< value'; compare the ordering of "
+                     f"models, not the values. Note: {ref.FID_NOTE}.")
+    return _table(header, body) + notes
+
+
+def _full(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    try:
+        from .metrics import METRICS
+        known = list(METRICS)
+    except ImportError:
+        known = []
+    keys: list[str] = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in _ID_KEYS and k not in keys and not isinstance(v, list | tuple | dict):
+                keys.append(k)
+    keys.sort(key=lambda k: known.index(k) if k in known else len(known))
+    header = ["model", "sampler", "trained"] + [k if k != "fd" else f"fd ({_features(rows)} feats)" for k in keys]
+    body = [[_fmt(r.get("model")), _fmt(r.get("sampler")), _training({"_": r})] + [_fmt(r.get(k)) for k in keys]
+            for r in rows]
+    notes: list[str] = []
+    if known:
+        from .metrics import METRICS
+        notes = ["", "Metrics:"] + [f"- {k}: {METRICS[k]}" for k in keys if k in METRICS]
+    return _table(header, body) + notes
