@@ -32,6 +32,8 @@ HUB_OWNER = "vae-explorer"
 LATENT = 16
 SEED = 0
 EVAL_N_TEST = 2000
+CHECK_N_TEST = 500
+CHECK_METRICS = ["elbo", "mse"]
 EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "active-units", "kl-per-dim",
                 "mutual-info", "expected-gap", "fd", "classifier-score"]
 
@@ -99,6 +101,8 @@ def evaluate_entry(entry: ZooEntry, folder: Path, dataset: vaecore.Dataset) -> d
                               n_samples=EVAL_N_TEST)
     result["fd_gmm"] = gmm_fd.get("fd")
     result["n_test"] = EVAL_N_TEST
+    check = metrics.evaluate(model, dataset, CHECK_METRICS, n_test=CHECK_N_TEST, seed=SEED)
+    result["check"] = {k: check[k] for k in CHECK_METRICS}
     atomic_write_json(folder / "eval.json", result)
     return result
 

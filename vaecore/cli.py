@@ -183,19 +183,22 @@ def cmd_compare(args: argparse.Namespace) -> None:
     import vaecore
     from vaecore import compare
 
-    models = {}
+    models, folders = {}, {}
     for spec in args.models:
+        name = Path(spec).name or spec
         try:
-            models[Path(spec).name or spec] = vaecore.load(spec, device=args.device)
+            models[name] = vaecore.load(spec, device=args.device)
         except ValueError as e:
             _fail(str(e))
+        if Path(spec).is_dir():
+            folders[name] = spec
     first = next(iter(models.values()))
     dataset = vaecore.load_dataset(args.data or first.config.dataset, args.data_dir, seed=args.seed)
     samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
     metric_names = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     rows = compare.compare(models, dataset, samplers=samplers, metrics=metric_names, n_test=args.n_test,
-                           seed=args.seed, progress=True)
-    md = compare.to_markdown(rows, layout=args.layout)
+                           seed=args.seed, folders=folders, progress=True)
+    md = compare.to_markdown(rows, layout=args.layout, reference=args.reference)
     out = Path(args.out)
     out.write_text(md)
     out.with_suffix(".json").write_text(compare.to_json(rows))
@@ -282,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-dir", default=None)
     c.add_argument("--device", default=None)
     c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4")
+    c.add_argument("--reference", action="store_true", help="show the papers' published numbers beside ours")
     c.add_argument("--out", default="compare.md")
     c.set_defaults(func=cmd_compare)
 

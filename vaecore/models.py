@@ -53,6 +53,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     """
 
     model_type: ClassVar[str] = "base"
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
 
     def _save_pretrained(self, save_directory: Path) -> None:

@@ -103,6 +103,10 @@ def list_presets() -> list[Preset]:
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or a KeyError listing the known names."""
     if name not in PRESETS:
+        from .hub import _register_model_types
+
+        _register_model_types()
+    if name not in PRESETS:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(PRESETS)} "
                        "(see `python -m vaecore list-models`)")
     return PRESETS[name]
@@ -110,13 +114,17 @@ def get_preset(name: str) -> Preset:
 
 def model_config(name: str, **overrides: Any) -> ModelConfig:
     """The ModelConfig of a preset with overrides applied (unknown keys raise ValueError)."""
+    from .models import MODEL_TYPES
+
     preset = get_preset(name)
-    base = ModelConfig.from_dict({k: v for k, v in preset.config.items()})
+    kind = preset.config.get("model_type", "vae")
+    config_class = MODEL_TYPES[kind].config_class if kind in MODEL_TYPES else ModelConfig
+    base = config_class.from_dict(dict(preset.config))
     new_kwargs = overrides.pop("likelihood_kwargs", {}) or {}
     changed = "likelihood" in overrides and overrides["likelihood"] != base.likelihood
     kwargs = {} if changed else dict(base.likelihood_kwargs)
     kwargs.update(new_kwargs)
-    valid = {f.name for f in dataclasses.fields(ModelConfig)}
+    valid = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for model {name!r}; valid: {sorted(valid)}")

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from .config import TrainConfig
 from .data import Dataset, epoch_permutation
 from .images import save_grid
-from .models import VAE, PretrainedModel
+from .models import PretrainedModel
 from .utils import atomic_save_safetensors, atomic_write_json, default_device, read_json, seed_everything
 
 Callback = Callable[[dict[str, Any]], None]
@@ -202,13 +202,13 @@ class Trainer:
                 x = self.x_val[i:i + 500]
                 b = x.shape[0]
                 totals["val_loss"] += self.model.loss(x).logs["loss"] * b
-                if isinstance(self.model, VAE) and not self.model.config.deterministic:
+                if not self.model.config.deterministic:
                     totals["val_elbo"] += float(self.model.elbo(x).sum())
                 totals["val_mse"] += float(((self.model.reconstruct(x) - x) ** 2).sum())
                 n += b
         for k, v in totals.items():
             out[k] = v / max(n, 1)
-        if isinstance(self.model, VAE) and self.model.config.deterministic:
+        if self.model.config.deterministic:
             out.pop("val_elbo")
         self.model.train(was_training)
         return out
