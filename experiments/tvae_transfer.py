@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 import vaecore  # noqa: E402
 from vaecore import transforms, tvae  # noqa: E402, F401  (tvae registers the presets)
+from vaecore.metrics import knn_accuracy, latent_means  # noqa: E402
 from vaecore.presets import get_preset, model_config  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
@@ -55,35 +56,6 @@ PAPER_TABLE1: dict[tuple[str, int], dict[str, float | None]] = {
 }
 # Sec. 3: marginal likelihood on the MNIST test set (nats), latent size not stated.
 PAPER_MNIST_NLL = {"vae": 93.0, "vae-plus": 94.0, "tvae": 92.0}
-
-
-def latent_means(model: Any, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Encoder means of x, in batches, on the CPU (vaecore.metrics.latent_means when present)."""
-    try:
-        from vaecore.metrics import latent_means as lm
-    except ImportError:
-        lm = None
-    if lm is not None:
-        return torch.as_tensor(lm(model, x)).cpu()
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model.encode(x[i:i + batch_size])[0].cpu() for i in range(0, len(x), batch_size)])
-
-
-def knn_accuracy(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
-                 k: int = 5) -> float:
-    """Accuracy in [0, 1] of a k-NN classifier (vaecore.metrics.knn_accuracy when present)."""
-    k = min(k, len(z_train))
-    try:
-        from vaecore.metrics import knn_accuracy as ka
-    except ImportError:
-        ka = None
-    if ka is not None:
-        return float(ka(z_train, y_train, z_test, y_test, k=k))
-    from sklearn.neighbors import KNeighborsClassifier
-
-    clf = KNeighborsClassifier(n_neighbors=k).fit(z_train.numpy(), y_train.numpy())
-    return float(clf.score(z_test.numpy(), y_test.numpy()))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,6 +27,7 @@ from torch import Tensor
 from . import regularisers as reg
 from .data import Dataset
 from .likelihoods import Likelihood
+from .utils import evaluating
 
 ProgressFn = Callable[[str, int, int], None]
 """Progress callback: (stage, batches done, batches in this stage)."""
@@ -87,17 +88,6 @@ def _batches(n: int, batch_size: int, stage: str, progress: ProgressFn | None) -
         yield slice(start, min(n, start + batch_size))
         if progress is not None:
             progress(stage, i + 1, total)
-
-
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 @contextlib.contextmanager
@@ -181,7 +171,7 @@ def elbo(model: torch.nn.Module, x: Tensor, batch_size: int = 500, seed: int | N
 
     `seed` fixes the draws (the global RNG is forked, so other code is not disturbed).
     """
-    with _eval_mode(model), _seeded(seed, _device(model)):
+    with evaluating(model), _seeded(seed, _device(model)):
         return torch.cat([model.elbo(x[s]).double().cpu() for s in _batches(x.shape[0], batch_size, "elbo", progress)])
 
 
@@ -215,7 +205,7 @@ def _iwae_terms(model: torch.nn.Module, x: Tensor, k: int, terms: tuple[str, ...
     if chunk is None:
         chunk = max(1, (16384 if device.type == "cuda" else 1024) // max(1, min(batch_size, x.shape[0])))
     results: dict[str, list[Tensor] | None] = {t: [] for t in terms}
-    with _eval_mode(model), _channels_last_on_cpu(model):
+    with evaluating(model), _channels_last_on_cpu(model):
         for s in _batches(x.shape[0], batch_size, stage, progress):
             xb = x[s].to(device, torch.float32)
             mu, logvar = model.encode(xb)
@@ -279,7 +269,7 @@ def reconstruction_mse(model: torch.nn.Module, x: Tensor, batch_size: int = 500)
     """‖x − decode(μφ(x))‖² summed over the pixels, per example (N,): the AR-ELBO tables' MSE."""
     device = _device(model)
     out = []
-    with _eval_mode(model):
+    with evaluating(model):
         for s in _batches(x.shape[0], batch_size, "mse", None):
             xb = x[s].to(device, torch.float32)
             out.append(((model.reconstruct(xb) - xb) ** 2).flatten(1).sum(dim=1).double().cpu())
@@ -289,7 +279,7 @@ def reconstruction_mse(model: torch.nn.Module, x: Tensor, batch_size: int = 500)
 def _posteriors(model: torch.nn.Module, x: Tensor, batch_size: int = 1000,
                 progress: ProgressFn | None = None, stage: str = "encode") -> tuple[Tensor, Tensor]:
     mus, logvars = [], []
-    with _eval_mode(model):
+    with evaluating(model):
         for s in _batches(x.shape[0], batch_size, stage, progress):
             mu, logvar = model.encode(x[s])
             mus.append(mu.float())
@@ -310,7 +300,7 @@ def knn_accuracy(z_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, z_t
     def arr(t: Tensor | np.ndarray) -> np.ndarray:
         return t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
 
-    clf = KNeighborsClassifier(n_neighbors=k).fit(arr(z_train), arr(y_train))
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(arr(z_train)))).fit(arr(z_train), arr(y_train))
     return float(clf.score(arr(z_test), arr(y_test)))
 
 
@@ -371,7 +361,7 @@ def expected_gap(model: torch.nn.Module, x: Tensor, s: float = GAP_S, n_pairs: i
         raise ValueError(f"need s > 0 and n_pairs >= 1, got s={s}, n_pairs={n_pairs}")
     device = _device(model)
     total = torch.zeros((), dtype=torch.float64)
-    with _eval_mode(model), _channels_last_on_cpu(model):
+    with evaluating(model), _channels_last_on_cpu(model):
         for sl in _batches(x.shape[0], batch_size, "expected-gap", progress):
             m = model.encode(x[sl])[0]
             eps = torch.randn((2, n_pairs, *m.shape), generator=generator, device=device) * s
@@ -425,7 +415,7 @@ def generate(model: torch.nn.Module, n: int, sampler: Any = None, seed: int = 0,
         raise ValueError(f"n must be >= 1, got {n}")
     device = _device(model)
     g = _generator(model, seed)
-    with _eval_mode(model):
+    with evaluating(model):
         z = sampler.sample_latents(n, g) if sampler is not None else model.sample_latents(n, g)
         z = torch.as_tensor(z, dtype=torch.float32).to(device)
         return torch.cat([model.decode(z[s]).float().cpu() for s in _batches(n, batch_size, "generate", None)])

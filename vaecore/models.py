@@ -92,6 +92,16 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Images as float32 (B, C, H, W) on the model's device, or a ValueError naming the expected shape."""
+        want = tuple(self.config.input_shape)
+        if x.dim() == 3 and want[0] == 1:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"this model takes images of shape (B, {', '.join(map(str, want))}); "
+                             f"got {tuple(x.shape)}")
+        return x.to(self.device, torch.float32)
+
     def summary(self) -> str:
         """One line: type, likelihood, architecture, latent size, parameter count."""
         n = sum(p.numel() for p in self.parameters())
@@ -108,7 +118,7 @@ class VAE(PretrainedModel):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        cfg = ModelConfig.from_dict(dict(config))
+        cfg = self.config_class.from_dict(dict(config))
         if cfg.model_type != self.model_type:
             raise ValueError(f"config is for model_type {cfg.model_type!r}, not {self.model_type!r}")
         self.config = cfg
@@ -126,15 +136,6 @@ class VAE(PretrainedModel):
             self.pseudo_inputs = nn.Parameter(torch.randn(cfg.vamp_components, *shape) * 0.1 - 1.0)
 
     # encoder / decoder ------------------------------------------------------------------
-    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
-        want = tuple(self.config.input_shape)
-        if x.dim() == 3 and want[0] == 1:
-            x = x.unsqueeze(1)
-        if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"this model takes images of shape (B, {', '.join(map(str, want))}); "
-                             f"got {tuple(x.shape)}")
-        return x.to(self.device, torch.float32)
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) as (mu, logvar); deterministic encoders give a point (logvar = −20)."""
         h = self.encoder(self._check_input(x))

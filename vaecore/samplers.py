@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from .metrics import latent_means
 from .utils import atomic_save_safetensors, atomic_write_json
 
 __all__ = [
@@ -53,18 +54,6 @@ def _report(progress: Progress | bool | None) -> Progress | None:
     if progress is True:
         return lambda f, msg: print(f"[{f:4.0%}] {msg}", file=sys.stderr, flush=True)
     return progress or None
-
-
-@torch.no_grad()
-def latent_means(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Posterior means μ_φ(x) of images x, encoded in batches in eval mode: (N, d) on the model's device."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model.encode(x[i:i + batch_size])[0] for i in range(0, x.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out).float()
 
 
 def model_fingerprint(model: nn.Module) -> str:

@@ -26,8 +26,6 @@ This module also registers the presets `tvae`, `tvae-100`, `vae` and `vae-plus` 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,11 +34,10 @@ from torch import Tensor, nn
 
 from . import regularisers as reg
 from .config import ModelConfig, from_dict
-from .likelihoods import Likelihood, build_likelihood
-from .models import LossOutput, PretrainedModel, register_model_type
-from .nets import build_decoder, build_encoder
+from .models import VAE, LossOutput, register_model_type
 from .presets import register_preset
 from .transforms import TransformRange, triplet
+from .utils import evaluating
 
 __all__ = [
     "TVAE", "TVAE_RANGE", "TVAEConfig", "apply_transformation", "extract_transformation", "interpolate_pair",
@@ -118,97 +115,27 @@ def _scalar(t: Tensor) -> float:
 
 
 @register_model_type
-class TVAE(PretrainedModel):
-    """Transformation-aware VAE. `config` is a `TVAEConfig` (or `ModelConfig`) as a dict."""
+class TVAE(VAE):
+    """Transformation-aware VAE: the composed VAE (q_phi, p_theta) plus q_psi and h_xi.
+
+    `config` is a `TVAEConfig` as a dict. Encoding, decoding, sampling and the ELBO are the
+    plain VAE's; only the training objective differs.
+    """
 
     model_type: ClassVar[str] = "tvae"
     config_class: ClassVar[type[ModelConfig]] = TVAEConfig
     config: TVAEConfig
 
     def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
         cfg = TVAEConfig.from_dict(dict(config))
-        if cfg.model_type != self.model_type:
-            raise ValueError(f"config is for model_type {cfg.model_type!r}, not {self.model_type!r}")
         if cfg.regulariser != "kl" or cfg.prior != "normal":
             raise ValueError("the T-VAE needs regulariser 'kl' and prior 'normal' "
                              f"(got {cfg.regulariser!r}, {cfg.prior!r})")
-        self.config = cfg
-        self.latent_dim = d = cfg.latent_dim
-        shape = cfg.input_shape
-        self.likelihood: Likelihood = build_likelihood(cfg.likelihood, shape, **cfg.likelihood_kwargs)
-        self.encoder = build_encoder(cfg.arch, shape, d)
-        self.decoder = build_decoder(cfg.arch, shape, d, self.likelihood.channels(shape[0]))
+        super().__init__(cfg.to_dict())
+        d = cfg.latent_dim
         self.q_psi = _mlp(2 * d, cfg.hidden, 2, 2 * d)
         self.h_xi = _mlp(2 * d, cfg.hidden, 1, d)
         self.transform_range = cfg.transform_range
-
-    # q_phi and p_theta: the plain VAE inside ---------------------------------------------
-    def _check_input(self, x: Tensor) -> Tensor:
-        want = tuple(self.config.input_shape)
-        if x.dim() == 3 and want[0] == 1:
-            x = x.unsqueeze(1)
-        if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"this model takes images of shape (B, {', '.join(map(str, want))}); "
-                             f"got {tuple(x.shape)}")
-        return x.to(self.device, torch.float32)
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """q_phi(z|x) as (mu, logvar)."""
-        mu, logvar = self.encoder(self._check_input(x)).chunk(2, dim=1)
-        return mu, logvar.clamp(-30, 20)
-
-    def decode_params(self, z: Tensor) -> Tensor:
-        """Raw decoder output (Bernoulli logits by default)."""
-        return self.decoder(z.to(self.device))
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Mean image in [0, 1] for each latent."""
-        return self.likelihood.mean(self.decode_params(z))
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Decode the posterior mean of x."""
-        return self.decode(self.encode(x)[0])
-
-    @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor, n: int | None = None,
-                       generator: torch.Generator | None = None) -> Tensor:
-        shape = mu.shape if n is None else (n, *mu.shape)
-        eps = torch.randn(shape, generator=generator, device=mu.device)
-        return mu + torch.exp(0.5 * logvar) * eps
-
-    def prior_log_prob(self, z: Tensor) -> Tensor:
-        """log N(z; 0, I) over the last dimension."""
-        return reg.standard_normal_log_prob(z)
-
-    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draws from the prior N(0, I)."""
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n generated images (decoder means of prior draws)."""
-        return self.decode(self.sample_latents(n, generator))
-
-    def elbo(self, x: Tensor, n_samples: int = 1) -> Tensor:
-        """The plain VAE ELBO of x under q_phi and p_theta, per example, in nats."""
-        x = self._check_input(x)
-        mu, logvar = self.encode(x)
-        total = torch.zeros(x.shape[0], device=x.device)
-        for _ in range(n_samples):
-            z = self.reparameterize(mu, logvar)
-            total += -self.likelihood.nll(self.decode_params(z), x) - reg.kl_standard_normal(mu, logvar)
-        return total / n_samples
-
-    def log_importance_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-        """log p(x|z_k) + log p(z_k) - log q_phi(z_k|x) for k draws per example: shape (k, B)."""
-        x = self._check_input(x)
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, n=k, generator=generator)
-        params = self.decode_params(z.reshape(-1, self.latent_dim))
-        xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
-        log_px = -self.likelihood.nll(params, xs).reshape(k, -1)
-        return log_px + self.prior_log_prob(z) - reg.diag_normal_log_prob(z, mu, logvar)
 
     # the T-VAE parts ---------------------------------------------------------------------
     def posterior(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
@@ -255,17 +182,6 @@ class TVAE(PretrainedModel):
 
 # transfer API ----------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def _means(model: Any, x: Tensor) -> Tensor:
     return model.encode(x)[0]
 
@@ -281,7 +197,7 @@ def extract_transformation(model: Any, x: Tensor, x1: Tensor, x2: Tensor) -> Ten
     """
     if not (x.shape[0] == x1.shape[0] == x2.shape[0]):
         raise ValueError(f"triplet batch sizes differ: {x.shape[0]}, {x1.shape[0]}, {x2.shape[0]}")
-    with _inference(model):
+    with evaluating(model):
         z1, z2 = _means(model, x1), _means(model, x2)
         if isinstance(model, TVAE):
             return model.transformation(z1, z2)
@@ -297,7 +213,7 @@ def apply_transformation(model: Any, images: Tensor, T: Tensor, steps: int = 1) 
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    with _inference(model):
+    with evaluating(model):
         z = _means(model, images)
         T = T.to(z.device, z.dtype).reshape(-1, z.shape[1]).expand_as(z)
         ks = torch.arange(-steps, steps + 1, device=z.device, dtype=z.dtype)
@@ -315,7 +231,7 @@ def interpolate_pair(model: Any, x1: Tensor, x2: Tensor, n: int = 5) -> Tensor:
     """
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
-    with _inference(model):
+    with evaluating(model):
         z1, z2 = _means(model, x1), _means(model, x2)
         t = torch.linspace(0, 1, n, device=z1.device, dtype=z1.dtype)[None, :, None]
         zs = (1 - t) * z1[:, None, :] + t * z2[:, None, :]
