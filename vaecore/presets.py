@@ -55,10 +55,10 @@ register_preset("beta-vae", "σ = 1 Gaussian with KL weight β = 0.01 (same opti
                 SIGMA, beta=0.01, **_gauss("fixed", value=1.0))
 register_preset("bernoulli-vae", "Bernoulli decoder (binary cross-entropy), the textbook MNIST VAE",
                 SIGMA, likelihood="bernoulli")
-register_preset("disc-gaussian-vae", "Discretized Gaussian over 256 bins with a shared learned scale",
-                SIGMA, likelihood="disc-gaussian")
-register_preset("disc-logistic-vae", "Discretized logistic over 256 bins with a shared learned scale",
-                SIGMA, likelihood="disc-logistic")
+register_preset("disc-gaussian-vae", "Discretized Gaussian over 256 bins with a shared learned scale (init e^-2)",
+                SIGMA, likelihood="disc-gaussian", likelihood_kwargs={"init_log_scale": -2.0})
+register_preset("disc-logistic-vae", "Discretized logistic over 256 bins with a shared learned scale (init e^-2)",
+                SIGMA, likelihood="disc-logistic", likelihood_kwargs={"init_log_scale": -2.0})
 register_preset("logistic-mixture-vae", "Mixture of 5 discretized logistics per pixel",
                 SIGMA, likelihood="logistic-mixture", likelihood_kwargs={"components": 5})
 register_preset("categorical-vae", "256-way categorical distribution per pixel",
