@@ -315,6 +315,14 @@ def selected_model() -> tuple[str, PretrainedModel] | tuple[None, None]:
     return (spec, model) if model is not None else (None, None)
 
 
+def require_model() -> tuple[str, PretrainedModel]:
+    """(spec, model) of the sidebar pick; stops the page (with its explanation) when there is none."""
+    spec, model = selected_model()
+    if model is None:
+        st.stop()
+    return spec, model
+
+
 def model_choices(include_runs: bool = True) -> dict[str, str]:
     """Every model the comparison pages can offer: spec -> label (bundled, this session's runs, the pick)."""
     choices = {name: name for name in bundled_names()}

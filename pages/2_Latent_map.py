@@ -11,9 +11,7 @@ from vaecore import projection as proj
 st.title("Latent map")
 st.caption("Where a model puts each image: posterior means projected to 2-D or 3-D, coloured by label. "
            "Select points (box or lasso, or click one) to see those images and their reconstructions.")
-spec, model = ui.selected_model()
-if model is None:
-    st.stop()
+spec, model = ui.require_model()
 shape = tuple(model.config.input_shape)
 
 with st.expander("Bring your own images", expanded=False):

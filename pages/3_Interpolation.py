@@ -11,9 +11,7 @@ from vaecore import interpolation as interp
 st.title("Interpolation")
 st.caption("Decode the path between the latents of two images, linear or spherical, and traverse the latent "
            "space one dimension at a time. Add a second model to compare them side by side.")
-spec, model = ui.selected_model()
-if model is None:
-    st.stop()
+spec, model = ui.require_model()
 shape = tuple(model.config.input_shape)
 
 others = {s: label for s, label in ui.model_choices().items() if s != spec}
