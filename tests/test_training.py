@@ -110,6 +110,8 @@ def test_cli_train_resume_eval_sample(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert set(result) >= {"elbo", "mse"} and result["mse"] > 0
+    r = _cli("eval", str(run), "--json", "--n-test", "50", "--metrics", "elbo,fid")
+    assert r.returncode == 0 and "fd" in json.loads(r.stdout), r.stderr  # "fid" is an alias of our FD
     r = _cli("sample", str(run), "--n", "16", "--out", str(tmp_path / "s.png"))
     assert r.returncode == 0 and (tmp_path / "s.png").exists(), r.stderr
     r = _cli("train", "--model", "no-such", "--out", str(tmp_path / "x"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_EVAL = "elbo,mse"
+METRIC_ALIASES = {"fid": "fd"}  # our Fréchet distance uses the bundled classifier's features, see metrics.METRICS
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     if not args.model:
         _fail("--model is required (see `python -m vaecore list-models`)")
-    tc_values = {"data": args.data, "data_dir": args.data_dir, "limit": args.limit, "epochs": args.epochs,
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    tc_values = {"data": args.data, "data_dir": data_dir, "limit": args.limit, "epochs": args.epochs,
                  "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "plateau": args.plateau or None, "kl_warmup_steps": args.kl_warmup, "grad_clip": args.grad_clip,
                  "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit}
@@ -98,10 +100,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
     import vaecore
 
+    train_json = Path(args.model) / "train.json"
+    trained_on = json.loads(train_json.read_text()) if train_json.is_file() else {}
     try:
         model = vaecore.load(args.model, device=args.device)
         data = args.data or model.config.dataset
-        dataset = vaecore.load_dataset(data, args.data_dir, seed=args.seed)
+        data_dir = args.data_dir or (trained_on.get("data_dir") if data == model.config.dataset else None)
+        dataset = vaecore.load_dataset(data, data_dir, seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     if tuple(dataset.shape) != tuple(model.config.input_shape):
@@ -136,7 +141,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore import metrics
 
     model, dataset = _load_model_and_data(args)
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in metrics.METRICS]
     if unknown:
         _fail(f"unknown metric(s) {unknown}; choose from {', '.join(metrics.METRICS)}")
