@@ -109,6 +109,16 @@ class Likelihood(nn.Module):
         return {}
 
 
+class DiscreteLikelihood(Likelihood):
+    """A distribution over the 256 levels of each value: `nll` is already −log P of the 8-bit image."""
+
+    discrete = True
+    continuous_density = False
+
+    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.nll(params, x)
+
+
 class Bernoulli(Likelihood):
     """Binary cross-entropy on logits; grey values are treated as probabilities."""
 
@@ -300,12 +310,10 @@ class ARELBO(Likelihood):
         return {"sigma2_mle": s2, "log_sigma": 0.5 * math.log(max(s2, 1e-12))}
 
 
-class _SharedScale(Likelihood):
+class _SharedScale(DiscreteLikelihood):
     """Discretized location-scale likelihood with one learned scale shared by all pixels."""
 
     log_bin: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-    discrete = True
-    continuous_density = False
 
     def __init__(self, input_shape: tuple[int, int, int], init_log_scale: float = 0.0) -> None:
         super().__init__(input_shape)
@@ -317,9 +325,6 @@ class _SharedScale(Likelihood):
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu = torch.sigmoid(params.float())
         return -flat_sum(type(self).log_bin(x, mu, self._scale().expand_as(mu)))
-
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(params, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params.float())
@@ -358,12 +363,10 @@ class DiscretizedLogistic(_SharedScale):
         return torch.round((mu + torch.exp(self._scale()) * noise).clamp(0, 1) * 255) / 255
 
 
-class LogisticMixture(Likelihood):
+class LogisticMixture(DiscreteLikelihood):
     """Mixture of K discretized logistics per value (PixelCNN++ without autoregressive channels)."""
 
     name = "logistic-mixture"
-    discrete = True
-    continuous_density = False
 
     def __init__(self, input_shape: tuple[int, int, int], components: int = 5) -> None:
         super().__init__(input_shape)
@@ -385,9 +388,6 @@ class LogisticMixture(Likelihood):
         xk = x.unsqueeze(1).expand_as(mu)
         return -flat_sum(torch.logsumexp(logits + logistic_log_bin(xk, mu, log_s), dim=1))
 
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(params, x)
-
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         logits, mu, _ = self._split(params)
         return (logits.exp() * mu).sum(dim=1)
@@ -402,12 +402,10 @@ class LogisticMixture(Likelihood):
         return torch.round((m + torch.exp(s) * noise).clamp(0, 1) * 255) / 255
 
 
-class Categorical256(Likelihood):
+class Categorical256(DiscreteLikelihood):
     """A free 256-way categorical distribution for every value."""
 
     name = "categorical"
-    discrete = True
-    continuous_density = False
 
     def channels(self, c: int) -> int:
         return 256 * c
@@ -418,9 +416,6 @@ class Categorical256(Likelihood):
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return flat_sum(F.cross_entropy(self._logits(params), to_levels(x), reduction="none"))
-
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(params, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(self._logits(params), dim=1)
@@ -434,12 +429,10 @@ class Categorical256(Likelihood):
         return k.float() / 255
 
 
-class Bitwise(Likelihood):
+class Bitwise(DiscreteLikelihood):
     """Eight independent Bernoulli bits per 8-bit value (σ-VAE appendix C)."""
 
     name = "bitwise"
-    discrete = True
-    continuous_density = False
 
     def channels(self, c: int) -> int:
         return 8 * c
@@ -456,9 +449,6 @@ class Bitwise(Likelihood):
         logits = self._logits(params)
         bits = ((to_levels(x).unsqueeze(1) // self._weights(x.device)) % 2).float()
         return flat_sum(F.binary_cross_entropy_with_logits(logits, bits, reduction="none"))
-
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(params, x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(self._logits(params))

@@ -77,6 +77,7 @@ class Trainer:
         self.progress = progress
         self._stop = threading.Event()
         self._last_ckpt = 0
+        self._resumed = False
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
@@ -176,6 +177,7 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.step = int(meta["step"])
+        self._resumed = True
         self._last_ckpt = self.step
         kept = [r for r in read_metrics(self.out_dir) if r.get("step", 0) <= self.step]
         (self.out_dir / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
@@ -227,7 +229,7 @@ class Trainer:
         """Run until the configured epochs / max steps, a stop request, or a non-finite loss."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out_dir / "train.json", self.config.to_dict())
-        fresh = self.step == 0 and not (self.out_dir / CHECKPOINT).exists()
+        fresh = not self._resumed  # a new run in an old folder starts over (the CLI refuses that case)
         if fresh:
             seed_everything(self.config.seed)
             (self.out_dir / METRICS).unlink(missing_ok=True)
