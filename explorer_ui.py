@@ -27,10 +27,10 @@ import torch
 from plotly.subplots import make_subplots
 
 import vaecore
+from explorer.jobs import JobManager, list_runs
 from vaecore import Dataset, ModelLoadError, PretrainedModel
+from vaecore.data.images import make_grid, to_png_bytes
 from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
-from vaecore.images import make_grid, to_png_bytes
-from vaecore.jobs import JobManager, list_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 SESSION_PARAM = "sid"
@@ -443,7 +443,7 @@ def metric_title(key: str) -> str:
 def metric_help(key: str) -> str:
     """The engine's one-line definition of a metric (empty before vaecore.metrics exists)."""
     try:
-        from vaecore.metrics import METRICS
+        from vaecore.evaluation.metrics import METRICS
     except ImportError:
         return ""
     return METRICS.get(key, "")
@@ -517,12 +517,12 @@ def cached_evaluation(spec: str, names: Sequence[str], n_test: int, **settings: 
 
 def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
                    iwae_k: int = 100, n_samples: int = 1000, progress: Any = None) -> dict[str, Any]:
-    """vaecore.metrics.evaluate on the first n_test test images, cached per model version and settings.
+    """vaecore.evaluation.metrics.evaluate on the first n_test test images, cached per model version and settings.
 
     `sampler` names the post-hoc sampler the Fréchet distance generates with ('prior': the model's own);
     `progress(stage, done, total)` is forwarded to the engine; a cached result returns at once.
     """
-    from vaecore.metrics import evaluate
+    from vaecore.evaluation.metrics import evaluate
 
     key = evaluation_key(spec, names, n_test, seed, sampler, iwae_k, n_samples)
     store = _evaluation_store()
@@ -594,7 +594,7 @@ def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
 def reference_note() -> str:
     """What the published numbers are and why they are not directly comparable with ours."""
     try:
-        from vaecore import reference
+        from vaecore.evaluation import reference
     except ImportError:
         return ""
     return ("Published values, **as printed in the papers** (models trained for up to 100 epochs), beside ours. "
@@ -607,7 +607,7 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
     `models` maps display label -> spec; `results` maps spec -> our evaluation.
     """
     try:
-        from vaecore import reference
+        from vaecore.evaluation import reference
     except ImportError:
         return []
     rows = []
@@ -816,8 +816,8 @@ def format_seconds(s: float | None) -> str:
 from collections import OrderedDict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-from vaecore import projection as proj  # noqa: E402
-from vaecore.uploads import Uploaded, parse_uploads  # noqa: E402
+from explorer.uploads import Uploaded, parse_uploads  # noqa: E402
+from vaecore.latent import projection as proj  # noqa: E402
 
 SPLITS = ("test", "val", "train")
 UPLOADED = "uploaded"
@@ -1117,7 +1117,7 @@ TRANSFORM_AMOUNTS: dict[str, tuple[float, float, float, float, str]] = {
 
 def transform_matrix(kind: str, amount: float, amount_y: float = 0.0) -> torch.Tensor:
     """The forward matrix (1, 3, 3) of one transformation kind (see vaecore.transforms for the signs)."""
-    from vaecore.transforms import affine_matrix
+    from vaecore.data.transforms import affine_matrix
 
     if kind == "rotation":
         return affine_matrix(rotation=amount)
@@ -1132,7 +1132,7 @@ def transform_matrix(kind: str, amount: float, amount_y: float = 0.0) -> torch.T
 
 def apply_power(images: torch.Tensor, theta: torch.Tensor, k: int) -> torch.Tensor:
     """images under f^k (k may be negative or 0): the ground truth that z + k·T should decode to."""
-    from vaecore.transforms import apply_affine
+    from vaecore.data.transforms import apply_affine
 
     if k == 0:
         return images

@@ -100,7 +100,7 @@ def slider_moves(model_name: str, repeats: int = 50) -> dict[str, float]:
     """Median milliseconds of the server work behind one t-slider move and one traversal-slider move."""
     import vaecore
     from explorer_ui import image_png
-    from vaecore import interpolation as interp
+    from vaecore.latent import interpolation as interp
 
     model = vaecore.load(model_name)
     x = vaecore.load_dataset("mnist", limit=1).x_test[:2]
@@ -124,7 +124,7 @@ import json, sys, time, torch
 torch.set_num_threads({threads})
 sys.path.insert(0, {root!r})
 import vaecore
-from vaecore import projection as proj
+from vaecore.latent import projection as proj
 model = vaecore.load({model!r})
 x = vaecore.load_dataset("mnist").x_test[:{n}]
 t0 = time.perf_counter(); z = proj.encode_images(model, x); t1 = time.perf_counter()

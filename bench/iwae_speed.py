@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vaecore import build_model, load, load_dataset, model_config  # noqa: E402
-from vaecore.metrics import iwae_log_likelihood  # noqa: E402
+from vaecore.evaluation.metrics import iwae_log_likelihood  # noqa: E402
 
 TARGET_S = 120.0
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
-from vaecore import compare, reference  # noqa: E402
-from vaecore.trainer import TrainingDiverged, read_metrics  # noqa: E402
+from vaecore.evaluation import compare, reference  # noqa: E402
+from vaecore.training.trainer import TrainingDiverged, read_metrics  # noqa: E402
 from vaecore.utils import atomic_write_bytes, default_device, read_json  # noqa: E402
 
 LINEUP = ["gaussian-vae", "ae", "wae-mmd-imq", "rae-l2", "rae-gp",

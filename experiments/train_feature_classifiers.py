@@ -1,6 +1,6 @@
 """Train the feature classifiers the Fréchet distance and the classifier score use.
 
-One small CNN (vaecore.features.FeatureClassifier) per dataset: MNIST (bundled) and
+One small CNN (vaecore.evaluation.features.FeatureClassifier) per dataset: MNIST (bundled) and
 Fashion-MNIST (from --fashion-dir). Fixed seed, a few epochs on the CPU; writes
 checkpoints/classifiers/<dataset>/{model.safetensors, config.json, README.md} with the
 measured test accuracy.
@@ -21,8 +21,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vaecore.data import Dataset, epoch_permutation, load_dataset  # noqa: E402
-from vaecore.features import DEFAULT_ARCH, DISPLAY_NAMES, WEIGHTS, FeatureClassifier, cross_entropy  # noqa: E402
+from vaecore.data.datasets import Dataset, epoch_permutation, load_dataset  # noqa: E402
+from vaecore.evaluation.features import DEFAULT_ARCH, DISPLAY_NAMES, WEIGHTS, FeatureClassifier, cross_entropy  # noqa: E402
 from vaecore.utils import atomic_save_safetensors, atomic_write_bytes, atomic_write_json  # noqa: E402
 
 DEFAULT_FASHION_DIR = REPO.parent / "shared" / "data" / "fashion-mnist"
@@ -61,7 +61,7 @@ def train_classifier(ds: Dataset, epochs: int, seed: int, batch_size: int, lr: f
 
 README = """# {display} feature classifier
 
-A small CNN (`vaecore.features.FeatureClassifier`) trained on {display} to provide the feature
+A small CNN (`vaecore.evaluation.features.FeatureClassifier`) trained on {display} to provide the feature
 space of the Fréchet distance (`fd`, with `fd_features = "{display}-classifier"`) and the
 classifier score in `vaecore.metrics`.
 

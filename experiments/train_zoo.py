@@ -91,7 +91,8 @@ def train_entry(entry: ZooEntry, out: Path, dataset: vaecore.Dataset) -> None:
 
 
 def evaluate_entry(entry: ZooEntry, folder: Path, dataset: vaecore.Dataset) -> dict:
-    from vaecore import metrics, samplers
+    from vaecore import samplers
+    from vaecore.evaluation import metrics
 
     model = vaecore.load(folder)
     gmm = samplers.load_or_fit(model, folder, "gmm", dataset, components=10)

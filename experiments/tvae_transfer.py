@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
-from vaecore import transforms, tvae  # noqa: E402, F401  (tvae registers the presets)
-from vaecore.metrics import knn_accuracy, latent_means  # noqa: E402
+from vaecore.data import transforms  # noqa: E402
+from vaecore.evaluation.metrics import knn_accuracy, latent_means  # noqa: E402
 from vaecore.presets import get_preset, model_config  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import explorer_ui as ui
-from vaecore.jobs import JobError, RunInfo, progress
-from vaecore.likelihoods import LIKELIHOODS
+from explorer.jobs import JobError, RunInfo, progress
+from vaecore.components.likelihoods import LIKELIHOODS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",

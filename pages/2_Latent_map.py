@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import explorer_ui as ui
-from vaecore import projection as proj
+from vaecore.latent import projection as proj
 
 st.title("Latent map")
 st.caption("Where a model puts each image: posterior means projected to 2-D or 3-D, coloured by label. "

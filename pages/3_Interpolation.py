@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 import explorer_ui as ui
-from vaecore import interpolation as interp
+from vaecore.latent import interpolation as interp
 
 st.title("Interpolation")
 st.caption("Decode the path between the latents of two images, linear or spherical, and traverse the latent "

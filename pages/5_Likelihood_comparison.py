@@ -13,7 +13,7 @@ ui.session_id()
 picked = ui.model_picker()
 
 try:
-    from vaecore.metrics import METRICS
+    from vaecore.evaluation.metrics import METRICS
     from vaecore.samplers import SAMPLERS
 except ImportError as e:
     st.warning(f"The evaluation engine is not available yet ({e}). This page works once "

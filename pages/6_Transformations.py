@@ -7,8 +7,8 @@ import streamlit as st
 import torch
 
 import explorer_ui as ui
-from vaecore import tvae
-from vaecore.transforms import apply_affine, invert
+from vaecore.data.transforms import apply_affine, invert
+from vaecore.models import tvae
 
 st.title("Transformations")
 st.caption("The T-VAE (Giannone et al.) learns a latent transformation T from a triplet (f⁻¹(x), x, f(x)) such "

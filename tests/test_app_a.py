@@ -14,9 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import explorer_ui as ui
+from explorer.jobs import JobError, JobManager, check_name, progress, run_status
 from vaecore import TrainConfig, load_dataset, read_metrics, train
 from vaecore.hub import bundled_names, checkpoints_dir
-from vaecore.jobs import JobError, JobManager, check_name, progress, run_status
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90

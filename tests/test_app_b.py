@@ -17,11 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
+from explorer.uploads import parse_png, parse_uploads
 from vaecore import build_model, load_dataset, model_config
-from vaecore import interpolation as interp
-from vaecore import projection as proj
 from vaecore.hub import CHECKPOINTS_DIR, load_folder
-from vaecore.uploads import parse_png, parse_uploads
+from vaecore.latent import interpolation as interp
+from vaecore.latent import projection as proj
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "pages"
@@ -47,7 +47,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     if _zoo_ready(CHECKPOINTS_DIR) and not os.environ.get("VAE_TEST_QUICK_MODELS"):
         return CHECKPOINTS_DIR
-    from vaecore import tvae  # noqa: F401  (registers the tvae and vae presets)
+    from vaecore.models import tvae  # noqa: F401  (registers the tvae and vae presets)
 
     root = tmp_path_factory.mktemp("zoo")
     for seed, preset in enumerate(("sigma-vae", "tvae", "vae")):

@@ -59,7 +59,7 @@ def _zoo(tmp: Path) -> Path:
         return CHECKPOINTS_DIR
     import torch
 
-    import vaecore.tvae  # noqa: F401  (registers the tvae and vae presets)
+    import vaecore.models.tvae  # noqa: F401  (registers the tvae and vae presets)
     from vaecore import build_model, model_config
 
     for seed, preset in enumerate(("sigma-vae", "tvae", "vae")):

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vaecore import Dataset, TrainConfig, train
-from vaecore.compare import compare, to_json, to_markdown
-from vaecore.reference import ARELBO_TABLE3_MNIST, SIGMA_TABLE4_CIFAR, TVAE_TABLE1_KNN, reference_row
+from vaecore.evaluation.compare import compare, to_json, to_markdown
+from vaecore.evaluation.reference import ARELBO_TABLE3_MNIST, SIGMA_TABLE4_CIFAR, TVAE_TABLE1_KNN, reference_row
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLERS = ["prior", "gmm", "two-stage"]

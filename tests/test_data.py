@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaecore import data
-from vaecore.data import (
+from vaecore.data import datasets as data
+from vaecore.data.datasets import (
     DATASETS,
     Dataset,
     epoch_permutation,

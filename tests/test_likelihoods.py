@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Beta, Categorical, Normal, kl_divergence
 
-from vaecore.likelihoods import LIKELIHOODS, build_likelihood, gaussian_log_bin, logistic_log_bin
-from vaecore.regularisers import kl_standard_normal, mmd
+from vaecore.components.likelihoods import LIKELIHOODS, build_likelihood, gaussian_log_bin, logistic_log_bin
+from vaecore.components.objectives import kl_standard_normal, mmd
 from vaecore.utils import softclip
 
 SHAPE = (1, 4, 5)

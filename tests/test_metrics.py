@@ -12,11 +12,11 @@ import torch
 from scipy import linalg
 
 from vaecore import Dataset, TrainConfig, build_model, model_config, train
-from vaecore import metrics as M
-from vaecore import regularisers as reg
-from vaecore.features import CLASSIFIERS_DIR, load_feature_classifier
+from vaecore.components import objectives as reg
+from vaecore.components.likelihoods import Gaussian
+from vaecore.evaluation import metrics as M
+from vaecore.evaluation.features import CLASSIFIERS_DIR, load_feature_classifier
 from vaecore.hub import load_folder
-from vaecore.likelihoods import Gaussian
 
 D = 784
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaecore.nets import ARCHITECTURES, build_decoder, build_encoder, check_supported, count_parameters
+from vaecore.components.nets import ARCHITECTURES, build_decoder, build_encoder, check_supported, count_parameters
 
 LATENT = 16
 BATCH = 2

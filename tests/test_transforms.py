@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaecore import transforms as T
+from vaecore.data import transforms as T
 
 torch.set_num_threads(1)
 

@@ -25,10 +25,11 @@ import pytest
 import torch
 
 import vaecore
-from vaecore import TrainConfig, Trainer, build_model, transforms
-from vaecore.models import VAE
+from vaecore import TrainConfig, Trainer, build_model
+from vaecore.data import transforms
+from vaecore.models.base import VAE
+from vaecore.models.tvae import TVAE, TVAEConfig, apply_transformation, extract_transformation, interpolate_pair
 from vaecore.presets import PRESETS, get_preset, model_config
-from vaecore.tvae import TVAE, TVAEConfig, apply_transformation, extract_transformation, interpolate_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 200

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import vaecore
-from vaecore import metrics
 from vaecore.cli import build_parser
+from vaecore.evaluation import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset, load_dataset
-from .hub import ModelLoadError, load, publish
-from .models import VAE, LossOutput, PretrainedModel
-from .presets import PRESETS, get_preset, list_presets, model_config
-from .trainer import Trainer, TrainingDiverged, TrainResult, build_model, read_metrics, train
+from vaecore.config import ModelConfig, TrainConfig
+from vaecore.data.datasets import Dataset, load_dataset
+from vaecore.hub import ModelLoadError, load, publish
+from vaecore.models.base import VAE, LossOutput, PretrainedModel
+from vaecore.presets import PRESETS, get_preset, list_presets, model_config
+from vaecore.training.trainer import Trainer, TrainingDiverged, TrainResult, build_model, read_metrics, train
 
 __version__ = "0.1.0"
 
@@ -26,14 +26,14 @@ def list_models() -> list[str]:
 
 def _load_extensions() -> None:
     """Import modules that add presets and model types of their own (T-VAE)."""
-    from .hub import _register_model_types
+    from vaecore.hub import _register_model_types
 
     _register_model_types()
 
 
 def __getattr__(name: str) -> Any:
     if name in ("extract_transformation", "apply_transformation", "interpolate_pair", "TVAE"):
-        from . import tvae
+        from vaecore.models import tvae
 
         return getattr(tvae, name)
     raise AttributeError(f"module 'vaecore' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Entry point for `python -m vaecore`."""
 
-from .cli import main
+from vaecore.cli import main
 
 main()

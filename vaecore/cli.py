@@ -51,7 +51,7 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import vaecore
     from vaecore.presets import model_config, train_config
-    from vaecore.trainer import Trainer, TrainingDiverged
+    from vaecore.training.trainer import Trainer, TrainingDiverged
 
     vaecore.list_models()
     if args.resume:
@@ -138,7 +138,7 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from vaecore import metrics
+    from vaecore.evaluation import metrics
 
     model, dataset = _load_model_and_data(args)
     names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",") if m.strip()]
@@ -163,8 +163,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from vaecore import metrics
-    from vaecore.images import save_grid
+    from vaecore.data.images import save_grid
+    from vaecore.evaluation import metrics
 
     if args.sampler == "prior":
         import vaecore
@@ -186,7 +186,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     import vaecore
-    from vaecore import compare
+    from vaecore.evaluation import compare
 
     models, folders = {}, {}
     for spec in args.models:

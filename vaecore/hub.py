@@ -16,8 +16,8 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from .models import MODEL_TYPES, PretrainedModel
-from .utils import PROJECT_ROOT, atomic_write_bytes, read_json
+from vaecore.models.base import MODEL_TYPES, PretrainedModel
+from vaecore.utils import PROJECT_ROOT, atomic_write_bytes, read_json
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

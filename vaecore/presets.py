@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ModelConfig, TrainConfig
+from vaecore.config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def list_presets() -> list[Preset]:
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or a KeyError listing the known names."""
     if name not in PRESETS:
-        from .hub import _register_model_types
+        from vaecore.hub import _register_model_types
 
         _register_model_types()
     if name not in PRESETS:
@@ -114,7 +114,7 @@ def get_preset(name: str) -> Preset:
 
 def model_config(name: str, **overrides: Any) -> ModelConfig:
     """The ModelConfig of a preset with overrides applied (unknown keys raise ValueError)."""
-    from .models import MODEL_TYPES
+    from vaecore.models.base import MODEL_TYPES
 
     preset = get_preset(name)
     kind = preset.config.get("model_type", "vae")

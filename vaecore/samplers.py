@@ -30,8 +30,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .metrics import latent_means
-from .utils import atomic_save_safetensors, atomic_write_json
+from vaecore.evaluation.metrics import latent_means
+from vaecore.utils import atomic_save_safetensors, atomic_write_json
 
 __all__ = [
     "SAMPLERS", "GMMSampler", "MAFSampler", "NormalSampler", "Progress", "Sampler", "SamplerLoadError",

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import reference as ref
-from .samplers import Progress, Sampler, fit_sampler, load_or_fit
+from vaecore.evaluation import reference as ref
+from vaecore.samplers import Progress, Sampler, fit_sampler, load_or_fit
 
 __all__ = ["DEFAULT_METRICS", "LAYOUTS", "SAMPLE_METRICS", "compare", "has_prior", "to_json", "to_markdown"]
 
@@ -58,7 +58,7 @@ def _progress(progress: Progress | bool | None) -> Callable[[float, str], None]:
 
 
 def _training_info(folder: Path) -> dict[str, Any]:
-    from .trainer import read_metrics
+    from vaecore.training.trainer import read_metrics
 
     steps = [r for r in read_metrics(folder) if "step" in r]
     epochs = [r["epoch"] for r in steps if r.get("kind") == "epoch" and "epoch" in r]
@@ -72,7 +72,7 @@ def _training_info(folder: Path) -> dict[str, Any]:
 
 def _resolve(models: Mapping[str, Any], folders: Mapping[str, str | Path] | None
              ) -> list[tuple[str, nn.Module, Path | None]]:
-    from .hub import load, resolve
+    from vaecore.hub import load, resolve
 
     out = []
     for key, value in models.items():
@@ -99,7 +99,7 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
     (`folders`, or given as a path), saved there and reused. `info[name]` adds fields (e.g.
     epochs) to a model's rows.
     """
-    from . import metrics as M
+    from vaecore.evaluation import metrics as M
 
     names = list(DEFAULT_METRICS if metrics is None else metrics)
     unknown = [m for m in names if m not in M.METRICS]
@@ -107,7 +107,7 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(M.METRICS)}")
     for s in samplers:
         if s != "prior":
-            from .samplers import SAMPLERS
+            from vaecore.samplers import SAMPLERS
             if s not in SAMPLERS:
                 raise KeyError(f"unknown sampler {s!r}; known: {', '.join(SAMPLERS)}")
     report = _progress(progress)
@@ -362,7 +362,7 @@ def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[st
 
 def _full(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     try:
-        from .metrics import METRICS
+        from vaecore.evaluation.metrics import METRICS
         known = list(METRICS)
     except ImportError:
         known = []
@@ -377,6 +377,6 @@ def _full(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             for r in rows]
     notes: list[str] = []
     if known:
-        from .metrics import METRICS
+        from vaecore.evaluation.metrics import METRICS
         notes = ["", "Metrics:"] + [f"- {k}: {METRICS[k]}" for k in keys if k in METRICS]
     return _table(header, body) + notes

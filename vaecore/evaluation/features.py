@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import PROJECT_ROOT, read_json
+from vaecore.utils import PROJECT_ROOT, read_json
 
 CLASSIFIERS_DIR = PROJECT_ROOT / "checkpoints" / "classifiers"
 WEIGHTS = "model.safetensors"

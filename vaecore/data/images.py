@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .utils import atomic_write_bytes
+from vaecore.utils import atomic_write_bytes
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,

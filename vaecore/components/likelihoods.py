@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .utils import flat_sum, softclip
+from vaecore.utils import flat_sum, softclip
 
 LOG_2PI = math.log(2 * math.pi)
 BIN = 1.0 / 255.0

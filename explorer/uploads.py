@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import _images_from_array, _labels_from_array, _pick_splits
+from vaecore.data.datasets import _images_from_array, _labels_from_array, _pick_splits
 
 MAX_IMAGES = 20_000
 ACCEPTED = ("npz", "npy", "png")

@@ -16,11 +16,11 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from . import regularisers as reg
-from .config import ModelConfig
-from .likelihoods import Likelihood, build_likelihood
-from .nets import build_decoder, build_encoder
-from .utils import atomic_save_safetensors
+from vaecore.components import objectives as reg
+from vaecore.components.likelihoods import Likelihood, build_likelihood
+from vaecore.components.nets import build_decoder, build_encoder
+from vaecore.config import ModelConfig
+from vaecore.utils import atomic_save_safetensors
 
 MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
 DETERMINISTIC_LOGVAR = -20.0
@@ -63,7 +63,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None,
                         metrics: dict[str, Any] | None = None, **kwargs: Any) -> str | None:
         """Save weights, config and a model card that states the model, data and metrics."""
-        from .hub import write_model_card
+        from vaecore.hub import write_model_card
 
         out = super().save_pretrained(save_directory, config=config or self.config.to_dict(),
                                       **kwargs)

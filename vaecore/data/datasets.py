@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaecore.utils import PROJECT_ROOT
+
 __all__ = [
     "DATASETS",
     "Dataset",
@@ -34,7 +36,7 @@ __all__ = [
     "read_idx",
 ]
 
-DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
+DATA_ROOT = PROJECT_ROOT / "data"
 MNIST_DIR = DATA_ROOT / "mnist"
 
 DATASETS: dict[str, str] = {

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .trainer import METRICS, Trainer, TrainingDiverged, build_model, read_metrics
-from .utils import read_json
+from vaecore.config import TrainConfig
+from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, build_model, read_metrics
+from vaecore.utils import read_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted")
@@ -206,7 +206,7 @@ class JobManager:
     def start(self, session: str, preset: str, train: TrainConfig | dict[str, Any] | None = None,
               name: str | None = None, **overrides: Any) -> Job:
         """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder."""
-        from .presets import get_preset
+        from vaecore.presets import get_preset
 
         get_preset(preset)
         tc = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train or {}))
@@ -224,8 +224,8 @@ class JobManager:
             (folder / "app_run.json").write_text(json.dumps(settings, indent=2, default=str))
 
             def make() -> Trainer:
-                from .data import load_dataset
-                from .presets import model_config
+                from vaecore.data.datasets import load_dataset
+                from vaecore.presets import model_config
 
                 dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
                 cfg = model_config(preset, **{"input_shape": dataset.shape, "dataset": dataset.name, **overrides})

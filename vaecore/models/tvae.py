@@ -32,12 +32,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from . import regularisers as reg
-from .config import ModelConfig, from_dict
-from .models import VAE, LossOutput, register_model_type
-from .presets import register_preset
-from .transforms import TransformRange, triplet
-from .utils import evaluating
+from vaecore.components import objectives as reg
+from vaecore.config import ModelConfig, from_dict
+from vaecore.data.transforms import TransformRange, triplet
+from vaecore.models.base import VAE, LossOutput, register_model_type
+from vaecore.presets import register_preset
+from vaecore.utils import evaluating
 
 __all__ = [
     "TVAE", "TVAE_RANGE", "TVAEConfig", "apply_transformation", "extract_transformation", "interpolate_pair",

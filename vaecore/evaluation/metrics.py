@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import regularisers as reg
-from .data import Dataset
-from .likelihoods import Likelihood
-from .utils import evaluating
+from vaecore.components import objectives as reg
+from vaecore.components.likelihoods import Likelihood
+from vaecore.data.datasets import Dataset
+from vaecore.utils import evaluating
 
 ProgressFn = Callable[[str, int, int], None]
 """Progress callback: (stage, batches done, batches in this stage)."""
@@ -155,7 +155,7 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
         if not hasattr(model, "sample_latents"):
             return "the model cannot generate"
         if dataset is not None:
-            from .features import available_classifiers, canonical_dataset
+            from vaecore.evaluation.features import available_classifiers, canonical_dataset
 
             have = available_classifiers()
             if canonical_dataset(dataset.name) not in have or tuple(dataset.shape) != (1, 28, 28):
@@ -522,7 +522,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
         out["expected-gap_s"] = gap["s"]
         out["expected-gap_smoothness"] = gap["smoothness"]
     if {"fd", "classifier-score"} & set(todo):
-        from .features import load_feature_classifier
+        from vaecore.evaluation.features import load_feature_classifier
 
         clf = load_feature_classifier(dataset.name).to(device)
         images = generate(model, n_samples, sampler, seed + 3, batch_size)

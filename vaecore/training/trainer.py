@@ -24,11 +24,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .config import TrainConfig
-from .data import Dataset, epoch_permutation
-from .images import save_grid
-from .models import PretrainedModel
-from .utils import atomic_save_safetensors, atomic_write_json, default_device, read_json, seed_everything
+from vaecore.config import TrainConfig
+from vaecore.data.datasets import Dataset, epoch_permutation
+from vaecore.data.images import save_grid
+from vaecore.models.base import PretrainedModel
+from vaecore.utils import atomic_save_safetensors, atomic_write_json, default_device, read_json, seed_everything
 
 Callback = Callable[[dict[str, Any]], None]
 CHECKPOINT = "checkpoint.safetensors"
@@ -93,7 +93,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.augment = None
         if config.augment:
-            from .transforms import TransformRange
+            from vaecore.data.transforms import TransformRange
             self.augment = TransformRange(**config.augment)
 
     # construction from a folder -----------------------------------------------------------
@@ -104,8 +104,8 @@ class Trainer:
 
         `changes` may extend the run (e.g. epochs=20, max_steps=None).
         """
-        from .data import load_dataset
-        from .hub import load_folder
+        from vaecore.data.datasets import load_dataset
+        from vaecore.hub import load_folder
 
         out_dir = Path(out_dir)
         if not (out_dir / CHECKPOINT).exists():
@@ -221,7 +221,7 @@ class Trainer:
         idx = perm[index * self.batch_size:(index + 1) * self.batch_size]
         x = self.x_train[idx]
         if self.augment is not None:
-            from .transforms import apply_affine, random_affine
+            from vaecore.data.transforms import apply_affine, random_affine
             x = apply_affine(x, random_affine(x.shape[0], self.augment, device=x.device))
         return x
 
@@ -309,7 +309,7 @@ class Trainer:
 def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfig | None = None,
           callbacks: Iterable[Callback] = (), progress: bool = False, **overrides: Any) -> TrainResult:
     """Build the preset for the dataset's image shape and train it (the one-call entry point)."""
-    from .presets import model_config
+    from vaecore.presets import model_config
 
     config = config or TrainConfig()
     overrides.setdefault("input_shape", dataset.shape)
@@ -320,7 +320,7 @@ def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfi
 
 def build_model(config: dict[str, Any], seed: int | None = None) -> PretrainedModel:
     """Instantiate the model class that `config["model_type"]` names; `seed` fixes its initial weights."""
-    from .models import MODEL_TYPES
+    from vaecore.models.base import MODEL_TYPES
 
     if seed is not None:
         seed_everything(seed)
