@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import explorer_ui as ui
+from explorer import catalog, state, tables, widgets
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -34,7 +34,7 @@ def home() -> None:
     for start in range(0, len(pages), 3):
         for col, (path, title, icon) in zip(st.columns(3), pages[start:start + 3], strict=False):
             col.page_link(path, label=title, icon=icon)
-    models = ui.bundled_catalog()
+    models = catalog.bundled_catalog()
     if not models:
         st.info("No bundled checkpoints found in `checkpoints/`. Train a model on the Training monitor page, "
                 "or point the sidebar picker at a model folder.")
@@ -52,16 +52,17 @@ def home() -> None:
                 facts = [f"likelihood **{m.get('likelihood') or '?'}**", f"latent **{m.get('latent_dim') or '?'}**",
                          f"data **{m.get('data') or '?'}**"]
                 st.markdown(" · ".join(facts))
-                headline = ui.headline_metric(m["eval"])
+                headline = catalog.headline_metric(m["eval"])
                 if headline:
-                    st.metric(ui.metric_title(headline[0]), f"{headline[1]:.4g}")
+                    st.metric(tables.metric_title(headline[0]), f"{headline[1]:.4g}")
                 else:
                     st.caption("no eval.json yet")
                 if m.get("hub_repo_id"):
                     st.caption(f"Hub: `{m['hub_repo_id']}`")
                 if m["samples"] is not None:
-                    ui.show_png_file(m["samples"], caption="samples")
-                st.button("Use this model", key=f"use_{m['name']}", on_click=ui.set_pick, args=("Bundled", m["name"]))
+                    widgets.show_png_file(m["samples"], caption="samples")
+                st.button("Use this model", key=f"use_{m['name']}", on_click=state.set_pick,
+                          args=("Bundled", m["name"]))
 
 
 def existing_pages() -> list[tuple[str, str, str]]:
@@ -72,9 +73,9 @@ def existing_pages() -> list[tuple[str, str, str]]:
 st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
                            + [st.Page(path, title=title, icon=icon) for path, title, icon in existing_pages()])
-ui.session_id()
-ui.render_model_picker()
+state.session_id()
+state.render_model_picker()
 try:
     navigation.run()
 finally:
-    ui.end_of_run()
+    state.end_of_run()

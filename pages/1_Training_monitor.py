@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import explorer_ui as ui
+from explorer import caches, figures, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
 from vaecore.components.likelihoods import LIKELIHOODS
 from vaecore.presets import PRESETS
@@ -21,9 +21,9 @@ STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":green[:mater
 st.title("Training monitor")
 st.caption("Trainings run in the background on the server: they keep going when you reload the page or "
            "switch pages, and belong to this browser session (the `sid` in the address bar).")
-sid = ui.session_id()
-ui.model_picker()
-manager = ui.job_manager()
+sid = state.session_id()
+state.model_picker()
+manager = caches.job_manager()
 
 
 def settings_panel() -> None:
@@ -101,7 +101,7 @@ def controls(info: RunInfo) -> None:
             _resume(info.name, int(more))
     if info.status in ("finished", "stopped", "interrupted", "diverged"):
         c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
-                  on_click=ui.pick_run, args=(info.folder,),
+                  on_click=state.pick_run, args=(info.folder,),
                   help="Makes this run the sidebar's model for the other pages.")
 
 
@@ -118,12 +118,12 @@ def live_view(info: RunInfo) -> None:
     """Status, progress, curves and images of one run; refreshes itself while the run trains."""
     was_running = info.running
 
-    @st.fragment(run_every=ui.LIVE_REFRESH_S if was_running else None)
+    @st.fragment(run_every=widgets.LIVE_REFRESH_S if was_running else None)
     def view() -> None:
         now = manager.run(sid, info.name)
         if was_running and not now.running:
             st.rerun(scope="app")
-        records = ui.read_records(now.folder)
+        records = caches.read_records(now.folder)
         p = progress(records)
         st.markdown(f"{STATUS_ICON.get(now.status, '')} **{now.status}** · `{now.preset}` on `{now.data}`")
         if now.status == "diverged":
@@ -141,25 +141,25 @@ def live_view(info: RunInfo) -> None:
             if p["images_per_s"]:
                 text += f" · {p['images_per_s']:.0f} images/s"
             if now.running:
-                text += f" · {ui.format_seconds(p['eta_s'])} left"
+                text += f" · {tables.format_seconds(p['eta_s'])} left"
             st.progress(p["fraction"], text=text)
         if not any(r.get("kind") == "step" for r in records):
             st.caption("Curves appear after the first logged steps.")
             return
         x_axis = st.session_state.get("tm_x", "step")
-        st.plotly_chart(ui.training_figure(records, x=x_axis), key="tm_curves")
+        st.plotly_chart(figures.training_figure(records, x=x_axis), key="tm_curves")
         left, right = st.columns(2)
         with left:
             st.markdown("**Samples** (latest checkpoint)")
-            if not ui.show_png_file(now.folder / "samples.png"):
+            if not widgets.show_png_file(now.folder / "samples.png"):
                 st.caption("no samples yet")
         with right:
             st.markdown("**Reconstructions** (validation images, model below each data row)")
-            pairs = ui.run_reconstructions(now.folder)
+            pairs = caches.run_reconstructions(now.folder)
             if pairs is None:
                 st.caption("no checkpoint yet")
             else:
-                ui.show_images(pairs, nrow=8)
+                widgets.show_images(pairs, nrow=8)
 
     view()
 
@@ -182,4 +182,4 @@ controls(info)
 st.segmented_control("x axis", ["step", "epoch"], default="step", key="tm_x", persist_state="session")
 live_view(info)
 with st.expander(f"All runs of this session ({len(runs)})"):
-    st.dataframe(ui.runs_table(runs), hide_index=True)
+    st.dataframe(tables.runs_table(runs), hide_index=True)

@@ -5,33 +5,34 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-import explorer_ui as ui
+from explorer import caches, catalog, latents, sources, state, widgets
+from vaecore import PretrainedModel
 from vaecore.latent import interpolation as interp
 
 st.title("Interpolation")
 st.caption("Decode the path between the latents of two images, linear or spherical, and traverse the latent "
            "space one dimension at a time. Add a second model to compare them side by side.")
-spec, model = ui.require_model()
+spec, model = state.require_model()
 shape = tuple(model.config.input_shape)
 
-others = {s: label for s, label in ui.model_choices().items() if s != spec}
+others = {s: label for s, label in state.model_choices().items() if s != spec}
 c1, c2 = st.columns([2, 3])
 with c1:
-    source = ui.source_picker(model, key="ip_source")
+    source = widgets.source_picker(model, key="ip_source")
 other = c2.selectbox("Compare with (side by side)", [None, *others], key="ip_other",
                      format_func=lambda s: "— none —" if s is None else others[s])
-models = [(ui.model_label(spec), spec, model)]
+models = [(catalog.model_label(spec), spec, model)]
 if other:
-    second = ui.try_load_model(other)
+    second = caches.try_load_model(other)
     if second is not None and tuple(second.config.input_shape) != shape:
-        st.warning(f"{ui.model_label(other)} takes {tuple(second.config.input_shape)} images, {ui.model_label(spec)} "
-                   f"takes {shape}: they cannot share endpoints.")
+        st.warning(f"{catalog.model_label(other)} takes {tuple(second.config.input_shape)} images, "
+                   f"{catalog.model_label(spec)} takes {shape}: they cannot share endpoints.")
     elif second is not None:
-        models.append((ui.model_label(other), other, second))
+        models.append((catalog.model_label(other), other, second))
 
-x_all, y_all = ui.source_images(model, source)
+x_all, y_all = sources.source_images(model, source)
 n = int(x_all.shape[0])
-selected = ui.map_selection(spec, source)
+selected = latents.map_selection(spec, source)
 if len(selected) >= 2:
     mode = st.segmented_control("Endpoints", ["Pick images", "Map selection"], default="Map selection",
                                 required=True, key="ip_mode",
@@ -45,14 +46,14 @@ if mode == "Map selection":
 else:
     ca, cb = st.columns(2)
     with ca:
-        i0 = ui.pick_image("Image A", n, y_all, key="ip_a", default=0)
+        i0 = widgets.pick_image("Image A", n, y_all, key="ip_a", default=0)
     with cb:
-        i1 = ui.pick_image("Image B", n, y_all, key="ip_b", default=1)
+        i1 = widgets.pick_image("Image B", n, y_all, key="ip_b", default=1)
 x0, x1 = x_all[i0], x_all[i1]
 
 c1, c2, c3, c4 = st.columns([1, 1, 2, 3])
-c1.image(ui.image_png(x0), caption=f"A: #{i0} {ui.label_text(y_all, i0)}")
-c2.image(ui.image_png(x1), caption=f"B: #{i1} {ui.label_text(y_all, i1)}")
+c1.image(widgets.image_png(x0), caption=f"A: #{i0} {widgets.label_text(y_all, i0)}")
+c2.image(widgets.image_png(x1), caption=f"B: #{i1} {widgets.label_text(y_all, i1)}")
 method = c3.segmented_control("Path", list(interp.METHODS), default="linear", required=True, key="ip_method",
                               format_func=str.capitalize) or "linear"
 c3.caption(interp.METHODS[method])
@@ -62,7 +63,8 @@ ends = {s: interp.encode_means(m, torch.stack([x0, x1])).cpu() for _, s, m in mo
 st.subheader("Strip")
 for label, s, m in models:
     zs = interp.path(ends[s][0], ends[s][1], steps, method)
-    ui.show_images(interp.decode(m, zs), caption=f"{label}: A → B in {steps} steps ({method})", nrow=steps, scale=3)
+    widgets.show_images(interp.decode(m, zs), caption=f"{label}: A → B in {steps} steps ({method})",
+                        nrow=steps, scale=3)
 
 
 @st.fragment
@@ -73,7 +75,7 @@ def decode_at_t() -> None:
     for col, (label, s, m) in zip(cols, models, strict=False):
         z0, z1 = ends[s]
         z = interp.interpolate(z0, z1, t, method)
-        col.image(ui.image_png(interp.decode(m, z)[0], 196), caption=f"{label} at t = {t:.2f}")
+        col.image(widgets.image_png(interp.decode(m, z)[0], 196), caption=f"{label} at t = {t:.2f}")
         col.caption(f"‖z‖ = {float(z.norm()):.2f} (A {float(z0.norm()):.2f}, B {float(z1.norm()):.2f})")
 
 
@@ -88,7 +90,7 @@ i_start = i0 if start == "A" else i1
 
 
 @st.fragment
-def traversal(label: str, m: ui.PretrainedModel, z: torch.Tensor, dims: list[int], prefix: str, narrow: bool) -> None:
+def traversal(label: str, m: PretrainedModel, z: torch.Tensor, dims: list[int], prefix: str, narrow: bool) -> None:
     """One model's sliders and decoded image; only this fragment reruns when a slider moves."""
     st.markdown(f"**{label}** · {m.latent_dim} latent dimensions" + (f", showing the {len(dims)} most active"
                                                                     if len(dims) < m.latent_dim else ""))
@@ -101,16 +103,17 @@ def traversal(label: str, m: ui.PretrainedModel, z: torch.Tensor, dims: list[int
     for k, j in enumerate(dims):
         start_value = max(-4.0, min(4.0, round(float(z[j]), 2)))
         values[j] = cols[k % len(cols)].slider(f"z{j}", -4.0, 4.0, start_value, 0.05, key=f"{prefix}_{j}")
-    image_col.image(ui.image_png(interp.decode(m, interp.with_values(z, values))[0], 196), caption="decoded")
+    image_col.image(widgets.image_png(interp.decode(m, interp.with_values(z, values))[0], 196), caption="decoded")
     moved = sum(abs(values[j] - float(z[j])) > 0.026 for j in dims)
     image_col.caption(f"{moved} dimension{'s' if moved != 1 else ''} moved")
 
 
 for column, (label, s, m) in zip(st.columns(len(models)), models, strict=True):
     z = interp.encode_means(m, x_all[i_start:i_start + 1])[0].cpu()
-    dims = interp.rank_dims(ui.latents_for(s, source, min(n, 1000)), k=min(32, m.latent_dim))
+    dims = interp.rank_dims(latents.latents_for(s, source, min(n, 1000)), k=min(32, m.latent_dim))
     with column.container(border=True):
         traversal(label, m, z, dims, prefix=f"tr_{s}_{source}_{i_start}", narrow=len(models) > 1)
         j = st.selectbox("Sweep one dimension from −3 to 3", dims, key=f"sweep_{s}", format_func=lambda j: f"z{j}")
-        ui.show_images(interp.traverse(m, z, int(j), torch.linspace(-3, 3, 11)), nrow=11, scale=3 if len(models) == 1
-                       else 2, caption=f"{label}: z{j} from −3 to 3, the others as encoded")
+        widgets.show_images(interp.traverse(m, z, int(j), torch.linspace(-3, 3, 11)), nrow=11,
+                            scale=3 if len(models) == 1 else 2,
+                            caption=f"{label}: z{j} from −3 to 3, the others as encoded")

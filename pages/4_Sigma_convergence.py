@@ -6,28 +6,28 @@ from pathlib import Path
 
 import streamlit as st
 
-import explorer_ui as ui
+from explorer import caches, catalog, figures, state, tables, widgets
 
 st.title("σ convergence")
 st.caption("How the decoder variance of each model evolves during training, as in Figure 5 of the σ-VAE paper.")
-sid = ui.session_id()
-picked = ui.model_picker()
-manager = ui.job_manager()
+sid = state.session_id()
+picked = state.model_picker()
+manager = caches.job_manager()
 
-bundled = ui.bundled_with_logs()
+bundled = catalog.bundled_with_logs()
 runs = {str(r.folder): r for r in manager.runs(sid)}
 extra = {}
 if picked and picked not in bundled and picked not in runs:
-    folder = ui.local_folder(picked)
+    folder = catalog.local_folder(picked)
     if folder is not None and (folder / "metrics.jsonl").is_file():
         extra[str(folder)] = folder
 
 c1, c2 = st.columns(2)
-chosen_bundled = c1.multiselect("Bundled models", list(bundled), default=ui.default_sigma_models(bundled),
+chosen_bundled = c1.multiselect("Bundled models", list(bundled), default=tables.default_sigma_models(bundled),
                                 key="sc_bundled", persist_state="session",
                                 help="Models whose training log (metrics.jsonl) is shipped with the checkpoint.")
 run_labels = {k: f"{r.name} ({r.status})" for k, r in runs.items()}
-run_labels.update({k: f"sidebar: {ui.model_label(k)}" for k in extra})
+run_labels.update({k: f"sidebar: {catalog.model_label(k)}" for k in extra})
 chosen_runs = c2.multiselect("Your runs", list(run_labels), format_func=run_labels.get,
                              default=[k for k in list(runs)[:1] if runs[k].running] + list(extra)[:1],
                              key="sc_runs", persist_state="session")
@@ -41,23 +41,23 @@ beta = c3.number_input("β of the β-VAE reference line", 1e-4, 10.0, value=0.01
 log_x = c4.toggle("log-scale x axis", key="sc_logx", persist_state="session")
 
 sources: dict[str, Path] = {name: bundled[name] for name in chosen_bundled}
-sources.update({f"run {runs[k].name}" if k in runs else ui.model_label(k): Path(k) for k in chosen_runs})
+sources.update({f"run {runs[k].name}" if k in runs else catalog.model_label(k): Path(k) for k in chosen_runs})
 live = any(runs[k].running for k in chosen_runs if k in runs)
 
 
-@st.fragment(run_every=ui.LIVE_REFRESH_S if live else None)
+@st.fragment(run_every=widgets.LIVE_REFRESH_S if live else None)
 def plot() -> None:
-    traces, skipped = ui.sigma_traces(sources)
+    traces, skipped = tables.sigma_traces(sources)
     if not sources:
         st.info("Choose bundled models or runs above.")
     elif not traces:
         st.warning("None of the chosen models logs a decoder σ.")
     else:
-        st.plotly_chart(ui.sigma_figure(traces, x=x_axis or "epoch", quantity=quantity or "log_sigma", beta=beta,
+        st.plotly_chart(figures.sigma_figure(traces, x=x_axis or "epoch", quantity=quantity or "log_sigma", beta=beta,
                                         log_x=bool(log_x)), key="sc_figure")
         st.caption(f"{len(traces)} trace{'s' if len(traces) != 1 else ''}: " + ", ".join(traces)
                    + (" · refreshing live" if live else ""))
-        st.dataframe(ui.sigma_summary(traces, sources), hide_index=True, column_config={
+        st.dataframe(tables.sigma_summary(traces, sources), hide_index=True, column_config={
             "effective ln σ": st.column_config.NumberColumn(
                 help="ln σ + ½ ln β: a KL weight β acts like a decoder variance σ² scaled by β")})
     for label, why in skipped.items():

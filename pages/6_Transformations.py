@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-import explorer_ui as ui
+from explorer import caches, catalog, figures, sources, state, tables, transforms, widgets
 from vaecore.data.transforms import apply_affine, invert
 from vaecore.models import tvae
 
@@ -14,8 +14,8 @@ st.title("Transformations")
 st.caption("The T-VAE (Giannone et al.) learns a latent transformation T from a triplet (f⁻¹(x), x, f(x)) such "
            "that z + T decodes to f(x) and z − T to f⁻¹(x). Extract T from one triplet, apply it to other images, "
            "and compare with a plain VAE, whose analogue is the latent difference (z₁ − z₂) / 2.")
-picked = ui.model_picker()
-by_type = ui.models_by_type()
+picked = state.model_picker()
+by_type = state.models_by_type()
 tvaes, plains = by_type.get("tvae", {}), {s: label for t, d in by_type.items() if t != "tvae" for s, label in d.items()}
 if not tvaes:
     st.warning("No T-VAE found among the bundled models or your runs. Train one with "
@@ -43,7 +43,7 @@ p_spec = c2.selectbox("Plain VAE to compare with", [None, *plains],
 models = {}
 for label, spec in (("T-VAE", t_spec), ("VAE", p_spec)):
     if spec:
-        m = ui.try_load_model(spec)
+        m = caches.try_load_model(spec)
         if m is not None:
             models[label] = (spec, m)
 if not models:
@@ -57,40 +57,40 @@ if len({tuple(m.config.input_shape) for _, m in models.values()}) > 1:
 st.subheader("Triplet")
 c1, c2 = st.columns([2, 3])
 with c1:
-    source = ui.source_picker(ref, key="tf_source")
+    source = widgets.source_picker(ref, key="tf_source")
 mode = c2.segmented_control("Build it", ["Transform an image", "Choose x₁ and x₂"], default="Transform an image",
                             required=True, key="tf_mode")
-x_all, y_all = ui.source_images(ref, source)
+x_all, y_all = sources.source_images(ref, source)
 n = int(x_all.shape[0])
 theta = None
 if mode == "Transform an image":
     c1, c2, c3 = st.columns([2, 1, 2])
     with c1:
-        i = ui.pick_image("Image x", n, y_all, key="tf_x", default=0)
-    kind = c2.selectbox("Transformation f", list(ui.TRANSFORM_AMOUNTS), key="tf_kind")
-    lo, hi, default, step, unit = ui.TRANSFORM_AMOUNTS[kind]
+        i = widgets.pick_image("Image x", n, y_all, key="tf_x", default=0)
+    kind = c2.selectbox("Transformation f", list(transforms.TRANSFORM_AMOUNTS), key="tf_kind")
+    lo, hi, default, step, unit = transforms.TRANSFORM_AMOUNTS[kind]
     amount = c3.slider(f"Amount ({unit})", lo, hi, default, step, key=f"tf_amount_{kind}")
     amount_y = c3.slider("Shift down", lo, hi, 0.0, step, key="tf_amount_y") if kind == "translation" else 0.0
-    theta = ui.transform_matrix(kind, amount, amount_y)
+    theta = transforms.transform_matrix(kind, amount, amount_y)
     x = x_all[i:i + 1]
     x1 = apply_affine(x, theta)
     x2 = apply_affine(x, invert(theta))
-    caption_x = f"x = #{i} {ui.label_text(y_all, i)}"
+    caption_x = f"x = #{i} {widgets.label_text(y_all, i)}"
 else:
     c1, c2 = st.columns(2)
     with c1:
-        i1 = ui.pick_image("x₁ = f(x)", n, y_all, key="tf_x1", default=0)
+        i1 = widgets.pick_image("x₁ = f(x)", n, y_all, key="tf_x1", default=0)
     with c2:
-        i2 = ui.pick_image("x₂ = f⁻¹(x)", n, y_all, key="tf_x2", default=1)
+        i2 = widgets.pick_image("x₂ = f⁻¹(x)", n, y_all, key="tf_x2", default=1)
     x1, x2 = x_all[i1:i1 + 1], x_all[i2:i2 + 1]
     x = x1
     caption_x = "x (unknown: T depends only on x₁ and x₂)"
 
 cols = st.columns(6)
-cols[0].image(ui.image_png(x2[0]), caption="x₂ = f⁻¹(x)")
+cols[0].image(widgets.image_png(x2[0]), caption="x₂ = f⁻¹(x)")
 if theta is not None:
-    cols[1].image(ui.image_png(x[0]), caption=caption_x)
-cols[2].image(ui.image_png(x1[0]), caption="x₁ = f(x)")
+    cols[1].image(widgets.image_png(x[0]), caption=caption_x)
+cols[2].image(widgets.image_png(x1[0]), caption="x₁ = f(x)")
 
 Ts = {label: tvae.extract_transformation(m, x, x1, x2)[0].cpu() for label, (_, m) in models.items()}
 st.subheader("Extracted T")
@@ -121,7 +121,7 @@ st.caption("Columns: k = " + ", ".join(f"{k:+d}" if k else "0 (reconstruction)" 
 
 panels: dict[str, torch.Tensor] = {}
 if theta is not None:
-    panels["Ground truth f^k(x)"] = torch.stack([ui.apply_power(others, theta, k) for k in ks], dim=1)
+    panels["Ground truth f^k(x)"] = torch.stack([transforms.apply_power(others, theta, k) for k in ks], dim=1)
 for label, (_, m) in models.items():
     name = "T-VAE: z + k·T" if label == "T-VAE" else "VAE: z + k·(z₁ − z₂)/2"
     panels[name] = tvae.apply_transformation(m, others, Ts[label], steps).cpu()
@@ -129,7 +129,7 @@ cols = st.columns(len(panels))
 truth = panels.get("Ground truth f^k(x)")
 for col, (name, grid) in zip(cols, panels.items(), strict=True):
     col.markdown(f"**{name}**")
-    ui.show_images(grid.reshape(-1, *grid.shape[2:]), nrow=len(ks), where=col)
+    widgets.show_images(grid.reshape(-1, *grid.shape[2:]), nrow=len(ks), where=col)
     if truth is not None and grid is not truth:
         err = ((grid - truth) ** 2).flatten(2).sum(-1).mean(0)
         col.caption("Squared error to the ground truth per k: "
@@ -137,10 +137,10 @@ for col, (name, grid) in zip(cols, panels.items(), strict=True):
 
 with st.expander("Interpolating between x₁ and x₂ (the middle frame should give back x)"):
     for label, (_, m) in models.items():
-        ui.show_images(tvae.interpolate_pair(m, x1, x2, n=9)[0].cpu(), nrow=9, caption=label)
+        widgets.show_images(tvae.interpolate_pair(m, x1, x2, n=9)[0].cpu(), nrow=9, caption=label)
 
 st.subheader("KNN transfer accuracy")
-report = ui.transfer_report()
+report = catalog.transfer_report()
 if report is None:
     st.info("No results yet. Run `python experiments/tvae_transfer.py`: it trains the VAE, VAE+ and T-VAE, fits a "
             "k-NN classifier on latent means of MNIST (and Fashion-MNIST when present) and tests it on the same data "
@@ -148,9 +148,9 @@ if report is None:
 else:
     st.caption("k-NN accuracy on encoder means, trained on one dataset and tested on the same data or on its affine-"
                "transformed copy (Aff). Bars: this project's runs; open diamonds: the paper's Table 1.")
-    st.plotly_chart(ui.transfer_figure(report), key="tf_knn")
-    st.dataframe(ui.transfer_table(report), hide_index=True)
-    curve = ui.transfer_curve_figure(report)
+    st.plotly_chart(figures.transfer_figure(report), key="tf_knn")
+    st.dataframe(tables.transfer_table(report), hide_index=True)
+    curve = figures.transfer_curve_figure(report)
     if curve is not None:
         st.markdown("**Aff accuracy against labelled latents** (the paper's Figure 2)")
         st.plotly_chart(curve, key="tf_knn_curve")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import explorer_ui as ui
+from explorer import catalog, figures, tables
 from explorer.jobs import JobError, JobManager, check_name, progress, run_status
 from vaecore import TrainConfig, load_dataset, read_metrics, train
 from vaecore.hub import bundled_names, checkpoints_dir
@@ -27,7 +27,7 @@ def _usable_zoo(root: Path) -> list[str]:
     names = []
     for name in bundled_names():
         records = read_metrics(root / name)
-        if ui.logs_sigma(records):
+        if tables.logs_sigma(records):
             names.append(name)
     return names
 
@@ -52,7 +52,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
 @pytest.fixture
 def runs_dir(zoo: list[str]) -> Path:
-    return ui.runs_root()
+    return catalog.runs_root()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -268,20 +268,20 @@ def test_sigma_trace_reads_log_sigma_and_arelbo_mle() -> None:
                {"kind": "step", "step": 2, "epoch": 1.0, "sigma2_mle": 0.01, "log_sigma": 99.0},
                {"kind": "epoch", "step": 2, "epoch": 1.0, "val_loss": 3.0},
                {"kind": "step", "step": 3, "epoch": 1.5, "loss": 1.0}]
-    xs, ys = ui.sigma_trace(records, "epoch")
+    xs, ys = tables.sigma_trace(records, "epoch")
     assert xs == [0.5, 1.0] and ys == pytest.approx([-1.0, 0.5 * np.log(0.01)])
-    assert ui.sigma_trace(records, "step", "sigma2")[1] == pytest.approx([np.exp(-2.0), 0.01])
-    fig = ui.sigma_figure({"a": records, "b": records[:1]}, beta=0.01)
+    assert tables.sigma_trace(records, "step", "sigma2")[1] == pytest.approx([np.exp(-2.0), 0.01])
+    fig = figures.sigma_figure({"a": records, "b": records[:1]}, beta=0.01)
     assert len(fig.data) == 2 and len(fig.layout.shapes) == 2
     assert fig.layout.shapes[1].y0 == pytest.approx(0.5 * np.log(0.01))
-    assert not ui.logs_sigma([{"kind": "step", "loss": 1.0}])
+    assert not tables.logs_sigma([{"kind": "step", "loss": 1.0}])
 
 
 def test_training_figure_has_a_panel_per_quantity() -> None:
     records = [{"kind": "step", "step": s, "epoch": s / 10, "loss": 1.0 / s, "recon": 0.5, "kl": 0.2,
                 "sigma2_mle": 0.02, "lr": 1e-3, "images_per_s": 100.0} for s in range(1, 5)]
     records.append({"kind": "epoch", "step": 4, "epoch": 0.4, "val_loss": 0.3})
-    fig = ui.training_figure(records)
+    fig = figures.training_figure(records)
     assert [t.name for t in fig.data] == ["loss", "recon", "kl", "sigma2_mle", "lr", "images_per_s",
                                           "validation loss"]
     assert "σx² (MLE)" in [a.text for a in fig.layout.annotations]
@@ -291,11 +291,11 @@ def test_catalog_and_card_helpers(tmp_path: Path) -> None:
     for entries in ([{"name": "m", "title": "My model"}], {"models": [{"name": "m", "title": "My model"}]},
                     {"m": {"title": "My model"}}):
         (tmp_path / "catalog.json").write_text(json.dumps(entries))
-        assert ui._catalog_entries(tmp_path)["m"]["title"] == "My model"
+        assert catalog._catalog_entries(tmp_path)["m"]["title"] == "My model"
     (tmp_path / "catalog.json").write_text("{broken")
-    assert ui._catalog_entries(tmp_path) == {}
-    assert ui.headline_metric({"elbo": -90.0, "bpd": 1.2, "notes": {}}) == ("bpd", 1.2)
-    assert ui.headline_metric({"mse": float("nan"), "elbo": -1.0}) == ("elbo", -1.0)
-    assert ui.headline_metric({}) is None
-    assert ui.format_seconds(3725) == "1 h 02 min" and ui.format_seconds(65) == "1 min 05 s"
-    assert ui.format_seconds(None) == "—"
+    assert catalog._catalog_entries(tmp_path) == {}
+    assert catalog.headline_metric({"elbo": -90.0, "bpd": 1.2, "notes": {}}) == ("bpd", 1.2)
+    assert catalog.headline_metric({"mse": float("nan"), "elbo": -1.0}) == ("elbo", -1.0)
+    assert catalog.headline_metric({}) is None
+    assert tables.format_seconds(3725) == "1 h 02 min" and tables.format_seconds(65) == "1 min 05 s"
+    assert tables.format_seconds(None) == "—"

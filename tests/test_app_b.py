@@ -296,12 +296,12 @@ def test_latent_map_page_pca_then_umap(app_env: None) -> None:
 
 
 def test_latent_map_page_uploaded_source(app_env: None, model) -> None:
-    import explorer_ui as ui
+    from explorer import sources
 
     at = _app("2_Latent_map.py")
     x = (np.random.default_rng(1).random((40, 28, 28)) * 255).astype(np.uint8)
     up = parse_uploads([("mine.npz", _npz(images=x, labels=np.arange(40) % 10))], tuple(model.config.input_shape))
-    at.session_state[ui.UPLOADS_KEY] = {"signature": None, "shape": tuple(model.config.input_shape), "data": up,
+    at.session_state[sources.UPLOADS_KEY] = {"signature": None, "shape": tuple(model.config.input_shape), "data": up,
                                         "token": "test"}
     at.session_state["map_source"] = "uploaded"
     at.session_state["map_dim"] = 3

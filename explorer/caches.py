@@ -1,0 +1,172 @@
+"""Process-wide caches: models, datasets, training jobs, fitted samplers and evaluations, each keyed by the
+model version (weights mtime) and every setting, so a retrained folder reloads and results are reused."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+import torch
+
+import vaecore
+from explorer.catalog import cache_root, local_folder, model_stamp, read_json_file, runs_root
+from explorer.jobs import JobManager
+from vaecore import Dataset, ModelLoadError, PretrainedModel
+from vaecore.hub import WEIGHTS
+
+RETRY_AFTER_S = 60.0
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+def _load_model_cached(spec: str, stamp: float) -> PretrainedModel:
+    return vaecore.load(spec, device="cpu")
+
+def load_model(spec: str) -> PretrainedModel:
+    """The model a spec names (bundled name, folder or Hub repo id), loaded once per process and version."""
+    return _load_model_cached(spec, model_stamp(spec))
+
+def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
+    """`load_model`, showing the ModelLoadError message (in `where`, default the page) instead of raising.
+
+    A Hub repo that failed is not retried for a minute in this session, so an unreachable Hub does not
+    slow every rerun down.
+    """
+    failures = st.session_state.setdefault("vae_load_failures", {})
+    failed = failures.get(spec)
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S and local_folder(spec) is None:
+        message = failed[1]
+    else:
+        try:
+            return load_model(spec)
+        except ModelLoadError as e:
+            message = str(e)
+            failures[spec] = (time.monotonic(), message)
+    (where or st).error(f"Could not load **{spec}**: {message}")
+    return None
+
+@st.cache_resource(show_spinner="Loading data…", max_entries=8)
+def load_data(name: str, data_dir: str | None = None, limit: int | None = None) -> Dataset:
+    """A dataset, loaded once per process and (name, folder, limit)."""
+    return vaecore.load_dataset(name, data_dir or None, limit=limit)
+
+def dataset_for(model: PretrainedModel, data_dir: str | None = None) -> Dataset:
+    """The dataset a model was trained on (its config's `dataset`), cached."""
+    return load_data(getattr(model.config, "dataset", "mnist") or "mnist", data_dir)
+
+@torch.no_grad()
+def reconstruction_pairs(model: PretrainedModel, x: torch.Tensor) -> torch.Tensor:
+    """Originals and reconstructions interleaved by rows of 8 (row pairs: data, model)."""
+    model.eval()
+    recon = model.reconstruct(x).cpu()
+    rows = []
+    for i in range(0, x.shape[0], 8):
+        rows += [x[i:i + 8].cpu(), recon[i:i + 8]]
+    return torch.cat(rows)
+
+@st.cache_resource
+def _job_manager(root: str) -> JobManager:
+    return JobManager(root, max_running=int(os.environ.get("VAE_MAX_JOBS", "2")))
+
+def job_manager() -> JobManager:
+    """The process-wide registry of background training jobs (survives reruns, reloads and navigation)."""
+    return _job_manager(str(runs_root()))
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """A run's metrics records (a live run's torn last line is skipped)."""
+    return vaecore.read_metrics(folder)
+
+def run_dataset(folder: Path) -> Dataset:
+    """The dataset a run folder trained on (from app_run.json or train.json), cached."""
+    settings = read_json_file(folder / "app_run.json") or read_json_file(folder / "train.json")
+    return load_data(settings.get("data", "mnist"), settings.get("data_dir"))
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_run_checkpoint(folder: str, stamp: float) -> PretrainedModel:
+    return vaecore.load(folder, device="cpu")
+
+def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
+    """Validation images and their reconstructions by the run's latest checkpoint; None before the first."""
+    if not (folder / WEIGHTS).is_file():
+        return None
+    try:
+        model = _load_run_checkpoint(str(folder), model_stamp(str(folder)))
+        x = run_dataset(folder).x_val[:n]
+    except (ModelLoadError, OSError, ValueError):
+        return None
+    return reconstruction_pairs(model, x)
+
+def sampler_folder(spec: str) -> Path:
+    """Where a model's fitted samplers live: its own local folder when writable, else (read-only folders,
+    Hub repos) a per-model cache folder seeded with any sampler files shipped with the model."""
+    import shutil
+
+    from vaecore.hub import resolve
+
+    folder = local_folder(spec)
+    if folder is not None and os.access(folder, os.W_OK):
+        return folder
+    folder = folder or resolve(spec)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[-80:] or "model"
+    cache = cache_root() / "samplers" / safe
+    cache.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("sampler-*"):
+        if not (cache / f.name).exists():
+            shutil.copy2(f, cache / f.name)
+    return cache
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _fitted_sampler(spec: str, stamp: float, name: str, n_train: int) -> Any:
+    from vaecore.samplers import load_or_fit
+
+    model = load_model(spec)
+    return load_or_fit(model, sampler_folder(spec), name, dataset_for(model), n_train=n_train)
+
+def fitted_sampler(spec: str, name: str, n_train: int = 10_000) -> Any:
+    """A post-hoc sampler for a model, loaded from disk or fitted once (cached per model version)."""
+    return _fitted_sampler(spec, model_stamp(spec), name, n_train)
+
+@torch.no_grad()
+def sample_images(spec: str, sampler: str = "prior", n: int = 64, seed: int = 0) -> torch.Tensor:
+    """n images generated by a model with a post-hoc sampler ('prior' draws from the model's own prior)."""
+    model = load_model(spec)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    if sampler == "prior":
+        return model.sample(n, generator=g).cpu()
+    z = fitted_sampler(spec, sampler).sample_latents(n, generator=g)
+    return model.decode(z.to(model.device)).cpu()
+
+@st.cache_resource(show_spinner=False)
+def _evaluation_store() -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {}
+
+def evaluation_key(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
+                   iwae_k: int = 100, n_samples: int = 1000) -> tuple[Any, ...]:
+    """The explicit cache key of one evaluation: model version, metrics and every setting."""
+    return (spec, model_stamp(spec), tuple(sorted(names)), int(n_test), int(seed), sampler, int(iwae_k),
+            int(n_samples))
+
+def cached_evaluation(spec: str, names: Sequence[str], n_test: int, **settings: Any) -> dict[str, Any] | None:
+    """A stored result of `evaluate_model`, or None when it has not been computed yet."""
+    return _evaluation_store().get(evaluation_key(spec, names, n_test, **settings))
+
+def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
+                   iwae_k: int = 100, n_samples: int = 1000, progress: Any = None) -> dict[str, Any]:
+    """vaecore.evaluation.metrics.evaluate on the first n_test test images, cached per model version and settings.
+
+    `sampler` names the post-hoc sampler the Fréchet distance generates with ('prior': the model's own);
+    `progress(stage, done, total)` is forwarded to the engine; a cached result returns at once.
+    """
+    from vaecore.evaluation.metrics import evaluate
+
+    key = evaluation_key(spec, names, n_test, seed, sampler, iwae_k, n_samples)
+    store = _evaluation_store()
+    if key not in store:
+        model = load_model(spec)
+        fitted = fitted_sampler(spec, sampler) if sampler != "prior" and "fd" in names else None
+        store[key] = evaluate(model, dataset_for(model), list(names), n_test=n_test, seed=seed, sampler=fitted,
+                              iwae_k=iwae_k, n_samples=n_samples, progress=progress)
+    return store[key]

@@ -1,0 +1,113 @@
+"""Files the app reads without Streamlit: project paths, model folders, the bundled catalog and result files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+def runs_root() -> Path:
+    """Where the app writes training runs (VAE_APP_RUNS overrides, e.g. for tests)."""
+    return Path(os.environ.get("VAE_APP_RUNS", PROJECT_ROOT / "runs" / "app"))
+
+def local_folder(spec: str) -> Path | None:
+    """The folder a spec names without touching the network: a path or a bundled name, else None."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    bundled = checkpoints_dir() / spec
+    return bundled if bundled.is_dir() else None
+
+def model_stamp(spec: str) -> float:
+    """Modification time of a local model's weights (0 for Hub repos), so a retrained folder reloads."""
+    folder = local_folder(spec)
+    try:
+        return (folder / WEIGHTS).stat().st_mtime if folder else 0.0
+    except OSError:
+        return 0.0
+
+def model_label(spec: str) -> str:
+    """A short display name: the folder name for paths, the spec otherwise."""
+    path = Path(spec)
+    if len(path.parts) > 1 and local_folder(spec) is not None:
+        return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    return spec
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from a file, or {} when missing or unreadable (cards must never crash)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
+    """checkpoints/catalog.json as name -> entry; accepts a list, {"models": [...]} or a dict by name."""
+    try:
+        raw = json.loads((root / "catalog.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if isinstance(raw, dict) and "models" in raw:
+        raw = raw["models"]
+    if isinstance(raw, list):
+        return {e["name"]: e for e in raw if isinstance(e, dict) and "name" in e}
+    if isinstance(raw, dict):
+        return {k: v for k, v in raw.items() if isinstance(v, dict)}
+    return {}
+
+def bundled_catalog() -> list[dict[str, Any]]:
+    """Bundled models with their catalog entry (checkpoints/catalog.json), config and eval.json."""
+    root = checkpoints_dir()
+    by_name = _catalog_entries(root)
+    out = []
+    for name in bundled_names():
+        folder = root / name
+        config = read_json_file(folder / "config.json")
+        entry = {"name": name, "title": name, "description": "", "data": config.get("dataset"),
+                 "likelihood": config.get("likelihood"), "latent_dim": config.get("latent_dim"),
+                 **by_name.get(name, {})}
+        entry.update(folder=folder, config=config, eval=read_json_file(folder / "eval.json"),
+                     samples=folder / "samples.png" if (folder / "samples.png").is_file() else None)
+        out.append(entry)
+    return out
+
+HEADLINE_METRICS = ("nll-discrete", "bpd", "iwae", "nll-pdf", "elbo", "mse", "fd")
+
+def headline_metric(eval_result: dict[str, Any]) -> tuple[str, float] | None:
+    """The one test metric a model card shows: the first of HEADLINE_METRICS present, else any number."""
+    flat = {k: v for k, v in eval_result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    nested = eval_result.get("metrics")
+    if isinstance(nested, dict):
+        flat.update({k: v for k, v in nested.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    for key in HEADLINE_METRICS:
+        if key in flat and math.isfinite(flat[key]):
+            return key, float(flat[key])
+    for key, value in flat.items():
+        if math.isfinite(value) and key not in ("n_test", "seed", "step", "epoch"):
+            return key, float(value)
+    return None
+
+def cache_root() -> Path:
+    """A writable folder for things the app computes once (fitted samplers of read-only models)."""
+    return Path(os.environ.get("VAE_APP_CACHE", runs_root().parent / "cache"))
+
+def bundled_with_logs() -> dict[str, Path]:
+    """Bundled checkpoints that ship their training log (metrics.jsonl): name -> folder."""
+    root = checkpoints_dir()
+    return {name: root / name for name in bundled_names() if (root / name / "metrics.jsonl").is_file()}
+
+def transfer_results_path() -> Path:
+    """experiments/results/tvae_transfer.json (VAE_TRANSFER_RESULTS overrides, e.g. for tests)."""
+    return Path(os.environ.get("VAE_TRANSFER_RESULTS",
+                               PROJECT_ROOT / "experiments" / "results" / "tvae_transfer.json"))
+
+def transfer_report() -> dict[str, Any] | None:
+    """The report experiments/tvae_transfer.py writes, or None when it is missing or has no table."""
+    report = read_json_file(transfer_results_path())
+    return report if isinstance(report.get("table"), list) and report["table"] else None

@@ -1,0 +1,232 @@
+"""Tables and per-run series: metric rows and titles, the papers' numbers, σ summaries, run tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import vaecore
+from explorer.caches import load_model
+from explorer.catalog import read_json_file
+from vaecore import ModelLoadError
+
+
+def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows for a table of runs: name, preset, data, status, steps, start time."""
+    import datetime
+
+    return [{"run": r.name, "preset": r.preset, "data": r.data, "status": r.status,
+             "step": r.step, "of": r.total_steps,
+             "started": datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "",
+             "message": r.message} for r in runs]
+
+METRIC_TITLES = {
+    "elbo": "ELBO (nats, ↑)", "iwae": "IWAE log-likelihood (nats, ↑)", "nll-pdf": "−log pdf (nats, ↓)",
+    "nll-discrete": "−log p of 8-bit images (nats, ↓)", "bpd": "bits/dim (↓)", "mse": "MSE, summed over pixels (↓)",
+    "active-units": "active units", "fd": "Fréchet distance, small classifier (↓)", "knn": "5-NN accuracy (↑)",
+    "mutual-info": "mutual information I(x; z) (nats)", "expected-gap": "expected gap Δ²(s²)",
+    "classifier-score": "classifier score (↑)",
+}
+
+HIGHER_IS_BETTER = {"elbo", "iwae", "knn", "classifier-score"}
+
+def metric_title(key: str) -> str:
+    """A readable name for a metric key."""
+    return METRIC_TITLES.get(key, key)
+
+def metric_help(key: str) -> str:
+    """The engine's one-line definition of a metric (empty before vaecore.metrics exists)."""
+    try:
+        from vaecore.evaluation.metrics import METRICS
+    except ImportError:
+        return ""
+    return METRICS.get(key, "")
+
+COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd")
+
+DEFAULT_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units")
+
+def finite_number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+def metrics_table(results: dict[str, dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per model, one column per scalar metric (None where undefined)."""
+    rows = []
+    for label, r in results.items():
+        row: dict[str, Any] = {"model": label}
+        for m in names:
+            v = r.get(m)
+            row[m] = v if isinstance(v, list) else finite_number(v)
+        rows.append(row)
+    return rows
+
+def metric_column_config(names: Sequence[str]) -> dict[str, Any]:
+    """Column headers and help texts for the metrics table."""
+    return {m: st.column_config.NumberColumn(metric_title(m), help=metric_help(m) or None, format="%.4g")
+            for m in names}
+
+def metric_notes(results: dict[str, dict[str, Any]]) -> list[str]:
+    """'model — metric: why it is undefined' lines from evaluate's notes."""
+    return [f"**{label}** — {metric_title(m)}: {why}" for label, r in results.items()
+            for m, why in (r.get("notes") or {}).items()]
+
+def reference_note() -> str:
+    """What the published numbers are and why they are not directly comparable with ours."""
+    try:
+        from vaecore.evaluation import reference
+    except ImportError:
+        return ""
+    return ("Published values, **as printed in the papers** (models trained for up to 100 epochs), beside ours. "
+            f"Not directly comparable: {reference.FID_NOTE}.")
+
+def publishedfinite_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The papers' numbers beside ours, for models whose preset and dataset match a published table.
+
+    `models` maps display label -> spec; `results` maps spec -> our evaluation.
+    """
+    try:
+        from vaecore.evaluation import reference
+    except ImportError:
+        return []
+    rows = []
+    for label, spec in models.items():
+        try:
+            config = load_model(spec).config
+        except ModelLoadError:
+            continue
+        ours = results.get(spec, {})
+        preset, data = getattr(config, "preset", ""), getattr(config, "dataset", "")
+        kind = getattr(load_model(spec), "model_type", "vae")
+        paper = reference.reference_row("arelbo-table3", preset) if data == "mnist" else None
+        if paper:
+            sampler = (ours.get("settings") or {}).get("sampler", "prior")
+            rows.append({"model": label, "paper": "AR-ELBO Table 3, MNIST", "paper's model": paper["label"],
+                         "MSE (paper)": paper.get("mse"), "MSE (ours)": finite_number(ours.get("mse")),
+                         "FID prior (paper)": paper.get("fid_prior"),
+                         "FID 2-stage (paper)": paper.get("fid_two_stage"),
+                         "FID GMM-10 (paper)": paper.get("fid_gmm"),
+                         f"FD {sampler} (ours, small classifier)": finite_number(ours.get("fd"))})
+        if kind == "tvae" and data == "mnist":
+            rows.append({"model": label, "paper": "T-VAE §4, MNIST", "paper's model": "T-VAE",
+                         "−log p (paper)": reference.TVAE_MNIST_NLL.get("T-VAE"),
+                         "−log p (ours)": finite_number(ours.get("nll-discrete"))})
+        if data in ("cifar10", "cifar-10", "cifar"):
+            paper = reference.reference_row("sigma-table4", preset)
+            if paper:
+                rows.append({"model": label, "paper": "σ-VAE Table 4, CIFAR-10", "paper's model": paper["label"],
+                             "−log pdf (paper)": paper.get("nll_pdf"),
+                             "−log pdf (ours)": finite_number(ours.get("nll-pdf")),
+                             "−log p (paper)": paper.get("nll_discrete"),
+                             "−log p (ours)": finite_number(ours.get("nll-discrete"))})
+    return rows
+
+def series(records: Iterable[dict[str, Any]], key: str, kind: str = "step",
+           x: str = "step") -> tuple[list[float], list[float]]:
+    """(xs, ys) of one logged quantity from metrics records of one kind, skipping missing or non-finite values."""
+    xs, ys = [], []
+    for r in records:
+        if r.get("kind") != kind or key not in r or x not in r:
+            continue
+        v = r[key]
+        if isinstance(v, int | float) and math.isfinite(v):
+            xs.append(float(r[x]))
+            ys.append(float(v))
+    return xs, ys
+
+def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch",
+                quantity: str = "log_sigma") -> tuple[list[float], list[float]]:
+    """ln σ (or σ² when quantity='sigma2') per logged step; AR-ELBO's σx² MLE gives ln σ = ½ ln σx²."""
+    xs, ys = [], []
+    for r in records:
+        if r.get("kind") != "step" or x not in r:
+            continue
+        if "sigma2_mle" in r and isinstance(r["sigma2_mle"], int | float) and r["sigma2_mle"] > 0:
+            log_sigma = 0.5 * math.log(r["sigma2_mle"])
+        elif isinstance(r.get("log_sigma"), int | float):
+            log_sigma = float(r["log_sigma"])
+        else:
+            continue
+        if not math.isfinite(log_sigma):
+            continue
+        xs.append(float(r[x]))
+        ys.append(math.exp(2 * log_sigma) if quantity == "sigma2" else log_sigma)
+    return xs, ys
+
+def logs_sigma(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether a training log has a decoder σ (ln σ or AR-ELBO's σx² MLE)."""
+    return any("log_sigma" in r or "sigma2_mle" in r for r in records if r.get("kind") == "step")
+
+def default_sigma_models(bundled: dict[str, Path], limit: int = 6) -> list[str]:
+    """The bundled models the σ page starts with: σ-VAE-like ones first, at most `limit`."""
+    order = ("sigma-vae", "sigma-vae-learned", "gaussian-vae", "beta-vae", "arelbo-iso-i", "sigma-vae-per-pixel")
+    first = [n for n in order if n in bundled]
+    rest = [n for n in bundled if n not in first and logs_sigma(vaecore.read_metrics(bundled[n]))]
+    return (first + rest)[:limit]
+
+def sigma_traces(sources: dict[str, Path]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Training logs of the chosen folders that have a σ, and why the others are left out."""
+    traces: dict[str, list[dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
+    for label, folder in sources.items():
+        records = vaecore.read_metrics(folder)
+        if not records:
+            skipped[label] = "no training log (metrics.jsonl) yet"
+        elif not logs_sigma(records):
+            config = read_json_file(Path(folder) / "config.json")
+            lik, sigma = config.get("likelihood", "this"), (config.get("likelihood_kwargs") or {}).get("sigma")
+            skipped[label] = ("its decoder predicts σ for every pixel and image, so there is no single σ to plot"
+                              if sigma == "per-pixel" else f"the {lik} likelihood has no decoder σ")
+        else:
+            traces[label] = records
+    return traces, skipped
+
+def sigma_summary(traces: dict[str, Sequence[dict[str, Any]]],
+                  sources: dict[str, Path] | None = None) -> list[dict[str, Any]]:
+    """Per model: the last logged ln σ, σ², the KL weight β and the effective ln σ + ½ ln β.
+
+    A β-VAE with σ = 1 has the optimum of a σ-VAE with σ² = β, so its effective ln σ is ½ ln β.
+    """
+    rows = []
+    for label, records in traces.items():
+        xs, ys = sigma_trace(records, "epoch")
+        if not ys:
+            continue
+        config = read_json_file(Path(sources[label]) / "config.json") if sources and label in sources else {}
+        beta = float(config.get("beta", 1.0) or 1.0)
+        rows.append({"model": label, "epoch": round(xs[-1], 2), "ln σ": round(ys[-1], 3),
+                     "σ²": float(f"{math.exp(2 * ys[-1]):.4g}"), "β": beta,
+                     "effective ln σ": round(ys[-1] + 0.5 * math.log(beta), 3) if beta > 0 else None})
+    return rows
+
+def format_seconds(s: float | None) -> str:
+    """'1 h 02 min', '3 min 05 s', '12 s' for a duration (— when unknown)."""
+    if s is None or not math.isfinite(s):
+        return "—"
+    s = max(0, int(round(s)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {sec:02d} s" if m else f"{sec} s"
+
+TRANSFER_COLUMNS = ("M-Aff", "M-M", "F-Aff", "F-F")
+
+TRANSFER_COLUMN_NAMES = {"M-Aff": "MNIST → Aff", "M-M": "MNIST → MNIST", "F-Aff": "Fashion → Aff",
+                         "F-F": "Fashion → Fashion"}
+
+def transfer_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model and latent size: our KNN accuracy (%) per column beside the paper's Table 1."""
+    rows = []
+    for r in report["table"]:
+        row: dict[str, Any] = {"model": r.get("name", r.get("preset")), "z": r.get("latent")}
+        for col in TRANSFER_COLUMNS:
+            ours, paper = finite_number((r.get("ours") or {}).get(col)), finite_number((r.get("paper") or {}).get(col))
+            if ours is not None or any((x.get("ours") or {}).get(col) is not None for x in report["table"]):
+                row[f"{col} ours (%)"] = None if ours is None else round(100 * ours, 1)
+                row[f"{col} paper (%)"] = paper
+        rows.append(row)
+    return rows
