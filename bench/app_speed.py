@@ -99,7 +99,7 @@ def apptest_first_runs() -> dict[str, float]:
 def slider_moves(model_name: str, repeats: int = 50) -> dict[str, float]:
     """Median milliseconds of the server work behind one t-slider move and one traversal-slider move."""
     import vaecore
-    from explorer_ui import image_png
+    from explorer.widgets import image_png
     from vaecore.latent import interpolation as interp
 
     model = vaecore.load(model_name)
