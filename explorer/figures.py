@@ -115,7 +115,7 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: tor
     for g in groups:
         idx = np.flatnonzero(lab == g)
         custom = np.stack([idx, lab[idx]], axis=1)
-        name = "all" if g < 0 else str(g)
+        name = ("all" if labels is None else "no label") if g < 0 else str(g)
         colour = CLASS_COLOURS[g % len(CLASS_COLOURS)] if g >= 0 else CLASS_COLOURS[0]
         hover = "<b>#%{customdata[0]}</b>" + ("" if g < 0 else "<br>label %{customdata[1]}") + "<extra></extra>"
         marker = {"size": 3 if dim == 3 else (4 if n > 3000 else 6), "color": colour, "opacity": 0.8}

@@ -5,14 +5,21 @@ Arrays follow the rules of `vaecore.data` (uint8 0..255 or floats in [0, 1]; (N,
 have the model's height and width. PNGs are converted to the model's channels and resized to its
 H×W. Anything else raises ValueError with a message that says what was wrong and what is accepted.
 Nothing is ever unpickled.
+
+Sizes are checked before anything is decoded: array shapes and dtypes from the .npy headers (inside a
+.npz too, with the zip's uncompressed sizes), image sizes from the PNG header. A compressed file of
+zeros can therefore not expand into gigabytes, and a forged PNG header is refused without decoding.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import struct
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import IO
 
 import numpy as np
 import torch
@@ -21,6 +28,9 @@ from torch import Tensor
 from vaecore.data.datasets import _images_from_array, _labels_from_array, _pick_splits
 
 MAX_IMAGES = 20_000
+MAX_ARRAY_BYTES = 256 * 2**20
+MAX_PNG_PIXELS = 4096 * 4096
+UNLABELLED = -1
 ACCEPTED = ("npz", "npy", "png")
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -69,17 +79,85 @@ def _to_model_channels(x: np.ndarray, channels: int, what: str) -> np.ndarray:
     raise ValueError(f"{what}: images have {c} channels, the model takes {channels}")
 
 
-def parse_array(name: str, data: bytes, shape: tuple[int, int, int]) -> Uploaded:
+def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy header, without reading the data."""
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = npy_format.read_array_header_2_0(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as err:
+        raise ValueError(f"{what}: could not read as a NumPy .npz/.npy file ({err}); "
+                         "object (pickled) arrays are not supported") from err
+    if dtype.hasobject:
+        raise ValueError(f"{what}: object (pickled) arrays are not supported")
+    return tuple(int(d) for d in shape), dtype
+
+
+def _too_many(what: str, total: int, max_images: int) -> ValueError:
+    return ValueError(f"{what}: too many images ({total:,} with the files before it); the limit is "
+                      f"{max_images:,} per upload")
+
+
+def _check_array_size(shape: tuple[int, ...], dtype: np.dtype, what: str, max_images: int, already: int) -> int:
+    """The number of images an array header promises; raises when they or their decoded size are too big."""
+    count = 1 if len(shape) == 2 else (shape[0] if shape else 0)
+    if already + count > max_images:
+        raise _too_many(what, already + count, max_images)
+    values = math.prod(shape) if shape else 1
+    decoded = values * max(dtype.itemsize, 4)
+    if decoded > MAX_ARRAY_BYTES:
+        raise ValueError(f"{what}: shape {shape} would take {decoded / 2**20:,.0f} MB once decoded; the limit is "
+                         f"{MAX_ARRAY_BYTES // 2**20} MB per upload")
+    return count
+
+
+def array_headers(name: str, data: bytes, max_images: int = MAX_IMAGES, already: int = 0) -> int:
+    """Check every array of a .npz / .npy file from its header alone; the number of images they hold.
+
+    `already` counts the images of the files before this one, against the same `max_images`.
+    """
+    if data.startswith(_NPY_MAGIC):
+        return _check_array_size(*_npy_header(io.BytesIO(data), name), name, max_images, already)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            if sum(i.file_size for i in members) > 2 * MAX_ARRAY_BYTES:
+                raise ValueError(f"{name}: the archive expands to {sum(i.file_size for i in members) / 2**20:,.0f} "
+                                 f"MB; the limit is {2 * MAX_ARRAY_BYTES // 2**20} MB per upload")
+            total = 0
+            for info in members:
+                what = f"{name} [{info.filename.removesuffix('.npy')}]"
+                with zf.open(info) as member:
+                    shape, dtype = _npy_header(member, what)
+                if info.filename.removesuffix(".npy").startswith(("y", "label")):
+                    _check_array_size(shape[:1], dtype, what, max_images, 0)
+                else:
+                    total += _check_array_size(shape, dtype, what, max_images, already + total)
+            return total
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
+        raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err})") from err
+
+
+def parse_array(name: str, data: bytes, shape: tuple[int, int, int], max_images: int = MAX_IMAGES,
+                already: int = 0) -> Uploaded:
     """Images (and labels, if present) from the bytes of a .npz or .npy file, for a model of `shape` (C, H, W).
 
-    Every split a .npz holds (x_train, x_val, x_test) is used, in that order.
+    Every split a .npz holds (x_train, x_val, x_test) is used, in that order. The headers are checked
+    first (`array_headers`), so nothing larger than the limits is ever decoded.
     """
+    array_headers(name, data, max_images, already)
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
         arrays = {"x": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err}); "
                          "object (pickled) arrays are not supported") from err
+    except MemoryError as err:
+        raise ValueError(f"{name}: too large to decode on this server") from err
     if not arrays:
         raise ValueError(f"{name}: the .npz file holds no arrays")
     picked = _pick_splits(arrays, name)  # type: ignore[arg-type]
@@ -107,6 +185,16 @@ def parse_array(name: str, data: bytes, shape: tuple[int, int, int]) -> Uploaded
     return Uploaded(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), labels, [name] * len(x))
 
 
+def png_size(name: str, data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, read without decoding the image."""
+    if len(data) < 24 or not data.startswith(_PNG_MAGIC) or data[12:16] != b"IHDR":
+        raise ValueError(f"{name}: not a readable PNG image (no IHDR header)")
+    width, height = struct.unpack(">II", data[16:24])
+    if width == 0 or height == 0:
+        raise ValueError(f"{name}: the PNG header says {width}×{height} pixels")
+    return int(width), int(height)
+
+
 def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool | None = None) -> Tensor:
     """One PNG as a (C, H, W) float tensor in [0, 1]: converted to the model's channels, resized to H×W.
 
@@ -115,11 +203,19 @@ def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool 
     """
     from PIL import Image, UnidentifiedImageError
 
+    width, height = png_size(name, data)
+    if width * height > MAX_PNG_PIXELS:
+        raise ValueError(f"{name}: the PNG is {width:,}×{height:,} pixels; the limit is "
+                         f"{MAX_PNG_PIXELS:,} pixels (e.g. 4096×4096) per image")
     try:
         img = Image.open(io.BytesIO(data))
+        if img.size != (width, height):
+            raise ValueError(f"size {img.size} does not match the header's {width}×{height}")
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"{name}: not a readable PNG image ({err})") from err
+    except MemoryError as err:
+        raise ValueError(f"{name}: too large to decode on this server") from err
     if img.format != "PNG":
         raise ValueError(f"{name}: expected a PNG image, got {img.format or 'an unknown format'}")
     c, h, w = shape
@@ -145,33 +241,39 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
                   errors: list[str] | None = None) -> Uploaded:
     """All uploaded files (name, bytes) as one batch for a model of `shape` (C, H, W).
 
-    Arrays and PNGs may be mixed; labels are kept only when every file provides them (PNGs do not).
-    A bad file raises ValueError, unless an `errors` list is given: then its message is appended
-    there and the other files are still used (a UI can show both).
+    Arrays and PNGs may be mixed. When some files carry labels, images without one (PNGs, unlabelled
+    arrays) get UNLABELLED (-1), so adding a PNG never drops the other files' labels. Limits are checked
+    from each file's header before it is decoded. A bad file raises ValueError, unless an `errors` list
+    is given: then its message is appended there and the other files are still used (a UI can show both).
     """
     parts: list[Uploaded] = []
+    total = 0
     for name, data in files:
         try:
             if not data:
                 raise ValueError(f"{name}: the file is empty")
             if _kind(name, data) == "png":
+                if total + 1 > max_images:
+                    raise _too_many(name, total + 1, max_images)
                 part = Uploaded(parse_png(name, data, shape, invert)[None], None, [name])
             else:
-                part = parse_array(name, data, shape)
+                part = parse_array(name, data, shape, max_images, already=total)
         except ValueError as e:
             if errors is None:
                 raise
             errors.append(str(e))
             continue
         parts.append(part)
-        total = sum(len(p) for p in parts)
-        if total > max_images:
-            raise ValueError(f"too many images ({total:,} so far); the limit is {max_images:,} per upload")
+        total += len(part)
     if not parts:
         raise ValueError("no usable files uploaded" if errors else "no files uploaded")
     images = torch.cat([p.images for p in parts])
-    labels = torch.cat([p.labels for p in parts]) if all(p.labels is not None for p in parts) else None
+    labels = None
+    if any(p.labels is not None for p in parts):
+        labels = torch.cat([p.labels if p.labels is not None else torch.full((len(p),), UNLABELLED, dtype=torch.int64)
+                            for p in parts])
     return Uploaded(images, labels, [n for p in parts for n in p.names])
 
 
-__all__ = ["ACCEPTED", "MAX_IMAGES", "Uploaded", "parse_array", "parse_png", "parse_uploads"]
+__all__ = ["ACCEPTED", "MAX_ARRAY_BYTES", "MAX_IMAGES", "MAX_PNG_PIXELS", "UNLABELLED", "Uploaded", "array_headers",
+           "parse_array", "parse_png", "parse_uploads", "png_size"]

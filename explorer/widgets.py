@@ -77,6 +77,10 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
                 data = None
                 if not (errors and str(e).startswith("no usable files")):
                     errors.append(str(e))
+            except (MemoryError, Exception) as e:  # noqa: BLE001 - any failure of a user's file becomes a message
+                data = None
+                errors.append(f"The upload could not be read ({type(e).__name__}: {e}). Upload smaller files, "
+                              ".npz/.npy arrays or PNGs of a few thousand pixels across.")
             stored = {"signature": signature, "shape": tuple(shape), "data": data, "errors": errors,
                       "token": secrets.token_hex(6)}
             st.session_state[UPLOADS_KEY] = stored
@@ -131,4 +135,6 @@ def image_png(x: torch.Tensor, size: int = 112) -> bytes:
 
 def label_text(labels: torch.Tensor | None, i: int) -> str:
     """'label 7' for labelled sources, '' otherwise."""
-    return f"label {int(labels[i])}" if labels is not None and i < len(labels) else ""
+    if labels is None or i >= len(labels) or int(labels[i]) < 0:
+        return ""
+    return f"label {int(labels[i])}"

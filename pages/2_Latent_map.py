@@ -119,8 +119,11 @@ with right:
 if indices:
     st.subheader(f"Selection: {len(indices):,} point{'s' if len(indices) != 1 else ''}")
     if labels is not None:
-        counts = np.bincount(labels[indices], minlength=int(labels.max()) + 1)
-        st.caption("Labels: " + ", ".join(f"{k}: {c}" for k, c in enumerate(counts) if c))
+        chosen = labels[indices]
+        counts = np.bincount(chosen[chosen >= 0], minlength=int(max(labels.max(), 0)) + 1)
+        unlabelled = int((chosen < 0).sum())
+        st.caption("Labels: " + ", ".join([f"{k}: {c}" for k, c in enumerate(counts) if c]
+                                          + ([f"no label: {unlabelled}"] if unlabelled else [])))
     shown = indices[:64]
     widgets.show_images(caches.reconstruction_pairs(model, x[shown]), nrow=8,
                    caption=f"rows in pairs: images, then their reconstructions"
