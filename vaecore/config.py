@@ -160,14 +160,40 @@ class TrainConfig(Config):
     batch_size: int = setting(128, lo=1)
     lr: float = setting(1e-3, lo=0, lo_open=True)
     seed: int = setting(0, lo=0)
+    optimizer: str = setting("adam", choices=("adam", "adamw", "sgd", "rmsprop"))
+    weight_decay: float = setting(0.0, lo=0)
+    momentum: float = setting(0.0, lo=0, hi=1)
+    nesterov: bool = False
+    beta1: float = setting(0.9, lo=0, hi=1)
+    beta2: float = setting(0.999, lo=0, hi=1)
+    eps: float = setting(1e-8, lo=0, lo_open=True)
+    scheduler: str = setting("none", choices=("none", "plateau", "cosine", "step"))
     plateau: bool = False
     plateau_patience: int = setting(5, lo=0)
     plateau_factor: float = setting(0.5, lo=0, lo_open=True, hi=1)
+    step_size: int = setting(10, lo=1)
+    step_gamma: float = setting(0.5, lo=0, lo_open=True, hi=1)
+    min_lr: float = setting(0.0, lo=0)
+    early_stopping: int | None = setting(None, lo=1)
+    keep_best: bool = True
     kl_warmup_steps: int = setting(0, lo=0)
     grad_clip: float | None = setting(None, lo=0, lo_open=True)
     log_every: int = setting(20, lo=1)
     checkpoint_every: int = setting(500, lo=1)
     val_limit: int | None = setting(2000, lo=1)
+    val_batch_size: int = setting(500, lo=1)
+    sample_grids: bool = True
+    log_to: list[str] = field(default_factory=list)
     device: str = "auto"
     amp: str = setting("auto", choices=("auto", "bf16", "fp16", "none"))
+    compile: bool = False
+    channels_last: bool = False
+    threads: int | None = setting(None, lo=1)
+    world_size: int = setting(1, lo=1)
     augment: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        from vaecore.training.trackers import check_tracker_names
+
+        super().__post_init__()
+        check_tracker_names(self.log_to)
