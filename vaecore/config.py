@@ -152,9 +152,20 @@ class ModelConfig(Config):
 class TrainConfig(Config):
     """How a run trains; saved as train.json in the run folder so `--resume` continues it."""
 
+    def validate(self) -> None:
+        """The field checks, then the device name."""
+        from vaecore.utils import check_device
+
+        super().validate()
+        try:
+            check_device(self.device)
+        except ValueError as e:
+            raise ValueError(f"setting 'device': {e}") from None
+
     data: str = "mnist"
     data_dir: str | None = None
     limit: int | None = setting(None, lo=1)
+    data_seed: int | None = setting(None, lo=0)
     epochs: int = setting(10, lo=1)
     max_steps: int | None = setting(None, lo=1)
     batch_size: int = setting(128, lo=1)

@@ -14,16 +14,19 @@ import gzip
 import hashlib
 import os
 import re
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from vaecore.data.arrays import images_from_array as _images_from_array
+from vaecore.data.arrays import labels_from_array as _labels_from_array
+from vaecore.data.arrays import read_arrays as _read_arrays
 from vaecore.utils import PROJECT_ROOT
 
 __all__ = [
@@ -95,6 +98,7 @@ class Dataset:
     y_val: Tensor | None
     x_test: Tensor
     y_test: Tensor | None
+    source: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         shape = None
@@ -157,14 +161,24 @@ def load_dataset(name: str, data_dir: str | None = None, limit: int | None = Non
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     key = str(name).strip()
-    low = key.lower()
-    low = _ALIASES.get(low, low)
-    if low.startswith("hf://"):
-        return _load_hub(key, data_dir, limit, seed)
-    if low.endswith((".npz", ".npy")):
+    low = _ALIASES.get(key.lower(), key.lower())
+    path = None
+    if low.endswith((".npz", ".npy")) and not low.startswith("hf://"):
         path = Path(key).expanduser()
         if data_dir is not None and not path.is_absolute() and not path.exists():
             path = Path(data_dir).expanduser() / path
+    dataset = _load_named(key, low, path, data_dir, limit, seed)
+    folder = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+    recorded = str(path.resolve()) if path is not None else (key if low.startswith("hf://") else low)
+    dataset.source = {"name": recorded, "data_dir": folder, "limit": limit, "seed": seed}
+    return dataset
+
+
+def _load_named(key: str, low: str, path: Path | None, data_dir: str | None, limit: int | None,
+                seed: int) -> Dataset:
+    if low.startswith("hf://"):
+        return _load_hub(key, data_dir, limit, seed)
+    if path is not None:
         return _load_array_file(path, key, limit, seed)
     if low == "array":
         if data_dir is None:
@@ -195,7 +209,7 @@ def load_dataset(name: str, data_dir: str | None = None, limit: int | None = Non
     if low == "digits":
         return _load_digits(limit, seed)
     raise ValueError(
-        f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)} "
+        f"unknown dataset {key!r}; valid names: {', '.join(DATASETS)} "
         "(or a path ending in .npz/.npy, or hf://owner/name)"
     )
 
@@ -406,91 +420,6 @@ def _load_digits(limit: int | None, seed: int) -> Dataset:
         x_test=torch.from_numpy(x[test]),
         y_test=torch.from_numpy(y[test]),
     )
-
-
-def _images_from_array(array: np.ndarray, what: str) -> np.ndarray:
-    """Validate an image array and return it as float32 (N, C, H, W) in [0, 1]."""
-    kind = array.dtype.kind
-    if kind not in "buif":
-        raise ValueError(
-            f"{what}: unsupported dtype {array.dtype}; expected uint8 (0..255) or floats in [0, 1]"
-        )
-    if array.ndim == 3:
-        array = array[:, None]
-    elif array.ndim == 4:
-        first, last = array.shape[1] in (1, 3), array.shape[3] in (1, 3)
-        if last and not first:
-            array = array.transpose(0, 3, 1, 2)
-        elif not first:
-            raise ValueError(
-                f"{what}: cannot tell the channel axis of shape {array.shape}; expected 1 or 3 channels "
-                "as (N, C, H, W) or (N, H, W, C)"
-            )
-    else:
-        raise ValueError(
-            f"{what}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W), "
-            f"got {array.ndim}-D shape {array.shape}"
-        )
-    if array.shape[0] == 0 or 0 in array.shape[2:]:
-        raise ValueError(f"{what}: empty image array of shape {array.shape}")
-    if kind == "b":
-        return np.ascontiguousarray(array, dtype=np.float32)
-    if kind in "ui":
-        lo, hi = int(array.min()), int(array.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(f"{what}: integer images must be 8-bit values 0..255, got range [{lo}, {hi}]")
-        x = np.ascontiguousarray(array, dtype=np.float32)
-        x /= np.float32(255)
-        return x
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what}: float images contain NaN or infinite values")
-    lo, hi = float(array.min()), float(array.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"{what}: float images must lie in [0, 1], got range [{lo:g}, {hi:g}]; "
-            "store 8-bit data as uint8 or divide it by 255"
-        )
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _labels_from_array(labels: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
-    """Validate labels for `n` images and return them as int64, or None."""
-    if labels is None:
-        return None
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(f"{what}: labels must be 1-D (N,), got shape {labels.shape}")
-    if labels.shape[0] != n:
-        raise ValueError(f"{what}: {labels.shape[0]} labels for {n} images")
-    kind = labels.dtype.kind
-    if kind == "f":
-        if not np.isfinite(labels).all() or not (labels == np.round(labels)).all():
-            raise ValueError(f"{what}: labels must be whole numbers, got non-integral floats")
-    elif kind not in "bui":
-        raise ValueError(f"{what}: labels must be integers, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
-    if n and labels.min() < 0:
-        raise ValueError(f"{what}: labels must be >= 0, got {labels.min()}")
-    return labels
-
-
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"array file not found: {path}; pass the path of an existing .npz or .npy file"
-        )
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return {"x": loaded}
-        with loaded:
-            return {key: loaded[key] for key in loaded.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(
-            f"{path}: could not read as a NumPy .npz/.npy file ({err}); "
-            "object (pickled) arrays are not supported"
-        ) from err
 
 
 def _pick_splits(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray | None]:

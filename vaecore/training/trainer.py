@@ -12,7 +12,6 @@ A run folder holds:
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,22 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from vaecore.config import TrainConfig
 from vaecore.data.datasets import Dataset, epoch_permutation
 from vaecore.data.images import save_grid
 from vaecore.models.base import PretrainedModel
-from vaecore.utils import atomic_save_safetensors, atomic_write_json, default_device, read_json, seed_everything
+from vaecore.training import run_folder as rf
+from vaecore.training.guard import DivergenceGuard, TrainingDiverged
+from vaecore.training.run_folder import CHECKPOINT, METRICS, read_metrics
+from vaecore.utils import default_device, seed_everything
 
 Callback = Callable[[dict[str, Any]], None]
-CHECKPOINT = "checkpoint.safetensors"
-METRICS = "metrics.jsonl"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run folder keeps the last good checkpoint."""
+GUARD_VAL_IMAGES = 500
+__all__ = ["CHECKPOINT", "METRICS", "TrainResult", "Trainer", "TrainingDiverged", "build_model", "read_metrics",
+           "train"]
 
 
 @dataclass
@@ -45,20 +42,6 @@ class TrainResult:
     step: int
     epoch: int
     message: str = ""
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's metrics.jsonl (skipping a torn last line of a live run)."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 class Trainer:
@@ -108,12 +91,20 @@ class Trainer:
         from vaecore.hub import load_folder
 
         out_dir = Path(out_dir)
-        if not (out_dir / CHECKPOINT).exists():
+        if not rf.holds_run(out_dir):
             raise FileNotFoundError(f"{out_dir / CHECKPOINT} not found: nothing to resume in {out_dir}")
-        tc = TrainConfig.from_dict({**read_json(out_dir / "train.json"), **changes})
+        try:
+            tc = TrainConfig.from_dict({**rf.read_train_json(out_dir), **changes})
+        except ValueError as e:
+            raise rf.RunFolderError(f"{out_dir / rf.TRAIN}: {e}") from e
         model = load_folder(out_dir)
         if dataset is None:
-            dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
+            if tc.data.startswith(rf.PYTHON_DATA):
+                raise rf.RunFolderError(
+                    f"{out_dir} was trained on a Dataset built in Python ({tc.data[len(rf.PYTHON_DATA):]!r}), "
+                    "which cannot be reloaded by name; resume it with Trainer.resume(folder, dataset=...)")
+            seed = tc.seed if tc.data_seed is None else tc.data_seed
+            dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=seed)
         trainer = cls(model, dataset, tc, out_dir, callbacks, progress)
         trainer._load_checkpoint()
         return trainer
@@ -145,9 +136,10 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {"step": self.step, "param_groups": opt["param_groups"],
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
-        atomic_save_safetensors(tensors, self.out_dir / CHECKPOINT, metadata={"state": json.dumps(meta)})
-        self.model.save_pretrained(self.out_dir)
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "guard": self.guard.state_dict() if hasattr(self, "guard") else None}
+        rf.save_checkpoint(self.out_dir, tensors, meta)
+        rf.save_model(self.out_dir, self.model, step=self.step)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             self.model.eval()
             g = torch.Generator(device=self.device).manual_seed(0)
@@ -155,14 +147,7 @@ class Trainer:
             self.model.train()
 
     def _load_checkpoint(self) -> None:
-        path = self.out_dir / CHECKPOINT
-        try:
-            tensors = load_file(str(path))
-            from safetensors import safe_open
-            with safe_open(str(path), "pt") as f:
-                meta = json.loads(f.metadata()["state"])
-        except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as e:
-            raise ValueError(f"{path} is corrupt or incomplete ({e}); start a new run") from e
+        tensors, meta = rf.load_checkpoint(self.out_dir)
         model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_state, strict=True)
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
@@ -179,14 +164,12 @@ class Trainer:
         self.step = int(meta["step"])
         self._resumed = True
         self._last_ckpt = self.step
-        kept = [r for r in read_metrics(self.out_dir) if r.get("step", 0) <= self.step]
-        (self.out_dir / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._guard_state = meta.get("guard")
 
     # logging ----------------------------------------------------------------------------------
     def _emit(self, record: dict[str, Any]) -> None:
         record = {"time": time.time(), **record}
-        with open(self.out_dir / METRICS, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        rf.append_metric(self.out_dir, record)
         for cb in self.callbacks:
             cb(record)
 
@@ -226,14 +209,36 @@ class Trainer:
         return x
 
     def fit(self) -> TrainResult:
-        """Run until the configured epochs / max steps, a stop request, or a non-finite loss."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.out_dir / "train.json", self.config.to_dict())
-        fresh = not self._resumed  # a new run in an old folder starts over (the CLI refuses that case)
+        """Run until the configured epochs / max steps, a stop request, or a diverging loss.
+
+        The run folder is locked for the whole run: a second writer gets `RunLockedError`; a new run in a
+        folder that already holds one gets `RunExistsError` (resume it instead).
+        """
+        with rf.RunLock(self.out_dir):
+            return self._fit()
+
+    def _start(self) -> bool:
+        """Holding the lock: refuse to overwrite a run, clear killed writes' temp files, record train.json."""
+        fresh = not self._resumed
+        if fresh and rf.holds_run(self.out_dir):
+            raise rf.RunExistsError(f"{self.out_dir} already holds a run; resume it (Trainer.resume, --resume) "
+                                    "or choose another folder")
+        rf.clean_temp_files(self.out_dir)
+        self.guard = DivergenceGuard()
+        self.guard.load_state_dict(getattr(self, "_guard_state", None))
+        if fresh or getattr(self.dataset, "source", None):
+            self.config = self.config.replace(**rf.dataset_record(self.dataset, self.config.seed))
+        rf.write_train_json(self.out_dir, self.config.to_dict())
         if fresh:
             seed_everything(self.config.seed)
             (self.out_dir / METRICS).unlink(missing_ok=True)
             self._save_checkpoint()
+        else:
+            rf.truncate_metrics(self.out_dir, self.step)
+        return fresh
+
+    def _fit(self) -> TrainResult:
+        fresh = self._start()
         self._emit({"kind": "event", "event": "started" if fresh else "resumed", "step": self.step,
                     "total_steps": self.total_steps, "model": self.model.config.preset})
         self.model.train()
@@ -257,11 +262,7 @@ class Trainer:
                             else contextlib.nullcontext())
                 with autocast:
                     out = self.model.loss(x, kl_weight=kl_weight)
-                if not torch.isfinite(out.loss):
-                    raise TrainingDiverged(
-                        f"loss became {float(out.loss)} at step {self.step + 1} (epoch {epoch + 1}); the run "
-                        f"folder keeps the last good checkpoint (step {self._last_ckpt}). Try a lower learning "
-                        "rate (--lr), gradient clipping (--grad-clip) or KL warm-up (--kl-warmup).")
+                self.guard.check_step(float(out.loss.detach()), self.step + 1, self._last_ckpt)
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 if self.config.grad_clip:
@@ -283,6 +284,7 @@ class Trainer:
                 end_of_epoch = self.step % self.steps_per_epoch == 0
                 if end_of_epoch or self.step == self.total_steps:
                     val = self.evaluate()
+                    self._val = (self.step, val["val_loss"])
                     if self.scheduler is not None and end_of_epoch:
                         self.scheduler.step(val["val_loss"])
                     self._emit({"kind": "epoch", "step": self.step, "epoch": self.step / self.steps_per_epoch,
@@ -295,15 +297,36 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if status != "diverged":
-            self._checkpoint()
+            try:
+                self._checkpoint()
+            except TrainingDiverged as e:
+                status, message = "diverged", str(e)
         self._emit({"kind": "event", "event": status, "step": self.step, "message": message})
         if status == "diverged":
             raise TrainingDiverged(message)
         return TrainResult(status, self.step, self.step // self.steps_per_epoch, message)
 
     def _checkpoint(self) -> None:
+        """Save a checkpoint only once the guard finds the weights and the validation loss healthy."""
+        self.guard.check_checkpoint(self.model, self._guard_val_loss(), self.step, self._last_ckpt)
         self._save_checkpoint()
         self._last_ckpt = self.step
+
+    @torch.no_grad()
+    def _guard_val_loss(self) -> float | None:
+        """This step's validation loss: the epoch's when just computed, else on the first validation images."""
+        step, loss = getattr(self, "_val", (None, None))
+        if step == self.step:
+            return float(loss)
+        if self.x_val.shape[0] == 0:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed + 1)
+            loss = self.model.loss(self.x_val[:GUARD_VAL_IMAGES]).logs["loss"]
+        self.model.train(was_training)
+        return float(loss)
 
 
 def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfig | None = None,

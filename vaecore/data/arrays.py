@@ -1,0 +1,151 @@
+"""NumPy image arrays: read `.npy`/`.npz` files without unpickling and with their sizes checked before any
+memory is allocated, and validate images (uint8 0..255 or floats in [0, 1]) and labels."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+MAX_ARRAY_BYTES = 8 * 2**30  # an array file claiming more than this is refused before it is read
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def images_from_array(array: np.ndarray, what: str) -> np.ndarray:
+    """Validate an image array and return it as float32 (N, C, H, W) in [0, 1]."""
+    kind = array.dtype.kind
+    if kind not in "buif":
+        raise ValueError(
+            f"{what}: unsupported dtype {array.dtype}; expected uint8 (0..255) or floats in [0, 1]"
+        )
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4:
+        first, last = array.shape[1] in (1, 3), array.shape[3] in (1, 3)
+        if last and not first:
+            array = array.transpose(0, 3, 1, 2)
+        elif not first:
+            raise ValueError(
+                f"{what}: cannot tell the channel axis of shape {array.shape}; expected 1 or 3 channels "
+                "as (N, C, H, W) or (N, H, W, C)"
+            )
+    else:
+        raise ValueError(
+            f"{what}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W), "
+            f"got {array.ndim}-D shape {array.shape}"
+        )
+    if array.shape[0] == 0 or 0 in array.shape[2:]:
+        raise ValueError(f"{what}: empty image array of shape {array.shape}")
+    if kind == "b":
+        return np.ascontiguousarray(array, dtype=np.float32)
+    if kind in "ui":
+        lo, hi = int(array.min()), int(array.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{what}: integer images must be 8-bit values 0..255, got range [{lo}, {hi}]")
+        x = np.ascontiguousarray(array, dtype=np.float32)
+        x /= np.float32(255)
+        return x
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what}: float images contain NaN or infinite values")
+    lo, hi = float(array.min()), float(array.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{what}: float images must lie in [0, 1], got range [{lo:g}, {hi:g}]; "
+            "store 8-bit data as uint8 or divide it by 255"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def labels_from_array(labels: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
+    """Validate labels for `n` images and return them as int64, or None."""
+    if labels is None:
+        return None
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"{what}: labels must be 1-D (N,), got shape {labels.shape}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{what}: {labels.shape[0]} labels for {n} images")
+    kind = labels.dtype.kind
+    if kind == "f":
+        if not np.isfinite(labels).all() or not (labels == np.round(labels)).all():
+            raise ValueError(f"{what}: labels must be whole numbers, got non-integral floats")
+    elif kind not in "bui":
+        raise ValueError(f"{what}: labels must be integers, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if n and labels.min() < 0:
+        raise ValueError(f"{what}: labels must be >= 0, got {labels.min()}")
+    return labels
+
+
+def _npy_header(f: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, refusing object dtypes and sizes that cannot be real."""
+    start = f.tell()
+    if f.read(6) != NPY_MAGIC:
+        raise ValueError(f"{what}: not a NumPy .npy array (no \\x93NUMPY header); save images with numpy.save "
+                         "or numpy.savez")
+    f.seek(start)
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            from numpy.lib import _format_impl
+
+            shape, _, dtype = _format_impl._read_array_header(f, version)
+    except (ValueError, OSError, EOFError, AttributeError) as err:
+        raise ValueError(f"{what}: corrupt .npy header ({err})") from err
+    if dtype.hasobject:
+        raise ValueError(f"{what}: object (pickled) arrays are not supported; save plain numeric arrays")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > MAX_ARRAY_BYTES:
+        raise ValueError(f"{what}: header claims shape {shape} of {dtype} ({size / 2**30:.3g} GiB), over the "
+                         f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB limit; the file is corrupt or too large to load")
+    return shape, dtype
+
+
+def _read_npy(f: IO[bytes], what: str) -> np.ndarray:
+    start = f.tell()
+    shape, dtype = _npy_header(f, what)
+    if isinstance(f, io.BufferedReader):
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        have = os.fstat(f.fileno()).st_size - f.tell()
+        if have < need:
+            raise ValueError(f"{what}: truncated .npy file: its header says shape {shape} of {dtype} ({need} bytes), "
+                             f"but only {have} bytes follow")
+    f.seek(start)
+    try:
+        return np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{what}: truncated or corrupt .npy data ({err})") from err
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .npy file (as {"x": ...}) or a .npz file, each checked as `_read_npy` does."""
+    if not path.is_file():
+        raise FileNotFoundError(f"array file not found: {path}; pass the path of an existing .npz or .npy file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+        f.seek(0)
+        if magic == NPY_MAGIC:
+            return {"x": _read_npy(f, str(path))}
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: neither a NumPy .npy array nor a .npz archive (it starts with {magic!r}); "
+                         "save images with numpy.save or numpy.savez")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with archive.open(info) as member:
+                    out[key] = _read_npy(member, f"{path} [{key}]")
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"{path}: corrupt .npz archive ({err})") from err
+    return out
