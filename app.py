@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import catalog, state, tables, widgets
+from explorer import catalog, state, widgets
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -40,29 +40,43 @@ def home() -> None:
                 "or point the sidebar picker at a model folder.")
         return
     st.subheader(f"Bundled models ({len(models)})")
-    per_row = 4
-    for start in range(0, len(models), per_row):
-        for col, m in zip(st.columns(per_row), models[start:start + per_row], strict=False):
-            with col.container(border=True):
-                st.markdown(f"**{m.get('title') or m['name']}**")
-                if m.get("title") and m["title"] != m["name"]:
-                    st.caption(f"`{m['name']}`")
-                if m.get("description"):
-                    st.caption(m["description"])
-                facts = [f"likelihood **{m.get('likelihood') or '?'}**", f"latent **{m.get('latent_dim') or '?'}**",
-                         f"data **{m.get('data') or '?'}**"]
-                st.markdown(" · ".join(facts))
-                headline = catalog.headline_metric(m["eval"])
-                if headline:
-                    st.metric(tables.metric_title(headline[0]), f"{headline[1]:.4g}")
-                else:
-                    st.caption("no eval.json yet")
-                if m.get("hub_repo_id"):
-                    st.caption(f"Hub: `{m['hub_repo_id']}`")
-                if m["samples"] is not None:
-                    widgets.show_png_file(m["samples"], caption="samples")
-                st.button("Use this model", key=f"use_{m['name']}", on_click=state.set_pick,
-                          args=("Bundled", m["name"]))
+    st.caption("Every card shows the same test metrics: **−log p** of the 8-bit images (nats, lower is better; "
+               "comparable across every model with a density, unlike ELBOs of different likelihoods), **MSE** of "
+               "the reconstructions, **FD** of prior samples (small MNIST classifier) and the number of **active** "
+               "latent dimensions. — where a model does not define it.")
+    groups: dict[str, list[dict]] = {}
+    for m in models:
+        groups.setdefault(catalog.card_family(m), []).append(m)
+    order = [f for f in catalog.FAMILY_TITLES if f in groups]
+    for fam in order:
+        st.markdown(f"#### {catalog.FAMILY_TITLES[fam]}")
+        members = groups[fam]
+        per_row = 3
+        for start in range(0, len(members), per_row):
+            for col, m in zip(st.columns(per_row), members[start:start + per_row], strict=False):
+                with col.container(border=True):
+                    model_card(m)
+
+
+def model_card(m: dict) -> None:
+    """One bundled model: title, facts, the shared card metrics, collapse warnings, samples, a Use button."""
+    st.markdown(f"**{m.get('title') or m['name']}**")
+    st.caption(f"`{m['name']}` · {m.get('likelihood') or '?'} · latent {m.get('latent_dim') or '?'} · "
+               f"{m.get('data') or '?'}")
+    if m.get("description"):
+        st.caption(m["description"])
+    values = catalog.card_metrics(m["eval"])
+    if m["eval"]:
+        st.markdown(widgets.card_metrics_markdown(values))
+    else:
+        st.caption("no eval.json yet")
+    for warning in widgets.card_warnings(m):
+        st.warning(warning, icon=":material/warning:")
+    if m.get("hub_repo_id"):
+        st.caption(f"Hub: `{m['hub_repo_id']}`")
+    if m["samples"] is not None:
+        widgets.show_png_file(m["samples"], caption="samples from the prior")
+    st.button("Use this model", key=f"use_{m['name']}", on_click=state.set_pick, args=("Bundled", m["name"]))
 
 
 def existing_pages() -> list[tuple[str, str, str]]:

@@ -21,13 +21,16 @@ from vaecore.hub import WEIGHTS
 
 RETRY_AFTER_S = 60.0
 
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
 def _load_model_cached(spec: str, stamp: float) -> PretrainedModel:
     return vaecore.load(spec, device="cpu")
 
+
 def load_model(spec: str) -> PretrainedModel:
     """The model a spec names (bundled name, folder or Hub repo id), loaded once per process and version."""
     return _load_model_cached(spec, model_stamp(spec))
+
 
 def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
     """`load_model`, showing the ModelLoadError message (in `where`, default the page) instead of raising.
@@ -43,19 +46,22 @@ def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
         try:
             return load_model(spec)
         except ModelLoadError as e:
-            message = str(e)
+            message = re.sub(r"\(bundled: [^)]*\)", "(the Bundled list in the sidebar)", str(e))
             failures[spec] = (time.monotonic(), message)
     (where or st).error(f"Could not load **{spec}**: {message}")
     return None
+
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
 def load_data(name: str, data_dir: str | None = None, limit: int | None = None) -> Dataset:
     """A dataset, loaded once per process and (name, folder, limit)."""
     return vaecore.load_dataset(name, data_dir or None, limit=limit)
 
+
 def dataset_for(model: PretrainedModel, data_dir: str | None = None) -> Dataset:
     """The dataset a model was trained on (its config's `dataset`), cached."""
     return load_data(getattr(model.config, "dataset", "mnist") or "mnist", data_dir)
+
 
 @torch.no_grad()
 def reconstruction_pairs(model: PretrainedModel, x: torch.Tensor) -> torch.Tensor:
@@ -67,26 +73,35 @@ def reconstruction_pairs(model: PretrainedModel, x: torch.Tensor) -> torch.Tenso
         rows += [x[i:i + 8].cpu(), recon[i:i + 8]]
     return torch.cat(rows)
 
+
 @st.cache_resource
 def _job_manager(root: str) -> JobManager:
-    return JobManager(root, max_running=int(os.environ.get("VAE_MAX_JOBS", "2")))
+    env = os.environ.get
+    return JobManager(root, max_running=int(env("VAE_MAX_JOBS", "0")) or None,
+                      max_per_session=int(env("VAE_JOBS_PER_SESSION", "1")),
+                      threads=int(env("VAE_JOB_THREADS", "1")) or None)
+
 
 def job_manager() -> JobManager:
     """The process-wide registry of background training jobs (survives reruns, reloads and navigation)."""
     return _job_manager(str(runs_root()))
 
+
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """A run's metrics records (a live run's torn last line is skipped)."""
     return vaecore.read_metrics(folder)
+
 
 def run_dataset(folder: Path) -> Dataset:
     """The dataset a run folder trained on (from app_run.json or train.json), cached."""
     settings = read_json_file(folder / "app_run.json") or read_json_file(folder / "train.json")
     return load_data(settings.get("data", "mnist"), settings.get("data_dir"))
 
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_run_checkpoint(folder: str, stamp: float) -> PretrainedModel:
     return vaecore.load(folder, device="cpu")
+
 
 def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
     """Validation images and their reconstructions by the run's latest checkpoint; None before the first."""
@@ -98,6 +113,7 @@ def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
     except (ModelLoadError, OSError, ValueError):
         return None
     return reconstruction_pairs(model, x)
+
 
 def sampler_folder(spec: str) -> Path:
     """Where a model's fitted samplers live: its own local folder when writable, else (read-only folders,
@@ -118,6 +134,7 @@ def sampler_folder(spec: str) -> Path:
             shutil.copy2(f, cache / f.name)
     return cache
 
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _fitted_sampler(spec: str, stamp: float, name: str, n_train: int) -> Any:
     from vaecore.samplers import load_or_fit
@@ -125,9 +142,11 @@ def _fitted_sampler(spec: str, stamp: float, name: str, n_train: int) -> Any:
     model = load_model(spec)
     return load_or_fit(model, sampler_folder(spec), name, dataset_for(model), n_train=n_train)
 
+
 def fitted_sampler(spec: str, name: str, n_train: int = 10_000) -> Any:
     """A post-hoc sampler for a model, loaded from disk or fitted once (cached per model version)."""
     return _fitted_sampler(spec, model_stamp(spec), name, n_train)
+
 
 @torch.no_grad()
 def sample_images(spec: str, sampler: str = "prior", n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -139,9 +158,11 @@ def sample_images(spec: str, sampler: str = "prior", n: int = 64, seed: int = 0)
     z = fitted_sampler(spec, sampler).sample_latents(n, generator=g)
     return model.decode(z.to(model.device)).cpu()
 
+
 @st.cache_resource(show_spinner=False)
 def _evaluation_store() -> dict[tuple[Any, ...], dict[str, Any]]:
     return {}
+
 
 def evaluation_key(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
                    iwae_k: int = 100, n_samples: int = 1000) -> tuple[Any, ...]:
@@ -149,9 +170,11 @@ def evaluation_key(spec: str, names: Sequence[str], n_test: int, seed: int = 0, 
     return (spec, model_stamp(spec), tuple(sorted(names)), int(n_test), int(seed), sampler, int(iwae_k),
             int(n_samples))
 
+
 def cached_evaluation(spec: str, names: Sequence[str], n_test: int, **settings: Any) -> dict[str, Any] | None:
     """A stored result of `evaluate_model`, or None when it has not been computed yet."""
     return _evaluation_store().get(evaluation_key(spec, names, n_test, **settings))
+
 
 def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
                    iwae_k: int = 100, n_samples: int = 1000, progress: Any = None) -> dict[str, Any]:
@@ -170,3 +193,33 @@ def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, 
         store[key] = evaluate(model, dataset_for(model), list(names), n_test=n_test, seed=seed, sampler=fitted,
                               iwae_k=iwae_k, n_samples=n_samples, progress=progress)
     return store[key]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _collapse(spec: str, stamp: float, data: str, data_dir: str | None, n: int) -> list[str]:
+    from explorer.diagnostics import diagnose
+    from explorer.models import has_prior_samples
+
+    model = _load_model_cached(spec, stamp)
+    ds = load_data(data, data_dir)
+    g = torch.Generator(device=model.device).manual_seed(0)
+    samples = model.sample(64, generator=g).cpu() if has_prior_samples(model) else None
+    return diagnose(model, ds.x_val[:n], ds.x_train.mean(0, keepdim=True), samples).warnings
+
+
+def collapse_warnings(spec: str, n: int = 500) -> list[str]:
+    """Collapse warnings (KL per dimension, reconstructions ≈ mean image, flat or blank samples) of a model,
+    on n validation images of its dataset; cached per model version."""
+    folder = local_folder(spec)
+    settings = read_json_file(folder / "app_run.json") if folder else {}
+    try:
+        model = load_model(spec)
+        data = settings.get("data") or getattr(model.config, "dataset", "mnist") or "mnist"
+        return _collapse(spec, model_stamp(spec), data, settings.get("data_dir"), n)
+    except (ModelLoadError, OSError, ValueError) as e:
+        return [f"Could not check for collapse: {e}"]
+
+
+def run_collapse_warnings(folder: Path) -> list[str]:
+    """`collapse_warnings` of a run's latest checkpoint ([] before its first)."""
+    return collapse_warnings(str(folder)) if (folder / WEIGHTS).is_file() else []

@@ -12,9 +12,11 @@ from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
+
 def runs_root() -> Path:
     """Where the app writes training runs (VAE_APP_RUNS overrides, e.g. for tests)."""
     return Path(os.environ.get("VAE_APP_RUNS", PROJECT_ROOT / "runs" / "app"))
+
 
 def local_folder(spec: str) -> Path | None:
     """The folder a spec names without touching the network: a path or a bundled name, else None."""
@@ -24,6 +26,7 @@ def local_folder(spec: str) -> Path | None:
     bundled = checkpoints_dir() / spec
     return bundled if bundled.is_dir() else None
 
+
 def model_stamp(spec: str) -> float:
     """Modification time of a local model's weights (0 for Hub repos), so a retrained folder reloads."""
     folder = local_folder(spec)
@@ -32,12 +35,14 @@ def model_stamp(spec: str) -> float:
     except OSError:
         return 0.0
 
+
 def model_label(spec: str) -> str:
     """A short display name: the folder name for paths, the spec otherwise."""
     path = Path(spec)
     if len(path.parts) > 1 and local_folder(spec) is not None:
         return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     return spec
+
 
 def read_json_file(path: Path) -> dict[str, Any]:
     """A JSON object from a file, or {} when missing or unreadable (cards must never crash)."""
@@ -46,6 +51,7 @@ def read_json_file(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
 
 def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     """checkpoints/catalog.json as name -> entry; accepts a list, {"models": [...]} or a dict by name."""
@@ -60,6 +66,7 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     if isinstance(raw, dict):
         return {k: v for k, v in raw.items() if isinstance(v, dict)}
     return {}
+
 
 def bundled_catalog() -> list[dict[str, Any]]:
     """Bundled models with their catalog entry (checkpoints/catalog.json), config and eval.json."""
@@ -77,35 +84,72 @@ def bundled_catalog() -> list[dict[str, Any]]:
         out.append(entry)
     return out
 
-HEADLINE_METRICS = ("nll-discrete", "bpd", "iwae", "nll-pdf", "elbo", "mse", "fd")
 
-def headline_metric(eval_result: dict[str, Any]) -> tuple[str, float] | None:
-    """The one test metric a model card shows: the first of HEADLINE_METRICS present, else any number."""
-    flat = {k: v for k, v in eval_result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    nested = eval_result.get("metrics")
-    if isinstance(nested, dict):
-        flat.update({k: v for k, v in nested.items() if isinstance(v, int | float) and not isinstance(v, bool)})
-    for key in HEADLINE_METRICS:
-        if key in flat and math.isfinite(flat[key]):
-            return key, float(flat[key])
-    for key, value in flat.items():
-        if math.isfinite(value) and key not in ("n_test", "seed", "step", "epoch"):
-            return key, float(value)
-    return None
+CARD_METRICS = ("nll-discrete", "mse", "fd", "active-units")
+DISCRETE_LIKELIHOODS = ("disc-gaussian", "disc-logistic", "logistic-mixture", "categorical", "bitwise")
+FAMILY_TITLES = {
+    "gaussian": "VAE · Gaussian decoder (σ-VAE, β-VAE, fixed and learned σ)",
+    "arelbo": "VAE · AR-ELBO (σx² set to its MLE)",
+    "discrete": "VAE · discrete 8-bit likelihoods",
+    "bernoulli": "VAE · Bernoulli decoder (binarised pixels, no density of 8-bit images)",
+    "beta": "VAE · Beta likelihood",
+    "iwae": "IWAE",
+    "ae": "Autoencoders without a posterior (AE, WAE, RAE)",
+    "tvae": "T-VAE and its baselines",
+}
+
+
+def finite(v: Any) -> float | None:
+    """v as a float when it is a finite number (not a bool), else None."""
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def card_metrics(eval_result: dict[str, Any]) -> dict[str, float | None]:
+    """The same metrics for every model card: −log p of the 8-bit images, MSE, FD and active units.
+
+    −log p is comparable across every model with a density (discrete likelihoods directly, continuous
+    ones integrated over each 8-bit bin); ELBOs of different likelihood families are not, so cards do
+    not show them. None where the model does not define the metric.
+    """
+    flat = dict(eval_result)
+    if isinstance(eval_result.get("metrics"), dict):
+        flat.update(eval_result["metrics"])
+    return {k: finite(flat.get(k)) for k in CARD_METRICS}
+
+
+def card_family(entry: dict[str, Any]) -> str:
+    """The group a bundled model's card sits in (a FAMILY_TITLES key), from its config."""
+    config = entry.get("config") or {}
+    kind = config.get("model_type") or entry.get("model_type") or "vae"
+    regulariser = config.get("regulariser", "kl")
+    if kind == "tvae" or entry.get("name") in ("vae", "vae-plus"):
+        return "tvae"
+    if kind in ("ae", "wae", "rae") or regulariser in ("none", "mmd", "rae"):
+        return "ae"
+    if kind == "iwae" or regulariser == "iwae":
+        return "iwae"
+    likelihood = config.get("likelihood") or entry.get("likelihood") or ""
+    if likelihood in DISCRETE_LIKELIHOODS:
+        return "discrete"
+    return likelihood if likelihood in FAMILY_TITLES else "gaussian"
+
 
 def cache_root() -> Path:
     """A writable folder for things the app computes once (fitted samplers of read-only models)."""
     return Path(os.environ.get("VAE_APP_CACHE", runs_root().parent / "cache"))
+
 
 def bundled_with_logs() -> dict[str, Path]:
     """Bundled checkpoints that ship their training log (metrics.jsonl): name -> folder."""
     root = checkpoints_dir()
     return {name: root / name for name in bundled_names() if (root / name / "metrics.jsonl").is_file()}
 
+
 def transfer_results_path() -> Path:
     """experiments/results/tvae_transfer.json (VAE_TRANSFER_RESULTS overrides, e.g. for tests)."""
     return Path(os.environ.get("VAE_TRANSFER_RESULTS",
                                PROJECT_ROOT / "experiments" / "results" / "tvae_transfer.json"))
+
 
 def transfer_report() -> dict[str, Any] | None:
     """The report experiments/tvae_transfer.py writes, or None when it is missing or has no table."""

@@ -38,39 +38,66 @@ def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
                       margin={"l": 40, "r": 10, "t": 50, "b": 40})
     return fig
 
-TRAINING_PANELS = (("loss", "Loss (per example, nats)"), ("recon", "Reconstruction"), ("kl", "KL / regulariser"),
-                   ("log_sigma", "ln σ"), ("lr", "Learning rate"), ("images_per_s", "Images / s"))
 
-def _regulariser_key(records: Sequence[dict[str, Any]]) -> str:
-    for key in ("kl", "mmd", "z_norm", "iwae_bound"):
-        if any(key in r for r in records if r.get("kind") == "step"):
-            return key
-    return "kl"
+TRAINING_PANELS = {"loss": "Loss (per example, nats)", "recon": "Reconstruction", "kl": "KL", "mmd": "MMD",
+                   "z_norm": "½‖z‖²", "iwae_bound": "IWAE bound", "log_sigma": "ln σ", "sigma2_mle": "σx² (MLE)",
+                   "lr": "Learning rate", "images_per_s": "Images / s"}
+LOG_PANELS = ("lr", "sigma2_mle")
 
-def training_figure(records: Sequence[dict[str, Any]], x: str = "step") -> go.Figure:
-    """Six panels of a run's curves: loss (with validation), reconstruction, KL, ln σ (or σx²), lr, speed."""
-    uses_mle = any("sigma2_mle" in r for r in records if r.get("kind") == "step")
-    reg_key = _regulariser_key(records)
-    titles = [t for _, t in TRAINING_PANELS]
-    titles[2] = {"kl": "KL", "mmd": "MMD", "z_norm": "½‖z‖²", "iwae_bound": "IWAE bound"}[reg_key]
-    titles[3] = "σx² (MLE)" if uses_mle else "ln σ"
-    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.07, vertical_spacing=0.16)
-    keys = ["loss", "recon", reg_key, "sigma2_mle" if uses_mle else "log_sigma", "lr", "images_per_s"]
+
+def smooth(ys: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: a debiased exponential moving average with weight in [0, 1)."""
+    if weight <= 0:
+        return list(ys)
+    out, avg = [], 0.0
+    for i, y in enumerate(ys, start=1):
+        avg = weight * avg + (1 - weight) * y
+        out.append(avg / (1 - weight ** i))
+    return out
+
+
+def training_panels(runs: dict[str, Sequence[dict[str, Any]]]) -> list[str]:
+    """The panels (record keys) any of the runs logs: panels without data (ln σ of a Bernoulli model) are left out."""
+    present = {k for records in runs.values() for r in records if r.get("kind") == "step" for k in r}
+    return [k for k in TRAINING_PANELS if k in present]
+
+
+def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[str, Any]]], x: str = "step",
+                    smoothing: float = 0.0) -> go.Figure:
+    """A run's curves (or several runs overlaid, one colour each): loss with validation, reconstruction,
+    the regulariser, ln σ or σx² when logged, learning rate and speed; `smoothing` is TensorBoard's EMA weight."""
+    runs = records if isinstance(records, dict) else {"": records}
+    keys = training_panels(runs) or ["loss"]
+    cols = 3
+    rows = math.ceil(len(keys) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[TRAINING_PANELS[k] for k in keys],
+                        horizontal_spacing=0.07, vertical_spacing=0.22 if rows > 1 else 0.1)
+    palette = plotly.colors.qualitative.Plotly
+    for n, (label, recs) in enumerate(runs.items()):
+        colour = palette[n % len(palette)]
+        for i, key in enumerate(keys):
+            row, col = divmod(i, cols)
+            xs, ys = series(recs, key, x=x)
+            name = label or "training (logged steps)"
+            fig.add_trace(go.Scatter(x=xs, y=smooth(ys, smoothing), mode="lines+markers" if len(xs) < 30 else "lines",
+                                     name=name, legendgroup=name, showlegend=i == 0, line={"width": 1.6,
+                                     "color": colour}, marker={"size": 4},
+                                     hovertemplate=f"{TRAINING_PANELS[key]}: %{{y:.4g}}<extra>{label}</extra>"),
+                          row=row + 1, col=col + 1)
+        vx, vy = series(recs, "val_loss", kind="epoch", x=x)
+        if vx:
+            vname = f"{label} validation" if label else "validation (per epoch)"
+            fig.add_trace(go.Scatter(x=vx, y=vy, mode="markers+lines", name=vname, legendgroup=vname,
+                                     line={"dash": "dot", "color": colour if label else palette[1]}), row=1, col=1)
+    fig.update_layout(height=300 * rows + 60, margin={"l": 40, "r": 20, "t": 60, "b": 40},
+                      legend={"orientation": "h", "y": 1.0 + 0.25 / rows, "yanchor": "bottom", "x": 0},
+                      modebar={"orientation": "v"})
+    fig.update_xaxes(title_text=x, row=rows)
     for i, key in enumerate(keys):
-        row, col = divmod(i, 3)
-        xs, ys = series(records, key, x=x)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines", name=key,
-                                 line={"width": 1.6}, marker={"size": 4}), row=row + 1, col=col + 1)
-    vx, vy = series(records, "val_loss", kind="epoch", x=x)
-    if vx:
-        fig.add_trace(go.Scatter(x=vx, y=vy, mode="markers+lines", name="validation loss",
-                                 line={"dash": "dot"}), row=1, col=1)
-    fig.update_layout(height=520, showlegend=False, margin={"l": 40, "r": 20, "t": 40, "b": 40})
-    fig.update_xaxes(title_text=x, row=2)
-    fig.update_yaxes(type="log", exponentformat="power", row=2, col=2)
-    if uses_mle:
-        fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
+        if key in LOG_PANELS:
+            fig.update_yaxes(type="log", exponentformat="power", row=i // cols + 1, col=i % cols + 1)
     return fig
+
 
 def sigma_figure(traces: dict[str, Sequence[dict[str, Any]]], x: str = "epoch", quantity: str = "log_sigma",
                  beta: float | None = 0.01, log_x: bool = False) -> go.Figure:
@@ -97,8 +124,10 @@ def sigma_figure(traces: dict[str, Sequence[dict[str, Any]]], x: str = "epoch", 
         fig.update_yaxes(type="log")
     return fig
 
+
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf")
+
 
 def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: torch.Tensor | None = None,
                       thumbnails: int = 0, highlight: Sequence[int] = (), title: str = "") -> go.Figure:
@@ -144,6 +173,7 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: tor
     fig.update_layout(**layout)
     return fig
 
+
 def _add_thumbnails(fig: go.Figure, coords: np.ndarray, images: torch.Tensor, count: int) -> None:
     import base64
 
@@ -156,6 +186,7 @@ def _add_thumbnails(fig: go.Figure, coords: np.ndarray, images: torch.Tensor, co
         fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(png).decode(), xref="x", yref="y",
                              x=float(coords[i, 0]), y=float(coords[i, 1]), sizex=size, sizey=size,
                              xanchor="center", yanchor="middle", layer="above", opacity=0.9)
+
 
 def transfer_figure(report: dict[str, Any]) -> go.Figure:
     """Grouped bars of our KNN accuracy per setting and model, with the paper's values as open diamonds."""
@@ -182,6 +213,7 @@ def transfer_figure(report: dict[str, Any]) -> go.Figure:
                       "range": [0, 105]}, legend={"orientation": "h", "y": -0.18},
                       margin={"l": 50, "r": 10, "t": 20, "b": 40})
     return fig
+
 
 def transfer_curve_figure(report: dict[str, Any]) -> go.Figure | None:
     """Aff accuracy against the number of labelled KNN latents (the paper's Figure 2), mean ± s.d."""

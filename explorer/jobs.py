@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -21,7 +22,8 @@ from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, build_m
 from vaecore.utils import read_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
-TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted")
+TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted", "cancelled")
+ACTIVE = ("queued", "starting", "running", "stopping")
 
 
 class JobError(RuntimeError):
@@ -50,15 +52,24 @@ class RunInfo:
     started: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
 
+    queue_position: int | None = None
+
     @property
     def running(self) -> bool:
-        return self.status in ("starting", "running", "stopping")
+        """Training, about to, or waiting in the queue (the run can be stopped)."""
+        return self.status in ACTIVE
 
     @property
     def label(self) -> str:
-        """'name · data · status' (a live run reads 'training': its step count changes every second)."""
-        status = "training" if self.running else f"{self.status} at step {self.step}"
-        return f"{self.name} · {self.data} · {status}"
+        """'HH:MM · preset on data · status' for run pickers."""
+        when = time.strftime("%m-%d %H:%M:%S", time.localtime(self.started)) if self.started else "?"
+        if self.status == "queued":
+            status = f"queued (#{self.queue_position})" if self.queue_position else "queued"
+        elif self.status in ("running", "starting", "stopping"):
+            status = f"{self.status} · step {self.step}"
+        else:
+            status = f"{self.status} at step {self.step}"
+        return f"{when} · {self.preset} on {self.data} · {status}"
 
 
 def run_status(records: list[dict[str, Any]]) -> tuple[str, str]:
@@ -144,8 +155,12 @@ class Job:
             elif self.status == "starting":
                 self.status = "running"
 
-    def _run(self, make_trainer: Any) -> None:
+    def _run(self, make_trainer: Any, threads: int | None = None, done: Any = None) -> None:
         try:
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
             trainer = make_trainer()
             self._attach(trainer)
             result = trainer.fit()
@@ -156,6 +171,10 @@ class Job:
             self.status, self.message = "error", f"{type(e).__name__}: {e}"
             _append_event(self.folder, {"kind": "event", "event": "error", "message": self.message,
                                         "step": self.trainer.step if self.trainer else 0})
+        finally:
+            self.trainer = None
+            if done is not None:
+                done(self)
 
 
 def _append_event(folder: Path, record: dict[str, Any]) -> None:
@@ -167,11 +186,19 @@ def _append_event(folder: Path, record: dict[str, Any]) -> None:
 class JobManager:
     """The registry of training jobs of one process, with run folders under `root/<session>/`."""
 
-    def __init__(self, root: str | Path, max_running: int = 2) -> None:
+    def __init__(self, root: str | Path, max_running: int | None = None, max_per_session: int = 1,
+                 max_queued: int = 32, threads: int | None = 1) -> None:
+        """`max_running` jobs train at once (default: one per core), the others wait in a queue of at most
+        `max_queued`; a session may have `max_per_session` jobs training or queued; each job trains with
+        `threads` torch threads (None: leave the process setting)."""
         self.root = Path(root)
-        self.max_running = max_running
+        self.max_running = max_running or os.cpu_count() or 1
+        self.max_per_session = max_per_session
+        self.max_queued = max_queued
+        self.threads = threads
         self._jobs: dict[tuple[str, str], Job] = {}
-        self._lock = threading.Lock()
+        self._queue: list[tuple[Job, Any]] = []
+        self._lock = threading.RLock()
 
     # queries -----------------------------------------------------------------------------------------
     def session_dir(self, session: str) -> Path:
@@ -181,27 +208,58 @@ class JobManager:
         return self._jobs.get((session, run))
 
     def active(self, session: str | None = None) -> list[Job]:
-        """Jobs whose thread is still alive (of one session, or all)."""
-        return [j for (s, _), j in self._jobs.items() if j.alive and (session is None or s == session)]
+        """Jobs training or queued (of one session, or all)."""
+        return [j for (s, _), j in self._jobs.items() if (j.alive or j.status == "queued")
+                and (session is None or s == session)]
+
+    def training(self) -> list[Job]:
+        """Jobs whose thread is alive."""
+        return [j for j in self._jobs.values() if j.alive]
+
+    def queue_position(self, session: str, run: str) -> int | None:
+        """1 for the next job to start, … ; None when the run is not queued."""
+        with self._lock:
+            for i, (job, _) in enumerate(self._queue):
+                if (job.session, job.name) == (session, run):
+                    return i + 1
+        return None
 
     def runs(self, session: str) -> list[RunInfo]:
         """Every run of a session, newest first: live jobs and past run folders."""
-        return list_runs(self.root, session, self._jobs)
+        infos = list_runs(self.root, session, self._jobs)
+        for info in infos:
+            info.queue_position = self.queue_position(session, info.name)
+        return infos
 
     def run(self, session: str, run: str) -> RunInfo:
         folder = self.session_dir(session) / check_name(run, "run name")
         if not folder.is_dir():
             raise JobError(f"no run {run!r} in this session")
-        return read_run(folder, self.job(session, run))
+        info = read_run(folder, self.job(session, run))
+        info.queue_position = self.queue_position(session, run)
+        return info
+
+    def delete(self, session: str, run: str) -> None:
+        """Remove a run that is not training or queued, with its folder."""
+        import shutil
+
+        folder = self.session_dir(session) / check_name(run, "run name")
+        if not folder.is_dir():
+            raise JobError(f"no run {run!r} in this session")
+        with self._lock:
+            job = self.job(session, run)
+            if job is not None and (job.alive or job.status == "queued"):
+                raise JobError(f"run {run!r} is still training: stop it first")
+            self._jobs.pop((session, run), None)
+            shutil.rmtree(folder)
 
     # control -----------------------------------------------------------------------------------------
     def _check_capacity(self, session: str) -> None:
         mine = self.active(session)
-        if mine:
+        if len(mine) >= self.max_per_session:
             raise JobError(f"run {mine[0].name!r} is still training in this session: stop it first")
-        if len(self.active()) >= self.max_running:
-            raise JobError(f"{self.max_running} trainings are already running on this server; "
-                           "try again when one has finished")
+        if len(self._queue) >= self.max_queued:
+            raise JobError(f"{len(self._queue)} trainings are already waiting on this server; try again later")
 
     def start(self, session: str, preset: str, train: TrainConfig | dict[str, Any] | None = None,
               name: str | None = None, **overrides: Any) -> Job:
@@ -248,15 +306,28 @@ class JobManager:
             return self._launch(session, folder, lambda: Trainer.resume(folder, **changes))
 
     def stop(self, session: str, run: str) -> bool:
-        """Ask a live job to stop; False when there is none."""
+        """Ask a live job to stop, or take a queued one off the queue; False when there is none."""
         job = self.job(session, run)
-        if job is None or not job.alive:
+        if job is None:
+            return False
+        with self._lock:
+            queued = next((q for q in self._queue if q[0] is job), None)
+            if queued is not None:
+                self._queue.remove(queued)
+                job.status, job.message = "cancelled", "taken off the queue before it started"
+                _append_event(job.folder, {"kind": "event", "event": "cancelled", "message": job.message,
+                                           "step": 0})
+                return True
+        if not job.alive:
             return False
         job.stop()
         return True
 
     def stop_all(self, timeout: float = 30.0) -> None:
-        """Stop every job and wait for them (tests and shutdown)."""
+        """Empty the queue, stop every job and wait for them (tests and shutdown)."""
+        with self._lock:
+            for job, _ in list(self._queue):
+                self.stop(job.session, job.name)
         for job in list(self._jobs.values()):
             job.stop()
         for job in list(self._jobs.values()):
@@ -264,11 +335,32 @@ class JobManager:
 
     def _launch(self, session: str, folder: Path, make: Any) -> Job:
         job = Job(session, folder.name, folder)
-        job.thread = threading.Thread(target=job._run, args=(make,), name=f"train-{session}-{folder.name}",
-                                      daemon=True)
-        self._jobs[(session, folder.name)] = job
-        job.thread.start()
+        with self._lock:
+            self._jobs[(session, folder.name)] = job
+            if len(self.training()) >= self.max_running:
+                job.status = "queued"
+                self._queue.append((job, make))
+            else:
+                self._start_thread(job, make)
         return job
+
+    def _start_thread(self, job: Job, make: Any) -> None:
+        job.status = "starting"
+        job.thread = threading.Thread(target=job._run, args=(make, self.threads, self._finished),
+                                      name=f"train-{job.session}-{job.name}", daemon=True)
+        job.thread.start()
+
+    def _finished(self, job: Job) -> None:
+        """A job's thread is ending: start the next queued job and free the finished one's memory."""
+        import gc
+
+        with self._lock:
+            running = sum(1 for j in self.training() if j is not job)
+            while self._queue and running < self.max_running:
+                nxt, make = self._queue.pop(0)
+                self._start_thread(nxt, make)
+                running += 1
+        gc.collect()
 
 
 def list_runs(root: str | Path, session: str, jobs: dict[tuple[str, str], Job] | None = None) -> list[RunInfo]:
@@ -282,10 +374,16 @@ def list_runs(root: str | Path, session: str, jobs: dict[tuple[str, str], Job] |
 
 
 def progress(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Latest step, total steps, fraction done, images/s and seconds left, from a run's records."""
+    """Latest step, total steps, fraction done, images/s and seconds left, from a run's records.
+
+    Speed and time left come from steps logged since the run last (re)started: right after Continue
+    they are unknown (None) rather than the previous segment's final "0 s".
+    """
     total = next((r.get("total_steps") for r in reversed(records) if r.get("kind") == "event"
                   and r.get("total_steps")), None)
-    last = next((r for r in reversed(records) if r.get("kind") == "step"), None)
+    start = max((i for i, r in enumerate(records) if r.get("kind") == "event"
+                 and r.get("event") in ("started", "resumed")), default=-1)
+    last = next((r for r in reversed(records[start + 1:]) if r.get("kind") == "step"), None)
     step = max((int(r.get("step", 0)) for r in records), default=0)
     return {"step": step, "total_steps": total,
             "fraction": min(1.0, step / total) if total else 0.0,

@@ -17,9 +17,11 @@ from vaecore.latent import projection as proj
 
 MAP_SELECTION_KEY = "vae_map_selection"
 
+
 @st.cache_resource(show_spinner=False)
 def _b_store() -> dict[str, OrderedDict]:
     return {"latents": OrderedDict(), "maps": OrderedDict()}
+
 
 def _remember(kind: str, key: tuple[Any, ...], value: Any, keep: int) -> Any:
     store = _b_store()[kind]
@@ -29,6 +31,7 @@ def _remember(kind: str, key: tuple[Any, ...], value: Any, keep: int) -> Any:
         store.popitem(last=False)
     return value
 
+
 def _recall(kind: str, key: tuple[Any, ...]) -> Any:
     store = _b_store()[kind]
     if key in store:
@@ -36,8 +39,10 @@ def _recall(kind: str, key: tuple[Any, ...]) -> Any:
         return store[key]
     return None
 
+
 def _latent_key(spec: str, model: PretrainedModel, source: str, n: int) -> tuple[Any, ...]:
     return (spec, model_stamp(spec), source_token(model, source), int(n))
+
 
 def latents_for(spec: str, source: str, n: int, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """Posterior means of the first n images of a source, encoded once per (model version, source, n)."""
@@ -49,13 +54,16 @@ def latents_for(spec: str, source: str, n: int, progress: Callable[[float, str],
         found = _remember("latents", key, proj.encode_images(model, x[:n], progress=progress), keep=12)
     return found
 
+
 def _map_key(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any]) -> tuple[Any, ...]:
     model = load_model(spec)
     return (*_latent_key(spec, model, source, n), method, int(dim), tuple(sorted(params.items())))
 
+
 def cached_map(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any]) -> np.ndarray | None:
     """A projection computed before with exactly these settings, or None."""
     return _recall("maps", _map_key(spec, source, n, method, dim, params))
+
 
 def latent_map(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any],
                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
@@ -69,9 +77,11 @@ def latent_map(spec: str, source: str, n: int, method: str, dim: int, params: di
         found = _remember("maps", key, proj.project(z, method, dim, **params), keep=24)
     return found
 
+
 def set_map_selection(spec: str, source: str, indices: Sequence[int]) -> None:
     """Remember the map's selected image indices for this session (the Interpolation page reads them)."""
     st.session_state[MAP_SELECTION_KEY] = {"spec": spec, "source": source, "indices": [int(i) for i in indices]}
+
 
 def map_selection(spec: str | None = None, source: str | None = None) -> list[int]:
     """The indices selected on the latent map, if it was made with this model and source (any when None)."""

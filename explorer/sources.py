@@ -10,10 +10,9 @@ from explorer.uploads import Uploaded
 from vaecore import PretrainedModel
 
 SPLITS = ("test", "val", "train")
-
 UPLOADED = "uploaded"
-
 UPLOADS_KEY = "vae_uploads"
+
 
 def uploaded_images(shape: tuple[int, int, int]) -> Uploaded | None:
     """This session's uploaded images if they fit a model of `shape`, else None."""
@@ -22,10 +21,12 @@ def uploaded_images(shape: tuple[int, int, int]) -> Uploaded | None:
         return stored["data"]
     return None
 
+
 def image_sources(model: PretrainedModel) -> list[str]:
     """The image sources a page can offer for a model: its dataset's splits, plus 'uploaded' when there are any."""
     shape = tuple(model.config.input_shape)
     return list(SPLITS) + ([UPLOADED] if uploaded_images(shape) is not None else [])
+
 
 def source_images(model: PretrainedModel, source: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(images, labels or None) of a source: a split of the model's dataset or the uploaded images."""
@@ -35,6 +36,7 @@ def source_images(model: PretrainedModel, source: str) -> tuple[torch.Tensor, to
             raise ValueError("no uploaded images for this model's image size")
         return up.images, up.labels
     return dataset_for(model).split(source)
+
 
 def source_token(model: PretrainedModel, source: str) -> str:
     """A key part that changes whenever the images of a source change (uploads get a fresh token)."""

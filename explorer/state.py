@@ -13,20 +13,18 @@ import streamlit as st
 from explorer.caches import load_model, try_load_model
 from explorer.catalog import local_folder, model_label, read_json_file, runs_root
 from explorer.jobs import list_runs
+from explorer.widgets import model_summary_markdown
 from vaecore import ModelLoadError, PretrainedModel
 from vaecore.hub import WEIGHTS, bundled_names
 
 SESSION_PARAM = "sid"
-
 MODEL_PARAM = "model"
-
 _SID = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
-
 _SPEC_KEY = "vae_model_spec"
-
+_FAILED_KEY = "vae_model_failed"
 _PICKER_RENDERED = "_vae_picker_rendered"
-
 SOURCES = ("Bundled", "Runs", "Folder", "Hub")
+
 
 def session_id() -> str:
     """This browser session's id: kept in session state and in the URL (?sid=) so a reload finds its runs."""
@@ -39,13 +37,15 @@ def session_id() -> str:
         st.query_params[SESSION_PARAM] = sid
     return sid
 
+
 def session_runs() -> list[Path]:
     """This session's run folders that hold a loadable model, newest first."""
     return [r.folder for r in list_runs(runs_root(), session_id()) if (r.folder / WEIGHTS).is_file()]
 
-_PICK = "vae_pick"
 
+_PICK = "vae_pick"
 _FIELDS = {"Bundled": "bundled", "Runs": "run", "Folder": "folder", "Hub": "repo"}
+
 
 def _pick_state() -> dict[str, str]:
     """The picker's choices in plain session state (widget state is dropped on some page switches);
@@ -64,12 +64,14 @@ def _pick_state() -> dict[str, str]:
         st.session_state[_PICK] = state
     return st.session_state[_PICK]
 
+
 def set_pick(source: str, value: str) -> None:
     """Select a model in the sidebar picker; safe to use as a widget callback (before the picker is drawn)."""
     state = _pick_state()
     state["source"], state[_FIELDS[source]] = source, value
     st.session_state["vae_picker_source"] = source
     st.session_state[f"vae_picker_{_FIELDS[source]}"] = value
+
 
 def _initial(key: str, name: str, value: Any, options: Sequence[Any] | None = None) -> dict[str, Any]:
     """`{name: value}` for a picker widget without state yet, {} once it has some (no double default).
@@ -80,9 +82,11 @@ def _initial(key: str, name: str, value: Any, options: Sequence[Any] | None = No
         del st.session_state[key]
     return {} if key in st.session_state else {name: value}
 
+
 def _choose(sb: Any, label: str, options: list[str], key: str, wanted: str | None, **kwargs: Any) -> str:
     index = options.index(wanted) if wanted in options else 0
     return sb.selectbox(label, options, key=key, **_initial(key, "index", index, options), **kwargs)
+
 
 def _render_picker() -> str | None:
     sb = st.sidebar
@@ -117,17 +121,25 @@ def _render_picker() -> str | None:
                              placeholder="owner/name").strip() or None
         sb.caption("Needs the network once; works offline afterwards from the hub cache.")
     state["source"] = source
+    st.session_state[_FAILED_KEY] = None
     if spec:
         state[_FIELDS[source]] = spec
-        model = try_load_model(spec, sb)
-        if model is not None:
-            sb.caption(model.summary())
+        model = None
+        if source == "Folder" and not Path(spec).expanduser().is_dir():
+            sb.error(f"No folder **{spec}** on the server. A model folder holds config.json and "
+                     "model.safetensors (a training run's folder, for example).")
         else:
+            model = try_load_model(spec, sb)
+        if model is not None:
+            sb.caption(model_summary_markdown(model))
+        else:
+            st.session_state[_FAILED_KEY] = spec
             spec = None
     st.session_state[_SPEC_KEY] = spec
     if spec and st.query_params.get(MODEL_PARAM) != spec:
         st.query_params[MODEL_PARAM] = spec
     return spec
+
 
 def render_model_picker() -> str | None:
     """Draw the picker in the sidebar (app.py calls this once per run, before the page)."""
@@ -135,9 +147,11 @@ def render_model_picker() -> str | None:
     st.session_state[_PICKER_RENDERED] = True
     return spec
 
+
 def end_of_run() -> None:
     """Mark the picker as not yet drawn for the next run (app.py calls this after the page)."""
     st.session_state[_PICKER_RENDERED] = False
+
 
 def model_picker() -> str | None:
     """The picked model spec; draws the picker when a page runs on its own (e.g. in tests)."""
@@ -145,14 +159,21 @@ def model_picker() -> str | None:
         return st.session_state.get(_SPEC_KEY)
     return _render_picker()
 
+
 def selected_model() -> tuple[str, PretrainedModel] | tuple[None, None]:
     """(spec, model) of the sidebar pick, or (None, None) with an explanation on the page."""
     spec = model_picker()
     if not spec:
-        st.info("Pick a model in the sidebar.")
+        failed = st.session_state.get(_FAILED_KEY)
+        if failed:
+            st.warning(f"The model picked in the sidebar, **{model_label(failed)}**, could not be loaded (the "
+                       "sidebar says why). Pick another one there.")
+        else:
+            st.info("Pick a model in the sidebar.")
         return None, None
     model = try_load_model(spec)
     return (spec, model) if model is not None else (None, None)
+
 
 def require_model() -> tuple[str, PretrainedModel]:
     """(spec, model) of the sidebar pick; stops the page (with its explanation) when there is none."""
@@ -160,6 +181,7 @@ def require_model() -> tuple[str, PretrainedModel]:
     if model is None:
         st.stop()
     return spec, model
+
 
 def model_choices(include_runs: bool = True) -> dict[str, str]:
     """Every model the comparison pages can offer: spec -> label (bundled, this session's runs, the pick)."""
@@ -172,9 +194,11 @@ def model_choices(include_runs: bool = True) -> dict[str, str]:
         choices[picked] = model_label(picked)
     return choices
 
+
 def pick_run(folder: Path) -> None:
     """Widget callback: make a run folder the sidebar's model."""
     set_pick("Runs", str(folder))
+
 
 def model_type_of(spec: str) -> str:
     """A model's `model_type` from its config.json, without loading it ('vae' when unknown)."""
@@ -185,6 +209,7 @@ def model_type_of(spec: str) -> str:
         return str(getattr(load_model(spec).config, "model_type", "vae"))
     except ModelLoadError:
         return "vae"
+
 
 def models_by_type() -> dict[str, dict[str, str]]:
     """Offered models (bundled, runs, the sidebar pick) split by model_type: type -> {spec: label}."""

@@ -16,13 +16,43 @@ from vaecore import ModelLoadError
 
 
 def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows for a table of runs: name, preset, data, status, steps, start time."""
+    """One row per run with its settings: start time, preset, data, status, steps, lr, epochs, batch, overrides."""
     import datetime
 
-    return [{"run": r.name, "preset": r.preset, "data": r.data, "status": r.status,
-             "step": r.step, "of": r.total_steps,
-             "started": datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "",
-             "message": r.message} for r in runs]
+    rows = []
+    for r in runs:
+        train = (r.settings or {}).get("train") or {}
+        overrides = (r.settings or {}).get("overrides") or {}
+        rows.append({"started": datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
+                     if r.started else "", "preset": r.preset, "data": r.data, "status": r.status,
+                     "step": r.step, "of": r.total_steps, "epochs": train.get("epochs"), "lr": train.get("lr"),
+                     "batch": train.get("batch_size"), "images": train.get("limit") or "all",
+                     "changed": ", ".join(f"{k}={v}" for k, v in overrides.items()) or "—",
+                     "run": r.name, "message": page_message(r.message)})
+    return rows
+
+
+def page_message(message: str) -> str:
+    """An engine message in the page's words: CLI flags become the names of the page's fields."""
+    for flag, field in (("--data-dir", "the **Data folder** field"), ("--data", "the **Dataset** field"),
+                        ("--latent-dim", "**Latent size**"), ("--epochs", "**Epochs**")):
+        message = message.replace(f"`{flag}`", field).replace(flag, field)
+    return message
+
+
+def data_folder_problem(data: str, folder: str | None) -> str | None:
+    """Why a dataset cannot be read from a folder (empty, missing, no IDX/array files), or None when it looks usable."""
+    if not folder or not folder.strip():
+        return f"{data} is not bundled: type the folder that holds its four IDX files (or a .npz)."
+    path = Path(folder.strip()).expanduser()
+    if not path.is_dir():
+        return f"there is no folder {folder.strip()!r} on the server."
+    names = [p.name.lower() for p in path.iterdir()]
+    if not any("idx" in n or n.endswith((".npz", ".npy", ".gz")) for n in names):
+        return (f"{folder.strip()!r} holds no IDX (…-idx3-ubyte[.gz]) or .npz/.npy files"
+                + (f" (it has {len(names)} other files)" if names else " (it is empty)") + ".")
+    return None
+
 
 METRIC_TITLES = {
     "elbo": "ELBO (nats, ↑)", "iwae": "IWAE log-likelihood (nats, ↑)", "nll-pdf": "−log pdf (nats, ↓)",
@@ -32,11 +62,14 @@ METRIC_TITLES = {
     "classifier-score": "classifier score (↑)",
 }
 
+
 HIGHER_IS_BETTER = {"elbo", "iwae", "knn", "classifier-score"}
+
 
 def metric_title(key: str) -> str:
     """A readable name for a metric key."""
     return METRIC_TITLES.get(key, key)
+
 
 def metric_help(key: str) -> str:
     """The engine's one-line definition of a metric (empty before vaecore.metrics exists)."""
@@ -46,12 +79,14 @@ def metric_help(key: str) -> str:
         return ""
     return METRICS.get(key, "")
 
-COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd")
 
+COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd")
 DEFAULT_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units")
+
 
 def finite_number(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
 
 def metrics_table(results: dict[str, dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
     """One row per model, one column per scalar metric (None where undefined)."""
@@ -64,15 +99,18 @@ def metrics_table(results: dict[str, dict[str, Any]], names: Sequence[str]) -> l
         rows.append(row)
     return rows
 
+
 def metric_column_config(names: Sequence[str]) -> dict[str, Any]:
     """Column headers and help texts for the metrics table."""
     return {m: st.column_config.NumberColumn(metric_title(m), help=metric_help(m) or None, format="%.4g")
             for m in names}
 
+
 def metric_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     """'model — metric: why it is undefined' lines from evaluate's notes."""
     return [f"**{label}** — {metric_title(m)}: {why}" for label, r in results.items()
             for m, why in (r.get("notes") or {}).items()]
+
 
 def reference_note() -> str:
     """What the published numbers are and why they are not directly comparable with ours."""
@@ -83,7 +121,8 @@ def reference_note() -> str:
     return ("Published values, **as printed in the papers** (models trained for up to 100 epochs), beside ours. "
             f"Not directly comparable: {reference.FID_NOTE}.")
 
-def publishedfinite_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+
+def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The papers' numbers beside ours, for models whose preset and dataset match a published table.
 
     `models` maps display label -> spec; `results` maps spec -> our evaluation.
@@ -124,6 +163,7 @@ def publishedfinite_numbers(models: dict[str, str], results: dict[str, dict[str,
                              "−log p (ours)": finite_number(ours.get("nll-discrete"))})
     return rows
 
+
 def series(records: Iterable[dict[str, Any]], key: str, kind: str = "step",
            x: str = "step") -> tuple[list[float], list[float]]:
     """(xs, ys) of one logged quantity from metrics records of one kind, skipping missing or non-finite values."""
@@ -136,6 +176,7 @@ def series(records: Iterable[dict[str, Any]], key: str, kind: str = "step",
             xs.append(float(r[x]))
             ys.append(float(v))
     return xs, ys
+
 
 def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch",
                 quantity: str = "log_sigma") -> tuple[list[float], list[float]]:
@@ -156,9 +197,11 @@ def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch",
         ys.append(math.exp(2 * log_sigma) if quantity == "sigma2" else log_sigma)
     return xs, ys
 
+
 def logs_sigma(records: Sequence[dict[str, Any]]) -> bool:
     """Whether a training log has a decoder σ (ln σ or AR-ELBO's σx² MLE)."""
     return any("log_sigma" in r or "sigma2_mle" in r for r in records if r.get("kind") == "step")
+
 
 def default_sigma_models(bundled: dict[str, Path], limit: int = 6) -> list[str]:
     """The bundled models the σ page starts with: σ-VAE-like ones first, at most `limit`."""
@@ -166,6 +209,7 @@ def default_sigma_models(bundled: dict[str, Path], limit: int = 6) -> list[str]:
     first = [n for n in order if n in bundled]
     rest = [n for n in bundled if n not in first and logs_sigma(vaecore.read_metrics(bundled[n]))]
     return (first + rest)[:limit]
+
 
 def sigma_traces(sources: dict[str, Path]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """Training logs of the chosen folders that have a σ, and why the others are left out."""
@@ -183,6 +227,7 @@ def sigma_traces(sources: dict[str, Path]) -> tuple[dict[str, list[dict[str, Any
         else:
             traces[label] = records
     return traces, skipped
+
 
 def sigma_summary(traces: dict[str, Sequence[dict[str, Any]]],
                   sources: dict[str, Path] | None = None) -> list[dict[str, Any]]:
@@ -202,6 +247,7 @@ def sigma_summary(traces: dict[str, Sequence[dict[str, Any]]],
                      "effective ln σ": round(ys[-1] + 0.5 * math.log(beta), 3) if beta > 0 else None})
     return rows
 
+
 def format_seconds(s: float | None) -> str:
     """'1 h 02 min', '3 min 05 s', '12 s' for a duration (— when unknown)."""
     if s is None or not math.isfinite(s):
@@ -213,10 +259,11 @@ def format_seconds(s: float | None) -> str:
         return f"{h} h {m:02d} min"
     return f"{m} min {sec:02d} s" if m else f"{sec} s"
 
-TRANSFER_COLUMNS = ("M-Aff", "M-M", "F-Aff", "F-F")
 
+TRANSFER_COLUMNS = ("M-Aff", "M-M", "F-Aff", "F-F")
 TRANSFER_COLUMN_NAMES = {"M-Aff": "MNIST → Aff", "M-M": "MNIST → MNIST", "F-Aff": "Fashion → Aff",
                          "F-F": "Fashion → Fashion"}
+
 
 def transfer_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model and latent size: our KNN accuracy (%) per column beside the paper's Table 1."""

@@ -11,6 +11,7 @@ TRANSFORM_AMOUNTS: dict[str, tuple[float, float, float, float, str]] = {
     "shear": (-40.0, 40.0, 20.0, 1.0, "degrees (positive slants like italics)"),
 }
 
+
 def transform_matrix(kind: str, amount: float, amount_y: float = 0.0) -> torch.Tensor:
     """The forward matrix (1, 3, 3) of one transformation kind (see vaecore.transforms for the signs)."""
     from vaecore.data.transforms import affine_matrix
@@ -24,6 +25,7 @@ def transform_matrix(kind: str, amount: float, amount_y: float = 0.0) -> torch.T
     if kind == "shear":
         return affine_matrix(shear=amount)
     raise ValueError(f"unknown transformation {kind!r}; choose one of {list(TRANSFORM_AMOUNTS)}")
+
 
 def apply_power(images: torch.Tensor, theta: torch.Tensor, k: int) -> torch.Tensor:
     """images under f^k (k may be negative or 0): the ground truth that z + k·T should decode to."""

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -19,16 +20,19 @@ from vaecore.data.images import make_grid, to_png_bytes
 
 LIVE_REFRESH_S = 2.5
 
+
 def grid_png(images: torch.Tensor, nrow: int | None = None, scale: int = 2) -> bytes:
     """PNG bytes of a (B, C, H, W) batch in [0, 1] laid out as a grid (small images enlarged)."""
     h = images.shape[-2]
     scale = max(scale, math.ceil(28 * scale / h)) if h < 28 else scale
     return to_png_bytes(make_grid(images, nrow), scale)
 
+
 def show_images(images: torch.Tensor, caption: str | None = None, nrow: int | None = None, scale: int = 2,
                 where: Any = None) -> None:
     """Show a batch of images as one grid."""
     (where or st).image(grid_png(images, nrow, scale), caption=caption)
+
 
 def show_png_file(path: Path, caption: str | None = None, where: Any = None) -> bool:
     """Show a PNG from disk (read as bytes, so a file being replaced is never half-read); False if missing."""
@@ -39,15 +43,19 @@ def show_png_file(path: Path, caption: str | None = None, where: Any = None) -> 
     (where or st).image(data, caption=caption, width="stretch")
     return True
 
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sample_png(spec: str, stamp: float, sampler: str, n: int, seed: int, nrow: int) -> bytes:
     return grid_png(sample_images(spec, sampler, n, seed), nrow)
+
 
 def sample_grid_png(spec: str, sampler: str = "prior", n: int = 36, seed: int = 0, nrow: int = 6) -> bytes:
     """PNG of n generated images (cached per model version, sampler, n and seed)."""
     return _sample_png(spec, model_stamp(spec), sampler, n, seed, nrow)
 
+
 PICK_MODES = ("By index", "By class", "Random")
+
 
 def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded | None:
     """Uploader for .npz/.npy arrays and PNGs; parsed images become the 'uploaded' source of this session.
@@ -99,6 +107,7 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
                    f"{shape[1]}×{shape[2]}. Upload them again for this model.")
     return current
 
+
 def source_picker(model: PretrainedModel, key: str, label: str = "Images from") -> str:
     """A segmented control over `image_sources` (test split by default)."""
     options = image_sources(model)
@@ -107,6 +116,7 @@ def source_picker(model: PretrainedModel, key: str, label: str = "Images from") 
     return st.segmented_control(label, options, default="test", required=True, key=key,
                                 help="A split of the model's training dataset, or the images you uploaded "
                                      "on the Latent map page.") or "test"
+
 
 def pick_image(label: str, n: int, labels: torch.Tensor | None, key: str, default: int = 0) -> int:
     """Choose one image of a source of n images: by index, by class (the i-th of a class) or at random."""
@@ -128,13 +138,68 @@ def pick_image(label: str, n: int, labels: torch.Tensor | None, key: str, defaul
         return int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(st.session_state[f"{key}_seed"])))
     return int(st.number_input("Index", 0, n - 1, value=min(default, n - 1), key=f"{key}_index"))
 
+
 def image_png(x: torch.Tensor, size: int = 112) -> bytes:
     """PNG of one image (C, H, W) enlarged to about `size` pixels across."""
     h = x.shape[-2]
     return to_png_bytes(make_grid(x[None], nrow=1, padding=0), max(1, round(size / h)))
+
 
 def label_text(labels: torch.Tensor | None, i: int) -> str:
     """'label 7' for labelled sources, '' otherwise."""
     if labels is None or i >= len(labels) or int(labels[i]) < 0:
         return ""
     return f"label {int(labels[i])}"
+
+
+CARD_LABELS = {"nll-discrete": "−log p", "mse": "MSE", "fd": "FD", "active-units": "active"}
+
+
+def card_metrics_markdown(values: dict[str, float | None]) -> str:
+    """'−log p **1429** · MSE **7.58** · …' with — for undefined metrics (wraps on narrow screens)."""
+    parts = []
+    for key, label in CARD_LABELS.items():
+        v = values.get(key)
+        text = "—" if v is None else (f"{v:.0f}" if key in ("nll-discrete", "fd", "active-units") else f"{v:.3g}")
+        parts.append(f"{label}&nbsp;**{text}**")
+    return " · ".join(parts)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _png_max(path: str, stamp: float) -> float:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return float(np.asarray(img.convert("L")).max()) / 255.0
+
+
+def card_warnings(entry: dict[str, Any]) -> list[str]:
+    """Collapse warnings for a bundled model's card: from its eval.json and its stored samples."""
+    from explorer.diagnostics import BLANK, collapse_from_eval
+
+    warnings = collapse_from_eval(entry.get("eval") or {})
+    samples = entry.get("samples")
+    if samples is not None:
+        try:
+            brightest = _png_max(str(samples), Path(samples).stat().st_mtime)
+        except OSError:
+            brightest = 1.0
+        if brightest < BLANK:
+            warnings.append(f"Its samples are blank: the brightest pixel of the stored grid is {brightest:.3f}.")
+    return warnings
+
+
+def model_summary_markdown(model: PretrainedModel) -> str:
+    """A short readable description of a loaded model for the sidebar."""
+    from explorer.models import facts, family
+
+    c = model.config
+    kwargs = ", ".join(f"{k} {v}" for k, v in (getattr(c, "likelihood_kwargs", None) or {}).items())
+    params = sum(p.numel() for p in model.parameters())
+    f = facts(model)
+    lines = [f"**{c.preset}** · {family(model)} · {c.likelihood}" + (f" ({kwargs})" if kwargs else ""),
+             f"latent {f.latent_dim} · {getattr(c, 'arch', '?')} · {params / 1e6:.2f} M parameters · "
+             f"trained on {getattr(c, 'dataset', '?')}"]
+    if not f.elbo:
+        lines.append("no ELBO / likelihood")
+    return "  \n".join(lines)

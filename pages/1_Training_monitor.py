@@ -11,12 +11,17 @@ from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
             "fashion-mnist": "Fashion-MNIST (needs a folder)"}
-LEARNING_RATES = [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3]
+DEFAULT_DATA = "digits"
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH = 32
+DEFAULT_LR = 2e-3
+NEEDS_FOLDER = ("fashion-mnist",)
 DEFAULT = "(preset default)"
 STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "stopping": ":material/pause_circle:", "finished": ":green[:material/check_circle:]",
                "stopped": ":material/pause_circle:", "diverged": ":orange[:material/warning:]",
-               "error": ":red[:material/error:]", "interrupted": ":material/pause_circle:"}
+               "error": ":red[:material/error:]", "interrupted": ":material/pause_circle:",
+               "queued": ":material/schedule:", "cancelled": ":material/cancel:"}
 
 st.title("Training monitor")
 st.caption("Trainings run in the background on the server: they keep going when you reload the page or "
@@ -43,22 +48,23 @@ def settings_panel() -> None:
         beta = c1.number_input("β (KL weight)", 0.0, 100.0, value=None, step=0.1, format="%.4g",
                                placeholder=str(PRESETS[preset].config.get("beta", 1.0)), key="tm_beta",
                                persist_state="session")
-        lr = c2.select_slider("Learning rate", LEARNING_RATES, value=1e-3, format_func=lambda v: f"{v:g}",
-                              key="tm_lr", persist_state="session")
-        epochs = c3.number_input("Epochs", 1, 500, value=5, key="tm_epochs", persist_state="session")
+        lr = c2.number_input("Learning rate", 1e-6, 1.0, value=DEFAULT_LR, format="%.1e", key="tm_lr",
+                             persist_state="session",
+                             help="Type any value from 1e-6 to 1 (e.g. 3e-4); Adam's usual range is 1e-4 … 3e-3.")
+        epochs = c3.number_input("Epochs", 1, 500, value=DEFAULT_EPOCHS, key="tm_epochs", persist_state="session")
         c1, c2, c3 = st.columns(3)
-        data = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key="tm_data",
-                            persist_state="session")
+        data = c1.selectbox("Dataset", list(DATASETS), index=list(DATASETS).index(DEFAULT_DATA),
+                            format_func=DATASETS.get, key="tm_data", persist_state="session")
         data_dir = c2.text_input("Data folder", key="tm_data_dir", persist_state="session",
-                                 disabled=data != "fashion-mnist",
-                                 placeholder="folder with the four IDX files" if data == "fashion-mnist" else "")
+                                 disabled=data not in NEEDS_FOLDER,
+                                 placeholder="folder with the four IDX files" if data in NEEDS_FOLDER else "")
         limit = c3.number_input("Training images (0 = all)", 0, 60_000, value=0, step=1000, key="tm_limit",
                                 persist_state="session")
         c1, c2 = st.columns([1, 5], vertical_alignment="center")
         with c2.popover("Advanced"):
             max_steps = st.number_input("Max steps (0 = no limit)", 0, 10_000_000, value=0, key="tm_max_steps",
                                         persist_state="session")
-            batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=128, key="tm_batch",
+            batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=DEFAULT_BATCH, key="tm_batch",
                                      persist_state="session")
             log_every = st.number_input("Log every N steps", 1, 1000, value=10, key="tm_log_every",
                                         persist_state="session")
@@ -68,16 +74,20 @@ def settings_panel() -> None:
                                      persist_state="session")
             seed = st.number_input("Seed", 0, 2**31 - 1, value=0, key="tm_seed", persist_state="session")
         if c1.button("Start training", type="primary", icon=":material/play_arrow:", key="tm_start"):
+            problem = tables.data_folder_problem(data, data_dir) if data in NEEDS_FOLDER else None
+            if problem:
+                st.error(f"**Data folder**: {problem}")
+                return
             overrides = {k: v for k, v in {"likelihood": None if likelihood == DEFAULT else likelihood,
                                            "latent_dim": latent, "beta": beta}.items() if v is not None}
-            train = {"data": data, "data_dir": (data_dir.strip() or None) if data == "fashion-mnist" else None,
-                     "limit": limit or None, "epochs": int(epochs), "max_steps": max_steps or None, "lr": lr,
+            train = {"data": data, "data_dir": (data_dir.strip() or None) if data in NEEDS_FOLDER else None,
+                     "limit": limit or None, "epochs": int(epochs), "max_steps": max_steps or None, "lr": float(lr),
                      "batch_size": batch, "log_every": int(log_every), "checkpoint_every": int(ckpt_every),
                      "kl_warmup_steps": int(warmup), "seed": int(seed), "val_limit": 1000}
             try:
                 job = manager.start(sid, preset, train, **overrides)
             except (JobError, ValueError, KeyError) as e:
-                st.error(str(e))
+                st.error(tables.page_message(str(e)))
             else:
                 st.session_state["tm_selected_run"] = job.name
                 st.rerun()
@@ -86,6 +96,11 @@ def settings_panel() -> None:
 def controls(info: RunInfo) -> None:
     """Pause/stop, resume and continue buttons for the selected run."""
     c1, c2, c3 = st.columns([1, 2, 2], vertical_alignment="center")
+    if info.status == "queued":
+        if c1.button("Take off the queue", icon=":material/cancel:", key="tm_stop"):
+            manager.stop(sid, info.name)
+            st.rerun()
+        return
     if info.running:
         if c1.button("Pause / stop", icon=":material/pause:", key="tm_stop",
                      help="Stops after the current step and checkpoints; Resume continues exactly there."):
@@ -96,13 +111,23 @@ def controls(info: RunInfo) -> None:
                                                                 type="primary", key="tm_resume"):
         _resume(info.name)
     if info.status == "finished":
-        more = c1.number_input("More epochs", 1, 500, value=2, key="tm_more", label_visibility="collapsed")
+        more = c1.number_input("More epochs", 1, 500, value=2, key="tm_more")
         if c2.button(f"Continue for {more} more epochs", icon=":material/fast_forward:", key="tm_continue"):
             _resume(info.name, int(more))
-    if info.status in ("finished", "stopped", "interrupted", "diverged"):
+    explorable = (info.folder / "model.safetensors").is_file()
+    if info.status in ("finished", "stopped", "interrupted", "diverged") and explorable:
         c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
                   on_click=state.pick_run, args=(info.folder,),
                   help="Makes this run the sidebar's model for the other pages.")
+    if c3.button("Delete this run", icon=":material/delete:", key="tm_delete",
+                 help="Removes the run and its folder (checkpoints, logs, samples)."):
+        try:
+            manager.delete(sid, info.name)
+        except JobError as e:
+            st.error(str(e))
+        else:
+            st.session_state.pop("tm_selected_run", None)
+            st.rerun()
 
 
 def _resume(run: str, more_epochs: int = 0) -> None:
@@ -126,10 +151,13 @@ def live_view(info: RunInfo) -> None:
         records = caches.read_records(now.folder)
         p = progress(records)
         st.markdown(f"{STATUS_ICON.get(now.status, '')} **{now.status}** · `{now.preset}` on `{now.data}`")
+        if now.status == "queued":
+            st.info(f"Waiting for a free training slot: number {now.queue_position or '?'} in the queue "
+                    f"({manager.max_running} training at once on this server).")
         if now.status == "diverged":
-            st.error(f"Training diverged. {now.message}")
+            st.error(f"Training diverged. {tables.page_message(now.message)}")
         elif now.status == "error":
-            st.error(f"Training failed: {now.message}")
+            st.error(f"Training failed: {tables.page_message(now.message)}")
         elif now.status == "interrupted":
             st.warning(now.message.capitalize() + ".")
         if now.status == "starting" and not records:
@@ -141,13 +169,18 @@ def live_view(info: RunInfo) -> None:
             if p["images_per_s"]:
                 text += f" · {p['images_per_s']:.0f} images/s"
             if now.running:
-                text += f" · {tables.format_seconds(p['eta_s'])} left"
+                text += (f" · {tables.format_seconds(p['eta_s'])} left" if p["eta_s"] is not None
+                         else " · estimating the time left…")
             st.progress(p["fraction"], text=text)
         if not any(r.get("kind") == "step" for r in records):
             st.caption("Curves appear after the first logged steps.")
             return
         x_axis = st.session_state.get("tm_x", "step")
-        st.plotly_chart(figures.training_figure(records, x=x_axis), key="tm_curves")
+        st.plotly_chart(figures.training_figure(records, x=x_axis), key="tm_curves",
+                        config={"displaylogo": False})
+        if not now.running:
+            for warning in caches.run_collapse_warnings(now.folder):
+                st.warning(warning, icon=":material/warning:")
         left, right = st.columns(2)
         with left:
             st.markdown("**Samples** (latest checkpoint)")
@@ -167,8 +200,8 @@ def live_view(info: RunInfo) -> None:
 settings_panel()
 runs = manager.runs(sid)
 if not runs:
-    st.info("No runs yet in this session. Open **New run**, pick a preset and press **Start training** "
-            "(the digits dataset trains in seconds).")
+    st.info("No runs yet in this session. Open **New run** and press **Start training**: the defaults (σ-VAE on "
+            f"the 8×8 digits, {DEFAULT_EPOCHS} epochs) give recognisable reconstructions in well under a minute.")
     st.stop()
 
 st.subheader("Runs")

@@ -93,6 +93,38 @@ def test_home_shows_cards_and_sets_the_shared_picker(zoo: list[str]) -> None:
         no_exceptions(at)
 
 
+def test_home_cards_show_the_same_metrics_grouped_and_warn_of_collapse(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    lines = [m.value for m in at.markdown if "−log p" in m.value and "MSE" in m.value]
+    assert len(lines) == len(bundled_names())
+    assert all([part.split("&nbsp;")[0] for part in line.split(" · ")] == ["−log p", "MSE", "FD", "active"]
+               for line in lines)
+    groups = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert len(groups) == len(set(groups)) >= (2 if len(bundled_names()) > 3 else 1)
+    summary = at.sidebar.caption[0].value if at.sidebar.caption else ""
+    assert "params=" not in summary and "latent" in summary
+    if "arelbo-diag-d" in bundled_names():
+        assert any("collapse" in w.value.lower() or "blank" in w.value.lower() for w in at.warning)
+    if "sigma-vae" in bundled_names():
+        assert len([w for w in at.warning]) < len(bundled_names()) / 2
+
+
+def test_picker_explains_a_missing_folder_briefly(zoo: list[str]) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/5_Likelihood_comparison.py"), default_timeout=TIMEOUT).run()
+    at.sidebar.segmented_control(key="vae_picker_source").set_value("Folder").run()
+    at.sidebar.text_input(key="vae_picker_folder").input("/no/such/folder").run()
+    no_exceptions(at)
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and "No folder" in errors[0] and len(errors[0]) < 200
+    page = AppTest.from_file(str(ROOT / "pages/2_Latent_map.py"), default_timeout=TIMEOUT)
+    page.session_state["vae_pick"] = {"source": "Folder", "folder": "/no/such/folder"}
+    page.run()
+    no_exceptions(page)
+    assert not any("Pick a model in the sidebar" in i.value for i in page.info)
+    assert any("could not be loaded" in w.value for w in page.warning)
+
+
 @pytest.mark.parametrize("page", ["pages/1_Training_monitor.py", "pages/4_Sigma_convergence.py",
                                   "pages/5_Likelihood_comparison.py"])
 def test_pages_share_the_pick_and_restore_it_from_the_url(zoo: list[str], page: str) -> None:
@@ -158,13 +190,17 @@ def test_training_monitor_trains_stops_and_resumes(runs_dir: Path) -> None:
     wait_for(lambda: last_event(second) == "stopped", what="the second stop")
     assert [r["event"] for r in read_metrics(second) if r.get("kind") == "event"] == \
         ["started", "stopped", "resumed", "stopped"]
+    stopped_at2 = max(r["step"] for r in read_metrics(second))
 
     reloaded = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT)
     reloaded.query_params["sid"] = at.session_state["vae_session_id"]
     reloaded.run()
     no_exceptions(reloaded)
     options = reloaded.selectbox(key="tm_selected_run").options
-    assert len(options) == 2 and all(any(p.name in o for o in options) for p in (first, second))
+    assert len(options) == 2 and all("sigma-vae on digits" in o for o in options)
+    assert sorted(o.rsplit(" · ", 1)[1] for o in options) == ["finished at step 20", f"stopped at step {stopped_at2}"]
+    rows = reloaded.dataframe[0].value
+    assert {"preset", "data", "status", "lr", "epochs", "batch"} <= set(rows.columns)
 
 
 def test_training_monitor_shows_a_diverged_run(runs_dir: Path) -> None:
@@ -239,11 +275,15 @@ def test_jobs_one_run_per_session_and_continue_finished(tmp_path: Path) -> None:
     try:
         with pytest.raises(JobError, match="still training"):
             manager.start("s123456", "sigma-vae", {"data": "digits"})
-        with pytest.raises(JobError, match="already running"):
-            manager.start("other99", "sigma-vae", {"data": "digits"})
+        queued = manager.start("other99", "sigma-vae", {"data": "digits"})
+        assert queued.status == "queued" and manager.queue_position("other99", queued.name) == 1
+        assert manager.run("other99", queued.name).label.endswith("queued (#1)")
     finally:
         manager.stop_all()
-    assert job.status == "stopped"
+    assert job.status == "stopped" and queued.status == "cancelled"
+    assert manager.runs("other99")[0].status == "cancelled"
+    manager.delete("other99", queued.name)
+    assert manager.runs("other99") == []
     short = manager.start("s123456", "sigma-vae", {"data": "digits", "epochs": 1, "batch_size": 300})
     assert short.wait(60) and short.status == "finished"
     more = manager.resume("s123456", short.name, more_epochs=1)
@@ -282,9 +322,18 @@ def test_training_figure_has_a_panel_per_quantity() -> None:
                 "sigma2_mle": 0.02, "lr": 1e-3, "images_per_s": 100.0} for s in range(1, 5)]
     records.append({"kind": "epoch", "step": 4, "epoch": 0.4, "val_loss": 0.3})
     fig = figures.training_figure(records)
-    assert [t.name for t in fig.data] == ["loss", "recon", "kl", "sigma2_mle", "lr", "images_per_s",
-                                          "validation loss"]
-    assert "σx² (MLE)" in [a.text for a in fig.layout.annotations]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["Loss (per example, nats)", "Reconstruction", "KL", "σx² (MLE)", "Learning rate", "Images / s"]
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["training (logged steps)",
+                                                                      "validation (per epoch)"]
+    assert fig.layout.modebar.orientation == "v"
+    bernoulli = [{k: v for k, v in r.items() if k != "sigma2_mle"} for r in records]
+    assert "ln σ" not in [a.text for a in figures.training_figure(bernoulli).layout.annotations]
+    assert len(figures.training_figure(bernoulli).layout.annotations) == 5
+    overlay = figures.training_figure({"run a": records, "run b": bernoulli}, smoothing=0.6)
+    assert [t.name for t in overlay.data if t.showlegend is not False] == ["run a", "run a validation", "run b",
+                                                                          "run b validation"]
+    assert figures.smooth([1.0, 0.0], 0.5) == [1.0, 1 / 3]
 
 
 def test_catalog_and_card_helpers(tmp_path: Path) -> None:
@@ -294,8 +343,35 @@ def test_catalog_and_card_helpers(tmp_path: Path) -> None:
         assert catalog._catalog_entries(tmp_path)["m"]["title"] == "My model"
     (tmp_path / "catalog.json").write_text("{broken")
     assert catalog._catalog_entries(tmp_path) == {}
-    assert catalog.headline_metric({"elbo": -90.0, "bpd": 1.2, "notes": {}}) == ("bpd", 1.2)
-    assert catalog.headline_metric({"mse": float("nan"), "elbo": -1.0}) == ("elbo", -1.0)
-    assert catalog.headline_metric({}) is None
+    assert catalog.card_metrics({"elbo": -90.0, "nll-discrete": 1200.5, "mse": float("nan"), "notes": {}}) == \
+        {"nll-discrete": 1200.5, "mse": None, "fd": None, "active-units": None}
+    assert catalog.card_family({"config": {"likelihood": "arelbo"}}) == "arelbo"
+    assert catalog.card_family({"config": {"likelihood": "gaussian", "regulariser": "none"}}) == "ae"
+    assert catalog.card_family({"config": {"likelihood": "categorical"}}) == "discrete"
     assert tables.format_seconds(3725) == "1 h 02 min" and tables.format_seconds(65) == "1 min 05 s"
     assert tables.format_seconds(None) == "—"
+
+
+def test_jobs_from_five_sessions_queue_finish_and_stay_apart(tmp_path: Path) -> None:
+    import gc
+
+    def rss() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+
+    manager = JobManager(tmp_path, max_running=2)
+    before = rss()
+    sessions = [f"user{i}abcdef" for i in range(5)]
+    jobs = [manager.start(s, "sigma-vae", {"data": "digits", "max_steps": 30, "log_every": 10, "batch_size": 32,
+                                           "checkpoint_every": 1000}) for s in sessions]
+    assert sum(j.status == "queued" for j in jobs) == 3
+    assert [manager.queue_position(s, j.name) for s, j in zip(sessions[2:], jobs[2:], strict=True)] == [1, 2, 3]
+    assert len(manager.training()) <= 2
+    wait_for(lambda: all(j.status == "finished" for j in jobs) and not manager.training(), timeout=180,
+             what="all five jobs to finish")
+    for s, job in zip(sessions, jobs, strict=True):
+        assert [r.name for r in manager.runs(s)] == [job.name] and manager.runs(s)[0].status == "finished"
+    assert all(j.trainer is None for j in jobs)
+    gc.collect()
+    grown = rss() - before
+    assert grown < 600 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB"
