@@ -6,11 +6,13 @@ picker that every page shares.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
+import torch
 
-from explorer import catalog, state, widgets
+from explorer import catalog, latents, state, widgets
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -84,7 +86,21 @@ def existing_pages() -> list[tuple[str, str, str]]:
     return [p for p in PAGES if (ROOT / p[0]).is_file()]
 
 
+@st.cache_resource(show_spinner=False)
+def configure_process() -> int:
+    """Once per server process: torch threads for page work (VAE_TORCH_THREADS, default 1: on a busy 2-core
+    machine one thread per computation was 2–5× faster than two fighting over the cores; training jobs run
+    one thread each, one job per core), numba's cache in the writable cache folder, the UMAP warm-up."""
+    threads = int(os.environ.get("VAE_TORCH_THREADS", "1"))
+    torch.set_num_threads(max(1, threads))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(catalog.cache_root() / "numba"))
+    if os.environ.get("VAE_WARM_UMAP", "1") != "0":
+        latents.warm_up_umap()
+    return threads
+
+
 st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+configure_process()
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
                            + [st.Page(path, title=title, icon=icon) for path, title, icon in existing_pages()])
 state.session_id()

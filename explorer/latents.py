@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -91,3 +92,22 @@ def map_selection(spec: str | None = None, source: str | None = None) -> list[in
     if source is not None and sel.get("source") != source:
         return []
     return list(sel.get("indices") or [])
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_umap() -> threading.Thread:
+    """Compile UMAP's numba code once per server process, in the background, so a first map is quick.
+
+    numba's on-disk cache goes to NUMBA_CACHE_DIR (set by the app to its writable cache folder), so
+    a restarted server loads the compiled code instead of compiling it again.
+    """
+    def run() -> None:
+        try:
+            rng = np.random.default_rng(0)
+            proj.project(rng.normal(size=(300, 8)).astype(np.float32), "umap", 2, n_epochs=20)
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first map compiles
+            pass
+
+    thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
