@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
-from vaecore.hub import write_model_card  # noqa: E402
+from vaecore.model_card import write_model_card  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.utils import atomic_write_json  # noqa: E402
 

@@ -97,7 +97,7 @@ def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Name
     """Train one model with the preset's training defaults (VAE+: augmentation); returns it and its run facts."""
     torch.manual_seed(seed)
     cfg = model_config(preset, latent_dim=latent, input_shape=ds.shape, dataset=ds.name)
-    model = vaecore.build_model(cfg.to_dict())
+    model = vaecore.build_model(cfg)
     tc = vaecore.TrainConfig(**{
         **get_preset(preset).train, "data": ds.name, "limit": args.limit, "epochs": args.epochs,
         "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": seed,

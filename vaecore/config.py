@@ -108,7 +108,7 @@ class Config:
 
 @dataclass
 class ModelConfig(Config):
-    """A model as a composition: network × likelihood × latent regulariser × prior."""
+    """What every model has: its family (`model_type`), input, network, latent size and likelihood."""
 
     model_type: str = "vae"
     preset: str = "custom"
@@ -117,16 +117,6 @@ class ModelConfig(Config):
     arch: str = "sigma-conv"
     likelihood: str = "gaussian"
     likelihood_kwargs: dict[str, Any] = field(default_factory=dict)
-    regulariser: str = "kl"
-    beta: float = setting(1.0, lo=0)
-    iwae_k: int = setting(5, lo=1)
-    mmd_kernel: str = "imq"
-    mmd_weight: float = setting(10.0, lo=0)
-    rae_embedding_weight: float = setting(1e-4, lo=0)
-    rae_penalty: str = "l2"
-    rae_penalty_weight: float = setting(1e-7, lo=0)
-    prior: str = "normal"
-    vamp_components: int = setting(50, lo=1)
     dataset: str = "mnist"
 
     def __post_init__(self) -> None:
@@ -136,11 +126,6 @@ class ModelConfig(Config):
             raise ValueError(f"setting 'input_shape' must be (C, H, W) of positive integers, got {shape!r}")
         self.input_shape = tuple(shape)  # type: ignore[assignment]
         super().__post_init__()
-
-    @property
-    def deterministic(self) -> bool:
-        """Encoders of AE, WAE and RAE give a point, not a distribution."""
-        return self.regulariser in ("none", "mmd", "rae")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -8,16 +8,17 @@ safetensors and configs with JSON: nothing a user or the Hub provides is ever un
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 
 from vaecore.models.base import MODEL_TYPES, PretrainedModel
-from vaecore.utils import PROJECT_ROOT, atomic_write_bytes, read_json
+from vaecore.models.legacy import upgrade_config
+from vaecore.utils import PROJECT_ROOT, read_json
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -47,24 +48,39 @@ def resolve(name_or_path: str | Path) -> Path:
     path = Path(s).expanduser()
     if path.is_dir():
         return path
-    if (checkpoints_dir() / s).is_dir():
+    if s and (checkpoints_dir() / s).is_dir():
         return checkpoints_dir() / s
-    if REPO_ID.match(s) and not path.exists():
+    if path.exists():
+        raise ModelLoadError(f"{s} is a file, not a model folder: pass the folder that holds config.json "
+                             f"and {WEIGHTS}")
+    looks_local = s.startswith((".", "/", "~")) or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
+    if REPO_ID.match(s) and not looks_local:
         return _download(s)
-    known = ", ".join(bundled_names()) or "none"
-    raise ModelLoadError(f"no model called {s!r}: it is not a folder, not a bundled checkpoint "
-                         f"(bundled: {known}) and not a Hub repo id of the form 'owner/name'")
+    names = bundled_names()
+    shown = ", ".join(names[:5]) + (f", … ({len(names)} in all; see `python -m vaecore list-bundled`)"
+                                    if len(names) > 5 else "") if names else "none"
+    if looks_local:
+        raise ModelLoadError(f"no folder {s!r} (looked in {path.resolve()}): check the path")
+    raise ModelLoadError(f"no model called {s!r}: not a folder, not a bundled checkpoint (bundled: {shown}) "
+                         "and not a Hub repo id of the form 'owner/name'")
 
 
 def _download(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
     try:
         return Path(snapshot_download(repo_id, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
                                       local_files_only=offline,
                                       allow_patterns=["*.json", "*.safetensors", "*.md", "*.jsonl", "*.png"]))
+    except HFValidationError as e:
+        raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({e})") from e
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError) as e:
         why = "it is not in the local hub cache and HF_HUB_OFFLINE is set" if offline else \
             "the Hugging Face Hub could not be reached or has no such repo"
@@ -72,29 +88,67 @@ def _download(repo_id: str) -> Path:
                              "Download it once while online, or pass a local folder.") from e
 
 
-def load_folder(folder: str | Path, device: str | None = None) -> PretrainedModel:
-    """Load a model folder strictly; errors name the file and what is wrong."""
-    folder = Path(folder)
-    cfg_path, weights = folder / "config.json", folder / WEIGHTS
-    for p in (cfg_path, weights):
-        if not p.is_file():
-            raise ModelLoadError(f"{p} is missing: a model folder needs config.json and {WEIGHTS}")
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A model folder's config.json as a family config dict (configs of earlier versions upgraded)."""
+    cfg_path = Path(folder) / "config.json"
+    if not cfg_path.is_file():
+        raise ModelLoadError(f"{cfg_path} is missing: a model folder needs config.json and {WEIGHTS}")
     try:
         config = read_json(cfg_path)
-    except ValueError as e:
+    except UnicodeDecodeError as e:
+        raise ModelLoadError(f"{cfg_path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                             "save it as UTF-8 JSON") from e
+    except (ValueError, OSError) as e:
         raise ModelLoadError(str(e)) from e
-    kind = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{cfg_path} must hold a JSON object, got {type(config).__name__}")
+    try:
+        return upgrade_config(config)
+    except ValueError as e:
+        raise ModelLoadError(f"{cfg_path}: {e}") from e
+
+
+def _check_weights(model: PretrainedModel, state: dict[str, torch.Tensor], weights: Path) -> None:
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ModelLoadError(f"{weights} does not match its config.json: missing {missing[:4]}, unexpected "
+                             f"{unexpected[:4]} (were the files copied from different models?)")
+    for name, want in expected.items():
+        got = state[name]
+        if got.shape != want.shape:
+            raise ModelLoadError(f"{weights} does not match its config.json: {name} has shape {tuple(got.shape)}, "
+                                 f"the config builds {tuple(want.shape)} (were the files copied from different models?)"
+                                 )
+        if got.dtype != want.dtype and not (got.is_floating_point() and want.is_floating_point()):
+            raise ModelLoadError(f"{weights}: {name} is {got.dtype}, expected {want.dtype}")
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelLoadError(f"{weights}: {name} holds NaN or infinite values; the model diverged or the "
+                                 "file is damaged: use an earlier checkpoint")
+
+
+def load_folder(folder: str | Path, device: str | None = None) -> PretrainedModel:
+    """Load a model folder strictly; errors name the file and what is wrong."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_config(folder)
+    cfg_path, weights = folder / "config.json", folder / WEIGHTS
+    if not weights.is_file():
+        raise ModelLoadError(f"{weights} is missing: a model folder needs config.json and {WEIGHTS}")
+    kind = config.get("model_type")
     if kind not in MODEL_TYPES:
         raise ModelLoadError(f"{cfg_path}: model_type {kind!r} is not one of {sorted(MODEL_TYPES)}")
     try:
-        model = MODEL_TYPES[kind].from_pretrained(str(folder), strict=True)
-    except SafetensorError as e:
-        raise ModelLoadError(f"{weights} is corrupt or truncated ({e}); re-download or re-train it") from e
-    except RuntimeError as e:
-        raise ModelLoadError(f"{weights} does not match {cfg_path}: {str(e).splitlines()[-1].strip()} "
-                             "(were the files copied from different models?)") from e
+        model = MODEL_TYPES[kind](config)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelLoadError(f"{cfg_path} is not a valid {kind} config: {e}") from e
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{weights} is corrupt or truncated ({e}); re-download or re-train it") from e
+    _check_weights(model, state, weights)
+    model.load_state_dict(state, strict=True)
     model.eval()
     if device:
         model.to(device)
@@ -103,57 +157,7 @@ def load_folder(folder: str | Path, device: str | None = None) -> PretrainedMode
 
 def load(name_or_path: str | Path, device: str | None = None) -> PretrainedModel:
     """Load a model from a folder, a bundled checkpoint name, or a Hub repo id; in eval mode."""
-    _register_model_types()
     return load_folder(resolve(name_or_path), device)
-
-
-def _register_model_types() -> None:
-    """Import modules that register extra model types (T-VAE) so their configs load."""
-    import importlib
-
-    for module in ("vaecore.tvae",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-
-
-def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, Any] | None = None,
-                     extra: str = "") -> None:
-    """A README.md model card: what the model is, its data, and its metrics when known."""
-    if metrics is None and (folder / "eval.json").is_file():
-        metrics = json.loads((folder / "eval.json").read_text())
-    train = json.loads((folder / "train.json").read_text()) if (folder / "train.json").is_file() else {}
-    lik = config.get("likelihood", "?")
-    kw = config.get("likelihood_kwargs") or {}
-    lines = [
-        "---", "library_name: vaecore", "tags:", "- vae", "- vaecore", f"- {config.get('preset', 'vae')}",
-        f"datasets:\n- {config.get('dataset', 'unknown')}", "---", "",
-        f"# {config.get('preset', 'vae')}", "",
-        "A variational autoencoder trained with [vaecore](https://github.com/) (VAE Explorer).", "",
-        "| field | value |", "| --- | --- |",
-        f"| model type | {config.get('model_type')} |",
-        f"| likelihood | {lik} {json.dumps(kw) if kw else ''} |",
-        f"| regulariser | {config.get('regulariser', '-')} (β = {config.get('beta', 1.0)}) |",
-        f"| architecture | {config.get('arch')} |",
-        f"| latent size | {config.get('latent_dim')} |",
-        f"| input shape | {config.get('input_shape')} |",
-        f"| data | {config.get('dataset')} |",
-    ]
-    if train:
-        lines += [f"| epochs | {train.get('epochs')} (max steps: {train.get('max_steps')}) |",
-                  f"| batch size / lr / seed | {train.get('batch_size')} / {train.get('lr')} / {train.get('seed')} |"]
-    if metrics:
-        lines += ["", "## Test metrics", "", "| metric | value |", "| --- | --- |"]
-        for k, v in metrics.items():
-            if isinstance(v, int | float):
-                lines.append(f"| {k} | {v:.4g} |")
-    lines += ["", "## Use", "", "```python", "import vaecore", "model = vaecore.load(\"<this folder or repo id>\")",
-              "images = model.sample(16)", "```", ""]
-    if extra:
-        lines += [extra, ""]
-    atomic_write_bytes(folder / "README.md", "\n".join(lines).encode())
 
 
 def publish(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -94,6 +94,11 @@ class Likelihood(nn.Module):
         """Training term per example, averaged over the batch."""
         return self.nll(params, x).mean()
 
+    def nll_fitted(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """−log p(x|z) per example with any MLE-defined scale first fitted to these outputs (in
+        training); what a bound over several draws (IWAE) trains on. Equal to `nll` by default."""
+        return self.nll(params, x)
+
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """−log P of the 8-bit image; None where the likelihood defines no such probability."""
         return None
@@ -168,6 +173,7 @@ class Gaussian(Likelihood):
         else:
             self.register_buffer("log_sigma", torch.tensor(float(init_log_sigma)))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("step_log_sigma", torch.tensor(float("nan")), persistent=False)
 
     def channels(self, c: int) -> int:
         return {"per-example": c + 1, "per-pixel": 2 * c}.get(self.sigma_mode, c)
@@ -198,16 +204,26 @@ class Gaussian(Likelihood):
         mu = torch.sigmoid(params.float()[:, : self.input_shape[0]])
         return softclip(0.5 * torch.log(((x - mu) ** 2).mean()), MIN_LOG_SIGMA)
 
-    def objective(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.sigma_mode != "optimal" or not self.training:
-            return self.nll(params, x).mean()
+    def _fit_sigma(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """σ* of this batch (with its gradient, as the σ-VAE objective has); the buffer that defines
+        the density outside training follows it as an EMA (`log_sigma_ema` in the trace)."""
         log_sigma = self.optimal_log_sigma(params, x)
         with torch.no_grad():
             m = self.momentum if int(self.updates) > 0 else 0.0
             self.log_sigma.mul_(m).add_((1 - m) * log_sigma.detach())
             self.updates += 1
+            self.step_log_sigma.copy_(log_sigma.detach())
+        return log_sigma
+
+    def nll_fitted(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.sigma_mode != "optimal" or not self.training:
+            return self.nll(params, x)
+        log_sigma = self._fit_sigma(params, x)
         mu = torch.sigmoid(params.float()[:, : self.input_shape[0]])
-        return self._gaussian_nll(x, mu, log_sigma.expand_as(mu)).mean()
+        return self._gaussian_nll(x, mu, log_sigma.expand_as(mu))
+
+    def objective(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.nll_fitted(params, x).mean()
 
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._split(params)
@@ -222,11 +238,16 @@ class Gaussian(Likelihood):
         return (mu + torch.exp(log_sigma) * eps).clamp(0, 1)
 
     def trace(self) -> dict[str, float]:
+        """ln σ of the last step (for the analytic σ: that step's σ*, and its EMA apart)."""
         if self.sigma_mode in ("per-pixel", "per-example"):
             return {}
         log_sigma = self.log_sigma.detach()
         if self.sigma_mode in ("learned", "learned-diag"):
             log_sigma = softclip(log_sigma, MIN_LOG_SIGMA)
+        if self.sigma_mode == "optimal":
+            step = float(self.step_log_sigma)
+            ema = float(log_sigma)
+            return {"log_sigma": step if math.isfinite(step) else ema, "log_sigma_ema": ema}
         return {"log_sigma": float(log_sigma.mean())}
 
 
@@ -261,6 +282,7 @@ class ARELBO(Likelihood):
         shape = self.input_shape if variance.startswith("diag") else ()
         self.register_buffer("sigma2", torch.ones(shape))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("step_sigma2", torch.tensor(float("nan")), persistent=False)
 
     def batch_terms(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The AR-ELBO reconstruction objective for this batch and the MLE of σx² it implies."""
@@ -284,7 +306,15 @@ class ARELBO(Likelihood):
                 m = self.momentum if int(self.updates) > 0 else 0.0
                 self.sigma2.mul_(m).add_((1 - m) * s2.detach())
                 self.updates += 1
+                self.step_sigma2.copy_(s2.detach().mean())
         return obj
+
+    def nll_fitted(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise ValueError("the AR-ELBO objective is a single-sample bound with σx² replaced by its batch MLE; "
+                             "it has no importance-weighted version: use the 'gaussian' likelihood "
+                             "(sigma='optimal' is the Iso-I analogue) with IWAE-type models")
+        return self.nll(params, x)
 
     def _log_sigma(self) -> torch.Tensor:
         return 0.5 * torch.log(self.sigma2.clamp_min(1e-12))
@@ -306,8 +336,12 @@ class ARELBO(Likelihood):
         return (mu + torch.exp(self._log_sigma()) * eps).clamp(0, 1)
 
     def trace(self) -> dict[str, float]:
-        s2 = float(self.sigma2.mean())
-        return {"sigma2_mle": s2, "log_sigma": 0.5 * math.log(max(s2, 1e-12))}
+        """The last step's σx² MLE (mean over pixels for the diagonal variants) and the EMA that
+        defines the density outside training."""
+        ema = float(self.sigma2.mean())
+        step = float(self.step_sigma2)
+        s2 = step if math.isfinite(step) else ema
+        return {"sigma2_mle": s2, "log_sigma": 0.5 * math.log(max(s2, 1e-12)), "sigma2_ema": ema}
 
 
 class _SharedScale(DiscreteLikelihood):

@@ -44,9 +44,8 @@ _ID_KEYS = ("model", "preset", "sampler", "dataset", "n_test", "n_samples", "see
 
 
 def has_prior(model: nn.Module) -> bool:
-    """False for AE and RAE: nothing ties their latents to N(0, I), so 'prior' samples mean nothing."""
-    config = getattr(model, "config", None)
-    return getattr(config, "regulariser", "kl") not in ("none", "rae")
+    """False for AE and RAE: nothing ties their latents to a prior, so 'prior' samples mean nothing."""
+    return bool(model.capabilities.prior_samples)
 
 
 def _progress(progress: Progress | bool | None) -> Callable[[float, str], None]:

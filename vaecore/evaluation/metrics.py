@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaecore.components import objectives as reg
 from vaecore.components.likelihoods import Likelihood
+from vaecore.components.posteriors import DiagonalGaussian, diag_normal_log_prob
 from vaecore.data.datasets import Dataset
 from vaecore.utils import evaluating
 
@@ -116,8 +116,11 @@ def _channels_last_on_cpu(model: torch.nn.Module) -> Iterator[None]:
         model.to(memory_format=torch.contiguous_format)
 
 
-def _is_stochastic(model: torch.nn.Module) -> bool:
-    return not getattr(getattr(model, "config", None), "deterministic", True) and hasattr(model, "encode")
+def _capabilities(model: torch.nn.Module) -> Any:
+    caps = getattr(model, "capabilities", None)
+    if caps is None:
+        raise ValueError(f"{type(model).__name__} is not a vaecore model (it declares no capabilities)")
+    return caps
 
 
 def _likelihood(model: torch.nn.Module) -> Likelihood | None:
@@ -132,12 +135,11 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     """Why metric `name` is undefined for this model (and dataset), or None when it is defined."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    cfg = getattr(model, "config", None)
+    caps = _capabilities(model)
     lik = _likelihood(model)
     needs_q = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "kl-per-dim", "mutual-info"}
-    if name in needs_q and not _is_stochastic(model):
-        what = getattr(cfg, "regulariser", "?")
-        return f"the encoder is deterministic (regulariser {what!r}): there is no q(z|x), so no bound or estimate"
+    if name in needs_q and not caps.elbo:
+        return caps.why_no_elbo or "the model defines no posterior density q(z|x), so no bound or estimate"
     if name in ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd") and lik is None:
         return "the model has no decoder likelihood"
     if name == "nll-pdf" and not lik.continuous_density:
@@ -145,15 +147,15 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
         return f"the {lik.name!r} likelihood is {kind}"
     if name in ("nll-discrete", "bpd") and not _defines_discrete(lik):
         return f"the {lik.name!r} likelihood defines no probability of 8-bit images"
-    if name == "kl-per-dim" and getattr(cfg, "prior", "normal") != "normal":
-        return f"the KL to the {cfg.prior!r} prior does not split over latent dimensions"
-    if name in ("knn", "active-units", "expected-gap", "mse") and not hasattr(model, "encode"):
-        return "the model has no encoder"
+    if name in ("kl-per-dim", "mutual-info") and caps.posterior != "gaussian":
+        return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior!r}"
+    if name == "kl-per-dim" and caps.prior != "StandardNormal":
+        return f"the KL to the {caps.prior} prior does not split over latent dimensions"
     if name == "knn" and dataset is not None and (dataset.y_train is None or dataset.y_test is None):
         return "the dataset has no labels"
     if name in ("fd", "classifier-score"):
-        if not hasattr(model, "sample_latents"):
-            return "the model cannot generate"
+        if not hasattr(model, "decode"):
+            return "the model has no decoder"
         if dataset is not None:
             from vaecore.evaluation.features import available_classifiers, canonical_dataset
 
@@ -175,32 +177,14 @@ def elbo(model: torch.nn.Module, x: Tensor, batch_size: int = 500, seed: int | N
         return torch.cat([model.elbo(x[s]).double().cpu() for s in _batches(x.shape[0], batch_size, "elbo", progress)])
 
 
-def _log_weights(model: torch.nn.Module, x: Tensor, mu: Tensor, logvar: Tensor, k: int,
-                 generator: torch.Generator | None, terms: tuple[str, ...]) -> dict[str, Tensor | None]:
-    """log p(x|z) + log p(z) − log q(z|x), (k, B), for k draws, scored by each likelihood method in `terms`.
-
-    The same draws and decoder pass serve every term ("nll": the model's likelihood, "nll_discrete":
-    −log P of the 8-bit image). It reproduces `VAE.log_importance_weights` for the term "nll".
-    """
-    z = model.reparameterize(mu, logvar, n=k, generator=generator)
-    params = model.decode_params(z.reshape(-1, mu.shape[1]))
-    xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
-    log_pz_qz = model.prior_log_prob(z) - reg.diag_normal_log_prob(z, mu, logvar)
-    out: dict[str, Tensor | None] = {}
-    for term in terms:
-        nll = getattr(model.likelihood, term)(params, xs)
-        out[term] = None if nll is None else -nll.reshape(k, -1) + log_pz_qz
-    return out
-
-
 def _iwae_terms(model: torch.nn.Module, x: Tensor, k: int, terms: tuple[str, ...], batch_size: int,
                 chunk: int | None, generator: torch.Generator | None, progress: ProgressFn | None,
                 stage: str) -> dict[str, Tensor | None]:
     """IWAE log-likelihood estimates (N,) per term, streaming K in chunks with a running logsumexp."""
     if k < 1:
         raise ValueError(f"the number of importance samples must be >= 1, got {k}")
-    if not _is_stochastic(model):
-        raise ValueError(f"importance weighting needs a stochastic encoder; {undefined_reason(model, 'iwae')}")
+    if not _capabilities(model).elbo:
+        raise ValueError(f"importance weighting needs a posterior density; {undefined_reason(model, 'iwae')}")
     device = _device(model)
     if chunk is None:
         chunk = max(1, (16384 if device.type == "cuda" else 1024) // max(1, min(batch_size, x.shape[0])))
@@ -208,10 +192,10 @@ def _iwae_terms(model: torch.nn.Module, x: Tensor, k: int, terms: tuple[str, ...
     with evaluating(model), _channels_last_on_cpu(model):
         for s in _batches(x.shape[0], batch_size, stage, progress):
             xb = x[s].to(device, torch.float32)
-            mu, logvar = model.encode(xb)
+            q = model.posterior(xb)
             acc = {t: torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=device) for t in terms}
             for start in range(0, k, chunk):
-                lw = _log_weights(model, xb, mu, logvar, min(chunk, k - start), generator, terms)
+                lw = model.log_importance_weights(xb, min(chunk, k - start), generator, scores=terms, posterior=q)
                 for t, w in lw.items():
                     if w is None:
                         results[t] = None
@@ -278,18 +262,24 @@ def reconstruction_mse(model: torch.nn.Module, x: Tensor, batch_size: int = 500)
 
 def _posteriors(model: torch.nn.Module, x: Tensor, batch_size: int = 1000,
                 progress: ProgressFn | None = None, stage: str = "encode") -> tuple[Tensor, Tensor]:
+    """(μ, log σ²) of a diagonal-Gaussian posterior for every image."""
     mus, logvars = [], []
     with evaluating(model):
         for s in _batches(x.shape[0], batch_size, stage, progress):
-            mu, logvar = model.encode(x[s])
-            mus.append(mu.float())
-            logvars.append(logvar.float())
+            q = model.posterior(x[s])
+            if not isinstance(q, DiagonalGaussian):
+                raise ValueError(f"this needs a diagonal-Gaussian posterior; the model's is {type(q).__name__}")
+            mus.append(q.mu.float())
+            logvars.append(q.logvar.float())
     return torch.cat(mus), torch.cat(logvars)
 
 
-def latent_means(model: torch.nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """Posterior means μφ(x), (N, d), on the model's device (the code itself for deterministic encoders)."""
-    return _posteriors(model, x, batch_size)[0]
+def latent_means(model: torch.nn.Module, x: Tensor, batch_size: int = 1000, progress: ProgressFn | None = None,
+                 stage: str = "encode") -> Tensor:
+    """The latent point of every image, (N, d), on the model's device (`model.embed`: the posterior
+    mean, the code itself for deterministic encoders)."""
+    with evaluating(model):
+        return torch.cat([model.embed(x[s]).float() for s in _batches(x.shape[0], batch_size, stage, progress)])
 
 
 def knn_accuracy(z_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, z_test: Tensor | np.ndarray,
@@ -313,7 +303,7 @@ def kl_per_dimension(model: torch.nn.Module, x: Tensor, batch_size: int = 1000) 
     if reason:
         raise ValueError(f"KL per dimension is undefined: {reason}")
     mu, logvar = _posteriors(model, x, batch_size)
-    return reg.kl_per_dimension(mu.double(), logvar.double()).cpu()
+    return DiagonalGaussian(mu.double(), logvar.double()).kl_per_dimension().mean(dim=0).cpu()
 
 
 def active_units(model: torch.nn.Module, x: Tensor, threshold: float = ACTIVE_THRESHOLD,
@@ -340,11 +330,11 @@ def mutual_information(model: torch.nn.Module, x: Tensor, batch_size: int = 1000
     mu, logvar = mu.double(), logvar.double()
     n, d = mu.shape
     neg_entropy = (-0.5 * (d * math.log(2 * math.pi) + (1 + logvar).sum(dim=1))).mean()
-    z = model.reparameterize(mu.float(), logvar.float(), generator=generator).double()
+    z = DiagonalGaussian(mu.float(), logvar.float()).rsample(generator=generator).double()
     step = max(1, (1 << 22) // max(1, n * d))
     log_qz = []
     for s in _batches(n, step, "mutual-info", progress):
-        lp = reg.diag_normal_log_prob(z[s].unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
+        lp = diag_normal_log_prob(z[s].unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
         log_qz.append(torch.logsumexp(lp, dim=1) - math.log(n))
     return float(neg_entropy - torch.cat(log_qz).mean())
 
@@ -363,7 +353,7 @@ def expected_gap(model: torch.nn.Module, x: Tensor, s: float = GAP_S, n_pairs: i
     total = torch.zeros((), dtype=torch.float64)
     with evaluating(model), _channels_last_on_cpu(model):
         for sl in _batches(x.shape[0], batch_size, "expected-gap", progress):
-            m = model.encode(x[sl])[0]
+            m = model.embed(x[sl])
             eps = torch.randn((2, n_pairs, *m.shape), generator=generator, device=device) * s
             out = model.decode((m.unsqueeze(0).unsqueeze(0) + eps).reshape(-1, m.shape[1]))
             a, b = out.reshape(2, n_pairs * m.shape[0], -1).double()
@@ -507,8 +497,8 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
     if "mse" in todo:
         out["mse"] = float(reconstruction_mse(model, x, batch_size).mean())
     if "knn" in todo:
-        z_train = _posteriors(model, dataset.x_train[:KNN_TRAIN], batch_size, report, "knn (train latents)")[0]
-        z_test = _posteriors(model, x, batch_size, report, "knn (test latents)")[0]
+        z_train = latent_means(model, dataset.x_train[:KNN_TRAIN], batch_size, report, "knn (train latents)")
+        z_test = latent_means(model, x, batch_size, report, "knn (test latents)")
         out["knn"] = knn_accuracy(z_train, dataset.y_train[:KNN_TRAIN], z_test, y, KNN_K)
     if "active-units" in todo:
         out["active-units"] = active_units(model, x, ACTIVE_THRESHOLD, batch_size)

@@ -1,6 +1,6 @@
 """Paths through latent space: linear and spherical interpolation, strips, and latent traversals.
 
-Everything works on posterior means (`encode(x)[0]`), the point a VAE maps an image to, and decodes
+Everything works on latent points (`embed(x)`: posterior means), the point a VAE maps an image to, and decodes
 with `model.decode` (the decoder mean in [0, 1]). Functions run without gradients and move inputs to
 the model's device, so the app can call them on every slider move.
 """
@@ -75,7 +75,7 @@ def path(z0: Tensor, z1: Tensor, steps: int, method: Method = "linear") -> Tenso
 def encode_means(model: torch.nn.Module, images: Tensor) -> Tensor:
     """Posterior means (B, d) of images (B, C, H, W)."""
     with _single_thread(images.shape[0] <= 4 and model.device.type == "cpu"):
-        return model.encode(images)[0]
+        return model.embed(images)
 
 
 @contextlib.contextmanager

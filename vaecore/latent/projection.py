@@ -79,7 +79,7 @@ def encode_images(model: torch.nn.Module, images: Tensor, batch_size: int = 500,
     out = []
     for start in range(0, n, batch_size):
         batch = images[start:start + batch_size].to(model.device, torch.float32)
-        out.append(model.encode(batch)[0].float().cpu())
+        out.append(model.embed(batch).float().cpu())
         if progress is not None:
             done = min(start + batch_size, n)
             progress(done / n, f"encoded {done:,} / {n:,} images")

@@ -1,3 +1,11 @@
-"""Model families: each module defines its config, its class and registers its presets."""
+"""Model families: each module defines its config, its class, and registers its presets.
 
-from vaecore.models import base, tvae  # noqa: F401
+Importing this package imports every family, so the registries (`MODEL_TYPES`, `PRESETS`) are
+complete whatever the import order.
+"""
+
+from vaecore.models import autoencoders, factor_vae, info_vae, iwae, svae, tvae, vae  # noqa: F401
+from vaecore.models.autoencoder import AutoEncoder
+from vaecore.models.base import MODEL_TYPES, Capabilities, LossOutput, ParamGroup, PretrainedModel
+
+__all__ = ["MODEL_TYPES", "AutoEncoder", "Capabilities", "LossOutput", "ParamGroup", "PretrainedModel"]

@@ -14,7 +14,7 @@ Objective (negative of Eq. 3 with the indirect coherence term substituted for th
     + coherence_weight * -log p(x|z) + KL(q_phi(z0|x) || N(0, I))   indirect term F_{x|z}
 
 Both KL terms are scaled by `beta` and the trainer's warm-up `kl_weight`. MMD is the unbiased
-batch estimate between the two sets of samples (`regularisers.mmd`, IMQ kernel by default).
+batch estimate between the two sets of samples (`objectives.mmd`, IMQ kernel by default).
 
 The model also exposes the plain-VAE interface of q_phi and p_theta (``encode``, ``decode``,
 ``elbo``, ...) so the app, metrics and samplers treat it like any other model. Module-level
@@ -33,9 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from vaecore.components import objectives as reg
-from vaecore.config import ModelConfig, from_dict
+from vaecore.components.context import StepContext
+from vaecore.components.objectives import kl_to_prior
+from vaecore.components.posteriors import DiagonalGaussian
+from vaecore.config import ModelConfig, setting
 from vaecore.data.transforms import TransformRange, triplet
-from vaecore.models.base import VAE, LossOutput, register_model_type
+from vaecore.models.autoencoder import LOGVAR_RANGE
+from vaecore.models.base import LossOutput, register_model_type, scalar
+from vaecore.models.vae import VAE, VAEConfig
 from vaecore.presets import register_preset
 from vaecore.utils import evaluating
 
@@ -69,36 +74,31 @@ def _transform_range(d: dict[str, Any]) -> TransformRange:
 
 
 @dataclass
-class TVAEConfig(ModelConfig):
-    """A `ModelConfig` with the T-VAE's own settings; saved whole as config.json.
-
-    `mmd_weight` and `mmd_kernel` (inherited) weight and define the two MMD coherence terms;
-    `hidden` is the width of the q_psi and h_xi MLPs (1000 in Appendix B); `coherence_weight`
-    weights the indirect term -log p(x|z); `transform` is the `TransformRange` (as a dict) the
-    training triplets are drawn from.
+class TVAEConfig(VAEConfig):
+    """The T-VAE's settings beside the VAE's: `mmd_weight` and `mmd_kernel` weight and define the
+    two MMD coherence terms; `hidden` is the width of the q_psi and h_xi MLPs (1000 in Appendix B);
+    `coherence_weight` weights the indirect term -log p(x|z); `transform` is the `TransformRange`
+    (as a dict) the training triplets are drawn from. The prior is N(0, I).
     """
 
     model_type: str = "tvae"
-    latent_dim: int = 10
+    latent_dim: int = setting(10, lo=1, hi=4096)
     likelihood: str = "bernoulli"
-    mmd_weight: float = TVAE_MMD_WEIGHT
-    hidden: int = 1000
-    coherence_weight: float = 1.0
+    mmd_kernel: str = setting("imq", choices=("imq", "rbf"))
+    mmd_weight: float = setting(TVAE_MMD_WEIGHT, lo=0)
+    hidden: int = setting(1000, lo=1, hi=100_000)
+    coherence_weight: float = setting(1.0, lo=0)
     transform: dict[str, Any] = field(default_factory=lambda: transform_range_dict(TVAE_RANGE))
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.prior != "normal":
+            raise ValueError(f"the T-VAE needs prior 'normal', got {self.prior!r}")
         self.transform = transform_range_dict(_transform_range(self.transform))
-        if self.hidden < 1:
-            raise ValueError(f"hidden must be a positive integer, got {self.hidden}")
 
     @property
     def transform_range(self) -> TransformRange:
         return _transform_range(self.transform)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TVAEConfig:
-        return from_dict(cls, data, what="T-VAE config")
 
 
 def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
@@ -108,10 +108,6 @@ def _mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
         mods += [nn.Linear(width, hidden), nn.ReLU()]
         width = hidden
     return nn.Sequential(*mods, nn.Linear(width, n_out))
-
-
-def _scalar(t: Tensor) -> float:
-    return float(t.detach())
 
 
 @register_model_type
@@ -127,55 +123,52 @@ class TVAE(VAE):
     config: TVAEConfig
 
     def __init__(self, config: dict[str, Any]) -> None:
-        cfg = TVAEConfig.from_dict(dict(config))
-        if cfg.regulariser != "kl" or cfg.prior != "normal":
-            raise ValueError("the T-VAE needs regulariser 'kl' and prior 'normal' "
-                             f"(got {cfg.regulariser!r}, {cfg.prior!r})")
-        super().__init__(cfg.to_dict())
-        d = cfg.latent_dim
-        self.q_psi = _mlp(2 * d, cfg.hidden, 2, 2 * d)
-        self.h_xi = _mlp(2 * d, cfg.hidden, 1, d)
-        self.transform_range = cfg.transform_range
+        super().__init__(config)
+        d, hidden = self.config.latent_dim, self.config.hidden
+        self.q_psi = _mlp(2 * d, hidden, 2, 2 * d)
+        self.h_xi = _mlp(2 * d, hidden, 1, d)
+        self.transform_range = self.config.transform_range
 
     # the T-VAE parts ---------------------------------------------------------------------
-    def posterior(self, z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
-        """q_psi(z | z1, z2) as (mu, logvar)."""
+    def view_posterior(self, z1: Tensor, z2: Tensor) -> DiagonalGaussian:
+        """q_psi(z | z1, z2), the latent of x inferred from its two transformed views."""
         mu, logvar = self.q_psi(torch.cat([z1, z2], dim=1)).chunk(2, dim=1)
-        return mu, logvar.clamp(-30, 20)
+        return DiagonalGaussian(mu, logvar.clamp(*LOGVAR_RANGE))
 
     def transformation(self, z1: Tensor, z2: Tensor) -> Tensor:
         """T = h_xi(z1, z2), the latent transformation taking z to z1 (z + T) and z2 (z - T)."""
         return self.h_xi(torch.cat([z1, z2], dim=1))
 
-    def loss(self, x: Tensor, kl_weight: float = 1.0) -> LossOutput:
+    def loss(self, x: Tensor, ctx: StepContext | None = None) -> LossOutput:
         """The T-VAE objective on triplets built from the batch (a fresh random f per example).
 
-        `kl_weight` scales both KL terms (KL warm-up). Logged: `recon` (the three
+        `ctx.kl_weight` scales both KL terms (KL warm-up). Logged: `recon` (the three
         reconstructions), `recon_x`, `kl` (= `kl_z0` + `kl_z`), `mmd` (both coherence terms,
         unweighted), `indirect` (-log p(x|z)) and `loss`.
         """
+        ctx = ctx or StepContext.evaluation()
         c = self.config
         x = self._check_input(x)
         b = x.shape[0]
         _, x1, x2, _ = triplet(x, self.transform_range)
-        mu, logvar = self.encode(torch.cat([x, x1, x2]))
-        z0, z1, z2 = self.reparameterize(mu, logvar).chunk(3)
-        mu_z, logvar_z = self.posterior(z1, z2)
-        z = self.reparameterize(mu_z, logvar_z)
+        q = self.posterior(torch.cat([x, x1, x2]))
+        z0, z1, z2 = q.rsample().chunk(3)
+        q_z = self.view_posterior(z1, z2)
+        z = q_z.rsample()
         t = self.transformation(z1, z2)
         params = self.decode_params(torch.cat([z0, z1, z2, z])).chunk(4)
         lik = self.likelihood
         recon_x, recon_x1, recon_x2, indirect = (
             lik.objective(p, target) for p, target in zip(params, (x, x1, x2, x), strict=True))
-        kl_z0 = reg.kl_standard_normal(mu[:b], logvar[:b]).mean()
-        kl_z = reg.kl_standard_normal(mu_z, logvar_z).mean()
+        kl_z0 = kl_to_prior(DiagonalGaussian(q.mu[:b], q.logvar[:b]), z0, self.prior).mean()
+        kl_z = kl_to_prior(q_z, z, self.prior).mean()
         mmd = reg.mmd(z1, z + t, c.mmd_kernel) + reg.mmd(z2, z - t, c.mmd_kernel)
         recon = recon_x + recon_x1 + recon_x2
-        loss = (recon + c.beta * kl_weight * (kl_z0 + kl_z) + c.mmd_weight * mmd
+        loss = (recon + c.beta * ctx.kl_weight * (kl_z0 + kl_z) + c.mmd_weight * mmd
                 + c.coherence_weight * indirect)
-        logs = {"loss": _scalar(loss), "recon": _scalar(recon), "recon_x": _scalar(recon_x),
-                "kl": _scalar(kl_z0 + kl_z), "kl_z0": _scalar(kl_z0), "kl_z": _scalar(kl_z),
-                "mmd": _scalar(mmd), "indirect": _scalar(indirect), "t_norm": _scalar(t.norm(dim=1).mean())}
+        logs = {"loss": scalar(loss), "recon": scalar(recon), "recon_x": scalar(recon_x),
+                "kl": scalar(kl_z0 + kl_z), "kl_z0": scalar(kl_z0), "kl_z": scalar(kl_z),
+                "mmd": scalar(mmd), "indirect": scalar(indirect), "t_norm": scalar(t.norm(dim=1).mean())}
         logs.update(lik.trace())
         return LossOutput(loss, logs)
 
@@ -183,7 +176,7 @@ class TVAE(VAE):
 # transfer API ----------------------------------------------------------------------------------
 
 def _means(model: Any, x: Tensor) -> Tensor:
-    return model.encode(x)[0]
+    return model.embed(x)
 
 
 def extract_transformation(model: Any, x: Tensor, x1: Tensor, x2: Tensor) -> Tensor:

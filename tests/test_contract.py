@@ -1,0 +1,205 @@
+"""The engine contract: a complete registry whatever the import order, no import cycles, per-family
+configs, the capabilities metrics rely on, one IWAE code path, and legacy configs still loading."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaecore
+from vaecore.components.context import StepContext
+from vaecore.evaluation import metrics
+from vaecore.hub import bundled_names
+from vaecore.models.base import MODEL_TYPES
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "vaecore"
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_registry_is_complete_in_a_fresh_interpreter_whatever_the_import_order() -> None:
+    listed = subprocess.run([sys.executable, "-m", "vaecore", "list-models"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120).stdout.strip().splitlines()
+    counts = {_run("import vaecore; print(len(vaecore.presets.PRESETS))"),
+              _run("from vaecore.presets import PRESETS; print(len(PRESETS))"),
+              _run("import vaecore.training.trainer, vaecore.presets as p; print(len(p.PRESETS))"),
+              _run("from vaecore.models.base import MODEL_TYPES; import vaecore; print(len(vaecore.PRESETS))")}
+    assert counts == {str(len(listed))}
+    assert len(listed) == len(vaecore.PRESETS) >= 35
+    for name in ("tvae", "info-vae-imq", "info-vae-rbf", "factor-vae", "svae", "iwae", "ae"):
+        assert name in vaecore.PRESETS
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """vaecore modules a module imports at import time (function-level imports excluded)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("vaecore"))
+    return found
+
+
+def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
+    modules = {_module_name(p): p for p in PKG.rglob("*.py")}
+    graph = {m: {i for i in _top_level_imports(p) if i in modules and i != m} for m, p in modules.items()}
+    # a package's __init__ importing its own submodules is not a cycle with them
+    graph = {m: {i for i in deps if not (m == i.rsplit(".", 1)[0] or i == m.rsplit(".", 1)[0])}
+             for m, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for dep in graph[m]:
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join(path + [dep])}"
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.relative_to(ROOT)} imports private {private} from {node.module}"
+
+
+def test_no_engine_module_is_over_650_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 650}
+    assert not long
+
+
+@pytest.mark.parametrize("name", sorted(vaecore.PRESETS))
+def test_each_preset_builds_its_family_and_saves_only_its_fields(name: str, tmp_path: Path) -> None:
+    model = vaecore.build_preset(name, input_shape=(1, 8, 8), arch="mlp", latent_dim=4, seed=0)
+    cls = MODEL_TYPES[model.model_type]
+    assert type(model) is cls and type(model.config) is cls.config_class
+    saved = model.config.to_dict()
+    assert set(saved) == {f for f in cls.config_class.__dataclass_fields__}
+    assert "regulariser" not in saved
+    if model.model_type in ("vae", "tvae", "svae") or "iwae" in model.model_type:
+        assert not {k for k in saved if k.startswith(("mmd_", "rae_"))} or model.model_type == "tvae"
+    caps = model.capabilities
+    assert caps.latent_shape == (4,)
+    x = torch.rand(6, 1, 8, 8)
+    out = model.train().loss(x, StepContext(step=0, total_steps=10, dataset_size=100))
+    assert torch.isfinite(out.loss) and "loss" in out.logs
+    groups = model.param_groups()
+    ids = [id(p) for g in groups for p in g.params]
+    assert len(ids) == len(set(ids)) == len([p for p in model.parameters() if p.requires_grad])
+    for g in groups:
+        assert torch.isfinite(out.for_group(g.name))
+    model.eval()
+    with torch.no_grad():
+        assert model.embed(x).shape == (6, 4)
+        assert model.reconstruct(x).shape == x.shape
+        if caps.elbo:
+            assert model.elbo(x).shape == (6,)
+            elbo = float(model.elbo(x, n_samples=200).mean())
+            log_w = model.log_importance_weights(x, 200)
+            iwae = float((torch.logsumexp(log_w, 0) - math.log(200)).mean())
+            assert iwae >= elbo - 0.01 * abs(elbo), (iwae, elbo)
+        else:
+            with pytest.raises(ValueError, match="deterministic"):
+                model.elbo(x)
+
+
+def test_model_type_cannot_be_overridden() -> None:
+    with pytest.raises(ValueError, match="model_type is fixed by the preset"):
+        vaecore.model_config("sigma-vae", model_type="tvae")
+
+
+def test_family_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="'k' must be >= 1"):
+        vaecore.model_config("iwae", k=0)
+    with pytest.raises(ValueError, match="'beta' must be float or int"):
+        vaecore.model_config("sigma-vae", beta="abc")
+    with pytest.raises(ValueError, match="unknown setting"):
+        vaecore.model_config("ae", beta=2.0)
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_metrics_iwae_is_the_models_own_bound(name: str) -> None:
+    model = vaecore.load(name)
+    if not model.capabilities.elbo:
+        assert metrics.undefined_reason(model, "iwae") == model.capabilities.why_no_elbo
+        return
+    x = vaecore.load_dataset("mnist").x_test[:4]
+    with torch.no_grad():
+        ours = metrics.iwae_log_likelihood(model, x, k=8, batch_size=4, chunk=8,
+                                           generator=torch.Generator().manual_seed(3))
+        q = model.posterior(x)
+        direct = model.log_importance_weights(x, 8, torch.Generator().manual_seed(3), posterior=q)
+    assert torch.allclose(ours, (torch.logsumexp(direct.double(), 0) - math.log(8)).cpu(), atol=1e-6)
+
+
+def test_legacy_flat_config_still_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "old-wae"
+    model = vaecore.build_preset("wae-mmd-imq", input_shape=(1, 8, 8), arch="mlp", latent_dim=4, seed=0)
+    model.save_pretrained(folder)
+    flat = {**model.config.to_dict(), "model_type": "vae", "regulariser": "mmd", "beta": 1.0, "iwae_k": 5,
+            "rae_embedding_weight": 1e-4, "rae_penalty": "l2", "rae_penalty_weight": 1e-7, "prior": "normal",
+            "vamp_components": 50}
+    (folder / "config.json").write_text(json.dumps(flat))
+    loaded = vaecore.load(folder)
+    assert loaded.model_type == "wae" and loaded.config.mmd_kernel == "imq"
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(loaded.embed(x), model.eval().embed(x))
+
+
+def test_iwae_with_the_analytic_sigma_fits_sigma_to_its_draws() -> None:
+    data = vaecore.load_dataset("mnist", limit=1000)
+    torch.manual_seed(0)
+    model = vaecore.build_preset("iwae", input_shape=data.shape, arch="mlp", likelihood="gaussian",
+                                 likelihood_kwargs={"sigma": "optimal"}, seed=0).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in range(150):
+        x = data.x_train[(step * 64) % 960:(step * 64) % 960 + 64]
+        out = model.loss(x, StepContext(step=step))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    # the step's σ* and the EMA that defines the density afterwards have both left σ = 1 (ln σ = 0) far behind
+    assert out.logs["log_sigma"] < -1.5 and out.logs["log_sigma_ema"] < -1.0
+    assert float(model.likelihood.log_sigma) == pytest.approx(out.logs["log_sigma_ema"])
+
+
+def test_arelbo_is_refused_for_iwae() -> None:
+    with pytest.raises(ValueError, match="per-sample density"):
+        vaecore.build_preset("iwae", likelihood="arelbo")
+
+
+def test_input_checks_at_the_model_boundary() -> None:
+    model = vaecore.build_preset("sigma-vae", input_shape=(1, 8, 8), arch="mlp", latent_dim=4, seed=0).eval()
+    x = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="floating point"):
+        model.elbo((x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\].*divide 8-bit images by 255"):
+        model.elbo(x * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        model.elbo(torch.full_like(x, float("nan")))
+    with pytest.raises(ValueError, match="n_samples"):
+        model.elbo(x, n_samples=0)

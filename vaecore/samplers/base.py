@@ -1,0 +1,208 @@
+"""The sampler contract: fit to latents, draw latents, save as safetensors + JSON (never pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from vaecore.evaluation.metrics import latent_means
+from vaecore.utils import atomic_save_safetensors, atomic_write_json
+
+FORMAT = "vaecore-sampler"
+FORMAT_VERSION = 1
+
+Progress = Callable[[float, str], None]
+"""Progress callback: (fraction done in [0, 1], short message)."""
+
+
+class SamplerLoadError(ValueError):
+    """A saved sampler is missing, corrupt or does not match what was asked for."""
+
+
+def as_progress(progress: Progress | bool | None) -> Progress | None:
+    if progress is True:
+        return lambda f, msg: print(f"[{f:4.0%}] {msg}", file=sys.stderr, flush=True)
+    return progress or None
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the model's weights, so a sampler saved for other weights is not reused."""
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def sampler_files(folder: str | Path, name: str) -> tuple[Path, Path]:
+    folder = Path(folder)
+    return folder / f"sampler-{name}.safetensors", folder / f"sampler-{name}.json"
+
+
+class Sampler:
+    """Base class: a density over latents fitted on training latent means, with safe save/load."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.latent_dim: int | None = None
+        self.device = torch.device("cpu")
+        self.fit_info: dict[str, Any] = {}
+
+    # the contract ---------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-serialisable; saved and compared by `load_or_fit`."""
+        return {}
+
+    @property
+    def fitted(self) -> bool:
+        return self.latent_dim is not None
+
+    def fit(self, model: nn.Module, x_train: torch.Tensor, *, seed: int = 0,
+            progress: Progress | bool | None = None) -> Sampler:
+        """Fit on the posterior means of `x_train` under `model`; samples land on the model's device."""
+        z = latent_means(model, x_train)
+        self.fit_latents(z, seed=seed, progress=progress)
+        self.fit_info.update(model=model_fingerprint(model), n_train=int(x_train.shape[0]))
+        return self
+
+    def fit_latents(self, z: torch.Tensor, *, seed: int = 0, progress: Progress | bool | None = None) -> Sampler:
+        """Fit directly on latent codes z: (N, d); the device of z is where samples are drawn."""
+        if z.ndim != 2 or z.shape[0] < 2:
+            raise ValueError(f"{type(self).__name__} needs latents of shape (N >= 2, d), got {tuple(z.shape)}")
+        if not torch.isfinite(z).all():
+            raise ValueError("the training latents contain NaN or inf; the model may have diverged")
+        self.latent_dim = int(z.shape[1])
+        self.device = z.device
+        self.fit_info = {"seed": int(seed), "n_train": int(z.shape[0])}
+        self._fit(z.detach().float(), seed, as_progress(progress))
+        return self
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latent draws, (n, d) on the sampler's device; a generator makes them repeatable."""
+        if not self.fitted:
+            raise RuntimeError(f"the {self.name!r} sampler is not fitted: call fit(model, x_train) first")
+        with torch.no_grad():
+            return self._sample(int(n), generator).to(self.device)
+
+    def to(self, device: torch.device | str) -> Sampler:
+        """Move the sampler's tensors (and future samples) to `device`."""
+        self.device = torch.device(device)
+        for key, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor | nn.Module):
+                setattr(self, key, value.to(self.device))
+        return self
+
+    # persistence ------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write `sampler-<name>.safetensors` and `sampler-<name>.json` into folder; returns the JSON path."""
+        if not self.fitted:
+            raise RuntimeError(f"the {self.name!r} sampler is not fitted; nothing to save")
+        weights, meta = sampler_files(folder, self.name)
+        tensors = {k: v.detach().cpu() for k, v in self._state().items()}
+        atomic_save_safetensors(tensors or {"_empty": torch.zeros(0)}, weights,
+                                metadata={"format": FORMAT, "sampler": self.name})
+        atomic_write_json(meta, {"format": FORMAT, "version": FORMAT_VERSION, "sampler": self.name,
+                                 "description": self.description, "settings": self.settings(),
+                                 "latent_dim": self.latent_dim, "fit": self.fit_info})
+        return meta
+
+    @classmethod
+    def load(cls, folder: str | Path, device: torch.device | str | None = None) -> Sampler:
+        """Load a saved sampler of this kind strictly; errors name the file and what to do."""
+        if not cls.name:
+            raise TypeError("call load on a concrete sampler class, or use load_sampler(folder, name)")
+        weights, meta_path = sampler_files(folder, cls.name)
+        for path in (meta_path, weights):
+            if not path.is_file():
+                raise SamplerLoadError(f"{path} is missing: no fitted {cls.name!r} sampler in {folder}")
+        hint = "delete it (and its .json/.safetensors partner) to fit the sampler again"
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            if meta.get("sampler") != cls.name:
+                raise ValueError(f"it holds a {meta.get('sampler')!r} sampler, not {cls.name!r}")
+            if int(meta.get("version", 0)) > FORMAT_VERSION:
+                raise ValueError(f"format version {meta.get('version')} is newer than this vaecore reads")
+            sampler = cls(**meta.get("settings", {}))
+            sampler.latent_dim = int(meta["latent_dim"])
+            sampler.fit_info = dict(meta.get("fit", {}))
+        except (ValueError, TypeError, KeyError) as e:
+            raise SamplerLoadError(f"{meta_path} is not a valid {cls.name!r} sampler file ({e}); {hint}") from e
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError) as e:
+            raise SamplerLoadError(f"{weights} is corrupt or truncated ({e}); {hint}") from e
+        tensors.pop("_empty", None)
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise SamplerLoadError(f"{weights} holds non-finite values in {bad}; {hint}")
+        try:
+            sampler._load_state(tensors)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise SamplerLoadError(f"{weights} does not match {meta_path} ({e}); {hint}") from e
+        return sampler.to(device or "cpu")
+
+    # for subclasses -------------------------------------------------------------------------
+    def _fit(self, z: torch.Tensor, seed: int, progress: Progress | None) -> None:
+        raise NotImplementedError
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        if tensors:
+            raise ValueError(f"unexpected tensors {sorted(tensors)}")
+
+    def _randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+        device = generator.device if generator is not None else self.device
+        return torch.randn(shape, generator=generator, device=device).to(self.device)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        state = f"latent_dim={self.latent_dim}" if self.fitted else "not fitted"
+        return f"{type(self).__name__}({args}) [{state}]"
+
+
+def expect_shapes(tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]) -> None:
+    extra = sorted(set(tensors) - set(shapes))
+    missing = sorted(set(shapes) - set(tensors))
+    if extra or missing:
+        raise ValueError(f"missing tensors {missing}, unexpected tensors {extra}")
+    for key, shape in shapes.items():
+        if tuple(tensors[key].shape) != shape:
+            raise ValueError(f"tensor {key!r} has shape {tuple(tensors[key].shape)}, expected {shape}")
+
+
+# --------------------------------------------------------------------------------------------------
+class NormalSampler(Sampler):
+    """The standard normal N(0, I): the prior of every normal-prior model; fitting only records d."""
+
+    name = "prior"
+    description = "the N(0, I) prior (no fitting)"
+
+    def _fit(self, z: torch.Tensor, seed: int, progress: Progress | None) -> None:
+        pass
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        assert self.latent_dim is not None
+        return self._randn((n, self.latent_dim), generator)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z; 0, I) per row."""
+        return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(dim=-1)

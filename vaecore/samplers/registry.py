@@ -1,0 +1,87 @@
+"""Samplers by name: build, fit, load, or load-or-fit next to a model folder."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vaecore.samplers.base import NormalSampler, Progress, Sampler, SamplerLoadError, model_fingerprint, sampler_files
+from vaecore.samplers.maf import MAFSampler
+from vaecore.samplers.mixture import GMMSampler
+from vaecore.samplers.two_stage import TwoStageSampler
+from vaecore.samplers.vamp import VampSampler
+
+_CLASSES: dict[str, type[Sampler]] = {c.name: c for c in (NormalSampler, GMMSampler, TwoStageSampler, MAFSampler,
+                                                           VampSampler)}
+SAMPLERS: dict[str, str] = {name: cls.description for name, cls in _CLASSES.items()}
+
+
+def _sampler_class(name: str) -> type[Sampler]:
+    if name not in _CLASSES:
+        known = "; ".join(f"{k!r}: {v}" for k, v in SAMPLERS.items())
+        raise KeyError(f"unknown sampler {name!r}; known samplers: {known}")
+    return _CLASSES[name]
+
+
+def build_sampler(name: str, **kwargs: Any) -> Sampler:
+    """An unfitted sampler by name (see `SAMPLERS`); kwargs are its settings, e.g. components=10."""
+    cls = _sampler_class(name)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"bad settings {kwargs} for sampler {name!r}: {e}") from e
+
+
+def _training_subset(x: torch.Tensor, n_train: int | None, seed: int) -> torch.Tensor:
+    if n_train is None or n_train >= x.shape[0]:
+        return x
+    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:n_train]
+    return x[idx]
+
+
+def fit_sampler(model: nn.Module, dataset: Any, name: str, *, n_train: int | None = 10_000, seed: int = 0,
+                progress: Progress | bool | None = None, **kwargs: Any) -> Sampler:
+    """Build sampler `name` and fit it on the latent means of (a seeded subset of) the training images."""
+    sampler = build_sampler(name, **kwargs)
+    x = _training_subset(dataset.x_train, n_train, seed)
+    sampler.fit(model, x, seed=seed, progress=progress)
+    sampler.fit_info["dataset"] = getattr(dataset, "name", None)
+    return sampler
+
+
+def load_sampler(folder: str | Path, name: str, device: torch.device | str | None = None) -> Sampler:
+    """Load `folder`'s saved sampler called `name`."""
+    return _sampler_class(name).load(folder, device)
+
+
+def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *, n_train: int | None = 10_000,
+                seed: int = 0, progress: Progress | bool | None = None, **kwargs: Any) -> Sampler:
+    """The sampler saved in `folder` when it matches (settings, seed, data, weights), else fit and save it.
+
+    A corrupt or stale file is replaced (with a warning for a corrupt one).
+    """
+    wanted = build_sampler(name, **kwargs)
+    cls = type(wanted)
+    weights, meta = sampler_files(folder, name)
+    if weights.is_file() and meta.is_file():
+        try:
+            saved = cls.load(folder, device=getattr(model, "device", None))
+        except SamplerLoadError as e:
+            warnings.warn(f"refitting the {name!r} sampler: {e}", stacklevel=2)
+        else:
+            n_all = dataset.x_train.shape[0]
+            n_expected = 0 if name == "vamp" else (n_all if n_train is None else min(n_train, n_all))
+            info = saved.fit_info
+            same = (saved.settings() == wanted.settings() and info.get("seed") == seed
+                    and info.get("model") == model_fingerprint(model)
+                    and info.get("dataset") == getattr(dataset, "name", None)
+                    and info.get("n_train") == n_expected)
+            if same:
+                return saved
+    sampler = fit_sampler(model, dataset, name, n_train=n_train, seed=seed, progress=progress, **kwargs)
+    sampler.save(folder)
+    return sampler
