@@ -35,10 +35,15 @@ class AutoEncoder(PretrainedModel):
     stochastic: ClassVar[bool] = True
     has_prior: ClassVar[bool] = True
     geometry: ClassVar[str] = "euclidean"
+    refused_likelihoods: ClassVar[dict[str, str]] = {}
+    """Likelihoods this family cannot use, each with the reason (shown by `list-models` and model cards)."""
 
     def __init__(self, config: dict[str, Any] | Any) -> None:
         super().__init__()
         cfg = self._parse_config(config)
+        if cfg.likelihood in self.refused_likelihoods:
+            raise ValueError(f"a {self.model_type!r} model cannot use the {cfg.likelihood!r} likelihood: "
+                             f"{self.refused_likelihoods[cfg.likelihood]}")
         self.config = cfg
         self.latent_dim = cfg.latent_dim
         shape = cfg.input_shape

@@ -15,7 +15,6 @@ from typing import ClassVar
 from torch import Tensor
 
 from vaecore.components.context import StepContext
-from vaecore.components.likelihoods import ARELBO as ARELBOLikelihood
 from vaecore.config import ModelConfig, setting
 from vaecore.models.autoencoder import iwae_bound
 from vaecore.models.base import LossOutput, register_model_type, scalar
@@ -39,11 +38,9 @@ class IWAE(VAE):
     config_class: ClassVar[type[ModelConfig]] = IWAEConfig
     config: IWAEConfig
 
-    def __init__(self, config: dict) -> None:
-        super().__init__(config)
-        if isinstance(self.likelihood, ARELBOLikelihood):
-            raise ValueError("the IWAE bound needs a per-sample density, and the AR-ELBO likelihood is not one; "
-                             "use likelihood 'gaussian' (sigma 'optimal' is the Iso-I analogue)")
+    refused_likelihoods: ClassVar[dict[str, str]] = {
+        "arelbo": "the IWAE bound needs a per-sample density, and the AR-ELBO objective is not one; use likelihood "
+                  "'gaussian' (sigma 'optimal' is the Iso-I analogue)"}
 
     def loss(self, x: Tensor, ctx: StepContext | None = None) -> LossOutput:
         x = self._check_input(x)
