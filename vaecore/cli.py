@@ -51,20 +51,24 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import vaecore
     from vaecore.presets import model_config, train_config
+    from vaecore.training import distributed
     from vaecore.training.trainer import Trainer, TrainingDiverged
 
     vaecore.list_models()
+    rank0 = distributed.setup(args.device or "auto").is_main  # under torchrun: join the process group
+    progress = not args.no_progress and rank0
     if args.resume:
         out = Path(args.out)
         changes = {k: v for k, v in {"epochs": args.epochs, "max_steps": args.max_steps}.items() if v is not None}
         try:
-            trainer = Trainer.resume(out, progress=not args.no_progress, **changes)
+            trainer = Trainer.resume(out, progress=progress, **changes)
             result = trainer.fit()
         except (FileNotFoundError, ValueError) as e:
             _fail(str(e))
         except TrainingDiverged as e:
             _fail(str(e), 1)
-        print(f"{result.status} at step {result.step}: {out}")
+        if rank0:
+            print(f"{result.status} at step {result.step}: {out}")
         return
     if not args.model:
         _fail("--model is required (see `python -m vaecore list-models`)")
@@ -72,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     tc_values = {"data": args.data, "data_dir": data_dir, "limit": args.limit, "epochs": args.epochs,
                  "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "plateau": args.plateau or None, "kl_warmup_steps": args.kl_warmup, "grad_clip": args.grad_clip,
-                 "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit}
+                 "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit,
+                 **_train_options(args)}
     overrides = _parse_set(args.set)
     for key, value in {"latent_dim": args.latent_dim, "beta": args.beta, "likelihood": args.likelihood,
                        "arch": args.arch}.items():
@@ -89,12 +94,57 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if (out / "checkpoint.safetensors").exists():
         _fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    print(model.summary(), file=sys.stderr)
+    distributed.barrier(distributed.setup())  # every rank has checked before rank 0 writes
+    if rank0:
+        print(model.summary(), file=sys.stderr)
     try:
-        result = Trainer(model, dataset, tc, out, progress=not args.no_progress).fit()
+        result = Trainer(model, dataset, tc, out, progress=progress).fit()
     except TrainingDiverged as e:
         _fail(str(e), 1)
-    print(f"{result.status} at step {result.step}: {out}")
+    if rank0:
+        print(f"{result.status} at step {result.step}: {out}")
+
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The optimizer, schedule, checkpoint, tracker and speed flags as TrainConfig values (None: not given)."""
+    from vaecore.training.trackers import parse_trackers
+
+    try:
+        log_to = parse_trackers(args.log_to) if args.log_to is not None else None
+    except ValueError as e:
+        _fail(str(e))
+    return {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "momentum": args.momentum,
+            "scheduler": args.scheduler, "step_size": args.step_size, "step_gamma": args.step_gamma,
+            "min_lr": args.min_lr, "early_stopping": args.early_stopping, "keep_best": False if args.no_keep_best
+            else None, "checkpoint_every": args.checkpoint_every, "amp": args.amp, "log_to": log_to,
+            "compile": args.compile or None, "channels_last": args.channels_last or None, "threads": args.threads,
+            "sample_grids": False if args.no_sample_grids else None}
+
+
+def _add_train_options(t: argparse.ArgumentParser) -> None:
+    from vaecore.training.optim import OPTIMIZERS, SCHEDULERS
+    from vaecore.training.trackers import TRACKERS
+
+    o = t.add_argument_group("optimizer and schedule")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
+    o.add_argument("--weight-decay", type=float)
+    o.add_argument("--momentum", type=float, help="sgd / rmsprop momentum")
+    o.add_argument("--scheduler", choices=SCHEDULERS, help="learning-rate schedule, stepped per epoch")
+    o.add_argument("--step-size", type=int, help="step schedule: epochs between decays")
+    o.add_argument("--step-gamma", type=float, help="step schedule: decay factor")
+    o.add_argument("--min-lr", type=float, help="cosine / plateau floor")
+    c = t.add_argument_group("checkpoints, stopping and tracking")
+    c.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop after this many epochs without a better validation loss")
+    c.add_argument("--no-keep-best", action="store_true", help="do not keep the best model in <out>/best")
+    c.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (besides every epoch end)")
+    c.add_argument("--no-sample-grids", action="store_true", help="no per-epoch sample grids in <out>/samples")
+    c.add_argument("--log-to", metavar="TRACKERS", help=f"comma-separated: {', '.join(TRACKERS)}")
+    s = t.add_argument_group("speed")
+    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), help="mixed precision on CUDA")
+    s.add_argument("--compile", action="store_true", help="torch.compile the loss")
+    s.add_argument("--channels-last", action="store_true", help="channels-last memory format for conv nets")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
 
 
 def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -254,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     t.add_argument("--no-progress", action="store_true")
+    _add_train_options(t)
     t.set_defaults(func=cmd_train)
 
     def model_args(q: argparse.ArgumentParser) -> None:
