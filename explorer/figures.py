@@ -130,47 +130,79 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 
 
 def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: torch.Tensor | None = None,
-                      thumbnails: int = 0, highlight: Sequence[int] = (), title: str = "") -> go.Figure:
-    """Scatter of map coordinates (2-D or 3-D), one trace per class; hover shows index and label.
+                      thumbnails: int = 0, title: str = "", indices: np.ndarray | None = None,
+                      colour: np.ndarray | None = None, colour_title: str = "",
+                      marked: Sequence[int] = ()) -> go.Figure:
+    """Scatter of map coordinates (2-D or 3-D): one trace per class, or one trace coloured by a per-image
+    quantity with a colour bar; hover shows index, label and that quantity.
 
-    Each point's customdata is [index, label], so a selection maps back to images whatever the trace.
-    `thumbnails` > 0 draws that many images at their points (2-D only): Plotly's hover boxes cannot
-    hold images, so the map itself shows what lies where.
+    Each point's customdata is [index, label] with the image's index in its source (`indices`, default
+    0..n-1), so a selection maps back to images whatever the trace or subset. `marked` (source indices)
+    draws rings around given points (the nearest neighbours); `thumbnails` > 0 draws that many images at
+    their points (2-D only). The figure does not depend on the current selection, so redrawing it never
+    resets the chart's selection.
     """
     n, dim = coords.shape
+    ids = np.arange(n) if indices is None else np.asarray(indices)
     lab = np.full(n, -1) if labels is None else np.asarray(labels)[:n]
     fig = go.Figure()
-    groups = sorted(set(int(v) for v in lab))
-    for g in groups:
-        idx = np.flatnonzero(lab == g)
-        custom = np.stack([idx, lab[idx]], axis=1)
-        name = ("all" if labels is None else "no label") if g < 0 else str(g)
-        colour = CLASS_COLOURS[g % len(CLASS_COLOURS)] if g >= 0 else CLASS_COLOURS[0]
-        hover = "<b>#%{customdata[0]}</b>" + ("" if g < 0 else "<br>label %{customdata[1]}") + "<extra></extra>"
-        marker = {"size": 3 if dim == 3 else (4 if n > 3000 else 6), "color": colour, "opacity": 0.8}
+    size = 3 if dim == 3 else (4 if n > 3000 else 6)
+    trace_kind = go.Scattergl if n > 1500 else go.Scatter
+
+    def add(sel: np.ndarray, name: str, marker: dict[str, Any], hover: str) -> None:
+        custom = np.stack([ids[sel], lab[sel]], axis=1)
+        if colour is not None:
+            custom = np.column_stack([custom, colour[sel]])
         if dim == 3:
-            fig.add_trace(go.Scatter3d(x=coords[idx, 0], y=coords[idx, 1], z=coords[idx, 2], mode="markers",
+            fig.add_trace(go.Scatter3d(x=coords[sel, 0], y=coords[sel, 1], z=coords[sel, 2], mode="markers",
                                        name=name, customdata=custom, hovertemplate=hover, marker=marker))
         else:
-            trace = go.Scattergl if n > 1500 else go.Scatter
-            fig.add_trace(trace(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=name, customdata=custom,
-                                hovertemplate=hover, marker=marker))
-    highlight = [int(i) for i in highlight if 0 <= int(i) < n]
-    if highlight and dim == 2:
-        fig.add_trace(go.Scatter(x=coords[highlight, 0], y=coords[highlight, 1], mode="markers", name="picked",
-                                 customdata=np.stack([highlight, lab[highlight]], axis=1),
-                                 hovertemplate="<b>#%{customdata[0]}</b><extra>picked</extra>",
-                                 marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}))
+            fig.add_trace(trace_kind(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=name,
+                                     customdata=custom, hovertemplate=hover, marker=marker))
+
+    if colour is not None:
+        hover = ("<b>#%{customdata[0]}</b>" + ("" if labels is None else "<br>label %{customdata[1]}")
+                 + f"<br>{colour_title}: %{{customdata[2]:.4g}}<extra></extra>")
+        add(np.arange(n), colour_title, {"size": size, "color": colour, "colorscale": "Viridis", "opacity": 0.85,
+                                         "colorbar": {"title": {"text": colour_title, "side": "right"},
+                                                      "thickness": 14}, "showscale": True}, hover)
+    else:
+        for g in sorted(set(int(v) for v in lab)):
+            sel = np.flatnonzero(lab == g)
+            name = ("all" if labels is None else "no label") if g < 0 else str(g)
+            hover = "<b>#%{customdata[0]}</b>" + ("" if g < 0 else "<br>label %{customdata[1]}") + "<extra></extra>"
+            add(sel, name, {"size": size, "opacity": 0.8,
+                            "color": CLASS_COLOURS[g % len(CLASS_COLOURS)] if g >= 0 else CLASS_COLOURS[0]}, hover)
+    position = {int(v): k for k, v in enumerate(ids)}
+    rings = [position[int(i)] for i in marked if int(i) in position]
+    if rings and dim == 2:
+        fig.add_trace(go.Scatter(x=coords[rings, 0], y=coords[rings, 1], mode="markers", name="neighbours",
+                                 customdata=np.stack([ids[rings], lab[rings]], axis=1), hoverinfo="skip",
+                                 marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}))
     if thumbnails and images is not None and dim == 2:
         _add_thumbnails(fig, coords, images, thumbnails)
     layout: dict[str, Any] = {"height": 620, "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-                              "legend": {"title": {"text": "label" if labels is not None else ""},
-                                         "itemsizing": "constant"},
-                              "dragmode": "lasso" if dim == 2 else "orbit", "title": title or None}
+                              "legend": {"title": {"text": "label" if labels is not None and colour is None else ""},
+                                         "itemsizing": "constant"}, "showlegend": colour is None,
+                              "dragmode": "select" if dim == 2 else "orbit", "title": title or None,
+                              "uirevision": "map"}
     if dim == 2:
         layout["clickmode"] = "event+select"
         layout["yaxis"] = {"scaleanchor": "x", "scaleratio": 1}
     fig.update_layout(**layout)
+    return fig
+
+
+def kl_per_dim_figure(kl: Sequence[float], title: str = "") -> go.Figure:
+    """Bars of the average KL per latent dimension, sorted, with the 0.01-nat 'active' threshold."""
+    order = sorted(range(len(kl)), key=lambda j: -kl[j])
+    fig = go.Figure(go.Bar(x=[f"z{j}" for j in order], y=[kl[j] for j in order],
+                           marker_color=["#3b5bdb" if kl[j] > 0.01 else "#adb5bd" for j in order],
+                           hovertemplate="%{x}: %{y:.4g} nats<extra></extra>"))
+    fig.add_hline(y=0.01, line_dash="dot", line_color="firebrick", annotation_text="active above 0.01 nats",
+                  annotation_position="top right")
+    fig.update_layout(height=260, title=title or None, yaxis={"title": "KL (nats)", "type": "log"},
+                      margin={"l": 50, "r": 10, "t": 30 if title else 10, "b": 40})
     return fig
 
 

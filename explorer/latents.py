@@ -21,7 +21,7 @@ MAP_SELECTION_KEY = "vae_map_selection"
 
 @st.cache_resource(show_spinner=False)
 def _b_store() -> dict[str, OrderedDict]:
-    return {"latents": OrderedDict(), "maps": OrderedDict()}
+    return {"latents": OrderedDict(), "maps": OrderedDict(), "quantities": OrderedDict()}
 
 
 def _remember(kind: str, key: tuple[Any, ...], value: Any, keep: int) -> Any:
@@ -111,3 +111,121 @@ def warm_up_umap() -> threading.Thread:
     thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+# per-image quantities, neighbours, decoding map positions ------------------------------------------
+QUANTITIES = {"label": "label", "recon": "reconstruction error (squared, summed over pixels)",
+              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": "ELBO (nats)", "norm": "‖z‖ (latent norm)"}
+
+
+def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
+    """Per-image numbers for colouring the map: reconstruction error, ‖z‖ and, where the model defines
+    them, the KL to the prior and the ELBO; computed once per (model version, source, n)."""
+    import torch
+
+    from explorer.models import facts, gaussian_posterior
+
+    model = load_model(spec)
+    key = _latent_key(spec, model, source, n)
+    found = _recall("quantities", key)
+    if found is not None:
+        return found
+    x, _ = source_images(model, source)
+    x = x[:n]
+    out: dict[str, list[np.ndarray]] = {"recon": [], "kl": [], "elbo": []}
+    f = facts(model)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), 500):
+            xb = x[i:i + 500].to(model.device)
+            out["recon"].append(((model.reconstruct(xb) - xb) ** 2).flatten(1).sum(1).cpu().numpy())
+            post = gaussian_posterior(model, xb)
+            if post is not None:
+                mu, logvar = post
+                out["kl"].append((0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum(1).numpy())
+            if f.elbo:
+                try:
+                    out["elbo"].append(model.elbo(xb).cpu().numpy())
+                except (ValueError, NotImplementedError):
+                    pass
+    result = {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v and sum(map(len, v)) == len(x)}
+    result["norm"] = np.linalg.norm(latents_for(spec, source, n), axis=1).astype(np.float32)
+    return _remember("quantities", key, result, keep=12)
+
+
+def nearest_neighbours(z: np.ndarray, i: int, k: int = 8, among: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The k images closest to image i in latent space (Euclidean), as (index, distance), nearest first."""
+    pool = np.arange(len(z)) if among is None else np.asarray(among)
+    pool = pool[pool != i]
+    d = np.linalg.norm(z[pool] - z[i], axis=1)
+    order = np.argsort(d, kind="stable")[:k]
+    return [(int(pool[j]), float(d[j])) for j in order]
+
+
+def subset_map(spec: str, source: str, n: int, subset: Sequence[int], method: str, dim: int,
+               params: dict[str, Any]) -> np.ndarray:
+    """A fresh projection of the latents of a subset of images only (the map's 'isolate selection')."""
+    model = load_model(spec)
+    idx = tuple(int(i) for i in subset)
+    key = (*_latent_key(spec, model, source, n), "subset", hash(idx), method, int(dim),
+           tuple(sorted(params.items())))
+    found = _recall("maps", key)
+    if found is None:
+        z = latents_for(spec, source, n)[list(idx)]
+        found = _remember("maps", key, proj.project(z, method, dim, **params), keep=24)
+    return found
+
+
+class MapInverse:
+    """From map coordinates back to latents: exact for PCA (the inverse of its linear map) and for a
+    model whose latent is the map itself (2-D latent shown as is). None for t-SNE / UMAP here."""
+
+    def __init__(self, z: np.ndarray, dim: int) -> None:
+        self.mean = z.mean(0)
+        _, _, vt = np.linalg.svd(z - self.mean, full_matrices=False)
+        self.components = vt[:dim]
+
+    def transform(self, z: np.ndarray) -> np.ndarray:
+        return (z - self.mean) @ self.components.T
+
+    def inverse(self, coords: np.ndarray) -> np.ndarray:
+        return coords @ self.components + self.mean
+
+
+def pca_coordinates(spec: str, source: str, n: int, dim: int) -> tuple[np.ndarray, MapInverse]:
+    """A PCA map that can be decoded: coordinates (n, dim) and the inverse back to latents."""
+    z = latents_for(spec, source, n)
+    inverse = MapInverse(z, min(dim, z.shape[1]))
+    coords = inverse.transform(z)
+    if coords.shape[1] < dim:
+        coords = np.hstack([coords, np.zeros((len(coords), dim - coords.shape[1]), dtype=coords.dtype)])
+    return coords.astype(np.float32), inverse
+
+
+def manifold_grid(inverse: MapInverse, coords: np.ndarray, steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Latents (steps², d) decoded over an even grid spanning the map (rows: top to bottom), and the grid."""
+    lo, hi = np.percentile(coords[:, :2], 2, axis=0), np.percentile(coords[:, :2], 98, axis=0)
+    xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(hi[1], lo[1], steps)
+    grid = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
+    return inverse.inverse(grid[:, :inverse.components.shape[0]]).astype(np.float32), grid
+
+
+def selection_signature(selection: Any) -> str:
+    """A comparable fingerprint of a Plotly selection state (points, boxes, lassos)."""
+    import json
+
+    if not selection:
+        return ""
+    try:
+        return json.dumps({k: selection.get(k) for k in ("points", "box", "lasso", "point_indices")},
+                          sort_keys=True, default=str)
+    except (TypeError, AttributeError):
+        return str(selection)
+
+
+def updated_selection(stored: list[int], seen: str | None, signature: str, indices: list[int]) -> list[int]:
+    """The map's selection after a rerun: the chart's own selection when it changed since the last run (a
+    new box, lasso or click; an empty one after a double-click clears), else the remembered one."""
+    if seen is None or signature == seen:
+        return stored
+    return list(indices)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
-from explorer import caches, catalog, figures, latents, sources, state, widgets
+from explorer import caches, catalog, downloads, figures, latents, models, sources, state, widgets
 from vaecore.latent import projection as proj
 
 st.title("Latent map")
-st.caption("Where a model puts each image: posterior means projected to 2-D or 3-D, coloured by label. "
-           "Select points (box or lasso, or click one) to see those images and their reconstructions.")
+st.caption("Where a model puts each image: latent points projected to 2-D or 3-D, coloured by label or by any "
+           "per-image quantity. Select points (box, lasso or a click) to see them, their reconstructions and "
+           "nearest neighbours; isolate a selection and re-project it; decode any map position (PCA).")
 spec, model = state.require_model()
 shape = tuple(model.config.input_shape)
+model_facts = models.facts(model)
 
 with st.expander("Bring your own images", expanded=False):
     widgets.upload_panel(shape, key="map_upload")
@@ -86,35 +89,84 @@ else:
 
 x, y = x_all[:n], (None if y_all is None else y_all[:n])
 labels = None if y is None else y.numpy()
-picked = latents.map_selection(spec, source)
-fig = figures.latent_map_figure(coords, labels, x, thumbnails=int(thumbs) if dim == 2 else 0, highlight=picked[:2])
+z_all = latents.latents_for(spec, source, n)
+quantities = latents.image_quantities(spec, source, n)
+
+# isolate a selection and re-project it; filter by label; colour by a per-image quantity
+subset_state = st.session_state.get("map_subset") or {}
+subset = subset_state.get("indices") if subset_state.get("key") == (spec, source, n) else None
+shown = np.arange(len(coords)) if subset is None else np.asarray(subset)
+shown_coords = coords if subset is None else latents.subset_map(spec, source, n, subset, method, dim, params)
+t1, t2, t3 = st.columns([3, 4, 3])
+colour_options = ["label"] + [q for q in ("elbo", "recon", "kl", "norm") if q in quantities]
+colour_by = t1.selectbox("Colour by", colour_options, format_func=latents.QUANTITIES.get, key="map_colour",
+                         help="Per-image quantities are computed once per model and source.")
+if labels is not None:
+    classes = sorted(int(c) for c in np.unique(labels))
+    keep = t2.multiselect("Show labels", classes, default=classes, key=f"map_labels_{source}",
+                          help="Filter the map to some classes (selections keep their image indices).")
+    mask = np.isin(labels[shown], keep)
+    shown, shown_coords = shown[mask], shown_coords[mask]
+if subset is not None:
+    t3.caption(f"Showing the isolated selection: {len(subset):,} images, re-projected with {method.upper()}.")
+    if t3.button("Back to all points", key="map_unsubset", icon=":material/zoom_out_map:"):
+        st.session_state.pop("map_subset", None)
+        st.rerun()
+
+stored = latents.map_selection(spec, source)
+neighbours_of = st.session_state.get("map_neighbours_of")
+colour = None if colour_by == "label" else quantities[colour_by][shown]
+marked = [j for j, _ in latents.nearest_neighbours(z_all, neighbours_of, 8, among=shown)] \
+    if isinstance(neighbours_of, int) and neighbours_of < n else []
+fig = figures.latent_map_figure(shown_coords, None if labels is None else labels[shown], x[shown],
+                                thumbnails=int(thumbs) if dim == 2 else 0, indices=shown, colour=colour,
+                                colour_title=latents.QUANTITIES.get(colour_by, ""), marked=marked)
 
 left, right = st.columns([3, 1])
+chart_key = f"map_chart_{dim}"
+fresh_chart = chart_key not in st.session_state
 with left:
-    event = st.plotly_chart(fig, key=f"map_chart_{dim}", on_select="rerun",
+    event = st.plotly_chart(fig, key=chart_key, on_select="rerun",
                             selection_mode=("points", "box", "lasso") if dim == 2 else ("points",),
                             config={"displaylogo": False})
-    st.caption(f"{len(coords):,} points · {method.upper()} · model **{catalog.model_label(spec)}** · "
-               f"source **{source}**. " + ("Drag to lasso (box in the toolbar), click a point, double-click to clear."
-                                           if dim == 2 else "3-D: drag to rotate; pick a point by index on the right."))
+    st.caption(f"{len(shown):,} points · {method.upper()} · model **{catalog.model_label(spec)}** · "
+               f"source **{source}**. " + ("Drag to box-select (lasso in the toolbar), click a point, "
+                                           "double-click to clear." if dim == 2 else
+                                           "3-D: drag to rotate; click a point to pick it."))
 
 selection = event.selection if event is not None and hasattr(event, "selection") else None
-indices = proj.selection_indices(selection, coords) if selection else []
-if indices:
+signature = latents.selection_signature(selection)
+found = proj.selection_indices(selection, None) if selection else []
+if not found and selection and (selection.get("box") or selection.get("lasso")):
+    found = [int(shown[j]) for j in proj.selection_indices(selection, shown_coords) if j < len(shown)]
+seen = None if fresh_chart else st.session_state.get("map_selection_seen")
+indices = latents.updated_selection(stored, seen, signature, found)
+st.session_state["map_selection_seen"] = signature
+if indices != stored:
     latents.set_map_selection(spec, source, indices)
-elif picked and (st.session_state.get(latents.MAP_SELECTION_KEY) or {}).get("source") == source:
-    indices = [i for i in picked if i < len(coords)]
+indices = [i for i in indices if i < n]
 
 with right:
     st.markdown("**Point**")
     default = indices[0] if indices else 0
-    i = int(st.number_input("Image index", 0, len(coords) - 1, value=min(default, len(coords) - 1),
-                            key=f"map_point_{default}"))
+    i = int(st.number_input("Image index", 0, n - 1, value=min(default, n - 1), key=f"map_point_{default}"))
     recon = caches.reconstruction_pairs(model, x[i:i + 1])
     c1, c2 = st.columns(2)
     c1.image(widgets.image_png(recon[0]), caption=f"#{i} {widgets.label_text(y, i)}")
     c2.image(widgets.image_png(recon[1]), caption="reconstruction")
-    st.caption("Coordinates: " + ", ".join(f"{v:.2f}" for v in coords[i]))
+    facts_line = [f"{latents.QUANTITIES[q].split(' (')[0]} {float(v[i]):.4g}" for q, v in quantities.items()]
+    st.caption(" · ".join(facts_line))
+    if st.button("Nearest neighbours", key="map_nn", icon=":material/hub:",
+                 help="The 8 images whose latents are closest to this one (Euclidean distance in z), ringed "
+                      "on the map."):
+        st.session_state["map_neighbours_of"] = i
+        st.rerun()
+    if isinstance(neighbours_of, int) and neighbours_of < n:
+        near = latents.nearest_neighbours(z_all, neighbours_of, 8, among=shown)
+        st.markdown(f"**Nearest to #{neighbours_of}** (latent distance)")
+        cols = st.columns(4)
+        for k, (j, d) in enumerate(near):
+            cols[k % 4].image(widgets.image_png(x[j], 56), caption=f"#{j} · {d:.2f}")
 
 if indices:
     st.subheader(f"Selection: {len(indices):,} point{'s' if len(indices) != 1 else ''}")
@@ -124,12 +176,68 @@ if indices:
         unlabelled = int((chosen < 0).sum())
         st.caption("Labels: " + ", ".join([f"{k}: {c}" for k, c in enumerate(counts) if c]
                                           + ([f"no label: {unlabelled}"] if unlabelled else [])))
-    shown = indices[:64]
-    widgets.show_images(caches.reconstruction_pairs(model, x[shown]), nrow=8,
-                   caption=f"rows in pairs: images, then their reconstructions"
-                           f"{f' (first 64 of {len(indices):,})' if len(indices) > 64 else ''}")
+    first = indices[:64]
+    widgets.show_images(caches.reconstruction_pairs(model, x[first]), nrow=8,
+                        caption=f"rows in pairs: images, then their reconstructions"
+                                f"{f' (first 64 of {len(indices):,})' if len(indices) > 64 else ''}")
+    b1, b2, b3 = st.columns(3)
+    if len(indices) >= 3 and b1.button("Isolate and re-project the selection", key="map_isolate",
+                                       icon=":material/filter_center_focus:"):
+        st.session_state["map_subset"] = {"key": (spec, source, n), "indices": list(indices)}
+        latents.set_map_selection(spec, source, [])
+        st.rerun()
+    sel = np.asarray(indices)
+    b2.download_button("Selection as CSV", downloads.csv_bytes(downloads.latents_rows(
+        sel, z_all[sel], None, None if labels is None else labels[sel])), file_name="selection.csv",
+        mime="text/csv", key="map_dl_sel", icon=":material/download:")
     if len(indices) >= 2:
-        st.page_link("pages/3_Interpolation.py", label="Interpolate between the first two selected images",
+        b3.page_link("pages/3_Interpolation.py", label="Interpolate between the first two selected images",
                      icon=":material/linear_scale:")
 else:
-    st.caption("No selection yet: lasso or box-select points on the map (2-D), or click one.")
+    st.caption("No selection yet: box-select or lasso points on the map (2-D), or click one.")
+
+with st.expander("Downloads: latents and map coordinates"):
+    rows = downloads.latents_rows(shown, z_all[shown], shown_coords, None if labels is None else labels[shown],
+                                  {k: v[shown] for k, v in quantities.items()})
+    d1, d2 = st.columns(2)
+    d1.download_button("CSV (index, label, map x/y, z…, per-image quantities)", downloads.csv_bytes(rows),
+                       file_name=f"latent_map_{method}.csv", mime="text/csv", key="map_dl_csv",
+                       icon=":material/download:")
+    d2.download_button(".npz (arrays: index, z, coords, labels, …)", downloads.npz_bytes(
+        index=shown, z=z_all[shown], coords=shown_coords, labels=None if labels is None else labels[shown],
+        **{k: v[shown] for k, v in quantities.items()}), file_name=f"latent_map_{method}.npz",
+        mime="application/octet-stream", key="map_dl_npz", icon=":material/download:")
+
+st.subheader("Decode the map")
+if method != "pca" and model_facts.latent_dim != 2:
+    st.caption(f"Decoding map positions needs an invertible projection: switch to PCA (exact inverse), or use a "
+               f"model with a 2-D latent. {method.upper()} has no inverse here.")
+else:
+    pca_coords, inverse = latents.pca_coordinates(spec, source, n, 2)
+    c1, c2, c3 = st.columns([1, 1, 2])
+    lo, hi = pca_coords.min(0), pca_coords.max(0)
+    px = c1.slider("map x", float(lo[0]), float(hi[0]), float(pca_coords[i, 0]), key=f"map_dec_x_{i}")
+    py = c1.slider("map y", float(lo[1]), float(hi[1]), float(pca_coords[i, 1]), key=f"map_dec_y_{i}")
+    zp = inverse.inverse(np.array([[px, py]], dtype=np.float32))
+    decoded = model.decode(torch.from_numpy(zp).to(model.device)).detach().cpu()
+    c2.image(widgets.image_png(decoded[0], 140), caption=f"decoded at ({px:.2f}, {py:.2f})")
+    c2.caption("Starts at the picked point; other latent directions are at the data mean (PCA inverse).")
+    steps = c3.select_slider("Manifold grid", [5, 8, 10, 12, 15], value=10, key="map_grid_steps",
+                             help="Decode an even grid over the central 96 % of the 2-D PCA map.")
+    zg, _ = latents.manifold_grid(inverse, pca_coords, steps)
+    grid = model.decode(torch.from_numpy(zg).to(model.device)).detach().cpu()
+    c3.image(widgets.grid_png(grid, nrow=steps, scale=1), caption=f"{steps}×{steps} decoded grid over the PCA map "
+             "(left→right: map x, top→bottom: map y)")
+    c3.download_button("Grid as PNG", widgets.grid_png(grid, nrow=steps, scale=2), file_name="manifold_grid.png",
+                       mime="image/png", key="map_dl_grid", icon=":material/download:")
+
+if model_facts.gaussian_posterior:
+    from explorer.diagnostics import kl_per_dimension
+
+    st.subheader("KL per latent dimension")
+    kl = kl_per_dimension(model, x[:1000])
+    if kl is not None:
+        st.plotly_chart(figures.kl_per_dim_figure(kl), key="map_kl_dims", config={"displaylogo": False})
+        active = sum(k > 0.01 for k in kl)
+        st.caption(f"{active} of {len(kl)} dimensions active (KL > 0.01 nats) on the first {min(n, 1000):,} "
+                   "images; grey bars carry no information (posterior collapse at a glance).")

@@ -376,3 +376,69 @@ def test_transformations_page_shows_extracted_T(app_env: None) -> None:
     _no_exceptions(at)
     assert "‖T‖ T-VAE" in [m.label for m in at.metric]
     assert not any("Ground truth" in m.value for m in at.markdown)
+
+
+# latent map tools ------------------------------------------------------------------------------------
+def test_map_selection_follows_the_chart_and_clears_on_double_click() -> None:
+    from explorer.latents import updated_selection
+
+    assert updated_selection([1, 2], None, "box-a", [5, 6]) == [1, 2]  # a fresh chart keeps the stored one
+    assert updated_selection([1, 2], "", "box-a", [5, 6]) == [5, 6]  # first box
+    assert updated_selection([5, 6], "box-a", "box-b", [7]) == [7]  # second box is not ignored
+    assert updated_selection([7], "box-b", "box-b", [7]) == [7]  # an unrelated rerun keeps it
+    assert updated_selection([7], "box-b", "", []) == []  # double-click clears
+
+
+def test_latent_map_tools_colour_neighbours_isolate_decode_and_download(app_env: None) -> None:
+    from explorer import latents
+
+    at = _app("2_Latent_map.py")
+    at.session_state["map_n"] = 300
+    at.run()
+    _no_exceptions(at)
+    options = at.selectbox(key="map_colour").options
+    assert options[0] == "label" and any(o.startswith("reconstruction error") for o in options)
+    at.selectbox(key="map_colour").set_value("recon").run()
+    _no_exceptions(at)
+    trace = _figure(at)["data"][0]
+    assert trace["marker"]["showscale"] and trace["marker"]["colorbar"]["title"]["text"].startswith("reconstruction")
+    at.button(key="map_nn").click().run()
+    _no_exceptions(at)
+    assert any("Nearest to #0" in m.value for m in at.markdown)
+    assert any(t.get("name") == "neighbours" and len(_values(t["x"])) == 8 for t in _figure(at)["data"])
+    spec = at.session_state["vae_model_spec"]
+    at.session_state[latents.MAP_SELECTION_KEY] = {"spec": spec, "source": "test", "indices": list(range(10, 60))}
+    at.run()
+    assert any(h.value.startswith("Selection: 50 points") for h in at.subheader)
+    at.button(key="map_isolate").click().run()
+    _no_exceptions(at)
+    fig = _figure(at)
+    ids = np.sort(np.concatenate([_values(t["customdata"])[:, 0] for t in fig["data"]
+                                  if t.get("name") != "neighbours"]))
+    assert ids.tolist() == list(range(10, 60))
+    at.button(key="map_unsubset").click().run()
+    assert sum(len(_values(t["x"])) for t in _figure(at)["data"] if t.get("name") != "neighbours") == 300
+    assert any("decoded grid" in c for i in at.image for c in i.captions)
+    downloads = {d.proto.label for d in at.get("download_button")}
+    assert any(label.startswith("CSV") for label in downloads) and any(label.startswith(".npz") for label in downloads)
+    assert "Grid as PNG" in downloads
+
+
+def test_map_inverse_and_downloads_round_trip() -> None:
+    import io
+
+    from explorer.downloads import csv_bytes, latents_rows, npz_bytes
+    from explorer.latents import MapInverse, manifold_grid, nearest_neighbours
+
+    z = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    inv = MapInverse(z, 2)
+    assert np.allclose(inv.inverse(inv.transform(z)), z, atol=1e-5)
+    zg, grid = manifold_grid(inv, inv.transform(z), 4)
+    assert zg.shape == (16, 2) and grid.shape == (16, 2)
+    near = nearest_neighbours(z, 3, 2)
+    assert len(near) == 2 and near[0][1] <= near[1][1] and 3 not in [j for j, _ in near]
+    rows = latents_rows(np.arange(3), z[:3], z[:3], np.array([1, 2, 3]))
+    text = csv_bytes(rows).decode()
+    assert text.splitlines()[0] == "index,label,map_x,map_y,z0,z1" and len(text.splitlines()) == 4
+    loaded = np.load(io.BytesIO(npz_bytes(z=z, labels=None)), allow_pickle=False)
+    assert loaded.files == ["z"] and loaded["z"].shape == (50, 2)
