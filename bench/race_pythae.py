@@ -1,0 +1,184 @@
+"""vaecore against Pythae 0.1.2 side by side: same network, data, batch, optimizer and epochs.
+
+    python bench/race_pythae.py [--rounds 3] [--nets pythae-conv,sigma-conv] [--limit 10000]
+
+Pythae runs in its own virtualenv (its pins differ from ours); create it once with
+
+    python3 -m venv /work/pythae-venv && /work/pythae-venv/bin/pip install torch==2.13.0 pythae==0.1.2
+
+(or pass --pythae-python). Each round runs, as fresh processes one after another, vaecore's
+`Trainer.fit()`, Pythae's `TrainingPipeline` and a bare PyTorch loop over vaecore's model; the
+rounds interleave, so a load change on a shared machine hits every side alike. Work per side:
+one epoch of the first `--limit` MNIST training images, batch 100, Adam lr 1e-4, σ = 1 Gaussian
+(Pythae's "mse" loss), latent 16, validation on 1,000 images; vaecore also writes its checkpoint,
+model, best model and sample grids, Pythae its final model; the bare loop trains and validates
+only. Inference: encode + decode 2,000 test images, batch 500 (median of 3 after a warm-up).
+Prints the median over rounds of each figure, the ratios, and each side's peak resident memory.
+Every side imports torch._dynamo (which creating a torch optimizer pulls in, seconds on a slow
+machine) before starting its clock, so one-off import time is not counted on any side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PYTHAE_PYTHON = "/work/pythae-venv/bin/python"
+VENV_HELP = ("python3 -m venv /work/pythae-venv && /work/pythae-venv/bin/pip install torch==2.13.0 "
+             "pythae==0.1.2")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model(net: str, latent: int):  # noqa: ANN202
+    import vaecore
+    from vaecore.presets import model_config
+
+    return vaecore.build_model(model_config("gaussian-vae", arch=net, latent_dim=latent,
+                                            input_shape=(1, 28, 28)).to_dict(), seed=0)
+
+
+def _infer_img_s(model, x) -> float:  # noqa: ANN001
+    import torch
+
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for _ in range(4):
+            t = time.perf_counter()
+            for i in range(0, x.shape[0], 500):
+                model.reconstruct(x[i:i + 500])
+            times.append(time.perf_counter() - t)
+    return x.shape[0] / statistics.median(times[1:])
+
+
+def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dict:
+    """One side of one round, in this (fresh) process."""
+    import numpy as np
+    import torch
+    import torch._dynamo  # noqa: F401  (the first optimizer imports it; every side imports it before its clock)
+
+    import vaecore
+
+    data = np.load(data_path)
+    x_train, x_val, x_test = (torch.from_numpy(data[k]) for k in ("x_train", "x_val", "x_test"))
+    model = _model(net, args.latent_dim)
+    t = time.perf_counter()
+    if side == "vaecore":
+        ds = vaecore.Dataset(name="mnist", x_train=x_train, y_train=None, x_val=x_val, y_val=None, x_test=x_test,
+                             y_test=None)
+        tc = vaecore.TrainConfig(data="mnist", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 val_limit=x_val.shape[0], channels_last=args.channels_last, device="cpu")
+        with tempfile.TemporaryDirectory() as out:
+            vaecore.Trainer(model, ds, tc, Path(out) / "run").fit()
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(args.epochs):
+            model.train()
+            perm = torch.randperm(x_train.shape[0], generator=g)
+            for i in range(0, x_train.shape[0] - args.batch_size + 1, args.batch_size):
+                loss = model.loss(x_train[perm[i:i + args.batch_size]]).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                val = sum(float(model.loss(x_val[i:i + 500]).loss) for i in range(0, x_val.shape[0], 500))
+            assert val == val
+    train_s = time.perf_counter() - t
+    return {"side": side, "net": net, "params": sum(p.numel() for p in model.parameters()), "train_s": train_s,
+            "train_img_s": args.epochs * x_train.shape[0] / train_s, "infer_img_s": _infer_img_s(model, x_test),
+            "threads": torch.get_num_threads(), "peak_mb": _peak_mb()}
+
+
+def _run(cmd: list[str], threads: int | None) -> dict:
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} … failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--nets", default="pythae-conv,sigma-conv")
+    p.add_argument("--limit", type=int, default=10_000, help="training images (the first N of MNIST train)")
+    p.add_argument("--val", type=int, default=1000)
+    p.add_argument("--test", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--channels-last", action="store_true", help="vaecore side: channels-last memory format")
+    p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
+    p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", PYTHAE_PYTHON))
+    p.add_argument("--worker", choices=("vaecore", "bare"), help=argparse.SUPPRESS)
+    p.add_argument("--net", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.net, args.data, args)))
+        return
+    if not Path(args.pythae_python).exists():
+        raise SystemExit(f"no Pythae virtualenv at {args.pythae_python}; create it with\n  {VENV_HELP}\n"
+                         "or pass --pythae-python PATH")
+
+    import numpy as np
+
+    import vaecore
+
+    ds = vaecore.load_dataset("mnist")
+    arrays = {"x_train": ds.x_train[:args.limit].numpy(), "x_val": ds.x_val[:args.val].numpy(),
+              "x_test": ds.x_test[:args.test].numpy()}
+    common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              "--latent-dim", str(args.latent_dim)]
+    results: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(Path(tmp) / "data.npz")
+        np.savez(data, **arrays)
+        print(f"{args.limit} training images, batch {args.batch_size}, {args.epochs} epoch(s), {args.rounds} rounds; "
+              f"{os.cpu_count()} CPUs (shared: other processes' load affects every side)", flush=True)
+        for r in range(args.rounds):
+            for net in args.nets.split(","):
+                own = [sys.executable, __file__, "--net", net, "--data", data, *common] + \
+                    (["--channels-last"] if args.channels_last else [])
+                for side, cmd in (("vaecore", [*own, "--worker", "vaecore"]),
+                                  ("pythae", [args.pythae_python, str(ROOT / "bench" / "pythae_worker.py"), "--net",
+                                              net, "--data", data, "--out", str(Path(tmp) / "pythae"), *common]),
+                                  ("bare", [*own, "--worker", "bare"])):
+                    res = _run(cmd, args.threads)
+                    results.setdefault((net, side), []).append(res)
+                    print(f"round {r + 1} {net:<12} {side:<8} train {res['train_img_s']:7.0f} img/s  "
+                          f"infer {res['infer_img_s']:7.0f} img/s  peak {res['peak_mb']:5.0f} MB", flush=True)
+    print("\nmedian over rounds")
+    print("| network | side | params | train img/s | inference img/s | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    med = {k: {f: statistics.median(x[f] for x in v) for f in ("train_img_s", "infer_img_s", "peak_mb")}
+           for k, v in results.items()}
+    for (net, side), m in med.items():
+        params = results[(net, side)][0]["params"]
+        print(f"| {net} | {side} | {params / 1e6:.2f}M | {m['train_img_s']:.0f} | {m['infer_img_s']:.0f} | "
+              f"{m['peak_mb']:.0f} |")
+    for net in args.nets.split(","):
+        v, py, bare = med[(net, "vaecore")], med[(net, "pythae")], med[(net, "bare")]
+        print(f"{net}: training {v['train_img_s'] / py['train_img_s']:.2f}x Pythae, inference "
+              f"{v['infer_img_s'] / py['infer_img_s']:.2f}x Pythae; whole run "
+              f"{v['train_img_s'] / bare['train_img_s']:.2f}x the bare loop")
+
+
+if __name__ == "__main__":
+    main()
