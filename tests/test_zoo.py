@@ -24,7 +24,11 @@ CATALOG = json.loads((CHECKPOINTS / "catalog.json").read_text())["models"]
 def test_catalog_lists_the_whole_zoo() -> None:
     assert [row["name"] for row in CATALOG] == [e.name for e in ZOO]
     for row in CATALOG:
-        assert {"name", "title", "description", "data", "likelihood", "latent_dim", "hub_repo_id"} <= set(row)
+        config = json.loads((CHECKPOINTS / row["name"] / "config.json").read_text())
+        for key in ("model_type", "likelihood", "likelihood_kwargs", "latent_dim"):
+            assert row[key] == config[key], f"{row['name']}: catalog {key} {row[key]!r} != config {config[key]!r}"
+        assert row["description"] == vaecore.get_preset(config["preset"]).description
+        assert row["hub_repo_id"] == f"vae-explorer/{row['name']}" and row["data"] == config["dataset"]
 
 
 def test_checkpoint_files_stay_small() -> None:
