@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import caches, figures, state, tables, widgets
+from explorer import caches, downloads, figures, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
 from vaecore.components.likelihoods import LIKELIHOODS
 from vaecore.presets import PRESETS
@@ -119,6 +119,14 @@ def controls(info: RunInfo) -> None:
         c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
                   on_click=state.pick_run, args=(info.folder,),
                   help="Makes this run the sidebar's model for the other pages.")
+    try:
+        archive = downloads.folder_zip(info.folder)
+    except (OSError, ValueError) as e:
+        c2.caption(f"No download: {e}")
+    else:
+        c2.download_button("Download the run folder (zip)", archive, file_name=f"{info.name}.zip",
+                           mime="application/zip", key="tm_download", icon=":material/download:",
+                           help="Checkpoint, model, config, metrics.jsonl, sample grids: everything the run wrote.")
     if c3.button("Delete this run", icon=":material/delete:", key="tm_delete",
                  help="Removes the run and its folder (checkpoints, logs, samples)."):
         try:
@@ -176,16 +184,27 @@ def live_view(info: RunInfo) -> None:
             st.caption("Curves appear after the first logged steps.")
             return
         x_axis = st.session_state.get("tm_x", "step")
-        st.plotly_chart(figures.training_figure(records, x=x_axis), key="tm_curves",
-                        config={"displaylogo": False})
+        overlay = [r for r in runs if r.name in (st.session_state.get("tm_overlay") or []) and r.name != now.name]
+        curves = ({f"{now.label.split(' · ')[0]} {now.preset} (this run)": records}
+                  | {f"{r.label.split(' · ')[0]} {r.preset}": caches.read_records(r.folder) for r in overlay}
+                  if overlay else records)
+        st.plotly_chart(figures.training_figure(curves, x=x_axis, smoothing=st.session_state.get("tm_smooth", 0.0)),
+                        key="tm_curves", config={"displaylogo": False})
         if not now.running:
             for warning in caches.run_collapse_warnings(now.folder):
                 st.warning(warning, icon=":material/warning:")
         left, right = st.columns(2)
         with left:
-            st.markdown("**Samples** (latest checkpoint)")
-            if not widgets.show_png_file(now.folder / "samples.png"):
-                st.caption("no samples yet")
+            grids = sorted((now.folder / "samples").glob("epoch_*.png"))
+            if len(grids) > 1:
+                k = st.select_slider("Samples at epoch", list(range(len(grids))), value=len(grids) - 1,
+                                     format_func=lambda j: grids[j].stem.removeprefix("epoch_").lstrip("0") or "0",
+                                     key="tm_epoch_grid")
+                widgets.show_png_file(grids[k], caption=f"samples after epoch {grids[k].stem.split('_')[-1]}")
+            else:
+                st.markdown("**Samples** (latest checkpoint)")
+                if not widgets.show_png_file(now.folder / "samples.png"):
+                    st.caption("no samples yet")
         with right:
             st.markdown("**Reconstructions** (validation images, model below each data row)")
             pairs = caches.run_reconstructions(now.folder)
@@ -212,7 +231,11 @@ labels = {r.name: r.label for r in runs}
 selected = st.selectbox("Run", names, format_func=labels.get, key="tm_selected_run")
 info = next(r for r in runs if r.name == selected)
 controls(info)
-st.segmented_control("x axis", ["step", "epoch"], default="step", key="tm_x", persist_state="session")
+c1, c2, c3 = st.columns([1, 3, 2])
+c1.segmented_control("x axis", ["step", "epoch"], default="step", key="tm_x", persist_state="session")
+c2.multiselect("Overlay other runs", [r.name for r in runs if r.name != selected], format_func=labels.get,
+               key="tm_overlay", help="Draw other runs of this session on the same charts, one colour each.")
+c3.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="tm_smooth", help="TensorBoard's exponential moving average.")
 live_view(info)
-with st.expander(f"All runs of this session ({len(runs)})"):
+with st.expander(f"All runs of this session ({len(runs)}) with their settings", expanded=True):
     st.dataframe(tables.runs_table(runs), hide_index=True)

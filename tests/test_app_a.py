@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import vaecore
 from explorer import catalog, figures, tables
 from explorer.jobs import JobError, JobManager, check_name, progress, run_status
 from vaecore import TrainConfig, load_dataset, read_metrics, train
@@ -375,3 +376,54 @@ def test_jobs_from_five_sessions_queue_finish_and_stay_apart(tmp_path: Path) -> 
     gc.collect()
     grown = rss() - before
     assert grown < 600 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB"
+
+
+def test_training_defaults_learn_without_collapse_and_runs_can_be_removed(runs_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert at.selectbox(key="tm_data").value == "digits" and at.number_input(key="tm_lr").value == 2e-3
+    started = time.monotonic()
+    at.button(key="tm_start").click().run()
+    no_exceptions(at)
+    folder = next((runs_dir / at.session_state["vae_session_id"]).iterdir())
+    wait_for(lambda: last_event(folder) == "finished", timeout=150, what="the default run to finish")
+    took = time.monotonic() - started
+    at.run()
+    no_exceptions(at)
+    assert not [w.value for w in at.warning], "the default run collapsed"
+    from explorer.caches import collapse_warnings
+    from explorer.diagnostics import diagnose
+
+    model = vaecore.load(str(folder))
+    digits = load_dataset("digits")
+    report = diagnose(model, digits.x_val[:300], digits.x_train.mean(0, keepdim=True))
+    assert report.active and report.recon_mse < 0.6 * report.mean_mse, report.as_dict()
+    assert collapse_warnings(str(folder)) == []
+    print(f"default run: {took:.0f} s, MSE {report.recon_mse:.2f} vs {report.mean_mse:.2f} for the mean image")
+    assert at.number_input(key="tm_more").label == "More epochs"
+    assert any(d.proto.label.startswith("Download the run folder") for d in at.get("download_button"))
+    at.button(key="tm_delete").click().run()
+    no_exceptions(at)
+    assert not folder.exists() and any("No runs yet" in i.value for i in at.info)
+
+
+def test_training_page_checks_the_data_folder_before_starting(runs_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="tm_data").set_value("fashion-mnist").run()
+    at.button(key="tm_start").click().run()
+    no_exceptions(at)
+    assert any(e.value.startswith("**Data folder**") for e in at.error)
+    at.text_input(key="tm_data_dir").input("/no/such/dir").run()
+    at.button(key="tm_start").click().run()
+    assert any("no folder" in e.value for e in at.error)
+    assert not (runs_dir / at.session_state["vae_session_id"]).exists()
+    assert tables.page_message("pass --data-dir DIR") == "pass the **Data folder** field DIR"
+
+
+def test_progress_after_continue_has_no_stale_eta() -> None:
+    records = [{"kind": "event", "event": "started", "total_steps": 10},
+               {"kind": "step", "step": 10, "eta_s": 0.0, "images_per_s": 50.0, "epoch": 1.0},
+               {"kind": "event", "event": "finished", "step": 10},
+               {"kind": "event", "event": "resumed", "total_steps": 20}]
+    p = progress(records)
+    assert p["eta_s"] is None and p["total_steps"] == 20 and p["step"] == 10
