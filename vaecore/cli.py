@@ -1,4 +1,8 @@
-"""Command line: `python -m vaecore list-models | train | eval | sample | compare | publish`."""
+"""Command line: `vaecore` / `python -m vaecore list-models | train | eval | sample | compare | publish`.
+
+Every failure a user can cause ends in one line `error: ...` on stderr and a non-zero exit status
+(2: the input is wrong, 1: the run failed); `--debug` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 DEFAULT_EVAL = "elbo,mse"
+SAMPLER_TRAIN = 10_000  # samplers.fit_sampler's default n_train
 METRIC_ALIASES = {"fid": "fd"}  # our Fréchet distance uses the bundled classifier's features, see metrics.METRICS
 
 
@@ -31,9 +36,54 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _fail(message: str, code: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {_one_line(message)}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _check_device(name: str | None) -> None:
+    if name is not None:
+        from vaecore.utils import default_device
+
+        default_device(name)
+
+
+def _check_out(path: str | Path) -> Path:
+    """An output file path that can be written: not a folder, its folder exists and is writable."""
+    import os
+
+    out = Path(path)
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name, e.g. {out / 'out.png'}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        _fail(f"--out {out}: the folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        _fail(f"--out {out}: no permission to write there; choose another place")
+    return out
+
+
+def _check_sampler(names: list[str]) -> None:
+    from vaecore.samplers import SAMPLERS
+
+    unknown = [n for n in names if n != "prior" and n not in SAMPLERS]
+    if unknown:
+        _fail(f"unknown sampler(s) {unknown}; choose from prior, {', '.join(n for n in SAMPLERS if n != 'prior')}")
 
 
 def cmd_list_models(args: argparse.Namespace) -> None:
@@ -45,7 +95,9 @@ def cmd_list_models(args: argparse.Namespace) -> None:
     width = max(len(p.name) for p in vaecore.list_presets())
     for p in vaecore.list_presets():
         mark = " [bundled]" if p.name in bundled else ""
-        print(f"{p.name:<{width}}  {p.description}{mark}")
+        refused = vaecore.models.MODEL_TYPES[p.config.get("model_type", "vae")].refused_likelihoods
+        note = f" [refuses likelihood: {', '.join(sorted(refused))}]" if refused else ""
+        print(f"{p.name:<{width}}  {p.description}{mark}{note}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -55,6 +107,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vaecore.training.trainer import Trainer, TrainingDiverged
 
     vaecore.list_models()
+    _check_device(args.device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        _fail(f"--out {args.out} is a file; a run folder is a folder: choose another --out")
     rank0 = distributed.setup(args.device or "auto").is_main  # under torchrun: join the process group
     progress = not args.no_progress and rank0
     if args.resume:
@@ -88,6 +143,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
         overrides.setdefault("input_shape", dataset.shape)
         overrides.setdefault("dataset", dataset.name)
+        shape = overrides["input_shape"]
+        if not isinstance(shape, list | tuple) or tuple(shape) != tuple(dataset.shape):
+            _fail(f"--set input_shape={shape} does not match the data's images "
+                  f"{list(dataset.shape)}; the data sets the input shape, so leave input_shape out")
         model = vaecore.build_model(model_config(args.model, **overrides).to_dict(), seed=tc.seed)
     except (KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e).strip("'\""))
@@ -149,16 +208,21 @@ def _add_train_options(t: argparse.ArgumentParser) -> None:
 
 def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
     import vaecore
+    from vaecore.training import run_folder as rf
 
-    train_json = Path(args.model) / "train.json"
-    trained_on = json.loads(train_json.read_text()) if train_json.is_file() else {}
-    try:
-        model = vaecore.load(args.model, device=args.device)
-        data = args.data or model.config.dataset
-        data_dir = args.data_dir or (trained_on.get("data_dir") if data == model.config.dataset else None)
-        dataset = vaecore.load_dataset(data, data_dir, seed=args.seed)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+    _check_device(args.device)
+    folder = Path(args.model)
+    trained_on = rf.read_train_json(folder) if (folder / rf.TRAIN).is_file() else {}
+    model = vaecore.load(args.model, device=args.device)
+    data, data_dir, seed = args.data, args.data_dir, args.seed
+    recorded = str(trained_on.get("data") or "")
+    if data is None and recorded and not recorded.startswith(rf.PYTHON_DATA):
+        data, data_dir = recorded, data_dir or trained_on.get("data_dir")
+        if isinstance(trained_on.get("data_seed"), int):
+            seed = trained_on["data_seed"]
+        elif isinstance(trained_on.get("seed"), int):
+            seed = trained_on["seed"]
+    dataset = vaecore.load_dataset(data or model.config.dataset, data_dir, seed=seed)
     if tuple(dataset.shape) != tuple(model.config.input_shape):
         _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the model takes "
               f"{tuple(model.config.input_shape)}; pass the dataset it was trained on with --data")
@@ -181,6 +245,10 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 
     if name == "prior":
         return None
+    n_fit = min(SAMPLER_TRAIN, int(dataset.x_train.shape[0]))
+    if name == "gmm" and components > n_fit:
+        _fail(f"--components {components} is more than the {n_fit} training latents the GMM is fitted on; "
+              f"use at most {n_fit}")
     kwargs = {"components": components} if name == "gmm" else {}
     if folder is not None and folder.is_dir():
         return samplers.load_or_fit(model, folder, name, dataset, **kwargs)
@@ -190,11 +258,12 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore.evaluation import metrics
 
-    model, dataset = _load_model_and_data(args)
     names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in metrics.METRICS]
-    if unknown:
-        _fail(f"unknown metric(s) {unknown}; choose from {', '.join(metrics.METRICS)}")
+    if unknown or not names:
+        _fail(f"unknown metric(s) {unknown or args.metrics!r}; choose from {', '.join(metrics.METRICS)}")
+    _check_sampler([args.sampler])
+    model, dataset = _load_model_and_data(args)
     folder = Path(args.model) if Path(args.model).is_dir() else None
     sampler = _sampler(model, args.sampler, dataset, folder, args.components)
     result = metrics.evaluate(model, dataset, names, n_test=args.n_test, seed=args.seed, iwae_k=args.iwae_k,
@@ -216,13 +285,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from vaecore.data.images import save_grid
     from vaecore.evaluation import metrics
 
+    _check_sampler([args.sampler])
+    _check_out(args.out)
     if args.sampler == "prior":
         import vaecore
 
-        try:
-            model = vaecore.load(args.model, device=args.device)
-        except ValueError as e:
-            _fail(str(e))
+        _check_device(args.device)
+        model = vaecore.load(args.model, device=args.device)
         dataset = None
     else:
         model, dataset = _load_model_and_data(args)
@@ -234,29 +303,60 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples ({args.sampler}) to {path}")
 
 
+def _unique_names(specs: list[str]) -> list[str]:
+    """A table name per model: its folder name, with parent folders added where two would clash."""
+    names = [Path(s).name or s for s in specs]
+    for depth in range(2, 6):
+        clash = {n for n in names if names.count(n) > 1}
+        if not clash:
+            break
+        names = [str(Path(*Path(s).parts[-depth:])) if n in clash else n for s, n in zip(specs, names, strict=True)]
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     import vaecore
     from vaecore.evaluation import compare
+    from vaecore.utils import atomic_write_bytes
 
+    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    _check_sampler(samplers)
+    if not samplers:
+        _fail("--sampler is empty; give at least one, e.g. prior")
+    if args.layout not in compare.LAYOUTS:
+        _fail(f"unknown layout {args.layout!r}; choose from {', '.join(compare.LAYOUTS)}")
+    metric_names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",")
+                    if m.strip()] if args.metrics else None
+    from vaecore.evaluation.metrics import METRICS
+
+    unknown = [m for m in metric_names or [] if m not in METRICS]
+    if unknown:
+        _fail(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+    out = _check_out(args.out)
+    _check_device(args.device)
     models, folders = {}, {}
-    for spec in args.models:
-        name = Path(spec).name or spec
-        try:
-            models[name] = vaecore.load(spec, device=args.device)
-        except ValueError as e:
-            _fail(str(e))
+    for spec, name in zip(args.models, _unique_names(args.models), strict=True):
+        models[name] = vaecore.load(spec, device=args.device)
         if Path(spec).is_dir():
             folders[name] = spec
+    shapes = {name: tuple(m.config.input_shape) for name, m in models.items()}
+    if len(set(shapes.values())) > 1:
+        _fail(f"the models take different image shapes ({shapes}); compare models trained on the same data")
     first = next(iter(models.values()))
     dataset = vaecore.load_dataset(args.data or first.config.dataset, args.data_dir, seed=args.seed)
-    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
-    metric_names = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    if tuple(dataset.shape) != tuple(first.config.input_shape):
+        _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the models take "
+              f"{tuple(first.config.input_shape)}; pass the dataset they were trained on with --data")
     rows = compare.compare(models, dataset, samplers=samplers, metrics=metric_names, n_test=args.n_test,
                            seed=args.seed, folders=folders, progress=True)
     md = compare.to_markdown(rows, layout=args.layout, reference=args.reference)
-    out = Path(args.out)
-    out.write_text(md)
-    out.with_suffix(".json").write_text(compare.to_json(rows))
+    atomic_write_bytes(out, md.encode())
+    atomic_write_bytes(out.with_suffix(".json"), compare.to_json(rows).encode())
     print(md)
     print(f"wrote {out} and {out.with_suffix('.json')}")
 
@@ -274,7 +374,8 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vaecore", description="Train, evaluate and sample VAEs.")
+    p = CliParser(prog="vaecore", description="Train, evaluate and sample VAEs.")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of a failure (any position)")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list-models", help="list the model presets").set_defaults(func=cmd_list_models)
@@ -314,20 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", default=None)
         q.add_argument("--sampler", default="prior", help="prior | gmm | two-stage | maf | vamp")
-        q.add_argument("--components", type=int, default=10, help="GMM components")
+        q.add_argument("--components", type=positive_int, default=10, help="GMM components")
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
     model_args(e)
     e.add_argument("--metrics", default=DEFAULT_EVAL, help="comma-separated metric names")
-    e.add_argument("--n-test", type=int, default=10000)
-    e.add_argument("--iwae-k", type=int, default=1000)
+    e.add_argument("--n-test", type=positive_int, default=10000)
+    e.add_argument("--iwae-k", type=positive_int, default=1000)
     e.add_argument("--fid-weights", default=None, help="Inception weights (safetensors) for standard FID")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("sample", help="write a grid of generated images")
     model_args(s)
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--n", type=positive_int, default=64)
     s.add_argument("--out", default="samples.png")
     s.set_defaults(func=cmd_sample)
 
@@ -335,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="+")
     c.add_argument("--sampler", default="prior", help="comma-separated samplers, e.g. prior,gmm,two-stage")
     c.add_argument("--metrics", default=None)
-    c.add_argument("--n-test", type=int, default=1000)
+    c.add_argument("--n-test", type=positive_int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--data", default=None)
     c.add_argument("--data-dir", default=None)
@@ -354,9 +455,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class CliParser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError, TypeError)
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.func(args)
+    """Run one command; failures print one line (the traceback only with --debug) and exit non-zero."""
+    import os
+
+    from vaecore.training.guard import TrainingDiverged
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `vaecore list-models | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _fail("interrupted", 130)
+    except TrainingDiverged as e:
+        if debug:
+            raise
+        _fail(str(e), 1)
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
+    except Exception as e:  # anything else is a failure of the run, not of the input
+        if debug:
+            raise
+        _fail(f"{type(e).__name__}: {e} (run again with --debug for the traceback)", 1)
 
 
 if __name__ == "__main__":

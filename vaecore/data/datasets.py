@@ -396,12 +396,18 @@ def _labels(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array.astype(np.int64))
 
 
-def _load_digits(limit: int | None, seed: int) -> Dataset:
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / np.float32(16.0))[:, None]
-    y = bunch.target.astype(np.int64)
+    x.flags.writeable = False
+    return x, bunch.target.astype(np.int64)
+
+
+def _load_digits(limit: int | None, seed: int) -> Dataset:
+    x, y = _digits_arrays()
     perm = np.random.default_rng(seed).permutation(len(x))
     n_train = len(x) - DIGITS_VAL_SIZE - DIGITS_TEST_SIZE
     train, val, test = (

@@ -394,6 +394,7 @@ class Trainer:
             seed_everything(self.config.seed)
             if main:
                 (self.out_dir / METRICS).unlink(missing_ok=True)
+            self.guard.check_checkpoint(self.model, self._guard_val_loss(), 0, 0)  # the loss scale to compare with
             self._save_checkpoint()
         elif main:
             rf.truncate_metrics(self.out_dir, self.step)
