@@ -95,7 +95,7 @@ class TensorBoardTracker(Tracker):
 
 
 class MLflowTracker(Tracker):
-    """An MLflow run; a file store under <run>/mlruns unless MLFLOW_TRACKING_URI is set."""
+    """An MLflow run in <run>/mlflow.db (artifacts in <run>/mlartifacts) unless MLFLOW_TRACKING_URI is set."""
 
     name = "mlflow"
 
@@ -105,7 +105,9 @@ class MLflowTracker(Tracker):
 
         self.mlflow = mlflow
         if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri((self.run_dir / "mlruns").resolve().as_uri())
+            mlflow.set_tracking_uri(f"sqlite:///{(self.run_dir / 'mlflow.db').resolve()}")
+            if mlflow.get_experiment_by_name(PROJECT) is None:
+                mlflow.create_experiment(PROJECT, artifact_location=(self.run_dir / "mlartifacts").resolve().as_uri())
         mlflow.set_experiment(PROJECT)
         self.run = mlflow.start_run(run_name=self.run_dir.name)
         mlflow.log_params({k: str(v)[:250] for k, v in config.items()})
