@@ -23,7 +23,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"error: --set expects KEY=VALUE, got {item!r}")
+            _fail(f"--set expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
         try:
             value: Any = json.loads(raw)
@@ -149,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                   f"{list(dataset.shape)}; the data sets the input shape, so leave input_shape out")
         model = vaecore.build_model(model_config(args.model, **overrides).to_dict(), seed=tc.seed)
     except (KeyError, ValueError, FileNotFoundError) as e:
-        _fail(str(e).strip("'\""))
+        _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
     out = Path(args.out)
     if (out / "checkpoint.safetensors").exists():
         _fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")

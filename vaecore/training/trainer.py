@@ -117,8 +117,9 @@ class Trainer:
         out_dir = Path(out_dir)
         if not rf.holds_run(out_dir):
             raise FileNotFoundError(f"{out_dir / CHECKPOINT} not found: nothing to resume in {out_dir}")
+        recorded = rf.read_train_json(out_dir)
         try:
-            tc = TrainConfig.from_dict({**rf.read_train_json(out_dir), **changes})
+            tc = TrainConfig.from_dict({**recorded, **changes})
         except ValueError as e:
             raise rf.RunFolderError(f"{out_dir / rf.TRAIN}: {e}") from e
         model = load_folder(out_dir)
