@@ -4,7 +4,19 @@ Importing this package imports every family, so the registries (`MODEL_TYPES`, `
 complete whatever the import order.
 """
 
-from vaecore.models import autoencoders, factor_vae, info_vae, iwae, svae, tvae, vae  # noqa: F401
+from vaecore.models import (  # noqa: F401
+    autoencoders,
+    beta_tc_vae,
+    disentangled_beta_vae,
+    factor_vae,
+    flow_vae,
+    info_vae,
+    iwae,
+    iwae_variants,
+    svae,
+    tvae,
+    vae,
+)
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import MODEL_TYPES, Capabilities, LossOutput, ParamGroup, PretrainedModel
 

@@ -52,13 +52,13 @@ class TwoStageSampler(Sampler):
     σ-VAE optimal shared σ (recomputed per batch) instead of Dai & Wipf's learned γ. Samples are
     the decoder mean plus that Gaussian noise (σ over the standardised latents, fitted on the
     whole training set); `decoder_noise=False` gives the bare decoder mean, which under-disperses
-    by σ² in every direction.
+    by σ² in every direction. The MLPs are Pythae's: 2 hidden layers × 1024.
     """
 
     name = "two-stage"
     description = "2-stage VAE (Dai & Wipf): an MLP VAE fitted on the training latent means"
 
-    def __init__(self, hidden: int = 256, layers: int = 2, steps: int = 3000, batch_size: int = 256,
+    def __init__(self, hidden: int = 1024, layers: int = 2, steps: int = 3000, batch_size: int = 256,
                  lr: float = 2e-3, decoder_noise: bool = True) -> None:
         super().__init__()
         self.hidden, self.layers, self.steps = int(hidden), int(layers), int(steps)
