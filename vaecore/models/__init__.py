@@ -5,17 +5,22 @@ complete whatever the import order.
 """
 
 from vaecore.models import (  # noqa: F401
+    aae,
     autoencoders,
     beta_tc_vae,
     disentangled_beta_vae,
     factor_vae,
     flow_vae,
+    hrq_vae,
     info_vae,
     iwae,
     iwae_variants,
+    msssim_vae,
     svae,
     tvae,
     vae,
+    vaegan,
+    vq_vae,
 )
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import MODEL_TYPES, Capabilities, LossOutput, ParamGroup, PretrainedModel
