@@ -94,9 +94,12 @@ def _child(folder: Path, max_steps: int, fault: tuple[str, int, str] | None) -> 
             if fault:
                 _install_fault(fault)
             _train(folder, max_steps)
-        except BaseException:
-            traceback.print_exc()
-            code = 3
+        except BaseException as e:
+            from vaecore.training.run_folder import RunLockedError
+
+            code = 4 if isinstance(e, RunLockedError) else 3
+            if code == 3:
+                traceback.print_exc()
         os._exit(code)
     return pid
 
@@ -150,6 +153,7 @@ def live_loads(work: Path, loads: int) -> dict:
     deadline = time.monotonic() + 120
     while not (folder / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+    second = _wait(_child(folder, 100_000, None), 60.0)  # a second writer while the first runs: refused
     import torch
 
     torch.set_num_threads(1)
@@ -174,7 +178,7 @@ def live_loads(work: Path, loads: int) -> dict:
     alive = _wait(pid, 0) is None
     _kill(pid) if alive else None
     return {"loads": done, "failures": failures, "mismatched": mismatched, "steps_seen": len(steps_seen),
-            "trainer_alive_to_the_end": alive}
+            "trainer_alive_to_the_end": alive, "second_writer_exit": second}
 
 
 def main() -> None:

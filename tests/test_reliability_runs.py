@@ -99,6 +99,7 @@ def test_readers_of_a_live_run_never_see_a_half_written_folder(harness: tuple[Pa
     assert live["failures"] == {}
     assert live["mismatched"] == 0
     assert live["steps_seen"] > 5, "the loads overlapped many checkpoints"
+    assert live["second_writer_exit"] == 4, "a second process writing the live run is refused (RunLockedError)"
 
 
 def _tiny(digits: vaecore.Dataset, out: Path, steps: int = 6, **kw: object) -> Trainer:
