@@ -27,7 +27,7 @@ from vaecore.samplers import (
 
 SHAPE = (1, 8, 8)
 FAST = {"prior": {}, "gmm": {"components": 3}, "two-stage": {"steps": 30, "hidden": 32},
-        "maf": {"steps": 30, "hidden": 16, "blocks": 2}}
+        "maf": {"steps": 30, "hidden": 16, "blocks": 2}, "iaf": {"steps": 30, "hidden": 16}}
 
 
 def _tiny(preset: str, **overrides: object) -> torch.nn.Module:
@@ -187,7 +187,7 @@ def test_vamp_sampler_needs_a_vamp_model(tiny_vae: torch.nn.Module, tiny_vamp: t
 
 
 def test_registry_and_errors(tiny_vae: torch.nn.Module) -> None:
-    assert set(SAMPLERS) == {"prior", "gmm", "two-stage", "maf", "vamp"}
+    assert {"prior", "gmm", "two-stage", "maf", "vamp", "iaf"} <= set(SAMPLERS)
     assert all(SAMPLERS.values())
     assert isinstance(build_sampler("gmm", components=4), GMMSampler)
     with pytest.raises(KeyError, match="known samplers"):

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 from vaecore.samplers.base import NormalSampler, Progress, Sampler, SamplerLoadError, model_fingerprint, sampler_files
+from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
 from vaecore.samplers.mixture import GMMSampler
 from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
 
 _CLASSES: dict[str, type[Sampler]] = {c.name: c for c in (NormalSampler, GMMSampler, TwoStageSampler, MAFSampler,
-                                                           VampSampler)}
+                                                           VampSampler, IAFSampler)}
 SAMPLERS: dict[str, str] = {name: cls.description for name, cls in _CLASSES.items()}
 
 
