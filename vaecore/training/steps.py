@@ -15,26 +15,8 @@ from typing import Any
 
 import torch
 
+from vaecore.components.context import StepContext
 from vaecore.training import distributed
-
-try:
-    from vaecore.components.context import StepContext
-except ImportError:  # TRANSITION: until engine contract v2 lands on main
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class StepContext:  # type: ignore[no-redef]
-        step: int = 0
-        epoch: int = 0
-        total_steps: int = 0
-        steps_per_epoch: int = 1
-        dataset_size: int = 0
-        kl_weight: float = 1.0
-        training: bool = True
-
-        @classmethod
-        def evaluation(cls, dataset_size: int = 0) -> StepContext:
-            return cls(training=False, dataset_size=dataset_size)
 
 __all__ = ["StepContext", "group_step", "validation_batch"]
 
@@ -73,18 +55,8 @@ def group_step(groups: Sequence[Any], optimizers: Sequence[torch.optim.Optimizer
 @torch.no_grad()
 def validation_batch(model: Any, x: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
     """`model.validate`: batch-mean `loss`, per-example `mse` and, where defined, `elbo`, from one pass."""
-    if hasattr(model, "validate"):
-        return model.validate(x, ctx)
-    out = {"loss": model.loss(x).loss, "mse": ((model.reconstruct(x) - x) ** 2).flatten(1).sum(dim=1)}  # TRANSITION
-    if not model.config.deterministic:
-        out["elbo"] = model.elbo(x)
-    return out
-
-
-def call_loss(model: Any, x: torch.Tensor, ctx: StepContext) -> Any:
-    """`model.loss(x, ctx)`; TRANSITION: models before contract v2 take `kl_weight`."""
-    import inspect
-
-    if "ctx" in inspect.signature(model.loss).parameters:
-        return model.loss(x, ctx)
-    return model.loss(x, kl_weight=ctx.kl_weight)
+    validate = getattr(model, "validate", None)
+    if validate is None:
+        raise TypeError(f"{type(model).__name__} has no validate(x, ctx) giving 'loss', 'mse' (and 'elbo'); "
+                        "subclass AutoEncoder or define it")
+    return validate(x, ctx)

@@ -1,12 +1,17 @@
-"""Training loop: Adam, optional plateau LR and KL warm-up, AMP on CUDA, atomic checkpoints,
-exact resume, a NaN stop that keeps the last good checkpoint, and callbacks for live monitors.
+"""Training loop: one optimizer per parameter group (chosen by name, with a per-epoch schedule),
+KL warm-up, AMP on CUDA (bf16, or fp16 with a GradScaler), optional torch.compile and
+channels-last, one validation pass per epoch, keep-best and early stopping, per-epoch sample
+grids, exact resume, a divergence stop that keeps the last good checkpoint, callbacks (live
+monitors, experiment trackers), and data parallelism over torchrun processes.
 
 A run folder holds:
   config.json, model.safetensors, README.md   the model, loadable by `vaecore.load(run_dir)`
-  train.json                                   the TrainConfig
-  checkpoint.safetensors                       weights + optimizer + RNG state, for --resume
+  train.json                                   the TrainConfig (with the world size)
+  checkpoint.safetensors                       weights + every optimizer + every rank's RNG state, for --resume
   metrics.jsonl                                one JSON record per logged step / epoch / event
-  samples.png                                  a grid of samples from the latest checkpoint
+  best/                                        the model of the lowest validation loss so far, and best.json
+  samples/epoch_NNNN.png, recon_NNNN.png       sample and reconstruction grids after each epoch
+  samples.png                                  the latest sample grid
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from vaecore.training.optim import (
     step_scheduler,
 )
 from vaecore.training.run_folder import CHECKPOINT, METRICS, read_metrics
-from vaecore.training.steps import StepContext, call_loss, group_step, validation_batch
+from vaecore.training.steps import StepContext, group_step, validation_batch
 from vaecore.utils import atomic_write_bytes, atomic_write_json, default_device, seed_everything
 
 Callback = Callable[[dict[str, Any]], None]
@@ -93,7 +98,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self._ddp = self._wrap_ddp()
-        self._forward = torch.compile(self.model.loss) if config.compile else self.model.loss
+        self._compiled = torch.compile(self.model.loss) if config.compile else None
         self.best: dict[str, Any] = {"val_loss": None, "step": None, "epoch": None, "bad_epochs": 0}
         self._perm: tuple[int, torch.Tensor] | None = None
         self._last_grid = -1
@@ -215,12 +220,7 @@ class Trainer:
 
     # parameter groups, optimizers, the step -----------------------------------------------------
     def _build_optimizers(self) -> None:
-        if hasattr(self.model, "param_groups"):
-            self.groups = list(self.model.param_groups())
-        else:  # TRANSITION: models before engine contract v2
-            from types import SimpleNamespace
-            self.groups = [SimpleNamespace(name="model", lr_scale=1.0,
-                                           params=[p for p in self.model.parameters() if p.requires_grad])]
+        self.groups = list(self.model.param_groups())
         names = [g.name for g in self.groups]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"the model's param_groups() must give distinct group names, got {names}")
@@ -257,7 +257,7 @@ class Trainer:
             loss, out = self._ddp(x, ctx)
             out.loss = loss
             return out
-        return call_loss(self.model, x, ctx)
+        return (self._compiled or self.model.loss)(x, ctx)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
@@ -445,7 +445,7 @@ class Trainer:
                     t_last, n_last = now, 0
                 end_of_epoch = self.step % self.steps_per_epoch == 0
                 early = None
-                if end_of_epoch and hasattr(self.model, "on_epoch_end"):
+                if end_of_epoch:
                     self.model.on_epoch_end(self._context(epoch))
                 if end_of_epoch or self.step == self.total_steps:
                     val = self.evaluate()
@@ -508,7 +508,7 @@ class _LossModule(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor, ctx: StepContext) -> tuple[torch.Tensor, Any]:
-        out = call_loss(self.model, x, ctx)
+        out = self.model.loss(x, ctx)
         return out.loss, out
 
 def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfig | None = None,
