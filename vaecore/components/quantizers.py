@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 EMA_EPS = 1e-5
+USAGE_DECAY = 0.9
+DEAD_USAGE = 0.01
 
 
 @dataclass
@@ -63,13 +65,14 @@ class VectorQuantizer(nn.Module):
     """
 
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = False, decay: float = 0.99,
-                 init: Tensor | None = None) -> None:
+                 init: Tensor | None = None, restart: bool = False) -> None:
         super().__init__()
         if num_codes < 1 or dim < 1:
             raise ValueError(f"a codebook needs num_codes >= 1 and dim >= 1, got {num_codes}, {dim}")
         if not 0 <= decay < 1:
             raise ValueError(f"the EMA decay must be in [0, 1), got {decay}")
         self.num_codes, self.dim, self.beta, self.ema, self.decay = num_codes, dim, beta, ema, decay
+        self.restart = restart
         if init is None:
             init = torch.randn(num_codes, dim) if ema else torch.empty(num_codes, dim).uniform_(-1 / num_codes,
                                                                                              1 / num_codes)
@@ -79,6 +82,32 @@ class VectorQuantizer(nn.Module):
             self.register_buffer("embed_sum", init.clone())
         else:
             self.codebook = nn.Parameter(init.clone())
+        if restart:
+            self.register_buffer("usage", torch.ones(num_codes))
+            self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def restart_codes(self, z: Tensor, codes: Tensor | None) -> None:
+        """Data-dependent codebook: the first training batch's vectors become the codes, and codes
+        unused for a while (usage, a 0.9-decay moving count, under `DEAD_USAGE`) restart at a random
+        vector of the batch, so the codebook does not collapse onto a few codes."""
+        z = z.detach()
+        if codes is None:
+            dead = torch.ones(self.num_codes, dtype=torch.bool, device=z.device)
+            self.initialised.fill_(True)
+        else:
+            count = torch.bincount(codes.reshape(-1), minlength=self.num_codes).to(self.usage.dtype)
+            self.usage.mul_(USAGE_DECAY).add_(count, alpha=1 - USAGE_DECAY)
+            dead = self.usage < DEAD_USAGE
+        n = int(dead.sum())
+        if n == 0:
+            return
+        pick = z[torch.randint(z.shape[0], (n,), device=z.device)]
+        self.codebook.data[dead] = pick
+        self.usage[dead] = 1.0
+        if self.ema:
+            self.embed_sum[dead] = pick
+            self.cluster_size[dead] = 1.0
 
     def codes(self, z: Tensor) -> Tensor:
         """Index of the nearest code of each row: (N, 1)."""
@@ -103,8 +132,12 @@ class VectorQuantizer(nn.Module):
         """The training pass (see the module docstring); EMA updates happen only in training mode."""
         if temperature is not None:
             return self._relaxed(z, temperature)
+        if self.restart and self.training and not bool(self.initialised):
+            self.restart_codes(z, None)
         codes = self.codes(z)
         zq = self.lookup(codes)
+        if self.restart and self.training:
+            self.restart_codes(z, codes)
         commitment = (z - zq.detach()).pow(2).sum(1)
         if self.ema:
             if self.training:

@@ -5,6 +5,8 @@ replaced by the nearest codebook vectors z_q before decoding.
 
 with straight-through gradients (the decoder's gradient at z_q is passed to z_e unchanged); with
 `ema` the codebook term is replaced by moving-average codebook updates (the paper's appendix).
+Unused codes are restarted at encoder outputs (`code_restart`, an addition to the paper that
+keeps short trainings from collapsing onto a few codes).
 The posterior is a point (a codebook lookup), so there is no ELBO or IWAE; the paper's prior over
 codes is uniform during training, which is what `sample_latents` draws from, and generation is done
 with a prior fitted afterwards over the code maps (the 'pixelcnn' sampler).
@@ -41,7 +43,8 @@ MIN_SIZE = 4
 @dataclass
 class VQVAEConfig(ModelConfig):
     """A VQ-VAE: `num_codes` code vectors of dimension `latent_dim`, commitment weight `beta`, and
-    either EMA codebook updates (`ema`, decay `ema_decay`) or the codebook loss."""
+    either EMA codebook updates (`ema`, decay `ema_decay`) or the codebook loss; `code_restart`
+    starts the codebook from the first batch's vectors and restarts unused codes (quantizers.py)."""
 
     model_type: str = "vqvae"
     latent_dim: int = setting(16, lo=1, hi=1024)
@@ -49,6 +52,7 @@ class VQVAEConfig(ModelConfig):
     beta: float = setting(0.25, lo=0)
     ema: bool = True
     ema_decay: float = setting(0.99, lo=0, hi=0.9999)
+    code_restart: bool = True
 
 
 class ResidualBlock(nn.Module):
@@ -125,7 +129,8 @@ class VQVAE(AutoEncoder):
     # what the VQ families choose ------------------------------------------------------------------
     def build_quantizer(self) -> nn.Module:
         c = self.config
-        return VectorQuantizer(c.num_codes, c.latent_dim, beta=c.beta, ema=c.ema, decay=c.ema_decay)
+        return VectorQuantizer(c.num_codes, c.latent_dim, beta=c.beta, ema=c.ema, decay=c.ema_decay,
+                               restart=c.code_restart)
 
     def quantize(self, rows: Tensor, ctx: StepContext) -> Quantized:
         """The quantiser's training pass over (N, D) rows."""

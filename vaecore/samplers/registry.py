@@ -13,11 +13,12 @@ from vaecore.samplers.base import NormalSampler, Progress, Sampler, SamplerLoadE
 from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
 from vaecore.samplers.mixture import GMMSampler
+from vaecore.samplers.pixelcnn import PixelCNNSampler
 from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
 
 _CLASSES: dict[str, type[Sampler]] = {c.name: c for c in (NormalSampler, GMMSampler, TwoStageSampler, MAFSampler,
-                                                           VampSampler, IAFSampler)}
+                                                           VampSampler, PixelCNNSampler, IAFSampler)}
 SAMPLERS: dict[str, str] = {name: cls.description for name, cls in _CLASSES.items()}
 
 
