@@ -49,12 +49,15 @@ class BetaTCVAEConfig(VAEConfig):
 
 
 def stratified_log_weights(batch: int, dataset_size: int) -> Tensor:
-    """log of the MSS importance weights (Chen et al., appendix): (B, B), each row summing to 1."""
+    """log of the MSS importance weights (Chen et al., appendix C.2): w[i, j] weights q(z_i|x_j) in
+    the estimate of q(z_i); 1/N on the own sample j = i, (N − M)/(N·M) on one other (j = i + 1),
+    1/M on the rest, M = B − 1, so each row sums to 1. (The reference code puts the 1/N in column
+    0 of every row instead of on the diagonal.)"""
     n, m = dataset_size, batch - 1
     w = torch.full((batch, batch), 1 / m)
-    w.view(-1)[:: m + 1] = 1 / n
-    w.view(-1)[1:: m + 1] = (n - m) / (n * m)
-    w[m - 1, 0] = (n - m) / (n * m)
+    i = torch.arange(batch)
+    w[i, (i + 1) % batch] = (n - m) / (n * m)
+    w[i, i] = 1 / n
     return w.log()
 
 
