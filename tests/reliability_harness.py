@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS = 80
+STEPS = int(os.environ.get("VAE_KILL_STEPS", "80"))  # enough that no kill lands after the end
 FAULT_FILES = ("checkpoint.safetensors", "model.safetensors", "config.json", "train.json", "samples.png",
                "README.md", "metrics.jsonl")
 
