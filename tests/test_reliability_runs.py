@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import vaecore
-from vaecore import TrainConfig, Trainer
+from vaecore import TrainConfig, Trainer, TrainingDiverged
 from vaecore.training import run_folder as rf
 from vaecore.utils import FILE_MODE, atomic_write_bytes
 
@@ -172,6 +172,31 @@ def test_metrics_are_strict_json_with_nan_as_null(tmp_path: Path) -> None:
     assert _strict(lines[-1])["step"] == 3, "the next append ends the torn line first"
     records = rf.read_metrics(tmp_path)
     assert [r["step"] for r in records] == [1, 2, 3] and records[1]["val_loss"] is None
+
+
+def test_the_guard_stops_on_explosions_unless_told_not_to() -> None:
+    from vaecore.training.guard import DivergenceGuard
+
+    linear = torch.nn.Linear(2, 2)
+    guard = DivergenceGuard(100.0)
+    for step, loss in enumerate([500.0, 300.0, -200.0, -150.0], 1):
+        guard.check_step(loss, step, 0)
+    with pytest.raises(TrainingDiverged, match="exploded"):
+        guard.check_step(1e35, 5, 4)
+    with pytest.raises(TrainingDiverged, match="became nan"):
+        guard.check_step(float("nan"), 5, 4)
+    lax = DivergenceGuard(None)
+    lax.check_step(1.0, 1, 0)
+    lax.check_step(1e35, 2, 1)
+    lax.check_checkpoint(linear, 1.0, 2, 1)
+    lax.check_checkpoint(linear, 1e35, 3, 2)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        with torch.no_grad():
+            linear.weight[0, 0] = float("inf")
+        lax.check_checkpoint(linear, 1.0, 4, 3)
+    assert TrainConfig(divergence_factor=None).divergence_factor is None
+    with pytest.raises(ValueError, match="divergence_factor"):
+        TrainConfig(divergence_factor=0.5)
 
 
 def _cli(*args: str) -> tuple[int, str]:

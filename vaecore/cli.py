@@ -132,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                  "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "plateau": args.plateau or None, "kl_warmup_steps": args.kl_warmup, "grad_clip": args.grad_clip,
                  "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit,
+                 "divergence_factor": args.divergence_factor,
                  **_train_options(args)}
     overrides = _parse_set(args.set)
     for key, value in {"latent_dim": args.latent_dim, "beta": args.beta, "likelihood": args.likelihood,
@@ -405,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--divergence-factor", type=float, help="stop when the loss rises above its best by more than "
+                   "this many times its scale (default 100; raise it to tolerate spikes)")
     _add_train_options(t)
     t.set_defaults(func=cmd_train)
 

@@ -176,6 +176,7 @@ class TrainConfig(Config):
     grad_clip: float | None = setting(None, lo=0, lo_open=True)
     log_every: int = setting(20, lo=1)
     checkpoint_every: int = setting(500, lo=1)
+    divergence_factor: float | None = setting(100.0, lo=1)  # None: stop on NaN/inf only, never on an explosion
     val_limit: int | None = setting(2000, lo=1)
     val_batch_size: int = setting(500, lo=1)
     sample_grids: bool = True

@@ -1,7 +1,8 @@
 """The divergence guard: stop a run whose loss turns non-finite or explodes, before a bad checkpoint is kept.
 
 A training loss is "exploded" when it rises above the best loss seen by more than `factor` times the
-loss scale (the largest magnitude among the first loss, the best loss and 1). A checkpoint is only
+loss scale (the largest magnitude among the first loss, the best loss and 1); `factor=None` (TrainConfig
+`divergence_factor`, `--divergence-factor`) turns that check off and keeps only the non-finite one. A checkpoint is only
 declared good when every weight is finite and the validation loss is finite and not exploded either.
 """
 
@@ -25,7 +26,7 @@ ADVICE = "Try a lower learning rate (--lr), gradient clipping (--grad-clip) or K
 class DivergenceGuard:
     """Tracks the loss scale of a run and raises `TrainingDiverged` with a message that says what to change."""
 
-    def __init__(self, factor: float = EXPLOSION_FACTOR) -> None:
+    def __init__(self, factor: float | None = EXPLOSION_FACTOR) -> None:
         self.factor = factor
         self.first: float | None = None
         self.best: float | None = None
@@ -43,7 +44,7 @@ class DivergenceGuard:
                                    f"(step {last_good}). {ADVICE}")
         if self.first is None:
             self.first = loss
-        if self.best is not None and loss > self._limit(self.best):
+        if self.factor is not None and self.best is not None and loss > self._limit(self.best):
             raise TrainingDiverged(f"loss exploded to {loss:.4g} {where} (best so far {self.best:.4g}); the run "
                                    f"folder keeps the last good checkpoint (step {last_good}). {ADVICE}")
         self.best = loss if self.best is None else min(self.best, loss)
@@ -59,7 +60,7 @@ class DivergenceGuard:
             return
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss became {val_loss} at step {step}; {keep}")
-        if self.best_val is not None and val_loss > self._limit(self.best_val):
+        if self.factor is not None and self.best_val is not None and val_loss > self._limit(self.best_val):
             raise TrainingDiverged(f"validation loss exploded to {val_loss:.4g} at step {step} (best "
                                    f"{self.best_val:.4g}); {keep}")
         self.best_val = val_loss if self.best_val is None else min(self.best_val, val_loss)

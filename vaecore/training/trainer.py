@@ -385,7 +385,7 @@ class Trainer:
                                     "or choose another folder")
         if main:
             rf.clean_temp_files(self.out_dir)
-        self.guard = DivergenceGuard()
+        self.guard = DivergenceGuard(self.config.divergence_factor)
         self.guard.load_state_dict(getattr(self, "_guard_state", None))
         if fresh or getattr(self.dataset, "source", None):
             self.config = self.config.replace(**rf.dataset_record(self.dataset, self.config.seed))
