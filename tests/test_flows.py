@@ -199,3 +199,24 @@ def test_maf_sampler_has_pythaes_settings_and_old_layouts_still_load(tmp_path: P
     assert loaded.settings()["blocks"] == 4
     z = _moons(50, seed=2)
     assert torch.allclose(old.log_prob(z), loaded.log_prob(z))
+
+
+@pytest.mark.parametrize("name", ["maf", "iaf", "two-stage"])
+def test_learned_samplers_keep_their_best_state_on_validation_latents(name: str) -> None:
+    z, z_val = _moons(40, seed=3), _moons(500, seed=4)
+    settings = {"steps": 100, "hidden": 32, "lr": 1e-2}
+    plain = build_sampler(name, **settings).fit_latents(z, seed=0)
+    chosen = build_sampler(name, **settings).fit_latents(z, seed=0, z_val=z_val)
+    assert chosen.fit_info["n_val"] == 500 and "n_val" not in plain.fit_info
+    assert chosen.validation_latents is None
+    if name != "two-stage":
+        assert float(chosen.log_prob(z_val).mean()) >= float(plain.log_prob(z_val).mean())
+
+
+def test_fit_sampler_passes_the_validation_images(tmp_path: Path) -> None:
+    data = vaecore.load_dataset("digits")
+    model = vaecore.build_preset("vae-iaf", input_shape=data.shape, arch="mlp", latent_dim=3, seed=0).eval()
+    maf = vaecore.samplers.fit_sampler(model, data, "maf", n_train=200, steps=10, hidden=16)
+    assert maf.fit_info["n_val"] == min(data.x_val.shape[0], 2000) and maf.fit_info["n_train"] == 200
+    gmm = vaecore.samplers.fit_sampler(model, data, "gmm", n_train=200, components=2)
+    assert "n_val" not in gmm.fit_info

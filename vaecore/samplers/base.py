@@ -20,6 +20,7 @@ from vaecore.utils import atomic_save_safetensors, atomic_write_json
 
 FORMAT = "vaecore-sampler"
 FORMAT_VERSION = 1
+VALIDATION_LIMIT = 2000
 
 Progress = Callable[[float, str], None]
 """Progress callback: (fraction done in [0, 1], short message)."""
@@ -54,11 +55,14 @@ class Sampler:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    uses_validation: ClassVar[bool] = False
+    """Whether fitting selects its best state on validation latents (`fit(..., x_val=)`)."""
 
     def __init__(self) -> None:
         self.latent_dim: int | None = None
         self.device = torch.device("cpu")
         self.fit_info: dict[str, Any] = {}
+        self.validation_latents: torch.Tensor | None = None
 
     # the contract ---------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -69,24 +73,36 @@ class Sampler:
     def fitted(self) -> bool:
         return self.latent_dim is not None
 
-    def fit(self, model: nn.Module, x_train: torch.Tensor, *, seed: int = 0,
+    def fit(self, model: nn.Module, x_train: torch.Tensor, *, x_val: torch.Tensor | None = None, seed: int = 0,
             progress: Progress | bool | None = None) -> Sampler:
-        """Fit on the posterior means of `x_train` under `model`; samples land on the model's device."""
+        """Fit on the posterior means of `x_train` under `model`; samples land on the model's device.
+        Samplers that `uses_validation` keep the state that scores best on the latents of `x_val`."""
         z = latent_means(model, x_train)
-        self.fit_latents(z, seed=seed, progress=progress)
+        z_val = latent_means(model, x_val[:VALIDATION_LIMIT]) if x_val is not None and self.uses_validation else None
+        self.fit_latents(z, seed=seed, progress=progress, z_val=z_val)
         self.fit_info.update(model=model_fingerprint(model), n_train=int(x_train.shape[0]))
         return self
 
-    def fit_latents(self, z: torch.Tensor, *, seed: int = 0, progress: Progress | bool | None = None) -> Sampler:
-        """Fit directly on latent codes z: (N, d); the device of z is where samples are drawn."""
+    def fit_latents(self, z: torch.Tensor, *, seed: int = 0, progress: Progress | bool | None = None,
+                    z_val: torch.Tensor | None = None) -> Sampler:
+        """Fit directly on latent codes z: (N, d); the device of z is where samples are drawn.
+        `z_val`: held-out codes a learned sampler selects its best state on (Pythae's eval_data)."""
         if z.ndim != 2 or z.shape[0] < 2:
             raise ValueError(f"{type(self).__name__} needs latents of shape (N >= 2, d), got {tuple(z.shape)}")
         if not torch.isfinite(z).all():
             raise ValueError("the training latents contain NaN or inf; the model may have diverged")
+        if z_val is not None and (z_val.ndim != 2 or z_val.shape[1] != z.shape[1] or not torch.isfinite(z_val).all()):
+            raise ValueError(f"validation latents must be finite, of shape (M, {z.shape[1]}), got {tuple(z_val.shape)}")
         self.latent_dim = int(z.shape[1])
         self.device = z.device
         self.fit_info = {"seed": int(seed), "n_train": int(z.shape[0])}
-        self._fit(z.detach().float(), seed, as_progress(progress))
+        self.validation_latents = None if z_val is None else z_val.detach().float().to(z.device)
+        if self.validation_latents is not None:
+            self.fit_info["n_val"] = int(z_val.shape[0])
+        try:
+            self._fit(z.detach().float(), seed, as_progress(progress))
+        finally:
+            self.validation_latents = None
         return self
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -156,6 +172,14 @@ class Sampler:
         return sampler.to(device or "cpu")
 
     # for subclasses -------------------------------------------------------------------------
+    def _standardised_validation(self) -> torch.Tensor | None:
+        """The validation latents being fitted on (at most VALIDATION_LIMIT), in the coordinates of
+        the subclass's `shift` and `scale`; None without them."""
+        z = self.validation_latents
+        if z is None:
+            return None
+        return (z[:VALIDATION_LIMIT] - self.shift) / self.scale  # type: ignore[attr-defined]
+
     def _fit(self, z: torch.Tensor, seed: int, progress: Progress | None) -> None:
         raise NotImplementedError
 

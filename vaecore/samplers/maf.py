@@ -23,6 +23,7 @@ class MAFSampler(Sampler):
 
     name = "maf"
     description = "masked autoregressive flow (MADE blocks, reversed orders) fitted on the training latent means"
+    uses_validation = True
 
     def __init__(self, blocks: int = 2, hidden: int = 128, layers: int = 3, steps: int = 2000,
                  batch_size: int = 256, lr: float = 1e-3) -> None:
@@ -61,7 +62,7 @@ class MAFSampler(Sampler):
             self.flow = self._build(z.shape[1]).to(z.device)
             with torch.enable_grad():
                 train_loop(list(self.flow.parameters()), lambda b: -self._std_log_prob(b).mean(), data, self.steps,
-                            self.batch_size, self.lr, seed, progress, "MAF")
+                            self.batch_size, self.lr, seed, progress, "MAF", val=self._standardised_validation())
         self.flow.eval()
 
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:

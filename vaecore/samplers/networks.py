@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -27,14 +28,25 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _held_out_loss(loss_fn: Callable[[torch.Tensor], torch.Tensor], val: torch.Tensor, batch_size: int) -> float:
+    with torch.no_grad():
+        total = sum(float(loss_fn(val[i:i + batch_size])) * val[i:i + batch_size].shape[0]
+                    for i in range(0, val.shape[0], batch_size))
+    return total / val.shape[0]
+
+
 def train_loop(params: list[nn.Parameter], loss_fn: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor,
-                steps: int, batch_size: int, lr: float, seed: int, progress: Progress | None, what: str) -> None:
-    """Adam with cosine decay on random minibatches drawn with a seeded generator."""
+                steps: int, batch_size: int, lr: float, seed: int, progress: Progress | None, what: str,
+                val: torch.Tensor | None = None) -> None:
+    """Adam with cosine decay on random minibatches drawn with a seeded generator. With `val`, the
+    loss on it is checked 20 times over the run and the parameters end at the best check (as
+    Pythae's trainers keep the best model on eval_data)."""
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     g = torch.Generator(device=data.device).manual_seed(seed)
     batch_size = min(batch_size, data.shape[0])
     every = max(1, steps // 20)
+    best: tuple[float, list[torch.Tensor]] | None = None
     for step in range(steps):
         idx = torch.randint(data.shape[0], (batch_size,), generator=g, device=data.device)
         loss = loss_fn(data[idx])
@@ -46,3 +58,11 @@ def train_loop(params: list[nn.Parameter], loss_fn: Callable[[torch.Tensor], tor
         sched.step()
         if progress and ((step + 1) % every == 0 or step + 1 == steps):
             progress((step + 1) / steps, f"{what}: step {step + 1}/{steps}, loss {float(loss):.3f}")
+        if val is not None and ((step + 1) % every == 0 or step + 1 == steps):
+            held_out = _held_out_loss(loss_fn, val, batch_size)
+            if math.isfinite(held_out) and (best is None or held_out < best[0]):
+                best = (held_out, [p.detach().clone() for p in params])
+    if best is not None:
+        with torch.no_grad():
+            for p, kept in zip(params, best[1], strict=True):
+                p.copy_(kept)

@@ -47,10 +47,12 @@ def _training_subset(x: torch.Tensor, n_train: int | None, seed: int) -> torch.T
 
 def fit_sampler(model: nn.Module, dataset: Any, name: str, *, n_train: int | None = 10_000, seed: int = 0,
                 progress: Progress | bool | None = None, **kwargs: Any) -> Sampler:
-    """Build sampler `name` and fit it on the latent means of (a seeded subset of) the training images."""
+    """Build sampler `name` and fit it on the latent means of (a seeded subset of) the training images;
+    the learned ones (MAF, IAF, 2-stage) keep their best state on the validation images' latents."""
     sampler = build_sampler(name, **kwargs)
     x = _training_subset(dataset.x_train, n_train, seed)
-    sampler.fit(model, x, seed=seed, progress=progress)
+    val = {"x_val": dataset.x_val} if sampler.uses_validation and getattr(dataset, "x_val", None) is not None else {}
+    sampler.fit(model, x, seed=seed, progress=progress, **val)
     sampler.fit_info["dataset"] = getattr(dataset, "name", None)
     return sampler
 

@@ -57,6 +57,7 @@ class TwoStageSampler(Sampler):
 
     name = "two-stage"
     description = "2-stage VAE (Dai & Wipf): an MLP VAE fitted on the training latent means"
+    uses_validation = True
 
     def __init__(self, hidden: int = 1024, layers: int = 2, steps: int = 3000, batch_size: int = 256,
                  lr: float = 2e-3, decoder_noise: bool = True) -> None:
@@ -83,7 +84,7 @@ class TwoStageSampler(Sampler):
             self.net = self._build(z.shape[1]).to(z.device)
             with torch.enable_grad():
                 train_loop(list(self.net.parameters()), self.net.loss, data, self.steps, self.batch_size, self.lr,
-                            seed, progress, "2-stage VAE")
+                           seed, progress, "2-stage VAE", val=self._standardised_validation())
             self.net.eval()
             self.log_sigma = self.net.fitted_log_sigma(data)
 
