@@ -277,3 +277,25 @@ def transfer_table(report: dict[str, Any]) -> list[dict[str, Any]]:
                 row[f"{col} paper (%)"] = paper
         rows.append(row)
     return rows
+
+
+def display_value(v: Any) -> Any:
+    """A table cell for display: — for missing values, numbers rounded to what the estimate supports."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, bool) or isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+    return v
+
+
+def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every cell formatted by `display_value` (no 'None' cells)."""
+    return [{k: display_value(v) for k, v in row.items()} for row in rows]
+
+
+def display_column_config(row: dict[str, Any]) -> dict[str, Any]:
+    """Readable headers (with the engine's definitions as help) for the metric columns of a row."""
+    return {k: st.column_config.Column(metric_title(k), help=metric_help(k) or None) for k in row
+            if k in METRIC_TITLES}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from explorer import caches, downloads, figures, state, tables, widgets
@@ -200,7 +202,10 @@ def live_view(info: RunInfo) -> None:
                 k = st.select_slider("Samples at epoch", list(range(len(grids))), value=len(grids) - 1,
                                      format_func=lambda j: grids[j].stem.removeprefix("epoch_").lstrip("0") or "0",
                                      key="tm_epoch_grid")
-                widgets.show_png_file(grids[k], caption=f"samples after epoch {grids[k].stem.split('_')[-1]}")
+                epoch = grids[k].stem.split("_")[-1]
+                widgets.show_png_file(grids[k], caption=f"samples after epoch {int(epoch)}")
+                widgets.show_png_file(grids[k].with_name(f"recon_{epoch}.png"),
+                                      caption=f"reconstructions after epoch {int(epoch)}")
             else:
                 st.markdown("**Samples** (latest checkpoint)")
                 if not widgets.show_png_file(now.folder / "samples.png"):
@@ -228,7 +233,12 @@ names = [r.name for r in runs]
 if st.session_state.get("tm_selected_run") not in names:
     st.session_state["tm_selected_run"] = names[0]
 labels = {r.name: r.label for r in runs}
-selected = st.selectbox("Run", names, format_func=labels.get, key="tm_selected_run")
+# The widget's key follows the labels: a selectbox keeps showing its first labels for an unchanged key, so a run
+# that ended would still read 'running'. The choice itself lives in tm_selected_run.
+picker_key = "tm_run_" + hashlib.sha1("|".join(labels.values()).encode()).hexdigest()[:10]
+selected = st.selectbox("Run", names, index=names.index(st.session_state["tm_selected_run"]),
+                        format_func=labels.get, key=picker_key)
+st.session_state["tm_selected_run"] = selected
 info = next(r for r in runs if r.name == selected)
 controls(info)
 c1, c2, c3 = st.columns([1, 3, 2])

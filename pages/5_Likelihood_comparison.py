@@ -1,14 +1,20 @@
-"""Likelihood comparison: evaluation metrics of several models on a test subset, with the papers' numbers."""
+"""Likelihood comparison: rank models on −log p of the 8-bit test images, bounds within each likelihood family,
+sample grids per sampler, the papers' numbers; bundled models show their precomputed evaluation at once."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from explorer import caches, figures, state, tables, widgets
+from explorer import downloads, evaluations, figures, state, tables, widgets
 
 st.title("Likelihood comparison")
-st.caption("Evaluate models on the same test images: bounds on the likelihood, reconstruction error, "
-           "latent usage and sample quality. Results are cached per model version and settings.")
+st.caption("Models are ranked on **−log p of the 8-bit test images** (nats, lower is better): the one likelihood "
+           "comparable across every model with a density. ELBO, IWAE and −log pdf of continuous likelihoods are "
+           "densities on different scales for different likelihood families, so they are compared only within a "
+           "family. Bundled models show their precomputed evaluation at once; other settings compute in the "
+           "background.")
 state.session_id()
 picked = state.model_picker()
 
@@ -16,21 +22,20 @@ try:
     from vaecore.evaluation.metrics import METRICS
     from vaecore.samplers import SAMPLERS
 except ImportError as e:
-    st.warning(f"The evaluation engine is not available yet ({e}). This page works once "
-               "`vaecore.metrics` and `vaecore.samplers` are installed.")
+    st.warning(f"The evaluation engine is not available ({e}).")
     st.stop()
 
 choices = state.model_choices()
 if not choices:
     st.info("No models to compare yet: bundled checkpoints appear here, and so do your training runs.")
     st.stop()
-default_models = ([picked] if picked in choices else []) + [c for c in choices if c != picked]
-specs = st.multiselect("Models", list(choices), format_func=choices.get, default=default_models[:3],
-                       key="lc_models", persist_state="session")
+specs = st.multiselect("Models", list(choices), format_func=choices.get,
+                       default=evaluations.good_default_models(choices, picked), key="lc_models",
+                       persist_state="session")
 offered = [m for m in tables.COMPARISON_METRICS if m in METRICS]
-offered += [m for m in METRICS if m not in tables.COMPARISON_METRICS and m != "kl-per-dim"]
 names = st.multiselect("Metrics", offered, default=[m for m in tables.DEFAULT_METRICS if m in METRICS],
-                       format_func=tables.metric_title, key="lc_metrics", persist_state="session")
+                       format_func=tables.metric_title, key="lc_metrics", persist_state="session",
+                       help="FD (Fréchet distance of generated images) needs 1,000 generated images per model.")
 c2, c3, c4 = st.columns(3)
 n_test = c2.select_slider("Test images", [50, 100, 250, 500, 1000, 2000, 5000, 10000], value=500,
                           key="lc_n_test", persist_state="session",
@@ -38,7 +43,8 @@ n_test = c2.select_slider("Test images", [50, 100, 250, 500, 1000, 2000, 5000, 1
 iwae_k = c3.select_slider("IWAE samples K", [10, 50, 100, 250, 500, 1000], value=100, key="lc_k",
                           persist_state="session", help="Importance samples per image for IWAE, −log pdf, −log p "
                                                         "and bits/dim (the papers use K = 1000 or more).")
-sampler = c4.selectbox("Sampler for FD and samples", list(SAMPLERS), key="lc_sampler", persist_state="session",
+sampler = c4.selectbox("Sampler for FD", list(SAMPLERS), key="lc_sampler", persist_state="session",
+                       disabled="fd" not in names,
                        help="Where generated images draw z: " + "; ".join(f"{k}: {v}" for k, v in SAMPLERS.items()))
 with st.popover("More settings"):
     n_samples = st.select_slider("Generated images for FD", [250, 500, 1000, 2000, 5000], value=1000,
@@ -46,71 +52,132 @@ with st.popover("More settings"):
     seed = st.number_input("Seed", 0, 2**31 - 1, value=0, key="lc_seed", persist_state="session")
 settings = {"seed": int(seed), "sampler": sampler, "iwae_k": int(iwae_k), "n_samples": int(n_samples)}
 
-if st.button("Compute", type="primary", icon=":material/calculate:", key="lc_compute",
-             disabled=not specs or not names):
-    bar = st.progress(0.0, text="starting…")
-    for i, spec in enumerate(specs):
+
+def gather() -> tuple[dict[str, dict], dict[str, str], list[evaluations.EvalTask]]:
+    """Per model: the result with these settings (computed here) or its precomputed eval.json; the source of
+    each; the background tasks still running."""
+    results, sources, running = {}, {}, []
+    for spec in specs:
         label = choices.get(spec, spec)
-        if caches.cached_evaluation(spec, names, n_test, **settings) is not None:
+        task = evaluations.evaluation_task(spec, names, n_test, **settings)
+        if task is not None and task.result is not None:
+            results[label], sources[label] = task.result, f"computed here: {n_test} test images, K = {iwae_k}"
             continue
+        if task is not None and task.running:
+            running.append(task)
+        if task is not None and task.error:
+            st.error(f"**{label}**: {task.error}")
+        pre = evaluations.precomputed(spec)
+        if pre is not None:
+            s = pre.get("settings") or {}
+            results[label] = pre
+            sources[label] = (f"precomputed (eval.json): {s.get('n_test', pre.get('n_test', '?'))} test images, "
+                              f"K = {s.get('iwae_k', '?')}")
+    return results, sources, running
 
-        def report(stage: str, done: int, total: int, i: int = i, label: str = label) -> None:
-            frac = (i + (done / total if total else 1.0)) / len(specs)
-            bar.progress(min(frac, 1.0), text=f"{label} ({i + 1}/{len(specs)}): {stage} {done}/{total}")
 
-        try:
-            caches.evaluate_model(spec, names, n_test, progress=report, **settings)
-        except Exception as e:  # noqa: BLE001 - one model's failure must not hide the others
-            st.error(f"**{label}**: {type(e).__name__}: {e}")
-    bar.progress(1.0, text="done")
+results, sources, running = gather()
+missing = [s for s in specs if choices.get(s, s) not in results or not sources[choices.get(s, s)].startswith(
+    "computed")]
+b1, b2 = st.columns([1, 3], vertical_alignment="center")
+if b1.button("Compute with these settings", icon=":material/calculate:", key="lc_compute",
+             disabled=not specs or not names or not missing,
+             help="Runs in the background, one model at a time; the page stays usable."):
+    for spec in missing:
+        evaluations.start_evaluation(spec, choices.get(spec, spec), names, n_test, **settings)
+    st.rerun()
+b2.caption("Every chosen model is evaluated with these settings." if not missing else
+           f"{len(missing)} model(s) not yet evaluated with these settings "
+           "(bundled ones show their precomputed numbers meanwhile).")
 
-results = {spec: r for spec in specs if (r := caches.cached_evaluation(spec, names, n_test, **settings)) is not None}
+
+@st.fragment(run_every=1.5 if running else None)
+def progress_panel() -> None:
+    now = [t for t in running if t.running]
+    for task in now:
+        frac = task.done / task.total if task.total else 0.0
+        st.progress(min(1.0, frac), text=f"{task.label}: {task.stage} {task.done}/{task.total} · "
+                                         f"{tables.format_seconds(time.monotonic() - task.started)}")
+    if running and not now:
+        st.rerun(scope="app")
+
+
+progress_panel()
+
 if not specs:
     st.info("Choose models to compare.")
-elif not results:
-    st.info(f"Press **Compute** to evaluate {len(specs)} model(s) on {n_test} test images.")
+    st.stop()
+families = {choices.get(s, s): evaluations.likelihood_family(s) for s in specs}
+ranked, unranked = evaluations.ranking_rows(results, families)
+st.subheader("Ranking: −log p of the 8-bit test images (nats, lower is better)")
+if ranked:
+    st.dataframe(tables.display_rows(ranked), hide_index=True, width="stretch",
+                 column_config=tables.display_column_config(ranked[0]))
+    st.plotly_chart(figures.metric_bar({r["model"]: results[r["model"]] for r in ranked}, "nll-discrete"),
+                    key="lc_bar_rank", config={"displaylogo": False})
 else:
-    missing = [choices.get(s, s) for s in specs if s not in results]
-    if missing:
-        st.caption("Not computed yet with these settings: " + ", ".join(missing))
-    table = tables.metrics_table({choices.get(s, s): r for s, r in results.items()}, names)
-    st.subheader("Metrics")
-    st.dataframe(table, hide_index=True, column_config=tables.metric_column_config(names))
-    st.caption(f"First {n_test} test images · IWAE with K = {iwae_k} · FD on {n_samples} generated images from "
-               f"the '{sampler}' sampler, in the feature space of the bundled small classifier (not Inception).")
-    notes = tables.metric_notes({choices.get(s, s): r for s, r in results.items()})
-    if notes:
-        with st.expander("Why some cells are empty"):
-            for line in notes:
-                st.markdown(f"- {line}")
-    charts = [m for m in names if any(isinstance(r.get(m), int | float) for r in results.values())]
-    for start in range(0, len(charts), 2):
-        for col, metric in zip(st.columns(2), charts[start:start + 2], strict=False):
-            col.plotly_chart(figures.metric_bar({choices.get(s, s): r for s, r in results.items()}, metric),
-                             key=f"lc_bar_{metric}")
+    st.caption("None of the chosen models has −log p of the 8-bit images yet.")
+if unranked:
+    st.markdown("**Not ranked** (no density of the 8-bit images)")
+    st.dataframe(tables.display_rows(unranked), hide_index=True, width="stretch",
+                 column_config=tables.display_column_config(unranked[0]))
+for label, where in sources.items():
+    st.caption(f"**{label}**: {where}")
+shown = [m for m in ("fd",) if m in names]
+st.caption("MSE: squared error of reconstructions, summed over pixels. Active: latent dimensions with posterior "
+           "variance of the means above 0.01." + (f" FD: Fréchet distance of {n_samples} images from the "
+                                                   f"'{sampler}' sampler in the bundled small classifier's feature "
+                                                   "space (not Inception)." if shown else ""))
+st.download_button("Metrics as CSV", downloads.csv_bytes(ranked + unranked), file_name="comparison.csv",
+                   mime="text/csv", key="lc_dl_csv", icon=":material/download:")
 
-    published = tables.published_numbers({choices.get(s, s): s for s in results}, results)
-    st.subheader("Published numbers")
-    if published:
-        st.caption(tables.reference_note())
-        st.dataframe(published, hide_index=True)
-    else:
-        st.caption("None of the chosen models matches a setting the papers report (AR-ELBO Table 3 is MNIST; "
-                   "σ-VAE's likelihood table is CIFAR-10).")
+st.subheader("Bounds within each likelihood family")
+st.caption("ELBO, IWAE (higher is better) and −log pdf (lower is better) of continuous likelihoods are densities "
+           "of the pixel values under that family's model; numbers of different families are not comparable.")
+for fam, rows in evaluations.family_rows(results, families).items():
+    st.markdown(f"**{fam}**")
+    st.dataframe(tables.display_rows(rows), hide_index=True, column_config=tables.display_column_config(rows[0]))
+notes = tables.metric_notes(results)
+if notes:
+    with st.expander("Why some cells are —"):
+        for line in notes:
+            st.markdown(f"- {line}")
+
+published = tables.published_numbers({choices.get(s, s): s for s in specs},
+                                     {s: results[choices.get(s, s)] for s in specs if choices.get(s, s) in results})
+st.subheader("Published numbers")
+if published:
+    st.caption(tables.reference_note())
+    st.dataframe(tables.display_rows(published), hide_index=True)
+else:
+    st.caption("None of the chosen models matches a setting the papers report (AR-ELBO Table 3 is MNIST; "
+               "σ-VAE's likelihood table is CIFAR-10).")
 
 st.subheader("Samples")
-samplers = st.multiselect("Samplers", list(SAMPLERS), default=list(dict.fromkeys(["prior", sampler])),
-                          key="lc_grid_samplers", persist_state="session",
-                          help="Fitted samplers (GMM, 2-stage, MAF) are fitted once on training latents and saved.")
-for spec in specs:
-    label = choices.get(spec, spec)
-    st.markdown(f"**{label}**")
-    cols = st.columns(max(len(samplers), 1))
-    for col, name in zip(cols, samplers, strict=False):
+samplers = st.multiselect("Samplers", list(SAMPLERS), default=["prior"], key="lc_grid_samplers",
+                          persist_state="session",
+                          help="Fitted samplers (GMM, 2-stage, MAF) are fitted once on training latents and saved; "
+                               "an unfitted one is fitted only when you ask (it can take minutes).")
+per_row = 3
+cells = [(spec, name) for spec in specs for name in samplers]
+for start in range(0, len(cells), per_row):
+    for col, (spec, name) in zip(st.columns(per_row), cells[start:start + per_row], strict=False):
+        label = choices.get(spec, spec)
+        col.markdown(f"**{label}** · {name}")
+        if name == "prior" and (why := evaluations.prior_note(spec)):
+            col.caption(f"Not meaningful: {why}.")
+        if not evaluations.sampler_ready(spec, name) and not st.session_state.get(f"lc_fit_{spec}_{name}"):
+            col.caption(f"The {name} sampler is not fitted for this model yet.")
+            if col.button("Fit it (may take minutes)", key=f"lc_fitbtn_{spec}_{name}"):
+                st.session_state[f"lc_fit_{spec}_{name}"] = True
+                st.rerun()
+            continue
         try:
-            with st.spinner(f"{name} sampler for {label}…"):
+            with col, st.spinner(f"{name} sampler for {label}…"):
                 png = widgets.sample_grid_png(spec, name, n=36, seed=int(seed))
         except Exception as e:  # noqa: BLE001 - a sampler that does not apply shows why
             col.caption(f"{name}: {e}")
-        else:
-            col.image(png, caption=name)
+            continue
+        col.image(png, width=300)
+        col.download_button("PNG", png, file_name=f"{label}-{name}.png".replace("/", "_"), mime="image/png",
+                            key=f"lc_dl_{spec}_{name}", icon=":material/download:")

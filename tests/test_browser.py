@@ -201,3 +201,92 @@ def test_every_page_renders_in_chromium(server: str) -> None:
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
+
+
+def _open_page(page, server: str, label: str) -> None:
+    """Open the home page, then a page from the sidebar navigation, and wait for its title."""
+    page.goto(server)
+    _settle(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    title = _page_titles().get(label, label)
+    page.wait_for_function("t => document.querySelector('h1') && document.querySelector('h1').innerText.includes(t)",
+                           arg=title, timeout=90_000)
+    _settle(page)
+
+
+def _selection_heading(page) -> str:
+    heading = page.locator("h3:has-text('Selection:')")
+    return heading.first.inner_text() if heading.count() else ""
+
+
+def _box(page, fx0: float, fy0: float, fx1: float, fy1: float) -> None:
+    """Drag a box over the latent map between fractions of its plot area (boxes must not overlap: a drag
+    that starts on an earlier box's outline moves or resizes that box instead)."""
+    area = page.locator(".js-plotly-plot .nsewdrag").first
+    area.scroll_into_view_if_needed()
+    b = area.bounding_box()
+    page.mouse.move(b["x"] + fx0 * b["width"], b["y"] + fy0 * b["height"])
+    page.mouse.down()
+    page.mouse.move(b["x"] + fx1 * b["width"], b["y"] + fy1 * b["height"], steps=8)
+    page.mouse.up()
+
+
+@pytest.mark.timeout(300)
+def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open_page(page, server, "Latent map")
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
+            headings = []
+            for box in ((0.05, 0.05, 0.35, 0.35), (0.6, 0.6, 0.95, 0.95), (0.05, 0.6, 0.35, 0.95)):
+                before = _selection_heading(page)
+                _box(page, *box)
+                page.wait_for_function(
+                    "prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith("
+                    "'Selection:')); return h && h.innerText !== prev; }", arg=before, timeout=60_000)
+                _settle(page)
+                headings.append(_selection_heading(page))
+            assert len(set(headings)) == 3, f"a box selection was ignored: {headings}"
+            _screenshot(page, "latent_map_selection")
+            area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+            page.mouse.dblclick(area["x"] + area["width"] * 0.45, area["y"] + area["height"] * 0.48)
+            page.wait_for_selector("text=No selection yet", timeout=60_000)
+            assert _selection_heading(page) == ""
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(400)
+def test_first_training_from_the_page_defaults_learns_and_downloads(server: str, tmp_path: Path) -> None:
+    import zipfile
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open_page(page, server, "Training monitor")
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_role("button", name=re.compile("Continue for")).wait_for(timeout=300_000)
+            _settle(page)
+            picker = page.locator('[data-testid="stSelectbox"]', has_text="Run").locator("input").first
+            assert "finished at step" in (picker.input_value() or picker.get_attribute("aria-label") or ""), \
+                "the run picker does not say the run finished"
+            alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+            assert not [a for a in alerts if "collapse" in a.lower() or "mean image" in a.lower()
+                        or "failed" in a.lower()], alerts
+            _screenshot(page, "training_monitor")
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name="Download the run folder (zip)").click()
+            saved = tmp_path / "run.zip"
+            download.value.save_as(saved)
+            names = zipfile.ZipFile(saved).namelist()
+            assert any(n.endswith("model.safetensors") for n in names) and any(n.endswith("metrics.jsonl")
+                                                                            for n in names)
+        finally:
+            browser.close()
