@@ -146,6 +146,9 @@ def test_a_stale_lock_is_taken_over_and_killed_writes_are_cleaned(tmp_path: Path
     debris = [tmp_path / ".checkpoint.safetensors.x1.tmp", tmp_path / ".README.md.x2.tmp"]
     for p in debris:
         p.write_bytes(b"half")
+    (tmp_path / "best").mkdir(exist_ok=True)
+    debris.append(tmp_path / "best" / ".model.safetensors.ab12cd34.tmp")
+    debris[-1].write_bytes(b"half")
     other = tmp_path / ".unrelated.tmp"
     other.write_bytes(b"keep")
     assert rf.lock_owner(tmp_path) is None, "a lock file no live process holds is stale"

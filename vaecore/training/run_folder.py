@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -179,13 +180,21 @@ def read_train_json(folder: str | Path) -> dict[str, Any]:
 
 
 # temporary files ---------------------------------------------------------------------------------
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX) + "$")  # what atomic_write_bytes names
+
+
 def temp_files(folder: str | Path) -> list[Path]:
-    """Temporary files that killed writes of the run's files left behind."""
+    """Temporary files that killed writes left behind: of the run's files, and any in its subfolders
+    (best/, samples/), which only the run writes."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     prefixes = tuple(temp_prefix(Path(name)) for name in RUN_FILES)
-    return sorted(p for p in folder.iterdir() if p.name.startswith(prefixes) and p.name.endswith(TMP_SUFFIX))
+    found = [p for p in folder.iterdir() if p.name.startswith(prefixes) and p.name.endswith(TMP_SUFFIX)]
+    for sub in folder.iterdir():
+        if sub.is_dir() and not sub.is_symlink():
+            found += [p for p in sub.iterdir() if _TEMP.match(p.name) and p.is_file()]
+    return sorted(found)
 
 
 def clean_temp_files(folder: str | Path) -> int:
