@@ -24,6 +24,7 @@ from vaecore.samplers.base import (
     SamplerLoadError,
     model_fingerprint,
 )
+from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
 from vaecore.samplers.mixture import GMMSampler
 from vaecore.samplers.registry import SAMPLERS, build_sampler, fit_sampler, load_or_fit, load_sampler
@@ -31,7 +32,8 @@ from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "SAMPLERS", "GMMSampler", "MAFSampler", "NormalSampler", "Progress", "Sampler",
+    "FORMAT", "FORMAT_VERSION", "SAMPLERS", "GMMSampler", "IAFSampler", "MAFSampler", "NormalSampler", "Progress",
+    "Sampler",
     "SamplerLoadError", "TwoStageSampler", "VampSampler", "build_sampler", "fit_sampler", "latent_means",
     "load_or_fit", "load_sampler", "model_fingerprint",
 ]
