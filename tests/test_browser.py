@@ -252,7 +252,9 @@ def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> 
                 headings.append(_selection_heading(page))
             assert len(set(headings)) == 3, f"a box selection was ignored: {headings}"
             _screenshot(page, "latent_map_selection")
-            area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+            plot = page.locator(".js-plotly-plot .nsewdrag").first
+            plot.scroll_into_view_if_needed()
+            area = plot.bounding_box()
             page.mouse.dblclick(area["x"] + area["width"] * 0.45, area["y"] + area["height"] * 0.48)
             page.wait_for_selector("text=No selection yet", timeout=60_000)
             assert _selection_heading(page) == ""
