@@ -152,7 +152,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     except (KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
     out = Path(args.out)
-    if (out / "checkpoint.safetensors").exists():
+    from vaecore.training.run_folder import holds_run
+
+    if holds_run(out):
         _fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     distributed.barrier(distributed.setup())  # every rank has checked before rank 0 writes
     if rank0:
