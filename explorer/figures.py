@@ -101,22 +101,29 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
 
 def sigma_figure(traces: dict[str, Sequence[dict[str, Any]]], x: str = "epoch", quantity: str = "log_sigma",
                  beta: float | None = 0.01, log_x: bool = False) -> go.Figure:
-    """ln σ against training time for several models, with the σ = 1 and β-VAE levels (σ-VAE Fig. 5)."""
+    """ln σ against training time for several models, with the σ = 1 and β-VAE levels (σ-VAE Fig. 5).
+
+    The reference levels are drawn below the curves (a fixed-σ model's curve lies exactly on one), and
+    their labels are placed in axis units, so they sit on their own line on the log-scale σ² view too.
+    """
     fig = go.Figure()
+    log_y = quantity == "sigma2"
+    levels = [(1.0 if log_y else 0.0, "dash", "gray",
+               "fixed σ = 1 (Gaussian VAE): " + ("σ² = 1" if log_y else "ln σ = 0"), "bottom")]
+    if beta:
+        level = beta if log_y else 0.5 * math.log(beta)
+        levels.append((level, "dot", "firebrick", f"β-VAE, β = {beta:g}: " + (f"σ² = {beta:g}" if log_y
+                       else f"ln σ = ½ ln β = {level:.2f}"), "top"))
+    for level, dash, colour, text, side in levels:
+        fig.add_hline(y=level, line_dash=dash, line_color=colour, line_width=1, layer="below")
+        fig.add_annotation(text=text, xref="paper", x=1.0, xanchor="right", y=math.log10(level) if log_y else level,
+                           yref="y", yanchor=side, showarrow=False, font={"color": colour, "size": 11})
     for label, records in traces.items():
         xs, ys = sigma_trace(records, x, quantity)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines", name=label))
-    fixed = 1.0 if quantity == "sigma2" else 0.0
-    fig.add_hline(y=fixed, line_dash="dash", line_color="gray",
-                  annotation_text="fixed σ = 1 (Gaussian VAE): " + ("σ² = 1" if quantity == "sigma2" else "ln σ = 0"))
-    if beta:
-        level = beta if quantity == "sigma2" else 0.5 * math.log(beta)
-        fig.add_hline(y=level, line_dash="dot", line_color="firebrick",
-                      annotation_text=f"β-VAE, β = {beta:g}: " + (f"σ² = {beta:g}" if quantity == "sigma2"
-                                                                     else f"ln σ = ½ ln β = {level:.2f}"),
-                      annotation_position="bottom right")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, line={"width": 2.5},
+                                 marker={"size": 5 if len(xs) < 60 else 3}))
     fig.update_layout(height=480, xaxis_title="epoch" if x == "epoch" else "step",
-                      yaxis_title="σ² (σx² MLE for AR-ELBO)" if quantity == "sigma2" else "ln σ",
+                      yaxis_title="σ² (σx² MLE for AR-ELBO)" if log_y else "ln σ",
                       legend={"orientation": "h", "y": -0.2}, margin={"l": 50, "r": 20, "t": 30, "b": 40})
     if log_x:
         fig.update_xaxes(type="log")

@@ -221,9 +221,13 @@ def sigma_traces(sources: dict[str, Path]) -> tuple[dict[str, list[dict[str, Any
             skipped[label] = "no training log (metrics.jsonl) yet"
         elif not logs_sigma(records):
             config = read_json_file(Path(folder) / "config.json")
-            lik, sigma = config.get("likelihood", "this"), (config.get("likelihood_kwargs") or {}).get("sigma")
-            skipped[label] = ("its decoder predicts σ for every pixel and image, so there is no single σ to plot"
-                              if sigma == "per-pixel" else f"the {lik} likelihood has no decoder σ")
+            lik, sigma = config.get("likelihood"), (config.get("likelihood_kwargs") or {}).get("sigma")
+            if not config:
+                skipped[label] = "the run logged no σ and has no model config (it ended before its first checkpoint)"
+            elif sigma == "per-pixel":
+                skipped[label] = "its decoder predicts σ for every pixel and image, so there is no single σ to plot"
+            else:
+                skipped[label] = f"the {lik} likelihood has no decoder σ"
         else:
             traces[label] = records
     return traces, skipped

@@ -15,7 +15,8 @@ picked = state.model_picker()
 manager = caches.job_manager()
 
 bundled = catalog.bundled_with_logs()
-runs = {str(r.folder): r for r in manager.runs(sid)}
+runs = {str(r.folder): r for r in manager.runs(sid)
+        if r.running or tables.logs_sigma(caches.read_records(r.folder))}
 extra = {}
 if picked and picked not in bundled and picked not in runs:
     folder = catalog.local_folder(picked)

@@ -452,3 +452,27 @@ def test_progress_after_continue_has_no_stale_eta() -> None:
                {"kind": "event", "event": "resumed", "total_steps": 20}]
     p = progress(records)
     assert p["eta_s"] is None and p["total_steps"] == 20 and p["step"] == 10
+
+
+def test_sigma_figure_labels_sit_on_their_lines_below_the_curves() -> None:
+    records = [{"kind": "step", "step": s, "epoch": s / 10, "log_sigma": 0.0} for s in range(1, 5)]
+    fig = figures.sigma_figure({"gaussian-vae": records}, quantity="sigma2", beta=0.01)
+    labels = {a.text.split(":")[0]: a.y for a in fig.layout.annotations}
+    assert labels["fixed σ = 1 (Gaussian VAE)"] == 0.0 and labels["β-VAE, β = 0.01"] == -2.0  # log10 units
+    assert all(shape.layer == "below" for shape in fig.layout.shapes)
+    assert fig.data[0].line.width > 1 and "markers" in fig.data[0].mode
+    linear = figures.sigma_figure({"gaussian-vae": records}, quantity="log_sigma", beta=0.01)
+    assert {a.text.split(":")[0]: round(a.y, 3) for a in linear.layout.annotations}["β-VAE, β = 0.01"] == -2.303
+
+
+def test_sigma_page_leaves_out_failed_runs_and_says_why(runs_dir: Path, tmp_path: Path) -> None:
+    folder = runs_dir / "sigmasession1" / "20250101-000000-sigma-vae"
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text(json.dumps({"kind": "event", "event": "error", "message": "boom"}) + "\n")
+    at = AppTest.from_file(str(ROOT / "pages/4_Sigma_convergence.py"), default_timeout=TIMEOUT)
+    at.query_params["sid"] = "sigmasession1"
+    at.run()
+    no_exceptions(at)
+    assert at.multiselect(key="sc_runs").options == []
+    traces, skipped = tables.sigma_traces({"failed": folder})
+    assert not traces and "this likelihood" not in skipped["failed"] and "no model config" in skipped["failed"]
