@@ -17,6 +17,7 @@ A run folder holds:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -102,6 +103,7 @@ class Trainer:
         self.best: dict[str, Any] = {"val_loss": None, "step": None, "epoch": None, "bad_epochs": 0}
         self._perm: tuple[int, torch.Tensor] | None = None
         self._last_grid = -1
+        self._best_pending = False
         self._trackers: list[Any] = []
         self.augment = None
         if config.augment:
@@ -283,10 +285,7 @@ class Trainer:
         b, loss = self.best, val["val_loss"]
         if b["val_loss"] is None or loss < b["val_loss"]:
             self.best = {"val_loss": loss, "step": self.step, "epoch": epoch, "bad_epochs": 0}
-            if self.config.keep_best and self.dist.is_main:
-                best = self.out_dir / BEST
-                rf.save_model(best, self.model, step=self.step)
-                atomic_write_json(best / "best.json", {k: v for k, v in self.best.items() if k != "bad_epochs"})
+            self._best_pending = self.config.keep_best and self.dist.is_main
         else:
             b["bad_epochs"] += 1
         patience = self.config.early_stopping
@@ -294,6 +293,27 @@ class Trainer:
             return (f"stopped early at epoch {epoch}: the validation loss has not improved for {patience} epochs "
                     f"(best {self.best['val_loss']:.4g} at epoch {self.best['epoch']}, kept in {BEST}/)")
         return None
+
+    def _keep_best(self) -> None:
+        """best/ after the checkpoint of a better epoch: its weights hard-linked to the model just saved (a later
+        save renames a new file into place, so the link keeps these bytes), or written when linking fails."""
+        if not self._best_pending:
+            return
+        self._best_pending = False
+        best = self.out_dir / BEST
+        best.mkdir(exist_ok=True)
+        try:
+            tmp = best / f".{rf.WEIGHTS}.link"
+            tmp.unlink(missing_ok=True)
+            os.link(self.out_dir / rf.WEIGHTS, tmp)
+            os.replace(tmp, best / rf.WEIGHTS)
+            for name in (rf.CONFIG, rf.CARD):
+                data = (self.out_dir / name).read_bytes()
+                if not (best / name).is_file() or (best / name).read_bytes() != data:
+                    atomic_write_bytes(best / name, data)
+        except OSError:
+            rf.save_model(best, self.model, step=self.step)
+        atomic_write_json(best / "best.json", {k: v for k, v in self.best.items() if k != "bad_epochs"})
 
     @torch.no_grad()
     def _save_grids(self, epoch: int | None) -> None:
@@ -456,6 +476,7 @@ class Trainer:
                         early = self._end_epoch(val)
                 if end_of_epoch or self.step % self.config.checkpoint_every == 0:
                     self._checkpoint()
+                    self._keep_best()
                 if early:
                     status, message = "finished", early
                     break
