@@ -10,15 +10,19 @@ import torch
 from torch import nn
 
 from vaecore.samplers.base import NormalSampler, Progress, Sampler, SamplerLoadError, model_fingerprint, sampler_files
+from vaecore.samplers.hypersphere import HypersphereUniformSampler
 from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
 from vaecore.samplers.mixture import GMMSampler
 from vaecore.samplers.pixelcnn import PixelCNNSampler
+from vaecore.samplers.poincare import PoincareDiskSampler
+from vaecore.samplers.rhvae import RHVAESampler
 from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
 
 _CLASSES: dict[str, type[Sampler]] = {c.name: c for c in (NormalSampler, GMMSampler, TwoStageSampler, MAFSampler,
-                                                           VampSampler, PixelCNNSampler, IAFSampler)}
+                                                           VampSampler, PixelCNNSampler, IAFSampler, RHVAESampler,
+                                                           PoincareDiskSampler, HypersphereUniformSampler)}
 SAMPLERS: dict[str, str] = {name: cls.description for name, cls in _CLASSES.items()}
 
 
