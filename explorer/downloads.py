@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from vaecore.training import run_folder
+
 MAX_ZIP_BYTES = 512 * 2**20
 
 
@@ -58,10 +60,12 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def folder_zip(folder: Path, skip: Iterable[str] = (".lock",)) -> bytes:
-    """A zip of every file in a run folder (paths relative to its parent, so it unpacks into one folder)."""
+def folder_zip(folder: Path, skip: Iterable[str] = (run_folder.LOCK,)) -> bytes:
+    """A zip of every file in a run folder (paths relative to its parent, so it unpacks into one folder),
+    without its lock and the temporary files of interrupted writes."""
     folder = Path(folder)
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not any(p.name.endswith(s) for s in skip)]
+    temp = set(run_folder.temp_files(folder))
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in set(skip) and p not in temp]
     total = sum(p.stat().st_size for p in files)
     if total > MAX_ZIP_BYTES:
         raise ValueError(f"{folder.name} holds {total / 2**20:,.0f} MB; downloads are limited to "

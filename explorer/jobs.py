@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.config import TrainConfig
+from vaecore.training import run_folder
 from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, build_model, read_metrics
 from vaecore.utils import read_json
 
@@ -250,6 +251,9 @@ class JobManager:
             job = self.job(session, run)
             if job is not None and (job.alive or job.status == "queued"):
                 raise JobError(f"run {run!r} is still training: stop it first")
+            owner = run_folder.lock_owner(folder)
+            if owner is not None:
+                raise JobError(f"run {run!r} is in use by another process ({owner.get('pid', '?')}); stop it first")
             self._jobs.pop((session, run), None)
             shutil.rmtree(folder)
 
