@@ -8,7 +8,9 @@ with q(z) the aggregate posterior over the N training images, estimated from the
 minibatch weighted sampling (MWS), log q(z_i) ≈ logsumexp_j log q(z_i|x_j) − log(N·B) as in the
 paper, or minibatch stratified sampling (MSS) with the paper's stratified weights (rows summing
 to 1). N is `ctx.dataset_size` (the batch size when unknown). Per example the three terms sum
-exactly to log q(z|x) − log p(z), the one-sample KL estimate, whatever the estimator.
+exactly to log q(z|x) − log p(z), the one-sample KL estimate, whatever the estimator. MWS
+weights every q(z_i|x_j) by 1/(N·B), so its weights sum to 1/N where MSS's sum to 1: its logged
+MI, TC and DWKL are shifted against MSS's (their sum is not); read MSS's when the values matter.
 """
 
 from __future__ import annotations
