@@ -46,7 +46,8 @@ LOG_KEYS: dict[str, LogKey] = {
     "mmd": _k("MMD", "MMD² between the codes and prior draws (unweighted)"),
     "z_norm": _k("½‖z‖²", "the RAE's code-norm penalty (unweighted)"),
     "penalty": _k("Decoder penalty", "the RAE's decoder smoothness penalty (unweighted)"),
-    "tc": _k("Total correlation", "FactorVAE: the discriminator's estimate of TC(q(z)) (logit mean)"),
+    "tc": _k("Total correlation", "TC(q(z)): FactorVAE's discriminator estimate (logit mean), β-TC-VAE's "
+             "minibatch estimate"),
     "disc_loss": _k("Discriminator loss", "cross-entropy of a discriminator (its own optimizer)"),
     "disc_accuracy": _k("Discriminator accuracy", "fraction of real/fake draws the discriminator gets right"),
     # decoder-scale traces
