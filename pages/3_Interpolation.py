@@ -61,10 +61,12 @@ steps = c4.slider("Steps in the strip", 3, 20, 10, key="ip_steps")
 
 ends = {s: interp.encode_means(m, torch.stack([x0, x1])).cpu() for _, s, m in models}
 st.subheader("Strip")
-for label, s, m in models:
+for k, (label, s, m) in enumerate(models):
     zs = interp.path(ends[s][0], ends[s][1], steps, method)
-    widgets.show_images(interp.decode(m, zs), caption=f"{label}: A → B in {steps} steps ({method})",
-                        nrow=steps, scale=3)
+    strip = widgets.grid_png(interp.decode(m, zs), nrow=steps, scale=3)
+    st.image(strip, caption=f"{label}: A → B in {steps} steps ({method})")
+    st.download_button("Strip as PNG", strip, file_name=f"interpolation-{k}.png", mime="image/png",
+                       key=f"ip_dl_strip_{k}", icon=":material/download:")
 
 
 @st.fragment
@@ -114,6 +116,16 @@ for column, (label, s, m) in zip(st.columns(len(models)), models, strict=True):
     with column.container(border=True):
         traversal(label, m, z, dims, prefix=f"tr_{s}_{source}_{i_start}", narrow=len(models) > 1)
         j = st.selectbox("Sweep one dimension from −3 to 3", dims, key=f"sweep_{s}", format_func=lambda j: f"z{j}")
-        widgets.show_images(interp.traverse(m, z, int(j), torch.linspace(-3, 3, 11)), nrow=11,
-                            scale=3 if len(models) == 1 else 2,
-                            caption=f"{label}: z{j} from −3 to 3, the others as encoded")
+        sweep = widgets.grid_png(interp.traverse(m, z, int(j), torch.linspace(-3, 3, 11)), nrow=11,
+                                 scale=3 if len(models) == 1 else 2)
+        st.image(sweep, caption=f"{label}: z{j} from −3 to 3, the others as encoded")
+        st.download_button("Sweep as PNG", sweep, file_name=f"traversal-z{j}.png", mime="image/png",
+                           key=f"ip_dl_sweep_{s}", icon=":material/download:")
+        if st.toggle("Traversal grid of every shown dimension", key=f"ip_grid_{s}",
+                     help="One row per latent dimension (most active first), −3 to 3 across."):
+            rows = torch.cat([interp.traverse(m, z, int(d), torch.linspace(-3, 3, 11)) for d in dims])
+            grid = widgets.grid_png(rows, nrow=11, scale=2)
+            shown = ", ".join(f"z{d}" for d in dims[:8]) + ("…" if len(dims) > 8 else "")
+            st.image(grid, caption=f"{label}: rows {shown}")
+            st.download_button("Grid as PNG", grid, file_name="traversal-grid.png", mime="image/png",
+                               key=f"ip_dl_grid_{s}", icon=":material/download:")

@@ -442,3 +442,15 @@ def test_map_inverse_and_downloads_round_trip() -> None:
     assert text.splitlines()[0] == "index,label,map_x,map_y,z0,z1" and len(text.splitlines()) == 4
     loaded = np.load(io.BytesIO(npz_bytes(z=z, labels=None)), allow_pickle=False)
     assert loaded.files == ["z"] and loaded["z"].shape == (50, 2)
+
+
+def test_interpolation_page_offers_png_downloads_and_a_traversal_grid(app_env: None) -> None:
+    at = _app("3_Interpolation.py")
+    at.run()
+    _no_exceptions(at)
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Strip as PNG" in labels and "Sweep as PNG" in labels
+    toggle = next(t for t in at.toggle if t.key.startswith("ip_grid_"))
+    toggle.set_value(True).run()
+    _no_exceptions(at)
+    assert "Grid as PNG" in [d.proto.label for d in at.get("download_button")]
