@@ -14,7 +14,8 @@ SHAPES = [(1, 28, 28), (1, 8, 8), (3, 32, 32)]
 UNSUPPORTED = {
     "sigma-conv": [(1, 4, 4), (1, 28, 7)],
     "arelbo-conv": [(1, 10, 10), (3, 28, 30)],
-    "pythae-conv": [(1, 8, 8), (1, 64, 64), (1, 28, 32)],
+    "pythae-conv": [(1, 8, 8), (1, 48, 48), (1, 28, 32)],
+    "pythae-resnet": [(1, 8, 8), (1, 48, 48), (3, 64, 32)],
     "mlp": [],
 }
 
@@ -45,6 +46,7 @@ def test_expected_support_matrix():
         ("sigma-conv", (1, 28, 28)), ("sigma-conv", (1, 8, 8)), ("sigma-conv", (3, 32, 32)),
         ("arelbo-conv", (1, 28, 28)), ("arelbo-conv", (1, 8, 8)), ("arelbo-conv", (3, 32, 32)),
         ("pythae-conv", (1, 28, 28)), ("pythae-conv", (3, 32, 32)),
+        ("pythae-resnet", (1, 28, 28)), ("pythae-resnet", (3, 32, 32)),
         ("mlp", (1, 28, 28)), ("mlp", (1, 8, 8)), ("mlp", (3, 32, 32)),
     }
     assert set(CASES) == expected

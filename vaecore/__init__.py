@@ -9,6 +9,7 @@ model types are complete.
 from __future__ import annotations
 
 from vaecore import models  # noqa: F401  (registers every family and its presets)
+from vaecore.components.nets import register_architecture
 from vaecore.config import ModelConfig, TrainConfig
 from vaecore.data.datasets import Dataset, load_dataset
 from vaecore.hub import ModelLoadError, load, publish
@@ -30,5 +31,5 @@ __all__ = [
     "PRESETS", "TVAE", "VAE", "Capabilities", "Dataset", "LossOutput", "ModelConfig", "ModelLoadError", "ParamGroup",
     "PretrainedModel", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "apply_transformation",
     "build_model", "build_preset", "extract_transformation", "get_preset", "interpolate_pair", "list_models",
-    "list_presets", "load", "load_dataset", "model_config", "publish", "read_metrics", "train",
+    "list_presets", "load", "load_dataset", "model_config", "publish", "read_metrics", "register_architecture", "train",
 ]

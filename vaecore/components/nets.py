@@ -6,13 +6,20 @@ likelihood parameters ``(B, out_channels, H, W)`` with no output activation, bec
 decides how to squash them (sigmoid, softmax over 256 levels, ...). The reference layouts follow the
 papers' appendices (see DESIGN.md §6); where a paper fixes the image size, other sizes are refused
 with a ValueError that says which architecture to use instead.
+
+`register_architecture` adds a user's own network by name, without pickling: a saved config names
+the architecture as ``"<module>:<name>"``, so loading it in a fresh process says which module to
+import (the one that registers it) when it is not registered yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
+
+from vaecore.components.benchmark_nets import RESNET_SIZES, celeba_conv_decoder, resnet_decoder, resnet_encoder
 
 __all__ = [
     "ARCHITECTURES",
@@ -23,6 +30,7 @@ __all__ = [
     "build_encoder",
     "check_supported",
     "count_parameters",
+    "register_architecture",
 ]
 
 DEFAULT_ARCH = "sigma-conv"
@@ -30,13 +38,16 @@ DEFAULT_ARCH = "sigma-conv"
 ARCHITECTURES: dict[str, str] = {
     "sigma-conv": "σ-VAE small conv net: 3 stride-2 convs (32-64-128) + linear; any H, W >= 8 (default)",
     "arelbo-conv": "AR-ELBO MNIST net (App. J): 5x5 convs 64-128, FC1024 + BatchNorm; H, W divisible by 4",
-    "pythae-conv": "Pythae ConvNet benchmark: 4 convs 128-1024 + BatchNorm (~17M params); 28x28 or 32x32",
+    "pythae-conv": "Pythae ConvNet benchmark: 4 convs 128-1024 + BatchNorm (~17M params); 28x28 (MNIST), "
+                   "32x32 (CIFAR-10) or 64x64 (CelebA)",
+    "pythae-resnet": "Pythae ResNet benchmark: strided convs + 2 residual blocks (128 ch); 28x28 (MNIST), "
+                     "32x32 (CIFAR-10) or 64x64 (CelebA)",
     "mlp": "fully connected 512-256 hidden units, ReLU; any image shape",
 }
 
 _SIGMA_CHANNELS = (32, 64, 128)
 _SIGMA_MIN_SIZE = 8
-_PYTHAE_SIZES = (28, 32)
+_PYTHAE_SIZES = (28, 32, 64)
 
 Shape = tuple[int, int, int]
 
@@ -78,9 +89,17 @@ def _normalise_shape(input_shape: Sequence[int]) -> Shape:
 
 
 def _check_arch(arch: str) -> None:
-    if arch not in ARCHITECTURES:
-        known = "; ".join(f"{name!r}: {desc}" for name, desc in ARCHITECTURES.items())
-        raise ValueError(f"unknown architecture {arch!r}; known architectures: {known}")
+    if arch in ARCHITECTURES:
+        return
+    if ":" in arch:
+        module = arch.split(":", 1)[0]
+        how = ("it was registered by a script (__main__): move its builders into an importable module"
+               if module == "__main__" else f"`import {module}` (the module that registers it) first")
+        raise ValueError(f"architecture {arch!r} is not registered in this process; {how}")
+    known = "; ".join(f"{name!r}: {desc}" for name, desc in ARCHITECTURES.items())
+    near = [name for name in _CUSTOM if name.split(":", 1)[1] == arch]
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ValueError(f"unknown architecture {arch!r}{hint}; known architectures: {known}")
 
 
 def check_supported(arch: str, input_shape: Sequence[int]) -> None:
@@ -103,8 +122,13 @@ def check_supported(arch: str, input_shape: Sequence[int]) -> None:
         )
     if arch == "pythae-conv" and not (h == w and h in _PYTHAE_SIZES):
         raise ValueError(
-            f"'pythae-conv' supports only 28x28 (MNIST layout) and 32x32 (CIFAR layout) images,"
-            f" got shape {(c, h, w)}; {fallback}"
+            f"'pythae-conv' supports only 28x28 (MNIST layout), 32x32 (CIFAR layout) and 64x64 (CelebA layout)"
+            f" images, got shape {(c, h, w)}; {fallback}"
+        )
+    if arch == "pythae-resnet" and not (h == w and h in RESNET_SIZES):
+        raise ValueError(
+            f"'pythae-resnet' supports only 28x28 (MNIST layout), 32x32 (CIFAR layout) and 64x64 (CelebA layout)"
+            f" images, got shape {(c, h, w)}; {fallback}"
         )
 
 
@@ -189,7 +213,9 @@ def _pythae_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
 
 
 def _pythae_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
-    """Pythae's ``Decoder_Conv_AE_MNIST`` (28x28) or ``Decoder_Conv_AE_CIFAR`` (32x32), minus the sigmoid."""
+    """Pythae's ``Decoder_Conv_AE_MNIST`` (28x28), ``_CIFAR`` (32x32) or ``_CELEBA`` (64x64), minus the sigmoid."""
+    if shape[1] == 64:
+        return celeba_conv_decoder(latent_dim, out_channels)
     if shape[1] == 28:
         return [
             nn.Linear(latent_dim, 1024 * 4 * 4), nn.Unflatten(1, (1024, 4, 4)),
@@ -239,6 +265,7 @@ _ENCODERS: dict[str, Callable[[Shape, int], list[nn.Module]]] = {
     "sigma-conv": _sigma_encoder,
     "arelbo-conv": _arelbo_encoder,
     "pythae-conv": _pythae_encoder,
+    "pythae-resnet": resnet_encoder,
     "mlp": _mlp_encoder,
 }
 
@@ -246,8 +273,11 @@ _DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
     "sigma-conv": _sigma_decoder,
     "arelbo-conv": _arelbo_decoder,
     "pythae-conv": _pythae_decoder,
+    "pythae-resnet": resnet_decoder,
     "mlp": _mlp_decoder,
 }
+_CUSTOM: dict[str, str] = {}
+"""Registered user architectures: qualified name → the module that registered it."""
 
 
 def _positive(name: str, value: int) -> int:
@@ -266,7 +296,10 @@ def build_encoder(arch: str, input_shape: Sequence[int], latent_dim: int,
     shape = _normalise_shape(input_shape)
     latent_dim = _positive("latent_dim", latent_dim)
     out = 2 * latent_dim if out_features is None else _positive("out_features", out_features)
-    return Encoder(arch, shape, out, _ENCODERS[arch](shape, out))
+    enc = Encoder(arch, shape, out, _ENCODERS[arch](shape, out))
+    if arch in _CUSTOM:
+        _check_output(arch, "encoder", enc, torch.zeros(2, *shape), (2, out))
+    return enc
 
 
 def build_decoder(arch: str, input_shape: Sequence[int], latent_dim: int, out_channels: int) -> Decoder:
@@ -275,10 +308,55 @@ def build_decoder(arch: str, input_shape: Sequence[int], latent_dim: int, out_ch
     shape = _normalise_shape(input_shape)
     latent_dim = _positive("latent_dim", latent_dim)
     out_channels = _positive("out_channels", out_channels)
-    return Decoder(arch, shape, latent_dim, out_channels, _DECODERS[arch](shape, latent_dim, out_channels))
+    dec = Decoder(arch, shape, latent_dim, out_channels, _DECODERS[arch](shape, latent_dim, out_channels))
+    if arch in _CUSTOM:
+        _check_output(arch, "decoder", dec, torch.zeros(2, latent_dim), (2, out_channels, *shape[1:]))
+    return dec
 
 
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
+
+
+EncoderBuilder = Callable[[Shape, int], nn.Module]
+DecoderBuilder = Callable[[Shape, int, int], nn.Module]
+
+
+def register_architecture(name: str, build_encoder: EncoderBuilder, build_decoder: DecoderBuilder, *,
+                          description: str = "", module: str | None = None) -> str:
+    """Register a user network; returns the name to give as `arch` (``"<module>:<name>"``).
+
+    `build_encoder(input_shape, out_features)` returns a module mapping ``(B, C, H, W)`` images to
+    ``(B, out_features)``; `build_decoder(input_shape, latent_dim, out_channels)` one mapping
+    ``(B, latent_dim)`` to raw likelihood parameters ``(B, out_channels, H, W)``. Call it at import of
+    the module that defines them (`module`, by default `build_encoder`'s), so a process that imports
+    that module can load saved models.
+    """
+    if not callable(build_encoder) or not callable(build_decoder):
+        raise TypeError("register_architecture needs two callables: build_encoder and build_decoder")
+    module = module or getattr(build_encoder, "__module__", None) or "__main__"
+    key = name if ":" in name else f"{module}:{name}"
+    local = key.split(":", 1)[1]
+    if not local or local in ARCHITECTURES or key in ARCHITECTURES and key not in _CUSTOM:
+        raise ValueError(f"architecture name {name!r} is empty or taken by a built-in architecture")
+    ARCHITECTURES[key] = description or f"user architecture from {key.split(':', 1)[0]}"
+    _ENCODERS[key] = lambda shape, out: [build_encoder(shape, out)]
+    _DECODERS[key] = lambda shape, latent, channels: [build_decoder(shape, latent, channels)]
+    _CUSTOM[key] = key.split(":", 1)[0]
+    return key
+
+
+def _check_output(arch: str, what: str, net: nn.Module, probe: Tensor, want: tuple[int, ...]) -> None:
+    """A user network's output shape on a probe batch, checked once when it is built (eval mode, no grad)."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            got = tuple(net(probe).shape)
+    finally:
+        net.train(was_training)
+    if got != want:
+        raise ValueError(f"the {what} of architecture {arch!r} returns shape {got} for input {tuple(probe.shape)}; "
+                         f"it must return {want}")
