@@ -467,6 +467,9 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
     todo = []
     for name in names:
         reason = undefined_reason(model, name, dataset)
+        if reason is None and name in ("fd", "classifier-score") and sampler is None \
+                and not _capabilities(model).prior_samples:
+            reason = "the model has no prior to sample: pass a sampler fitted to its latents (e.g. --sampler gmm)"
         if reason is None:
             todo.append(name)
         else:
