@@ -27,7 +27,9 @@ from vaecore.samplers import (
 
 SHAPE = (1, 8, 8)
 FAST = {"prior": {}, "gmm": {"components": 3}, "two-stage": {"steps": 30, "hidden": 32},
-        "maf": {"steps": 30, "hidden": 16, "blocks": 2}, "iaf": {"steps": 30, "hidden": 16}}
+        "maf": {"steps": 30, "hidden": 16, "blocks": 2}, "iaf": {"steps": 30, "hidden": 16},
+        "rhvae": {"mcmc_steps": 5, "n_lf": 5}}
+OWN_MODEL = {"rhvae": "rhvae", "poincare-disk": "poincare-vae", "hypersphere": "svae"}  # samplers of one family
 
 
 def _tiny(preset: str, **overrides: object) -> torch.nn.Module:
@@ -122,7 +124,7 @@ def test_two_stage_matches_mean_and_covariance_of_training_latents() -> None:
 def test_save_load_round_trip_gives_identical_samples(name: str, tiny_vae: torch.nn.Module,
                                                       tiny_vamp: torch.nn.Module, tiny_data: Dataset,
                                                       tmp_path: Path) -> None:
-    model = tiny_vamp if name == "vamp" else tiny_vae
+    model = tiny_vamp if name == "vamp" else _tiny(OWN_MODEL[name]) if name in OWN_MODEL else tiny_vae
     sampler = fit_sampler(model, tiny_data, name, n_train=100, seed=0, **FAST.get(name, {}))
     assert sampler.fitted and sampler.latent_dim == 3
     meta = sampler.save(tmp_path)
