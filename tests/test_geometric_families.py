@@ -294,3 +294,17 @@ def test_model_samplers_refuse_other_models_and_hypersphere_needs_sphere_latents
     z = sampler.sample_latents(500, torch.Generator().manual_seed(0))
     assert torch.allclose(z.norm(dim=1), torch.ones(500), atol=1e-5)
     assert float(z.mean(0).norm()) < 0.15
+
+
+@pytest.mark.parametrize("name", ["hvae", "rhvae", "poincare-vae"])
+def test_metrics_iwae_is_the_models_own_bound(name: str) -> None:
+    from vaecore.evaluation import metrics
+
+    model = vaecore.build_preset(name, input_shape=(1, 8, 8), arch="mlp", latent_dim=4, seed=0).eval()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        ours = metrics.iwae_log_likelihood(model, x, k=8, batch_size=4, chunk=8,
+                                           generator=torch.Generator().manual_seed(3))
+        direct = model.log_importance_weights(x, 8, torch.Generator().manual_seed(3), posterior=model.posterior(x))
+    assert torch.allclose(ours, (torch.logsumexp(direct.double(), 0) - math.log(8)).cpu(), atol=1e-5)
+    assert metrics.undefined_reason(model, "kl-per-dim") is not None
