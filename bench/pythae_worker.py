@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--infer-passes", type=int, default=3)
     args = p.parse_args()
     logging.disable(logging.WARNING)
 
@@ -90,7 +91,7 @@ def main() -> None:
     model.eval()
     times = []
     with torch.inference_mode():
-        for _ in range(4):
+        for _ in range(args.infer_passes + 1):
             t = time.perf_counter()
             for i in range(0, x_test.shape[0], 500):
                 z = model.encoder(x_test[i:i + 500]).embedding

@@ -12,7 +12,7 @@ rounds interleave, so a load change on a shared machine hits every side alike. W
 one epoch of the first `--limit` MNIST training images, batch 100, Adam lr 1e-4, σ = 1 Gaussian
 (Pythae's "mse" loss), latent 16, validation on 1,000 images; vaecore also writes its checkpoint,
 model, best model and sample grids, Pythae its final model; the bare loop trains and validates
-only. Inference: encode + decode 2,000 test images, batch 500 (median of 3 after a warm-up).
+only. Inference: encode + decode 2,000 test images, batch 500 (median of `--infer-passes` after a warm-up).
 Prints the median over rounds of each figure, the ratios, and each side's peak resident memory.
 Every side imports torch._dynamo (which creating a torch optimizer pulls in, seconds on a slow
 machine) before starting its clock, so one-off import time is not counted on any side.
@@ -50,13 +50,13 @@ def _model(net: str, latent: int):  # noqa: ANN202
                                             input_shape=(1, 28, 28)).to_dict(), seed=0)
 
 
-def _infer_img_s(model, x) -> float:  # noqa: ANN001
+def _infer_img_s(model, x, passes: int) -> float:  # noqa: ANN001
     import torch
 
     model.eval()
     times = []
     with torch.inference_mode():
-        for _ in range(4):
+        for _ in range(passes + 1):
             t = time.perf_counter()
             for i in range(0, x.shape[0], 500):
                 model.reconstruct(x[i:i + 500])
@@ -100,7 +100,8 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
             assert val == val
     train_s = time.perf_counter() - t
     return {"side": side, "net": net, "params": sum(p.numel() for p in model.parameters()), "train_s": train_s,
-            "train_img_s": args.epochs * x_train.shape[0] / train_s, "infer_img_s": _infer_img_s(model, x_test),
+            "train_img_s": args.epochs * x_train.shape[0] / train_s,
+            "infer_img_s": _infer_img_s(model, x_test, args.infer_passes),
             "threads": torch.get_num_threads(), "peak_mb": _peak_mb()}
 
 
@@ -123,6 +124,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--infer-passes", type=int, default=3, help="timed inference passes (after one warm-up)")
     p.add_argument("--channels-last", action="store_true", help="vaecore side: channels-last memory format")
     p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
     p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", PYTHAE_PYTHON))
@@ -145,7 +147,7 @@ def main() -> None:
     arrays = {"x_train": ds.x_train[:args.limit].numpy(), "x_val": ds.x_val[:args.val].numpy(),
               "x_test": ds.x_test[:args.test].numpy()}
     common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-              "--latent-dim", str(args.latent_dim)]
+              "--latent-dim", str(args.latent_dim), "--infer-passes", str(args.infer_passes)]
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data.npz")
