@@ -96,6 +96,7 @@ def test_vqvae_spatial_latents_embed_is_the_quantised_map_and_nothing_undefined_
     model = vaecore.build_preset("vqvae", input_shape=(1, 28, 28), latent_dim=8, seed=0).eval()
     caps = model.capabilities
     assert caps.latent_shape == (8, 7, 7) and caps.geometry == "discrete" and not caps.elbo
+    assert model.latent_dim == 8 * 7 * 7 and model.code_dim == 8
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         z = model.embed(x)
@@ -176,7 +177,8 @@ def test_pixelcnn_sampler_fit_sample_save_load(preset: str, arch: str, tmp_path:
     assert float(-sampler.log_prob(codes).mean()) < float(uniform), "the prior learned nothing about the codes"
     z = sampler.sample_latents(8, torch.Generator().manual_seed(0))
     assert z.shape == (8, sampler.latent_dim)
-    rows = z.reshape(8, model.latent_dim, -1).transpose(1, 2).reshape(-1, model.latent_dim)
+    assert model.latent_dim == sampler.latent_dim
+    rows = z.reshape(8, model.code_dim, -1).transpose(1, 2).reshape(-1, model.code_dim)
     if model.levels == 1:
         gap = (rows.unsqueeze(1) - model.codebooks()[0]).abs().amax(-1).min(1).values
         assert float(gap.max()) == 0.0, "samples are code vectors"

@@ -14,7 +14,8 @@ with a prior fitted afterwards over the code maps (the 'pixelcnn' sampler).
 Latents are spatial with a convolutional arch: two stride-2 convolutions and two residual blocks
 (the paper's layout at 64 channels) give a (D, H/4, W/4) map of codes, D = `latent_dim`; any conv
 arch name selects this net. With arch 'mlp' the encoder gives one code vector per image (shape
-(D,)). `embed(x)` is z_q, flattened; `decode` takes it flattened or as a map.
+(D,)). `embed(x)` is z_q, flattened; `decode` takes it flattened or as a map. `model.latent_dim`
+is the flattened size D·h·w (the width of `embed`), `model.code_dim` is D.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class VQVAE(AutoEncoder):
             raise ValueError(f"unknown architecture {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)} "
                              "('mlp': one code per image, any conv arch: a spatial map of codes)")
         self.config = cfg
-        self.latent_dim = d = cfg.latent_dim
+        self.code_dim = d = cfg.latent_dim
         c, h, w = cfg.input_shape
         self.likelihood = build_likelihood(cfg.likelihood, cfg.input_shape, **cfg.likelihood_kwargs)
         out_channels = self.likelihood.channels(c)
@@ -123,6 +124,7 @@ class VQVAE(AutoEncoder):
             self.encoder = build_encoder("mlp", cfg.input_shape, d, out_features=d)
             self.decoder = build_decoder("mlp", cfg.input_shape, d, out_channels)
             self.map_size = (1, 1)
+        self.latent_dim = d * self.map_size[0] * self.map_size[1]
         self.terms = []
         self.quantizer = self.build_quantizer()
 
@@ -149,17 +151,17 @@ class VQVAE(AutoEncoder):
     @property
     def code_shape(self) -> tuple[int, ...]:
         """Shape of one image's latent: (D, h, w) for a map, (D,) for one vector."""
-        return (self.latent_dim, *self.map_size) if self.spatial else (self.latent_dim,)
+        return (self.code_dim, *self.map_size) if self.spatial else (self.code_dim,)
 
     def encode_rows(self, x: Tensor) -> Tensor:
         """z_e of every position as rows (B·h·w, D), image-major."""
         z = self.encoder(self._check_input(x))
-        return z.permute(0, 2, 3, 1).reshape(-1, self.latent_dim) if self.spatial else z
+        return z.permute(0, 2, 3, 1).reshape(-1, self.code_dim) if self.spatial else z
 
     def rows_to_latents(self, rows: Tensor, batch: int) -> Tensor:
         """(B·h·w, D) rows → (B, D·h·w) flattened latents (channel-major, as a (D, h, w) map)."""
         h, w = self.map_size
-        return rows.reshape(batch, h, w, self.latent_dim).permute(0, 3, 1, 2).reshape(batch, -1)
+        return rows.reshape(batch, h, w, self.code_dim).permute(0, 3, 1, 2).reshape(batch, -1)
 
     def code_map(self, x: Tensor) -> Tensor:
         """The codes of each image as a map (B, h, w·levels): position (i, j)'s levels side by side."""
