@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from explorer import downloads, evaluations, figures, state, tables, widgets
+from explorer import caches, downloads, evaluations, figures, state, tables, widgets
 
 st.title("Likelihood comparison")
 st.caption("Models are ranked on **−log p of the 8-bit test images** (nats, lower is better): the one likelihood "
@@ -121,6 +121,9 @@ if unranked:
     st.markdown("**Not ranked** (no density of the 8-bit images)")
     st.dataframe(tables.display_rows(unranked), hide_index=True, width="stretch",
                  column_config=tables.display_column_config(unranked[0]))
+for spec in specs:
+    for warning in caches.collapse_warnings(spec):
+        st.warning(f"**{choices.get(spec, spec)}**: {warning}", icon=":material/warning:")
 for label, where in sources.items():
     st.caption(f"**{label}**: {where}")
 shown = [m for m in ("fd",) if m in names]

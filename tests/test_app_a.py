@@ -260,6 +260,11 @@ def test_comparison_page_ranks_on_discrete_nll_and_computes_in_the_background(zo
         unranked = at.dataframe[1].value
         assert set(unranked["model"]) == {"ae", "bernoulli-vae"} and "why not ranked" in unranked.columns
         assert any(c.value.startswith("Not meaningful") for c in at.caption)  # the AE's prior samples
+    if "arelbo-diag-d" in bundled_names():
+        at.multiselect(key="lc_models").set_value(["sigma-vae", "arelbo-diag-d"]).run()
+        no_exceptions(at)
+        warned = [w.value for w in at.warning]
+        assert warned and all(w.startswith("**arelbo-diag-d**") for w in warned), warned
     at.multiselect(key="lc_models").set_value(zoo[:2])
     at.multiselect(key="lc_metrics").set_value(["elbo", "iwae", "nll-discrete", "mse", "active-units"])
     at.select_slider(key="lc_n_test").set_value(50)
