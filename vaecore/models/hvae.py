@@ -15,6 +15,7 @@ likelihood's scores in evaluation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,11 +60,24 @@ class HamiltonianAutoEncoder(AutoEncoder):
         return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), geometry="euclidean",
                             posterior=self.posterior_kind, prior=type(self.prior).__name__)
 
-    def _log_joint(self, xs: Tensor, score: str = "nll") -> Any:
-        """z ↦ log p(x, z) per row for the images xs (one per row of z)."""
+    def _log_joint(self, xs: Tensor) -> Callable[[Tensor], Tensor]:
+        """z ↦ log p(x, z) per row for the images xs (one per row of z): the flow's target."""
         def f(z: Tensor) -> Tensor:
-            return -getattr(self.likelihood, score)(self.decode_params(z), xs) + self.prior_log_prob(z)
+            return -self.likelihood.nll(self.decode_params(z), xs) + self.prior_log_prob(z)
         return f
+
+    def _scored(self, z_k: Tensor, xs: Tensor, reg: Tensor, scores: tuple[str, ...],
+                for_loss: bool) -> dict[str, Tensor | None]:
+        """log p(x|z_K) under each likelihood score minus `reg` (the rest of the negative log weight, (k, B))."""
+        k, b = reg.shape
+        params = self.decode_params(z_k)
+        out: dict[str, Tensor | None] = {}
+        for score in scores:
+            nll = getattr(self.likelihood, score)(params, xs)
+            out[score] = None if nll is None else -nll.reshape(k, b) - reg
+            if for_loss:
+                out["recon"], out["reg"] = nll.reshape(k, b), reg
+        return out
 
     def _log_weights(self, x: Tensor, q: Posterior, k: int, generator: torch.Generator | None,
                      scores: tuple[str, ...], for_loss: bool = False) -> dict[str, Tensor | None]:
@@ -159,16 +173,9 @@ class HVAE(HamiltonianAutoEncoder):
         b, d = x.shape[0], z0.shape[-1]
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
         z_k, rho_k = self.flow(z0.reshape(-1, d), gamma.reshape(-1, d), xs)
-        params = self.decode_params(z_k)
         reg = (q.log_prob(z0) + standard_normal_log_prob(gamma)
                - (self.prior_log_prob(z_k) + standard_normal_log_prob(rho_k)).reshape(k, b))
-        out: dict[str, Tensor | None] = {}
-        for score in scores:
-            nll = getattr(self.likelihood, score)(params, xs)
-            out[score] = None if nll is None else -nll.reshape(k, b) - reg
-            if for_loss:
-                out["recon"], out["reg"] = nll.reshape(k, b), reg
-        return out
+        return self._scored(z_k, xs, reg, scores, for_loss)
 
 
 register_preset("hvae", "Hamiltonian VAE: 3 tempered leapfrog steps on z (ε = 0.001, β_0 = 0.3), Bernoulli decoder",

@@ -143,17 +143,10 @@ class RHVAE(HamiltonianAutoEncoder):
         log_joint = self._log_joint(xs)
         z_k, rho_k = riemannian_flow(z0f, rho0, lambda z: potential_gradient(log_joint, z, create_graph), metric,
                                      c.eps_lf, sqrt_beta, c.n_lf, c.fixed_point_steps)
-        params = self.decode_params(z_k)
         reg = (q.log_prob(z0) + standard_normal_log_prob(gamma)
                - (self.prior_log_prob(z_k) + metric.momentum_log_prob(z_k, rho_k)
                   + 0.5 * metric.log_det(z0f)).reshape(k, b))
-        out: dict[str, Tensor | None] = {}
-        for score in scores:
-            nll = getattr(self.likelihood, score)(params, xs)
-            out[score] = None if nll is None else -nll.reshape(k, b) - reg
-            if for_loss:
-                out["recon"], out["reg"] = nll.reshape(k, b), reg
-        return out
+        return self._scored(z_k, xs, reg, scores, for_loss)
 
 
 register_preset("rhvae", "Riemannian Hamiltonian VAE: learned metric G(z), 3 generalized leapfrog steps "
