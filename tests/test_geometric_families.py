@@ -18,6 +18,7 @@ from vaecore.components.hamiltonian import (
     kinetic_energy,
     leapfrog,
     potential_gradient,
+    riemannian_flow,
     standard_normal_log_prob,
     tempered_leapfrog_flow,
     tempering,
@@ -133,6 +134,23 @@ def test_generalized_leapfrog_is_reversible_to_tolerance() -> None:
         z, rho, _ = generalized_leapfrog(z0, rho0, grad_u, metric, 0.05, steps)
         z_back, rho_back, _ = generalized_leapfrog(z, -rho, grad_u, metric, 0.05, steps)
         assert torch.allclose(z_back, z0, atol=tol) and torch.allclose(-rho_back, rho0, atol=tol), steps
+
+
+def test_riemannian_flow_log_weight_is_unbiased() -> None:
+    # E[w] = Z for p(x, z_K) N(ρ_K; 0, G(z_K)) |det G(z_0)|^½ / (q(z_0) N(γ)) on a toy Gaussian target
+    d, n = 2, 50_000
+    m, s, log_z = _gaussian_target(d, seed=1)
+    log_p = _log_target(m, s, log_z)
+    g = torch.Generator().manual_seed(0)
+    low = torch.randn(4, d, d, generator=g, dtype=D64).tril() * 0.7
+    metric = LocalMetric(low @ low.mT, torch.randn(4, d, generator=g, dtype=D64), 1.5, 0.3)
+    z0, gamma = torch.randn(n, d, generator=g, dtype=D64), torch.randn(n, d, generator=g, dtype=D64)
+    sqrt_beta = math.sqrt(0.3)
+    rho0 = metric.sample_momentum(z0, gamma) / sqrt_beta
+    z_k, rho_k = riemannian_flow(z0, rho0, lambda z: potential_gradient(log_p, z, False), metric, 0.2, sqrt_beta, 3)
+    log_w = (log_p(z_k) + metric.momentum_log_prob(z_k, rho_k) + 0.5 * metric.log_det(z0)
+             - standard_normal_log_prob(z0) - standard_normal_log_prob(gamma))
+    assert float(torch.logsumexp(log_w, 0) - math.log(n)) == pytest.approx(log_z, abs=0.03)
 
 
 def test_rhvae_epoch_end_installs_the_stored_centres_and_they_save() -> None:
