@@ -215,6 +215,17 @@ def test_wrapped_normal_log_density_matches_its_formula_and_the_change_of_variab
     assert float(q.log_prob(zz.unsqueeze(0))[0] + d * torch.log(lam_z)) == pytest.approx(float(euclid), abs=1e-6)
 
 
+def test_wrapped_normal_integrates_to_one_over_the_disk() -> None:
+    ball = Ball(1.0)
+    q = WrappedNormal(ball.expmap0(torch.tensor([[0.5, -0.2]], dtype=D64)), torch.tensor([[0.5, 0.3]], dtype=D64), ball)
+    t = torch.linspace(-1, 1, 801, dtype=D64)
+    mid, h = (t[1:] + t[:-1]) / 2, float(t[1] - t[0])
+    z = torch.stack(torch.meshgrid(mid, mid, indexing="ij"), -1).reshape(-1, 2)
+    z = z[z.norm(dim=1) < 0.999]
+    volume = (2 / (1 - z.pow(2).sum(1))) ** 2  # the Riemannian volume element λ_z^d
+    assert float((q.log_prob(z.unsqueeze(1))[:, 0].exp() * volume).sum() * h * h) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_wrapped_normal_prior_samples_in_the_ball() -> None:
     prior = WrappedNormalPrior(2, Ball(1.0), 1.0)
     z = prior.sample(2000, generator=torch.Generator().manual_seed(0))
