@@ -54,6 +54,15 @@ def test_resume_is_exact_for_each_optimizer_and_schedule(tmp_path: Path, digits:
         assert resumed.optimizer.param_groups[0]["lr"] < resumed.config.lr, "the schedule must have moved the lr"
 
 
+def test_plateau_resumes_from_a_checkpoint_before_any_validation(tmp_path: Path, digits: vaecore.Dataset) -> None:
+    """The step-0 checkpoint holds the plateau schedule's initial best (inf, stored as null in strict JSON)."""
+    first = _trainer(tmp_path, digits, scheduler="plateau", max_steps=5)
+    first.fit()
+    resumed = Trainer.resume(tmp_path, max_steps=30)
+    assert resumed.scheduler.best == float("inf")
+    assert resumed.fit().status == "finished" and resumed.scheduler.best < float("inf")
+
+
 def test_keep_best_early_stopping_and_epoch_grids(tmp_path: Path, digits: vaecore.Dataset) -> None:
     """Scripted validation losses: the best is epoch 2; patience 2 ends the run after epoch 4."""
     losses = iter([5.0, 3.0, 4.0, 6.0, 7.0, 8.0])

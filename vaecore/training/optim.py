@@ -103,4 +103,6 @@ def load_optimizer_state(optimizers: list[torch.optim.Optimizer], schedulers: li
         opt.load_state_dict({"state": state, "param_groups": param_groups})
     for sched, saved in zip(schedulers, meta.get("schedulers") or [meta.get("scheduler")], strict=False):
         if sched is not None and saved:
+            if isinstance(sched, lr_scheduler.ReduceLROnPlateau) and saved.get("best") is None:
+                saved = {**saved, "best": sched.mode_worse}  # strict JSON stored the initial ±inf as null
             sched.load_state_dict(saved)
