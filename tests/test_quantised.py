@@ -161,6 +161,8 @@ def test_masked_convolution_sees_only_earlier_positions() -> None:
             later = torch.zeros(4, 4, dtype=torch.bool)
             later.view(-1)[i * 4 + j + 1:] = True
             assert float(diff[~later].max()) == 0.0, (i, j)
+    for i in range(4):  # what sampling relies on: row i's logits need rows ≤ i only
+        assert torch.allclose(net(codes[:, :i + 1])[:, :, i], base[:, :, i], atol=1e-6)
     assert MaskedConv2d("B", 1, 1, 3).mask.sum() == 5 and MaskedConv2d("A", 1, 1, 3).mask.sum() == 4
 
 

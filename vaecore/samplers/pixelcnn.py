@@ -157,7 +157,8 @@ class PixelCNNSampler(Sampler):
         with torch.no_grad():
             for i in range(h):
                 for j in range(w):
-                    probs = F.softmax(self.net(codes)[:, :, i, j].float(), dim=1)
+                    # rows below i cannot reach row i through the masks, so the net sees rows ≤ i only
+                    probs = F.softmax(self.net(codes[:, :i + 1])[:, :, i, j].float(), dim=1)
                     if generator is not None:
                         probs = probs.to(generator.device)
                     codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(self.device)
