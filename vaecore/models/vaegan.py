@@ -11,7 +11,8 @@ layer-l features and L_feat = ½‖Dis_l(x) − Dis_l(x̃)‖² per image (a uni
 The Trainer takes each group's gradient of its own loss only, so L_feat does not train the
 discriminator, as the paper prescribes. `pixel_weight` ρ adds the decoder likelihood's objective
 (0 in the preset: Larsen's model); the likelihood is otherwise what maps decoder outputs to x̃ and
-what the ELBO and IWAE of the trained model use (Gaussian posterior, N(0, I) prior).
+what the ELBO and IWAE of the trained model use (Gaussian posterior, N(0, I) prior). The loss
+logged and validated as `loss` is the encoder's (the VAE objective in feature space).
 """
 
 from __future__ import annotations
@@ -94,12 +95,12 @@ class VAEGAN(AutoEncoder):
         disc = bce_logits(real, 1.0) + bce_logits(rec, 0.0) + bce_logits(fake, 0.0)
         accuracy = ((real > 0).float().mean() + (rec < 0).float().mean() + (fake < 0).float().mean()) / 3
         logs = {"kl": scalar(kl), "feature_recon": scalar(feat), "gan_generator": scalar(gan_gen),
-                "loss": scalar(encoder + decoder), "disc_loss": scalar(disc), "disc_accuracy": scalar(accuracy),
+                "loss": scalar(encoder), "disc_loss": scalar(disc), "disc_accuracy": scalar(accuracy),
                 "encoder_loss": scalar(encoder), "decoder_loss": scalar(decoder)}
         if c.pixel_weight > 0:
             logs["recon"] = scalar(pixel)
         logs.update(self.likelihood.trace())
-        return LossOutput(encoder + decoder, logs,
+        return LossOutput(encoder, logs,
                           {"encoder": encoder, "decoder": decoder, "discriminator": disc})
 
 
