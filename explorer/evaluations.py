@@ -83,13 +83,16 @@ def precomputed(spec: str) -> dict[str, Any] | None:
     return result or None
 
 
-def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str]) -> tuple[list[dict], list[dict]]:
+def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
+                 metrics: Sequence[str] = ACROSS) -> tuple[list[dict], list[dict]]:
     """(ranked, unranked): models with −log p of the 8-bit images sorted by it (lower is better), and the
-    others with why they cannot be ranked on it. Cells hold numbers or None (shown as —)."""
+    others with why they cannot be ranked on it; columns: −log p and those of `metrics` comparable across
+    families. Cells hold numbers or None (shown as —)."""
     ranked, unranked = [], []
+    columns = [RANK_METRIC] + [m for m in ACROSS if m in metrics and m != RANK_METRIC]
     for label, r in results.items():
         row = {"model": label, "family": families.get(label, "")}
-        row.update({m: finite(r.get(m)) for m in ACROSS})
+        row.update({m: finite(r.get(m)) for m in columns})
         if row[RANK_METRIC] is None:
             why = (r.get("notes") or {}).get(RANK_METRIC) or "no −log p of 8-bit images"
             unranked.append({**row, "why not ranked": why})

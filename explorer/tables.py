@@ -299,7 +299,13 @@ def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: display_value(v) for k, v in row.items()} for row in rows]
 
 
+SHORT_TITLES = {"elbo": "ELBO ↑", "iwae": "IWAE ↑", "nll-pdf": "−log pdf ↓", "nll-discrete": "−log p ↓",
+                "bpd": "bits/dim ↓", "mse": "MSE ↓", "active-units": "active", "fd": "FD ↓", "knn": "5-NN ↑"}
+
+
 def display_column_config(row: dict[str, Any]) -> dict[str, Any]:
-    """Readable headers (with the engine's definitions as help) for the metric columns of a row."""
-    return {k: st.column_config.Column(metric_title(k), help=metric_help(k) or None) for k in row
+    """Short headers (the full title and the engine's definition as help) for the metric columns of a row,
+    so a table of several metrics fits the page."""
+    return {k: st.column_config.Column(SHORT_TITLES.get(k, metric_title(k)),
+                                       help=f"{metric_title(k)}. {metric_help(k)}".strip()) for k in row
             if k in METRIC_TITLES}

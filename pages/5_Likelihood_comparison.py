@@ -108,7 +108,7 @@ if not specs:
     st.info("Choose models to compare.")
     st.stop()
 families = {choices.get(s, s): evaluations.likelihood_family(s) for s in specs}
-ranked, unranked = evaluations.ranking_rows(results, families)
+ranked, unranked = evaluations.ranking_rows(results, families, names)
 st.subheader("Ranking: −log p of the 8-bit test images (nats, lower is better)")
 if ranked:
     st.dataframe(tables.display_rows(ranked), hide_index=True, width="stretch",
