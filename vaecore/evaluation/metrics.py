@@ -137,7 +137,7 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
         raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
     caps = _capabilities(model)
     lik = _likelihood(model)
-    needs_q = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "kl-per-dim", "mutual-info"}
+    needs_q = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd"}
     if name in needs_q and not caps.elbo:
         return caps.why_no_elbo or "the model defines no posterior density q(z|x), so no bound or estimate"
     if name in ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd") and lik is None:
@@ -148,6 +148,8 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     if name in ("nll-discrete", "bpd") and not _defines_discrete(lik):
         return f"the {lik.name!r} likelihood defines no probability of 8-bit images"
     if name in ("kl-per-dim", "mutual-info") and caps.posterior != "gaussian":
+        if caps.posterior == "point":
+            return caps.why_no_elbo or "the encoder is deterministic: there is no q(z|x)"
         return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior!r}"
     if name == "kl-per-dim" and caps.prior != "StandardNormal":
         return f"the KL to the {caps.prior} prior does not split over latent dimensions"
@@ -469,7 +471,8 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
         reason = undefined_reason(model, name, dataset)
         if reason is None and name in ("fd", "classifier-score") and sampler is None \
                 and not _capabilities(model).prior_samples:
-            reason = "the model has no prior to sample: pass a sampler fitted to its latents (e.g. --sampler gmm)"
+            reason = ("the model has no prior to sample: pass a sampler fitted to its latents (--sampler gmm, maf or "
+                      "two-stage; pixelcnn for VQ models)")
         if reason is None:
             todo.append(name)
         else:

@@ -62,8 +62,7 @@ class MSSSIMVAE(AutoEncoder):
         return Capabilities(elbo=False, prior_samples=True, latent_shape=(self.latent_dim,),
                             posterior="gaussian", prior="StandardNormal",
                             why_no_elbo="1 − MS-SSIM is a similarity, not a log-likelihood: the decoder defines no "
-                                        "density p(x|z), so there is no bound or estimate (the encoder is stochastic, "
-                                        "not deterministic; it is p(x|z) that is missing)")
+                                        "density p(x|z), so there is no bound or estimate")
 
     def loss(self, x: Tensor, ctx: StepContext | None = None) -> LossOutput:
         ctx = ctx or StepContext.evaluation()
