@@ -121,12 +121,11 @@ def card_family(entry: dict[str, Any]) -> str:
     """The group a bundled model's card sits in (a FAMILY_TITLES key), from its config."""
     config = entry.get("config") or {}
     kind = config.get("model_type") or entry.get("model_type") or "vae"
-    regulariser = config.get("regulariser", "kl")
     if kind == "tvae" or entry.get("name") in ("vae", "vae-plus"):
         return "tvae"
-    if kind in ("ae", "wae", "rae") or regulariser in ("none", "mmd", "rae"):
+    if kind in ("ae", "wae", "rae"):
         return "ae"
-    if kind == "iwae" or regulariser == "iwae":
+    if kind == "iwae":
         return "iwae"
     likelihood = config.get("likelihood") or entry.get("likelihood") or ""
     if likelihood in DISCRETE_LIKELIHOODS:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from explorer.caches import load_model
 from explorer.catalog import model_stamp
+from explorer.models import embed
 from explorer.sources import source_images, source_token
 from vaecore import PretrainedModel
 from vaecore.latent import projection as proj
@@ -46,13 +47,15 @@ def _latent_key(spec: str, model: PretrainedModel, source: str, n: int) -> tuple
 
 
 def latents_for(spec: str, source: str, n: int, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
-    """Posterior means of the first n images of a source, encoded once per (model version, source, n)."""
+    """Latent points (`model.embed`: posterior means, an AE's codes) of the first n images of a source,
+    encoded once per (model version, source, n)."""
     model = load_model(spec)
     key = _latent_key(spec, model, source, n)
     found = _recall("latents", key)
     if found is None:
         x, _ = source_images(model, source)
-        found = _remember("latents", key, proj.encode_images(model, x[:n], progress=progress), keep=12)
+        found = _remember("latents", key, embed(model, x[:n], progress=progress).numpy().astype(np.float32),
+                          keep=12)
     return found
 
 

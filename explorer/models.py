@@ -1,13 +1,13 @@
 """What a model can do, in one place: the app asks these helpers, never the config's fields.
 
-Works with the engine's model contract v2 (`model.capabilities`, `model.embed`) when present and
-falls back to the v1 config fields (`deterministic`, `regulariser`, `prior`) otherwise, so the
-switch to the new contract is this file only. No Streamlit.
+They read the engine's model contract (`model.capabilities`, `model.embed`, `model.model_type`). No
+Streamlit.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,25 +29,13 @@ class ModelFacts:
 
 
 def facts(model: PretrainedModel) -> ModelFacts:
-    """A model's capabilities (contract v2's `capabilities`, else read from the v1 config)."""
-    caps = getattr(type(model), "capabilities", None)
-    latent = int(getattr(model, "latent_dim", getattr(model.config, "latent_dim", 0)) or 0)
-    if isinstance(caps, property):
-        c = model.capabilities
-        shape = tuple(c.latent_shape)
-        return ModelFacts(elbo=bool(c.elbo), prior_samples=bool(c.prior_samples),
-                          latent_dim=int(math.prod(shape)) if shape else latent,
-                          gaussian_posterior=getattr(c, "posterior", "gaussian") == "gaussian",
-                          why_no_elbo=c.why_no_elbo, why_no_prior="" if c.prior_samples else _no_prior(model))
-    config = model.config
-    deterministic = bool(getattr(config, "deterministic", False))
-    regulariser = getattr(config, "regulariser", "kl")
-    why = (f"the encoder of {config.preset!r} is deterministic (regulariser {regulariser!r}): there is no q(z|x), "
-           "so no bound or estimate") if deterministic else ""
-    prior = regulariser not in ("none", "rae")
-    return ModelFacts(elbo=not deterministic, prior_samples=prior, latent_dim=latent,
-                      gaussian_posterior=not deterministic, why_no_elbo=why,
-                      why_no_prior="" if prior else _no_prior(model))
+    """A model's capabilities, from `model.capabilities`."""
+    c = model.capabilities
+    shape = tuple(c.latent_shape)
+    return ModelFacts(elbo=bool(c.elbo), prior_samples=bool(c.prior_samples),
+                      latent_dim=int(math.prod(shape)) if shape else int(getattr(model.config, "latent_dim", 0)),
+                      gaussian_posterior=c.posterior == "gaussian", why_no_elbo=c.why_no_elbo,
+                      why_no_prior="" if c.prior_samples else _no_prior(model))
 
 
 def _no_prior(model: PretrainedModel) -> str:
@@ -66,24 +54,24 @@ def has_prior_samples(model: PretrainedModel) -> bool:
 
 
 def family(model_or_config: Any) -> str:
-    """The model family: `model_type` when it names one ('iwae', 'ae', 'wae', …), else from the v1 regulariser."""
+    """The model family: its `model_type` ('vae', 'iwae', 'ae', 'wae', 'rae', 'tvae', …)."""
     config = getattr(model_or_config, "config", model_or_config)
-    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
-    kind = get("model_type", "vae") or "vae"
-    if kind != "vae":
-        return str(kind)
-    return {"iwae": "iwae", "none": "ae", "mmd": "wae", "rae": "rae"}.get(get("regulariser", "kl") or "kl", "vae")
+    kind = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
+    return str(kind or getattr(model_or_config, "model_type", "vae") or "vae")
 
 
 @torch.no_grad()
-def embed(model: PretrainedModel, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    """The latent point of each image (B, d) on the CPU: `model.embed` (v2) or the posterior mean."""
+def embed(model: PretrainedModel, x: torch.Tensor, batch: int = 500,
+          progress: Callable[[float, str], None] | None = None) -> torch.Tensor:
+    """The latent point of each image (B, d) on the CPU (`model.embed`: the posterior mean, an AE's code)."""
     model.eval()
     out = []
     for i in range(0, len(x), batch):
-        xb = x[i:i + batch].to(model.device)
-        z = model.embed(xb) if hasattr(model, "embed") else model.encode(xb)[0]
-        out.append(z.reshape(len(xb), -1).cpu())
+        xb = x[i:i + batch].to(model.device, torch.float32)
+        out.append(model.embed(xb).reshape(len(xb), -1).float().cpu())
+        if progress is not None:
+            done = min(i + batch, len(x))
+            progress(done / len(x), f"encoded {done:,} / {len(x):,} images")
     return torch.cat(out) if out else torch.zeros(0, facts(model).latent_dim)
 
 

@@ -201,7 +201,7 @@ def live_view(info: RunInfo) -> None:
             if len(grids) > 1:
                 k = st.select_slider("Samples at epoch", list(range(len(grids))), value=len(grids) - 1,
                                      format_func=lambda j: grids[j].stem.removeprefix("epoch_").lstrip("0") or "0",
-                                     key="tm_epoch_grid")
+                                     key=f"tm_epoch_grid_{now.name}_{len(grids)}")  # a new grid moves it to the end
                 epoch = grids[k].stem.split("_")[-1]
                 widgets.show_png_file(grids[k], caption=f"samples after epoch {int(epoch)}")
                 widgets.show_png_file(grids[k].with_name(f"recon_{epoch}.png"),

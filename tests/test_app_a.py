@@ -377,7 +377,7 @@ def test_catalog_and_card_helpers(tmp_path: Path) -> None:
     assert catalog.card_metrics({"elbo": -90.0, "nll-discrete": 1200.5, "mse": float("nan"), "notes": {}}) == \
         {"nll-discrete": 1200.5, "mse": None, "fd": None, "active-units": None}
     assert catalog.card_family({"config": {"likelihood": "arelbo"}}) == "arelbo"
-    assert catalog.card_family({"config": {"likelihood": "gaussian", "regulariser": "none"}}) == "ae"
+    assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "wae"}}) == "ae"
     assert catalog.card_family({"config": {"likelihood": "categorical"}}) == "discrete"
     assert tables.format_seconds(3725) == "1 h 02 min" and tables.format_seconds(65) == "1 min 05 s"
     assert tables.format_seconds(None) == "—"

@@ -157,7 +157,8 @@ def test_replay_the_dockerfile_as_a_non_root_user_on_a_read_only_copy(tmp_path: 
     env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(writable), "VAE_APP_RUNS": str(writable / "runs"),
            "VAE_APP_CACHE": str(writable / "cache"), "HF_HOME": str(writable / "hf"),
            "NUMBA_CACHE_DIR": str(writable / "numba"), "MPLCONFIGDIR": str(writable / "mpl"),
-           "VAE_WARM_UMAP": "0", "LD_LIBRARY_PATH": f"{py}/lib", **{k: v for k, v in env_lines.items() if k not in ("PATH", "HOME", "HF_HOME")}}
+           "VAE_WARM_UMAP": "0", "LD_LIBRARY_PATH": f"{py}/lib",
+           **{k: v for k, v in env_lines.items() if k not in ("PATH", "HOME", "HF_HOME")}}
     cmd = shlex.split(next(a for w, a in steps if w == "CMD").replace("[", "").replace("]", "").replace(",", " "))
     cmd = [c.strip('"') for c in cmd]
     cmd = [str(port) if c == "8501" else ("127.0.0.1" if c == "0.0.0.0" else c) for c in cmd]
