@@ -377,6 +377,11 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vaecore.components.likelihoods import LIKELIHOODS
+    from vaecore.components.nets import ARCHITECTURES
+    from vaecore.samplers import SAMPLERS
+
+    archs, samplers, likelihoods = " | ".join(ARCHITECTURES), " | ".join(SAMPLERS), ", ".join(LIKELIHOODS)
     p = CliParser(prog="vaecore", description="Train, evaluate and sample VAEs.")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of a failure (any position)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -396,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--latent-dim", type=int)
     t.add_argument("--beta", type=float)
-    t.add_argument("--likelihood", help="override the likelihood (e.g. gaussian, bernoulli, arelbo)")
-    t.add_argument("--arch", help="sigma-conv | arelbo-conv | pythae-conv | mlp")
+    t.add_argument("--likelihood", help=f"override the likelihood: {likelihoods}")
+    t.add_argument("--arch", help=archs)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any model setting, e.g. --set beta=4 --set likelihood_kwargs.sigma=learned")
     t.add_argument("--plateau", action="store_true", help="ReduceLROnPlateau on the validation loss")
@@ -419,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--data-dir", default=None)
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", default=None)
-        q.add_argument("--sampler", default="prior", help="prior | gmm | two-stage | maf | vamp")
+        q.add_argument("--sampler", default="prior", help=samplers)
         q.add_argument("--components", type=positive_int, default=10, help="GMM components")
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
@@ -439,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="evaluate several models on the same test subset")
     c.add_argument("models", nargs="+")
-    c.add_argument("--sampler", default="prior", help="comma-separated samplers, e.g. prior,gmm,two-stage")
+    c.add_argument("--sampler", default="prior", help=f"comma-separated samplers of: {samplers}")
     c.add_argument("--metrics", default=None)
     c.add_argument("--n-test", type=positive_int, default=1000)
     c.add_argument("--seed", type=int, default=0)
