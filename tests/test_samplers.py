@@ -28,8 +28,9 @@ from vaecore.samplers import (
 SHAPE = (1, 8, 8)
 FAST = {"prior": {}, "gmm": {"components": 3}, "two-stage": {"steps": 30, "hidden": 32},
         "maf": {"steps": 30, "hidden": 16, "blocks": 2}, "iaf": {"steps": 30, "hidden": 16},
-        "rhvae": {"mcmc_steps": 5, "n_lf": 5}}
-OWN_MODEL = {"rhvae": "rhvae", "poincare-disk": "poincare-vae", "hypersphere": "svae"}  # samplers of one family
+        "rhvae": {"mcmc_steps": 5, "n_lf": 5}, "pixelcnn": {"steps": 20, "hidden": 8, "layers": 1}}
+OWN_MODEL = {"rhvae": "rhvae", "poincare-disk": "poincare-vae", "hypersphere": "svae",  # samplers of one family
+             "pixelcnn": "vqvae"}
 
 
 def _tiny(preset: str, **overrides: object) -> torch.nn.Module:
