@@ -124,7 +124,7 @@ def test_reference_numbers_are_transcribed() -> None:
 def test_table3_script_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "table3"
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "arelbo_table3.py"), "--max-steps", "20",
-                           "--limit", "1000", "--n-test", "100", "--out", str(out),
+                           "--limit", "1000", "--n-test", "100", "--out", str(out), "--two-stage-steps", "60",
                            "--models", "gaussian-vae,ae,arelbo-diag-d,trainable-diag-d",
                            "--threads", os.environ.get("VAE_TEST_THREADS", "2")],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
