@@ -216,6 +216,7 @@ else:
     pca_coords, inverse = latents.pca_coordinates(spec, source, n, 2)
     c1, c2, c3 = st.columns([1, 1, 2])
     lo, hi = pca_coords.min(0), pca_coords.max(0)
+    hi = np.where(hi - lo < 1e-6, lo + 1.0, hi)  # a collapsed map (all codes equal) still gets a slider range
     px = c1.slider("map x", float(lo[0]), float(hi[0]), float(pca_coords[i, 0]), key=f"map_dec_x_{i}")
     py = c1.slider("map y", float(lo[1]), float(hi[1]), float(pca_coords[i, 1]), key=f"map_dec_y_{i}")
     zp = inverse.inverse(np.array([[px, py]], dtype=np.float32))

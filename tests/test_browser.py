@@ -134,25 +134,17 @@ def _screenshot(page, name: str) -> Path:
     return path
 
 
-def _lasso_selects_images(page) -> list[str]:
-    """Draw a lasso over the middle of the latent map; the page should list the selected images."""
-    plot = page.locator(".js-plotly-plot").first
-    plot.scroll_into_view_if_needed()
-    box = plot.locator(".nsewdrag").first.bounding_box()
-    if box is None:
+def _box_selects_images(page) -> list[str]:
+    """Drag a box over the middle of the latent map; the page should list the selected images."""
+    if page.locator(".js-plotly-plot .nsewdrag").count() == 0:
         return ["Latent map: no plot area to select on"]
-    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
-    page.mouse.move(cx - r, cy - r)
-    page.mouse.down()
-    for dx, dy in ((r, -r), (r, r), (-r, r), (-r, -r)):
-        page.mouse.move(cx + dx, cy + dy, steps=6)
-    page.mouse.up()
+    _box(page, 0.3, 0.3, 0.7, 0.7)
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
         page.wait_for_selector("h3:has-text('Selection:')", timeout=60_000)
     except PlaywrightTimeout:
-        return ["Latent map: a lasso selection showed no selected images within 60 s"]
+        return ["Latent map: a box selection showed no selected images within 60 s"]
     _settle(page)
     _screenshot(page, "latent_map_selection")
     return []
@@ -197,7 +189,7 @@ def test_every_page_renders_in_chromium(server: str) -> None:
                 if heading.count() == 0:
                     problems.append(f"{label}: no heading {titles.get(label, label)!r}")
                 if name == "latent_map":
-                    problems += _lasso_selects_images(page)
+                    problems += _box_selects_images(page)
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
@@ -290,5 +282,23 @@ def test_first_training_from_the_page_defaults_learns_and_downloads(server: str,
             names = zipfile.ZipFile(saved).namelist()
             assert any(n.endswith("model.safetensors") for n in names) and any(n.endswith("metrics.jsonl")
                                                                             for n in names)
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(200)
+def test_home_cards_at_800_px_keep_whole_words_and_numbers(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            page.goto(server)
+            _settle(page)
+            lines = page.locator("p", has_text="MSE").all_inner_texts()
+            assert lines and not [t for t in lines if "…" in t], lines
+            assert page.locator('[data-testid="stMetricValue"]').count() == 0  # st.metric truncates to "9.…"
+            page.screenshot(path=str(SHOTS / "home_800.png"), full_page=False)
         finally:
             browser.close()
