@@ -481,3 +481,32 @@ def test_sigma_page_leaves_out_failed_runs_and_says_why(runs_dir: Path, tmp_path
     assert at.multiselect(key="sc_runs").options == []
     traces, skipped = tables.sigma_traces({"failed": folder})
     assert not traces and "this likelihood" not in skipped["failed"] and "no model config" in skipped["failed"]
+
+
+def test_five_browser_sessions_train_at_once_through_the_page(runs_dir: Path) -> None:
+    def rss() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) * 1024
+
+    before = rss()
+    pages = []
+    for i in range(5):
+        at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT)
+        at.query_params["sid"] = f"crowd{i}session"
+        at.run()
+        at.number_input(key="tm_max_steps").set_value(30)
+        at.number_input(key="tm_ckpt_every").set_value(1000)
+        at.button(key="tm_start").click().run()
+        no_exceptions(at)
+        pages.append(at)
+    statuses = [next(m.value for m in at.markdown if "sigma-vae" in m.value and "on" in m.value) for at in pages]
+    assert any("queued" in s for s in statuses), statuses  # one job per core, the rest wait their turn
+    folders = [next((runs_dir / f"crowd{i}session").iterdir()) for i in range(5)]
+    wait_for(lambda: all(last_event(f) == "finished" for f in folders), timeout=240, what="all five runs")
+    for at in pages:
+        at.run()
+        no_exceptions(at)
+        options = next(b for b in at.selectbox if b.label == "Run").options
+        assert len(options) == 1 and options[0].endswith("finished at step 30"), options
+    grown = rss() - before
+    assert grown < 800 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB for five finished runs"
