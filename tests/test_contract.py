@@ -204,3 +204,11 @@ def test_input_checks_at_the_model_boundary() -> None:
         model.elbo(torch.full_like(x, float("nan")))
     with pytest.raises(ValueError, match="n_samples"):
         model.elbo(x, n_samples=0)
+
+
+def test_model_card_states_the_refused_likelihoods(tmp_path: Path) -> None:
+    vaecore.build_preset("iwae", input_shape=(1, 8, 8), arch="mlp", latent_dim=4).save_pretrained(tmp_path / "i")
+    vaecore.build_preset("svae", input_shape=(1, 8, 8), arch="mlp", latent_dim=4).save_pretrained(tmp_path / "s")
+    assert "| likelihoods refused | arelbo: the IWAE bound needs a per-sample density" in \
+        (tmp_path / "i" / "README.md").read_text()
+    assert "| likelihoods refused | none" in (tmp_path / "s" / "README.md").read_text()

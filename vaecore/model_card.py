@@ -37,6 +37,9 @@ def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, An
     if family:
         lines.insert(lines.index("| field | value |") + 2, "| family settings | "
                      + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(family.items())) + " |")
+    refused = _refused_likelihoods(config.get("model_type"))
+    lines.append("| likelihoods refused | " + ("; ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
+                                            or "none: any decoder likelihood of vaecore") + " |")
     if train:
         lines += [f"| epochs | {train.get('epochs')} (max steps: {train.get('max_steps')}) |",
                   f"| batch size / lr / seed | {train.get('batch_size')} / {train.get('lr')} / {train.get('seed')} |"]
@@ -50,3 +53,11 @@ def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, An
     if extra:
         lines += [extra, ""]
     atomic_write_bytes(folder / "README.md", "\n".join(lines).encode())
+
+
+def _refused_likelihoods(model_type: str | None) -> dict[str, str]:
+    """The family's refused likelihoods with their reasons (the registry is read lazily: no import cycle)."""
+    from vaecore.models.base import MODEL_TYPES
+
+    cls = MODEL_TYPES.get(model_type or "")
+    return dict(getattr(cls, "refused_likelihoods", {}) or {})
