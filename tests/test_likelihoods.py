@@ -175,3 +175,14 @@ def test_mmd_is_small_for_same_distribution_and_large_for_shifted() -> None:
         same = float(mmd(a, b, kernel))
         shifted = float(mmd(a + 2.0, b, kernel))
         assert abs(same) < 0.05 * shifted and shifted > 0
+
+
+def test_discretized_gaussian_gradients_are_finite_at_the_open_bins() -> None:
+    """The first and last bins are open; their log-probabilities must not give NaN gradients (they did
+    with a ±1e4 stand-in edge: log_ndtr's gradient overflows in float32)."""
+    lik = build_likelihood("disc-gaussian", (1, 2, 2), init_log_scale=-2.0)
+    params = torch.full((1, 1, 2, 2), 0.3, requires_grad=True)
+    x = torch.tensor([[[[0.0, 1.0], [0.5, 0.0]]]])
+    nll = lik.nll(params, x)
+    nll.sum().backward()
+    assert torch.isfinite(nll).all() and torch.isfinite(params.grad).all() and torch.isfinite(lik.log_scale.grad)

@@ -54,10 +54,15 @@ def log_interval(log_cdf: Callable[[torch.Tensor], torch.Tensor], lo: torch.Tens
 
 
 def gaussian_log_bin(x: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under N(mu, σ²) integrated over the bin."""
-    lo, hi = bin_edges(x)
+    """Per-pixel log P(bin of x) under N(mu, σ²) integrated over the bin; the first and last bins are
+    open, log Φ(b) and log Φ(−a), computed directly: log_ndtr at a stand-in edge of ±1e4 has a NaN
+    gradient in float32 (exp(x²/2) overflows)."""
+    k = to_levels(x).to(x.dtype) * BIN
     inv = torch.exp(-log_sigma)
-    return log_interval(torch.special.log_ndtr, (lo - mu) * inv, (hi - mu) * inv)
+    a, b = (k - BIN / 2 - mu) * inv, (k + BIN / 2 - mu) * inv
+    log_ndtr = torch.special.log_ndtr
+    interior = log_interval(log_ndtr, a, b)
+    return torch.where(k <= 0, log_ndtr(b), torch.where(k >= 1, log_ndtr(-a), interior))
 
 
 def logistic_log_bin(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
