@@ -219,6 +219,10 @@ def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool 
     if img.format != "PNG":
         raise ValueError(f"{name}: expected a PNG image, got {img.format or 'an unknown format'}")
     c, h, w = shape
+    if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit gray: scale by the header's bit depth, not clip
+        depth = data[24]
+        scaled = np.asarray(img, dtype=np.float64) / float(2 ** depth - 1)
+        img = Image.fromarray(np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8), mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

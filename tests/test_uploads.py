@@ -124,3 +124,16 @@ def test_adding_a_png_to_a_labelled_npz_keeps_the_labels() -> None:
     assert len(up) == 4 and up.labels.tolist() == [4, 5, 6, UNLABELLED]
     only_png = parse_uploads([("mine.png", _small_png())], SHAPE)
     assert only_png.labels is None
+
+
+def test_16_bit_png_is_scaled_not_clipped() -> None:
+    from PIL import Image
+
+    from explorer.uploads import parse_png
+
+    values = np.array([[0, 16384], [32768, 65535]], dtype=np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(values).save(buf, format="PNG")
+    x = parse_png("deep.png", buf.getvalue(), (1, 2, 2), invert=False)
+    assert x.shape == (1, 2, 2)
+    assert x.flatten().tolist() == pytest.approx([0.0, 64 / 255, 128 / 255, 1.0], abs=1 / 255)
