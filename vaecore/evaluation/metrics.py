@@ -148,7 +148,7 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     if name in ("nll-discrete", "bpd") and not _defines_discrete(lik):
         return f"the {lik.name!r} likelihood defines no probability of 8-bit images"
     if name in ("kl-per-dim", "mutual-info") and caps.posterior != "gaussian":
-        if caps.posterior == "point":
+        if caps.posterior == "point" or not caps.elbo:
             return caps.why_no_elbo or "the encoder is deterministic: there is no q(z|x)"
         return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior!r}"
     if name == "kl-per-dim" and caps.prior != "StandardNormal":
