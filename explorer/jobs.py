@@ -19,7 +19,7 @@ from typing import Any
 
 from vaecore.config import TrainConfig
 from vaecore.training import run_folder
-from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, build_model, read_metrics
+from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, read_metrics
 from vaecore.utils import read_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
@@ -287,11 +287,12 @@ class JobManager:
 
             def make() -> Trainer:
                 from vaecore.data.datasets import load_dataset
-                from vaecore.presets import model_config
+                from vaecore.presets import build_preset
 
                 dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
-                cfg = model_config(preset, **{"input_shape": dataset.shape, "dataset": dataset.name, **overrides})
-                return Trainer(build_model(cfg.to_dict()), dataset, tc, folder)
+                model = build_preset(preset, seed=tc.seed,
+                                     **{"input_shape": dataset.shape, "dataset": dataset.name, **overrides})
+                return Trainer(model, dataset, tc, folder)
 
             return self._launch(session, folder, make)
 

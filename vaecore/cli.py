@@ -102,7 +102,7 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     import vaecore
-    from vaecore.presets import model_config, train_config
+    from vaecore.presets import train_config
     from vaecore.training import distributed
     from vaecore.training.trainer import Trainer, TrainingDiverged
 
@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if not isinstance(shape, list | tuple) or tuple(shape) != tuple(dataset.shape):
             _fail(f"--set input_shape={shape} does not match the data's images "
                   f"{list(dataset.shape)}; the data sets the input shape, so leave input_shape out")
-        model = vaecore.build_model(model_config(args.model, **overrides).to_dict(), seed=tc.seed)
+        model = vaecore.build_preset(args.model, seed=tc.seed, **overrides)
     except (KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
     out = Path(args.out)

@@ -47,7 +47,7 @@ from vaecore.utils import atomic_write_bytes, atomic_write_json, default_device,
 Callback = Callable[[dict[str, Any]], None]
 BEST = "best"
 GUARD_VAL_IMAGES = 500
-__all__ = ["CHECKPOINT", "METRICS", "TrainResult", "Trainer", "TrainingDiverged", "build_model", "read_metrics",
+__all__ = ["CHECKPOINT", "METRICS", "TrainResult", "Trainer", "TrainingDiverged", "read_metrics",
            "train"]
 
 
@@ -535,24 +535,10 @@ class _LossModule(torch.nn.Module):
 def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfig | None = None,
           callbacks: Iterable[Callback] = (), progress: bool = False, **overrides: Any) -> TrainResult:
     """Build the preset for the dataset's image shape and train it (the one-call entry point)."""
-    from vaecore.presets import model_config
+    from vaecore.presets import build_preset
 
     config = config or TrainConfig()
     overrides.setdefault("input_shape", dataset.shape)
     overrides.setdefault("dataset", dataset.name)
-    model = build_model(model_config(preset, **overrides).to_dict(), seed=config.seed)
+    model = build_preset(preset, seed=config.seed, **overrides)
     return Trainer(model, dataset, config, out_dir, callbacks, progress).fit()
-
-
-def build_model(config: dict[str, Any], seed: int | None = None) -> PretrainedModel:
-    """Instantiate the model class that `config["model_type"]` names; `seed` fixes its initial weights."""
-    from vaecore.models.base import MODEL_TYPES
-
-    if seed is not None:
-        seed_everything(seed)
-    kind = config.get("model_type", "vae")
-    if kind not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type {kind!r}; known: {sorted(MODEL_TYPES)}")
-    return MODEL_TYPES[kind](config)
-
-
