@@ -1,20 +1,30 @@
-"""Train, evaluate and catalogue every bundled model in checkpoints/ from scratch, with fixed seeds.
+"""Train, evaluate, bundle and commit every preset as a checkpoint in checkpoints/, from scratch, resumably.
 
-    python experiments/train_zoo.py                    # train missing models, then evaluate all
-    python experiments/train_zoo.py --stage eval       # (re)evaluate and refresh cards + catalog
+    python experiments/train_zoo.py                        # every model not yet at its budget, 1 process
+    python experiments/train_zoo.py --workers 2 --threads 1 --commit   # the background zoo run
+    python experiments/train_zoo.py --stage eval           # re-evaluate the bundled models in place
     python experiments/train_zoo.py --only sigma-vae --force
 
-Each checkpoints/<name>/ gets model.safetensors, config.json, train.json, metrics.jsonl (the
-training trace), samples.png, eval.json (test metrics), the fitted GMM sampler and a model card
-README.md with the command that reproduces it. checkpoints/catalog.json lists them all.
+A model trains in runs/zoo/<name>/ (a normal run folder, so a killed run resumes from its last
+checkpoint), is evaluated there, and is then installed into checkpoints/<name>/ together with its
+catalog row and reference outputs (tests/data/bundled_outputs.json); with --commit each installed
+model is committed on its own, so an interrupted zoo run keeps everything that finished. Each model
+is trained in its own subprocess, so a long zoo run picks up engine fixes committed meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import queue
+import shutil
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,71 +36,133 @@ import torch  # noqa: E402
 import vaecore  # noqa: E402
 from vaecore.model_card import write_model_card  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
+from vaecore.training import run_folder as rf  # noqa: E402
+from vaecore.training.trainer import Trainer  # noqa: E402
 from vaecore.utils import atomic_write_json  # noqa: E402
 
 HUB_OWNER = "vae-explorer"
 LATENT = 16
 SEED = 0
+EPOCHS = 10
 EVAL_N_TEST = 2000
 CHECK_N_TEST = 500
 CHECK_METRICS = ["elbo", "mse"]
 EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "active-units", "kl-per-dim",
                 "mutual-info", "expected-gap", "fd", "classifier-score"]
+OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size
+BUNDLE = ("config.json", "model.safetensors", "train.json", "metrics.jsonl", "samples.png", "eval.json",
+          "README.md", "sampler-gmm.json", "sampler-gmm.safetensors")
+DONE = "zoo-trained.json"
 
 
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    epochs: int
     title: str
+    epochs: int = EPOCHS
 
 
+# In training order: the models behind the papers' claims first.
 ZOO = [
-    ZooEntry("sigma-vae", 3, "σ-VAE (optimal σ)"),
-    ZooEntry("sigma-vae-learned", 3, "σ-VAE (learned shared σ)"),
-    ZooEntry("sigma-vae-per-pixel", 2, "σ-VAE (per-pixel σ)"),
-    ZooEntry("gaussian-vae", 3, "Gaussian VAE (σ = 1)"),
-    ZooEntry("beta-vae", 2, "β-VAE (σ = 1, β = 0.01)"),
-    ZooEntry("bernoulli-vae", 3, "Bernoulli VAE"),
-    ZooEntry("arelbo-iso-i", 3, "AR-ELBO Iso-I"),
-    ZooEntry("arelbo-iso-d", 2, "AR-ELBO Iso-D"),
-    ZooEntry("arelbo-diag-i", 2, "AR-ELBO Diag-I"),
-    ZooEntry("arelbo-diag-d", 2, "AR-ELBO Diag-D"),
-    ZooEntry("trainable-iso-i", 2, "Iso-I, trainable Σx"),
-    ZooEntry("trainable-iso-d", 2, "Iso-D, trainable Σx"),
-    ZooEntry("trainable-diag-i", 2, "Diag-I, trainable Σx"),
-    ZooEntry("trainable-diag-d", 2, "Diag-D, trainable Σx"),
-    ZooEntry("disc-logistic-vae", 2, "Discretized logistic VAE"),
-    ZooEntry("logistic-mixture-vae", 2, "Logistic mixture VAE"),
-    ZooEntry("categorical-vae", 2, "Categorical-256 VAE"),
-    ZooEntry("bitwise-vae", 2, "Bitwise-categorical VAE"),
-    ZooEntry("beta-likelihood-vae", 2, "Beta-likelihood VAE"),
-    ZooEntry("iwae", 2, "IWAE (K = 5)"),
-    ZooEntry("ae", 2, "Autoencoder"),
-    ZooEntry("wae-mmd-imq", 2, "WAE-MMD (IMQ)"),
-    ZooEntry("rae-gp", 2, "RAE-GP"),
-    ZooEntry("tvae", 3, "T-VAE (latent 10)"),
-    ZooEntry("vae", 3, "VAE (T-VAE baseline, latent 10)"),
-    ZooEntry("vae-plus", 3, "VAE+ (augmented, latent 10)"),
+    ZooEntry("sigma-vae", "σ-VAE (optimal σ)"),
+    ZooEntry("gaussian-vae", "Gaussian VAE (σ = 1)"),
+    ZooEntry("sigma-vae-learned", "σ-VAE (learned shared σ)"),
+    ZooEntry("sigma-vae-per-pixel", "σ-VAE (per-pixel σ)"),
+    ZooEntry("beta-vae", "β-VAE (σ = 1, β = 0.01)"),
+    ZooEntry("bernoulli-vae", "Bernoulli VAE"),
+    ZooEntry("arelbo-iso-i", "AR-ELBO Iso-I"),
+    ZooEntry("arelbo-iso-d", "AR-ELBO Iso-D"),
+    ZooEntry("arelbo-diag-i", "AR-ELBO Diag-I"),
+    ZooEntry("arelbo-diag-d", "AR-ELBO Diag-D"),
+    ZooEntry("trainable-iso-i", "Iso-I, trainable Σx"),
+    ZooEntry("trainable-iso-d", "Iso-D, trainable Σx"),
+    ZooEntry("trainable-diag-i", "Diag-I, trainable Σx"),
+    ZooEntry("trainable-diag-d", "Diag-D, trainable Σx"),
+    ZooEntry("tvae", "T-VAE (latent 10)"),
+    ZooEntry("vae", "VAE (T-VAE baseline, latent 10)"),
+    ZooEntry("vae-plus", "VAE+ (augmented, latent 10)"),
+    ZooEntry("disc-gaussian-vae", "Discretized Gaussian VAE"),
+    ZooEntry("disc-logistic-vae", "Discretized logistic VAE"),
+    ZooEntry("logistic-mixture-vae", "Logistic mixture VAE"),
+    ZooEntry("categorical-vae", "Categorical-256 VAE"),
+    ZooEntry("bitwise-vae", "Bitwise-categorical VAE"),
+    ZooEntry("beta-likelihood-vae", "Beta-likelihood VAE"),
+    ZooEntry("iwae", "IWAE (K = 5)"),
+    ZooEntry("ae", "Autoencoder"),
+    ZooEntry("wae-mmd-imq", "WAE-MMD (IMQ)"),
+    ZooEntry("rae-gp", "RAE-GP"),
+    ZooEntry("vamp-vae", "VAE with a VampPrior"),
+    ZooEntry("rae-l2", "RAE-L2"),
+    ZooEntry("wae-mmd-rbf", "WAE-MMD (RBF)"),
+    ZooEntry("beta-tc-vae", "β-TC-VAE"),
+    ZooEntry("disentangled-beta-vae", "Disentangled β-VAE"),
+    ZooEntry("factor-vae", "FactorVAE"),
+    ZooEntry("info-vae-imq", "InfoVAE-MMD (IMQ)"),
+    ZooEntry("info-vae-rbf", "InfoVAE-MMD (RBF)"),
+    ZooEntry("vae-linnf", "VAE with planar/radial flows"),
+    ZooEntry("vae-iaf", "VAE with an IAF posterior"),
+    ZooEntry("vqvae", "VQ-VAE"),
+    ZooEntry("hrq-vae", "HRQ-VAE"),
+    ZooEntry("msssim-vae", "MS-SSIM VAE"),
+    ZooEntry("svae", "Hyperspherical VAE (vMF)"),
+    ZooEntry("poincare-vae", "Poincaré VAE"),
+    ZooEntry("aae", "Adversarial autoencoder"),
+    ZooEntry("miwae", "MIWAE (M = 5, K = 10)"),
+    ZooEntry("ciwae", "CIWAE (β = 0.5, K = 10)"),
+    ZooEntry("piwae", "PIWAE"),
+    ZooEntry("hvae", "Hamiltonian VAE"),
+    ZooEntry("rhvae", "Riemannian Hamiltonian VAE"),
+    ZooEntry("vaegan", "VAE-GAN"),
+    ZooEntry("tvae-100", "T-VAE (latent 100)"),
 ]
+BY_NAME = {e.name: e for e in ZOO}
 
 
-def reproduce_command(entry: ZooEntry) -> str:
-    latent = "" if entry.name in ("tvae", "vae", "vae-plus") else f" --latent-dim {LATENT}"
-    return (f"python -m vaecore train --model {entry.name} --data mnist --epochs {entry.epochs}{latent} "
-            f"--seed {SEED} --out checkpoints/{entry.name}")
+def model_overrides(name: str) -> dict:
+    return {} if name in OWN_LATENT else {"latent_dim": LATENT}
 
 
-def train_entry(entry: ZooEntry, out: Path, dataset: vaecore.Dataset) -> None:
-    overrides = {} if entry.name in ("tvae", "vae", "vae-plus") else {"latent_dim": LATENT}
-    tc = train_config(entry.name, epochs=entry.epochs, seed=SEED, data="mnist")
+def reproduce_command(name: str, epochs: int) -> str:
+    latent = "" if name in OWN_LATENT else f" --latent-dim {LATENT}"
+    return (f"python -m vaecore train --model {name} --data mnist --epochs {epochs}{latent} "
+            f"--seed {SEED} --out checkpoints/{name}")
+
+
+def trained_epochs(folder: Path) -> int | None:
+    """Epochs of the model bundled in `folder` (None when there is none)."""
+    if not (folder / "model.safetensors").is_file() or not (folder / "train.json").is_file():
+        return None
+    return int(json.loads((folder / "train.json").read_text())["epochs"])
+
+
+def needs_training(entry: ZooEntry, checkpoints: Path) -> bool:
+    return (trained_epochs(checkpoints / entry.name) or 0) < entry.epochs
+
+
+# training, evaluation --------------------------------------------------------------------------------
+def train_entry(entry: ZooEntry, stage: Path, dataset: vaecore.Dataset, threads: int | None) -> None:
+    """Train into the staging run folder, resuming a killed run from its last checkpoint."""
+    if (stage / DONE).is_file():
+        return
     t = time.time()
-    result = vaecore.train(entry.name, dataset, out, tc, progress=True, **overrides)
-    (out / "checkpoint.safetensors").unlink(missing_ok=True)
-    print(f"[zoo] {entry.name}: {result.status} after {result.step} steps in {time.time() - t:.0f}s", flush=True)
+    if rf.holds_run(stage):
+        print(f"[zoo] {entry.name}: resuming {stage}", flush=True)
+        result = Trainer.resume(stage, dataset=dataset, progress=True).fit()
+    else:
+        if stage.exists():
+            shutil.rmtree(stage)
+        tc = train_config(entry.name, epochs=entry.epochs, seed=SEED, data="mnist", threads=threads)
+        result = vaecore.train(entry.name, dataset, stage, tc, progress=True, **model_overrides(entry.name))
+    if result.status != "finished":
+        raise RuntimeError(f"{entry.name}: {result.status} at step {result.step}: {result.message}")
+    atomic_write_json(stage / DONE, {"seconds": round(time.time() - t, 1), "step": result.step,
+                                     "threads": threads, "torch": torch.__version__})
+    print(f"[zoo] {entry.name}: trained {entry.epochs} epochs ({result.step} steps) in {time.time() - t:.0f}s",
+          flush=True)
 
 
-def evaluate_entry(entry: ZooEntry, folder: Path, dataset: vaecore.Dataset) -> dict:
+def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
+    """eval.json (test metrics, the prior's and a fitted GMM's Fréchet distance) and the model card."""
     from vaecore import samplers
     from vaecore.evaluation import metrics
 
@@ -105,42 +177,193 @@ def evaluate_entry(entry: ZooEntry, folder: Path, dataset: vaecore.Dataset) -> d
     check = metrics.evaluate(model, dataset, CHECK_METRICS, n_test=CHECK_N_TEST, seed=SEED)
     result["check"] = {k: check[k] for k in CHECK_METRICS}
     atomic_write_json(folder / "eval.json", result)
+    config = json.loads((folder / "config.json").read_text())
+    epochs = json.loads((folder / "train.json").read_text())["epochs"]
+    write_model_card(folder, config, result,
+                     extra=f"Reproduce:\n\n```\n{reproduce_command(folder.name, epochs)}\n```")
     return result
 
 
-def catalog_row(entry: ZooEntry, folder: Path) -> dict:
+def summary(t: torch.Tensor) -> dict:
+    t = t.detach().double().flatten()
+    return {"sum": float(t.sum()), "abs_sum": float(t.abs().sum()), "head": [float(v) for v in t[:6]]}
+
+
+def reference_outputs(folder: Path) -> dict:
+    """The outputs tests/test_checkpoint_outputs.py checks: latents, decoder outputs and seeded importance
+    weights of the first 8 MNIST test images."""
+    x = vaecore.load_dataset("mnist").x_test[:8]
+    model = vaecore.load(folder)
+    with torch.no_grad():
+        z = model.embed(x)
+        entry = {"latent": summary(z), "decoder": summary(model.decode_params(z))}
+        if model.capabilities.elbo:
+            g = torch.Generator().manual_seed(0)
+            entry["log_weights"] = summary(model.log_importance_weights(x, 4, generator=g))
+    return entry
+
+
+# installing into checkpoints/ and committing ---------------------------------------------------------
+@contextmanager
+def install_lock(repo: Path) -> Iterator[None]:
+    path = repo / "runs" / "zoo" / ".install.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def catalog_row(name: str, folder: Path) -> dict:
     config = json.loads((folder / "config.json").read_text())
-    return {"name": entry.name, "title": entry.title, "description": get_preset(entry.name).description,
+    epochs = trained_epochs(folder)
+    return {"name": name, "title": BY_NAME[name].title, "description": get_preset(name).description,
             "data": config.get("dataset"), "likelihood": config.get("likelihood"),
             "likelihood_kwargs": config.get("likelihood_kwargs"), "latent_dim": config.get("latent_dim"),
-            "model_type": config.get("model_type"), "epochs": entry.epochs, "seed": SEED,
-            "hub_repo_id": f"{HUB_OWNER}/{entry.name}", "reproduce": reproduce_command(entry)}
+            "model_type": config.get("model_type"), "epochs": epochs, "seed": SEED,
+            "hub_repo_id": f"{HUB_OWNER}/{name}", "reproduce": reproduce_command(name, epochs)}
+
+
+def write_catalog(checkpoints: Path) -> None:
+    rows = [catalog_row(e.name, checkpoints / e.name) for e in ZOO if trained_epochs(checkpoints / e.name)]
+    atomic_write_json(checkpoints / "catalog.json", {"models": rows})
+
+
+def git_commit(repo: Path, paths: list[str], message: str) -> None:
+    """Commit only `paths` (whatever else is staged stays staged); retried while another git holds the index."""
+    for attempt in range(30):
+        add = subprocess.run(["git", "-C", str(repo), "add", "-A", "--", *paths], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "-C", str(repo), "commit", "-q", "-m", message, "--", *paths],
+            capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(2 + attempt)
+    raise RuntimeError(f"git commit of {paths} failed 30 times in {repo}")
+
+
+def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
+    """Replace checkpoints/<name> by the staged model, refresh the catalog and its reference outputs."""
+    checkpoints = repo / "checkpoints"
+    dest = checkpoints / name
+    with install_lock(repo):
+        new = checkpoints / f".{name}.new"
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir()
+        for file in BUNDLE:
+            if (stage / file).is_file():
+                shutil.copy2(stage / file, new / file)
+        old = checkpoints / f".{name}.old"
+        if dest.exists():
+            dest.rename(old)
+        new.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        write_catalog(checkpoints)
+        refs_path = repo / "tests" / "data" / "bundled_outputs.json"
+        refs = json.loads(refs_path.read_text())
+        refs[name] = reference_outputs(dest)
+        refs_path.write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+        if commit:
+            epochs = trained_epochs(dest)
+            git_commit(repo, [f"checkpoints/{name}", "checkpoints/catalog.json", "tests/data/bundled_outputs.json"],
+                       f"zoo: {name} trained {epochs} epochs on MNIST (seed {SEED}), with its eval, card and "
+                       "reference outputs")
+    print(f"[zoo] {name}: installed in {dest}" + (" and committed" if commit else ""), flush=True)
+
+
+# drivers ------------------------------------------------------------------------------------------------
+def run_one(entry: ZooEntry, repo: Path, threads: int | None, commit: bool, force: bool, phase: str) -> None:
+    """Train (phase train), evaluate + install (phase finish), or both (phase all)."""
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = vaecore.load_dataset("mnist", seed=SEED)
+    stage = repo / "runs" / "zoo" / entry.name
+    if phase in ("train", "all"):
+        if force:
+            shutil.rmtree(stage, ignore_errors=True)
+        train_entry(entry, stage, dataset, threads)
+    if phase == "train":
+        return
+    t = time.time()
+    result = evaluate_folder(stage, dataset)
+    print(f"[zoo] {entry.name}: evaluated in {time.time() - t:.0f}s: "
+          + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, float)), flush=True)
+    install(entry.name, stage, repo, commit)
+
+
+def run_workers(entries: list[ZooEntry], args: argparse.Namespace) -> list[str]:
+    """Each model trained, then evaluated, in subprocesses of their own (so engine fixes made meanwhile are
+    picked up, evaluation fixes included), `workers` models at a time."""
+    todo: queue.Queue[ZooEntry] = queue.Queue()
+    for e in entries:
+        todo.put(e)
+    failed: list[str] = []
+
+    def work() -> None:
+        while True:
+            try:
+                entry = todo.get_nowait()
+            except queue.Empty:
+                return
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--only", entry.name, "--repo", str(args.repo)]
+            cmd += ["--threads", str(args.threads)] if args.threads else []
+            cmd += ["--commit"] if args.commit else []
+            cmd += ["--force"] if args.force else []
+            cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+            ok = subprocess.run([*cmd, "--phase", "train"]).returncode == 0
+            if not ok or subprocess.run([*cmd, "--phase", "finish"]).returncode != 0:
+                failed.append(entry.name)
+                print(f"[zoo] {entry.name}: FAILED (see above); rerun to retry", flush=True)
+
+    threads = [threading.Thread(target=work) for _ in range(args.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failed
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(ROOT / "checkpoints"))
-    p.add_argument("--stage", choices=["train", "eval", "all"], default="all")
+    p.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose checkpoints/ receives the models")
+    p.add_argument("--stage", choices=["train", "eval"], default="train",
+                   help="train: train + evaluate + install what is below budget; eval: re-evaluate bundled models")
     p.add_argument("--only", nargs="*", help="names to process (default: the whole zoo)")
-    p.add_argument("--force", action="store_true", help="retrain models that already exist")
+    p.add_argument("--force", action="store_true", help="retrain models that already meet their budget")
+    p.add_argument("--workers", type=int, default=1, help="models trained at once, each in its own process")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per model")
+    p.add_argument("--commit", action="store_true", help="git-commit each model as it is installed")
+    p.add_argument("--phase", choices=["all", "train", "finish"], default="all", help=argparse.SUPPRESS)
+    p.add_argument("--epochs", type=int, default=None, help="another budget for every model (a quick check)")
     args = p.parse_args(argv)
-    vaecore.list_models()
-    out = Path(args.out)
+    global ZOO
+    if args.epochs:
+        ZOO = [ZooEntry(e.name, e.title, args.epochs) for e in ZOO]
+    unknown = sorted(set(args.only or ()) - set(BY_NAME))
+    if unknown:
+        sys.exit(f"not in the zoo: {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
+    checkpoints = args.repo / "checkpoints"
     entries = [e for e in ZOO if not args.only or e.name in args.only]
-    dataset = vaecore.load_dataset("mnist", seed=SEED)
-    torch.manual_seed(SEED)
-    for entry in entries:
-        folder = out / entry.name
-        if args.stage in ("train", "all") and (args.force or not (folder / "model.safetensors").exists()):
-            train_entry(entry, folder, dataset)
-        if args.stage in ("eval", "all") and (folder / "model.safetensors").exists():
-            result = evaluate_entry(entry, folder, dataset)
-            config = json.loads((folder / "config.json").read_text())
-            write_model_card(folder, config, result, extra=f"Reproduce:\n\n```\n{reproduce_command(entry)}\n```")
-            print(f"[zoo] {entry.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()
-                                                      if isinstance(v, float)), flush=True)
-    rows = [catalog_row(e, out / e.name) for e in ZOO if (out / e.name / "model.safetensors").exists()]
-    atomic_write_json(out / "catalog.json", {"models": rows})
+    t0 = time.time()
+    if args.stage == "eval":
+        dataset = vaecore.load_dataset("mnist", seed=SEED)
+        for e in entries:
+            if trained_epochs(checkpoints / e.name):
+                evaluate_folder(checkpoints / e.name, dataset)
+                install(e.name, checkpoints / e.name, args.repo, args.commit)
+        print(f"[zoo] evaluated {len(entries)} models in {time.time() - t0:.0f}s", flush=True)
+        return
+    entries = [e for e in entries if args.force or needs_training(e, checkpoints)]
+    if len(entries) == 1 and args.workers == 1:
+        run_one(entries[0], args.repo, args.threads, args.commit, args.force, args.phase)
+        return
+    print(f"[zoo] {len(entries)} models to train: {', '.join(e.name for e in entries)}", flush=True)
+    failed = run_workers(entries, args)
+    print(f"[zoo] done in {(time.time() - t0) / 60:.1f} min; failed: {', '.join(failed) or 'none'}", flush=True)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def fmt(v: object) -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    epochs = {e.name: e.epochs for e in ZOO}
+    epochs = {name: json.loads((ROOT / "checkpoints" / name / "train.json").read_text())["epochs"] for name in results}
     head = "| model | epochs | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines = [head, "|" + " --- |" * (len(COLUMNS) + 2)]
     for name, r in results.items():

@@ -12,6 +12,7 @@ import pytest
 import vaecore
 from vaecore.cli import build_parser
 from vaecore.evaluation import metrics
+from vaecore.hub import bundled_names
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -21,8 +22,19 @@ from train_zoo import CHECK_METRICS, CHECK_N_TEST, ZOO  # noqa: E402
 CATALOG = json.loads((CHECKPOINTS / "catalog.json").read_text())["models"]
 
 
-def test_catalog_lists_the_whole_zoo() -> None:
-    assert [row["name"] for row in CATALOG] == [e.name for e in ZOO]
+def test_catalog_lists_every_bundled_model_in_zoo_order() -> None:
+    order = [e.name for e in ZOO]
+    names = [row["name"] for row in CATALOG]
+    assert sorted(names) == bundled_names()
+    assert names == [n for n in order if n in names]
+    for row in CATALOG:
+        train = json.loads((CHECKPOINTS / row["name"] / "train.json").read_text())
+        assert row["epochs"] == train["epochs"] and f"--epochs {train['epochs']} " in row["reproduce"]
+
+
+def test_the_zoo_covers_every_preset_at_its_budget() -> None:
+    assert sorted(e.name for e in ZOO) == sorted(vaecore.list_models())
+    assert min(e.epochs for e in ZOO) >= 10
     for row in CATALOG:
         config = json.loads((CHECKPOINTS / row["name"] / "config.json").read_text())
         for key in ("model_type", "likelihood", "likelihood_kwargs", "latent_dim"):
