@@ -58,7 +58,7 @@ METRIC_TITLES = {
     "elbo": "ELBO (nats, ↑)", "iwae": "IWAE log-likelihood (nats, ↑)", "nll-pdf": "−log pdf (nats, ↓)",
     "nll-discrete": "−log p of 8-bit images (nats, ↓)", "bpd": "bits/dim (↓)", "mse": "MSE, summed over pixels (↓)",
     "active-units": "active units", "fd": "Fréchet distance, small classifier (↓)", "knn": "5-NN accuracy (↑)",
-    "mutual-info": "mutual information I(x; z) (nats)", "expected-gap": "expected gap Δ²(s²)",
+    "mutual-info": "mutual information I(x; z) (nats, ≤ ln N)", "expected-gap": "expected gap Δ²(s²)",
     "classifier-score": "classifier score (↑)",
 }
 

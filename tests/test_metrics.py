@@ -125,9 +125,15 @@ def test_latent_diagnostics_of_the_trained_model(sigma_vae, mnist):
     assert res["knn"] > 0.6
     assert res["active-units"] > 0
     assert len(res["kl-per-dim"]) == sigma_vae.latent_dim
-    assert res["mutual-info"] > 1.0
+    # the σ-VAE's posteriors hardly overlap: the estimate sits at its ln N ceiling, below the rate
+    assert res["mutual-info_bound"] == pytest.approx(math.log(10_000))
+    assert 1.0 < res["mutual-info"] <= res["mutual-info_bound"]
+    assert res["mutual-info_saturated"] == (res["mutual-info"] >= M.MI_SATURATED * res["mutual-info_bound"])
+    assert res["mutual-info"] < res["mutual-info_rate"] == pytest.approx(res["kl-per-dim_total"])
     assert res["expected-gap"] > 0 and res["expected-gap_smoothness"] == pytest.approx(
-        res["expected-gap"] / (2 * 0.1**2))
+        res["expected-gap"] / (2 * 0.1**2 * sigma_vae.latent_dim))
+    assert res["kl-per-dim_total"] == pytest.approx(sum(res["kl-per-dim"]))
+    assert res["kl-per-dim_collapsed"] == sum(v < M.COLLAPSED_KL for v in res["kl-per-dim"])
     assert 0 < res["mse"] < 60
     x = mnist.x_test[:1000]
     with torch.no_grad():
@@ -147,8 +153,9 @@ def test_expected_gap_estimates_the_decoder_jacobian(sigma_vae, mnist):
     jac = torch.autograd.functional.jacobian(lambda z: sigma_vae.decode(z), mu, vectorize=True,
                                              strategy="forward-mode")  # (4, 1, 28, 28, 4, d)
     fro = [float(jac[i, ..., i, :].detach().pow(2).sum()) for i in range(len(mu))]
-    assert gap["smoothness"] == pytest.approx(np.mean(fro), rel=0.2)
-    assert gap["gap"] == pytest.approx(gap["smoothness"] * 2 * s * s)
+    d_z = sigma_vae.latent_dim
+    assert gap["smoothness"] * d_z == pytest.approx(np.mean(fro), rel=0.2)  # Δ²/(2s²) ≈ E‖∇μθ‖²_F
+    assert gap["gap"] == pytest.approx(gap["smoothness"] * 2 * s * s * d_z)
 
 
 def test_collapsed_model_has_no_active_units(collapsed, sigma_vae, mnist):
@@ -157,6 +164,43 @@ def test_collapsed_model_has_no_active_units(collapsed, sigma_vae, mnist):
     assert M.active_units(sigma_vae, x) > 0
     assert float(M.kl_per_dimension(collapsed, x).max()) < 0.05
     assert M.mutual_information(collapsed, x, generator=_gen()) < 0.5
+
+
+class _FixedPosterior(torch.nn.Module):
+    """A model whose posteriors are given: for the mutual-information estimator's limits."""
+
+    def __init__(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        super().__init__()
+        self.mu, self.logvar, self.w = mu, logvar, torch.nn.Parameter(torch.zeros(1))
+        self.capabilities = _untrained("sigma-vae").capabilities
+
+    def posterior(self, x: torch.Tensor):
+        from vaecore.components.posteriors import DiagonalGaussian
+
+        idx = x.flatten(1)[:, 0].long()
+        return DiagonalGaussian(self.mu[idx], self.logvar[idx])
+
+
+def test_mutual_information_reaches_zero_and_its_ln_n_bound():
+    n, d = 400, 4
+    x = torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1)  # each image names its posterior
+    same = _FixedPosterior(torch.zeros(n, d), torch.zeros(n, d))
+    assert M.mutual_information(same, x, generator=_gen()) == pytest.approx(0.0, abs=1e-9)
+    apart = _FixedPosterior(torch.arange(n, dtype=torch.float32)[:, None].repeat(1, d) * 10, torch.full((n, d), -8.0))
+    assert M.mutual_information(apart, x, generator=_gen()) == pytest.approx(math.log(n), abs=1e-6)
+    # a larger mixture raises the ceiling: the first 100 images against all 400
+    assert M.mutual_information(apart, x[:100], generator=_gen(), mixture=x) == pytest.approx(math.log(n), abs=1e-6)
+    with pytest.raises(ValueError, match="start with"):
+        M.mutual_information(apart, x[100:200], mixture=x)
+
+
+def test_beta_likelihood_has_no_finite_pdf_on_mnist(mnist):
+    small = _small(mnist)
+    res = M.evaluate(_untrained("beta-likelihood-vae"), small, ["nll-pdf", "nll-discrete"], n_test=20, iwae_k=2)
+    assert res["nll-pdf"] is None and "+∞" in res["notes"]["nll-pdf"]
+    assert math.isfinite(res["nll-discrete"]) and res["nll-discrete"] > 0
+    gauss = M.evaluate(_untrained("sigma-vae"), small, ["nll-pdf"], n_test=20, iwae_k=2)
+    assert isinstance(gauss["nll-pdf"], float)
 
 
 def test_undefined_metrics_are_none_for_an_autoencoder_and_a_bernoulli_model(mnist):

@@ -78,6 +78,7 @@ class Likelihood(nn.Module):
     name = "likelihood"
     discrete = False
     continuous_density = True
+    zero_density_at_edges = False  # True where the density vanishes at pixel values 0 and 1 (−log pdf = +∞ there)
 
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
@@ -502,6 +503,7 @@ class Beta(Likelihood):
     """Beta density on [0, 1] with both concentrations 1 + softplus(·) (σ-VAE appendix C)."""
 
     name = "beta"
+    zero_density_at_edges = True  # both concentrations > 1
 
     def __init__(self, input_shape: tuple[int, int, int], eps: float = 1e-3) -> None:
         super().__init__(input_shape)

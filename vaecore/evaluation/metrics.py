@@ -6,8 +6,11 @@ autoencoder, −log P of 8-bit images under a Bernoulli decoder, ...) is reporte
 `evaluate`, with the reason in `result["notes"]`; nothing is approximated by something else.
 
 Two likelihood numbers are kept apart (DESIGN.md §2): `nll-pdf` is −log of a continuous density
-on [0, 1]^D (can be negative), `nll-discrete` is −log P of the 8-bit image (≥ 0). For a density
-that is smooth at the scale of one bin, −log P ≈ −log pdf + D·ln 255.
+on [0, 1]^D (can be negative), `nll-discrete` is −log P of the 8-bit image (≥ 0). The two are
+not related by a constant on MNIST: −log P ≈ −log pdf + D·ln 255 needs every pixel inside (0, 1)
+with a density smooth over its bin, but the discretized likelihoods give the edge bins (pixels
+exactly 0 or 1, most of an MNIST image) the whole tail mass beyond them, and a density that is
+zero at the edges (Beta) has no finite −log pdf there at all.
 
 The Fréchet distance and the classifier score use the small classifier of `vaecore.features`,
 not Inception-v3: their values are comparable between models, never with FID/IS in papers.
@@ -36,6 +39,9 @@ KNN_K = 5
 KNN_TRAIN = 10_000
 GAP_S = 0.1
 ACTIVE_THRESHOLD = 0.01
+COLLAPSED_KL = 0.01  # nats: a latent dimension carrying less KL than this is collapsed
+MI_MIXTURE = 10_000  # test images whose posteriors make the mixture q(z) of the mutual information
+MI_SATURATED = 0.95  # an estimate above this fraction of its ln N ceiling is reported as saturated
 
 METRICS: dict[str, str] = {
     "elbo": "evidence lower bound E_q[log p(x|z)] − KL, 1 draw of z per image; nats per example (higher is better)",
@@ -51,11 +57,18 @@ METRICS: dict[str, str] = {
     "knn": f"{KNN_K}-NN accuracy (fraction correct) on test latent means, fitted on the latent means of the first "
            f"{KNN_TRAIN // 1000}k training images",
     "active-units": f"count of latent dimensions with Cov_x(E_q[z_j]) > {ACTIVE_THRESHOLD} (Burda et al.), out of d",
-    "kl-per-dim": "list of d values E_x KL(q(z_j|x) ‖ N(0,1)) in nats; they sum to the mean KL (N(0, I) prior only)",
-    "mutual-info": "I(x; z) under q: E_x E_q[log q(z|x)] − E_q[log q(z)], q(z) the mixture of the evaluated "
-                   "images' posteriors (1 draw per image); nats; cannot exceed about ln(n_test)",
+    "kl-per-dim": "list of d values E_x KL(q(z_j|x) ‖ N(0,1)) in nats; they sum to the mean KL (N(0, I) prior "
+                  f"only); kl-per-dim_total is the sum, kl-per-dim_collapsed counts dimensions under {COLLAPSED_KL} "
+                  "nats (collapsed, whatever active-units says)",
+    "mutual-info": "I(x; z) under q: E_x E_q[log q(z|x)] − E_q[log q(z)], q(z) the mixture of the posteriors of the "
+                   f"first {MI_MIXTURE:,} test images, 1 draw per evaluated image; nats. It cannot exceed "
+                   "mutual-info_bound = ln(mixture size): above "
+                   f"{MI_SATURATED:.0%} of it, mutual-info_saturated is true (the images' posteriors hardly overlap) "
+                   "and the value ranks nothing. mutual-info_rate = E_x KL(q(z|x) ‖ N(0, I)) bounds I(x; z) from "
+                   "above",
     "expected-gap": f"Δ²(s²) = E_x E_ε,ε' ‖μθ(μφ(x)+ε) − μθ(μφ(x)+ε')‖², ε, ε' ~ N(0, s²I), s = {GAP_S}; squared "
-                    "pixel units summed over D; expected-gap_smoothness = Δ²/(2s²) ≈ E‖∇μθ‖²_F (AR-ELBO §3.2)",
+                    "pixel units summed over D; expected-gap_smoothness = Δ²/(2 s² d_z), the expected local "
+                    "smoothness as AR-ELBO's Table 1 prints it (≈ E‖∇μθ‖²_F / d_z, their eq. 27)",
     "fd": "Fréchet distance between features of generated and test images under the bundled small classifier "
           "(fd_features names it); squared feature units; NOT comparable with Inception-FID",
     "classifier-score": "exp(E_x KL(p(y|x) ‖ p(y))) of generated images under the bundled classifier, in "
@@ -145,6 +158,10 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     if name == "nll-pdf" and not lik.continuous_density:
         kind = "discrete (see nll-discrete)" if lik.discrete else "not a normalised density on [0, 1]^D"
         return f"the {lik.name!r} likelihood is {kind}"
+    if name == "nll-pdf" and lik.zero_density_at_edges and dataset is not None and _has_edge_pixels(dataset):
+        return (f"the {lik.name!r} density is 0 at pixel values exactly 0 and 1, which the test images contain, so "
+                "−log pdf is +∞ (the ELBO and IWAE score pixels clamped into the open interval); −log p of the "
+                "8-bit images (nll-discrete) is finite")
     if name in ("nll-discrete", "bpd") and not _defines_discrete(lik):
         return f"the {lik.name!r} likelihood defines no probability of 8-bit images"
     if name in ("kl-per-dim", "mutual-info") and caps.posterior != "gaussian":
@@ -166,6 +183,11 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
                 return (f"no bundled feature classifier for dataset {dataset.name!r} {dataset.shape} "
                         f"(bundled: {', '.join(have) or 'none'})")
     return None
+
+
+def _has_edge_pixels(dataset: Dataset) -> bool:
+    x = dataset.split("test")[0]
+    return bool(((x == 0) | (x == 1)).any())
 
 
 # likelihood bounds and estimates ---------------------------------------------------------------------
@@ -318,35 +340,44 @@ def active_units(model: torch.nn.Module, x: Tensor, threshold: float = ACTIVE_TH
 
 
 def mutual_information(model: torch.nn.Module, x: Tensor, batch_size: int = 1000,
-                       generator: torch.Generator | None = None, progress: ProgressFn | None = None) -> float:
+                       generator: torch.Generator | None = None, progress: ProgressFn | None = None,
+                       mixture: Tensor | None = None) -> float:
     """I(x; z) under q in nats: E_x E_q[log q(z|x)] − E_q(z)[log q(z)] (as in He et al., 2019).
 
-    E_q[log q(z|x)] is the analytic negative entropy; q(z) is the mixture (1/N) Σ_n q(z|x_n) over the
-    N images given, evaluated at one draw z_i ~ q(z|x_i) per image. The estimate is biased and
-    cannot exceed about ln N, so compare values at the same N.
+    Both terms are evaluated at one draw z_i ~ q(z|x_i) per image of `x`; q(z) is the mixture
+    (1/N) Σ_n q(z|x_n) over the N images of `mixture` (default: `x` itself), which must start with
+    `x`. Each term log q(z_i|x_i) − log q(z_i) is then at most ln N (the mixture holds q(z|x_i)), so
+    the estimate, the mutual information of the N-image empirical distribution, never exceeds ln N:
+    near it, it is saturated. Equal posteriors give exactly 0.
     """
     reason = undefined_reason(model, "mutual-info")
     if reason:
         raise ValueError(f"mutual information is undefined: {reason}")
-    mu, logvar = _posteriors(model, x, batch_size, progress, "mutual-info (encode)")
-    mu, logvar = mu.double(), logvar.double()
-    n, d = mu.shape
-    neg_entropy = (-0.5 * (d * math.log(2 * math.pi) + (1 + logvar).sum(dim=1))).mean()
+    mixture = x if mixture is None else mixture
+    if mixture.shape[0] < x.shape[0] or not torch.equal(mixture[:x.shape[0]], x):
+        raise ValueError("the mixture images must start with the evaluated images")
+    mu_all, logvar_all = _posteriors(model, mixture, batch_size, progress, "mutual-info (encode)")
+    mu_all, logvar_all = mu_all.double(), logvar_all.double()
+    n_mix, d = mu_all.shape
+    mu, logvar = mu_all[:x.shape[0]], logvar_all[:x.shape[0]]
+    n = mu.shape[0]
     z = DiagonalGaussian(mu.float(), logvar.float()).rsample(generator=generator).double()
-    step = max(1, (1 << 22) // max(1, n * d))
+    neg_entropy = diag_normal_log_prob(z, mu, logvar).mean()  # at the draw: 0 for equal posteriors, ≤ ln N
+    step = max(1, (1 << 22) // max(1, n_mix * d))
     log_qz = []
     for s in _batches(n, step, "mutual-info", progress):
-        lp = diag_normal_log_prob(z[s].unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
-        log_qz.append(torch.logsumexp(lp, dim=1) - math.log(n))
+        lp = diag_normal_log_prob(z[s].unsqueeze(1), mu_all.unsqueeze(0), logvar_all.unsqueeze(0))
+        log_qz.append(torch.logsumexp(lp, dim=1) - math.log(n_mix))
     return float(neg_entropy - torch.cat(log_qz).mean())
 
 
 def expected_gap(model: torch.nn.Module, x: Tensor, s: float = GAP_S, n_pairs: int = 5, batch_size: int = 200,
                  generator: torch.Generator | None = None, progress: ProgressFn | None = None) -> dict[str, float]:
-    """AR-ELBO's expected gap Δ²(s²) and local smoothness Δ²/(2s²) of the decoder mean around μφ(x).
+    """AR-ELBO's expected gap Δ²(s²) and expected local smoothness Δ²/(2 s² d_z) of the decoder mean.
 
     Δ²(s²) = E_x E_{ε,ε'} ‖μθ(μφ(x)+ε) − μθ(μφ(x)+ε')‖² with ε, ε' ~ N(0, s²I), summed over pixels,
-    averaged over x and `n_pairs` pairs per image. For small s, Δ²/(2s²) ≈ E_x ‖∇μθ(μφ(x))‖²_F.
+    averaged over x and `n_pairs` pairs per image. For small s, Δ²/(2s²) ≈ E_x ‖∇μθ(μφ(x))‖²_F; the
+    paper's Table 1 prints that divided by the latent size d_z (its eq. 27), and so does "smoothness".
     Returns {"s", "gap", "smoothness"}.
     """
     if s <= 0 or n_pairs < 1:
@@ -361,7 +392,7 @@ def expected_gap(model: torch.nn.Module, x: Tensor, s: float = GAP_S, n_pairs: i
             a, b = out.reshape(2, n_pairs * m.shape[0], -1).double()
             total += ((a - b) ** 2).sum().cpu()
     gap = float(total) / (x.shape[0] * n_pairs)
-    return {"s": float(s), "gap": gap, "smoothness": gap / (2 * s * s)}
+    return {"s": float(s), "gap": gap, "smoothness": gap / (2 * s * s * m.shape[1])}
 
 
 # samples and feature distances ------------------------------------------------------------------------
@@ -444,6 +475,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
     Values are Python floats (nats per example unless METRICS says otherwise), `kl-per-dim` a list,
     `active-units` an int, and None where the metric is undefined for this model or dataset. Extra
     keys: `fd_features` (the feature network of `fd`), `expected-gap_s` and `expected-gap_smoothness`,
+    `kl-per-dim_total` and `kl-per-dim_collapsed`, `mutual-info_bound`, `_saturated` and `_rate`,
     `notes` ({metric: why it is None}) and `settings` (what was evaluated, for reproducibility).
     Every Monte Carlo quantity is seeded from `seed` per metric, so a value does not depend on which
     other metrics are asked for. IWAE, nll-pdf, nll-discrete and bpd share one pass of K = `iwae_k`
@@ -509,9 +541,19 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
     if "active-units" in todo:
         out["active-units"] = active_units(model, x, ACTIVE_THRESHOLD, batch_size)
     if "kl-per-dim" in todo:
-        out["kl-per-dim"] = [float(v) for v in kl_per_dimension(model, x, batch_size)]
+        kl = kl_per_dimension(model, x, batch_size)
+        out["kl-per-dim"] = [float(v) for v in kl]
+        out["kl-per-dim_total"] = float(kl.sum())
+        out["kl-per-dim_collapsed"] = int((kl < COLLAPSED_KL).sum())
     if "mutual-info" in todo:
-        out["mutual-info"] = mutual_information(model, x, batch_size, _generator(model, seed + 1), report)
+        x_all = dataset.split("test")[0]
+        mixture = x_all[:max(MI_MIXTURE, x.shape[0])]
+        out["mutual-info"] = mutual_information(model, x, batch_size, _generator(model, seed + 1), report, mixture)
+        bound = math.log(mixture.shape[0])
+        out["mutual-info_bound"] = bound
+        out["mutual-info_saturated"] = out["mutual-info"] >= MI_SATURATED * bound
+        out["mutual-info_rate"] = (float(kl_per_dimension(model, x, batch_size).sum())
+                                   if undefined_reason(model, "kl-per-dim") is None else None)
     if "expected-gap" in todo:
         gap = expected_gap(model, x, GAP_S, generator=_generator(model, seed + 2), progress=report)
         out["expected-gap"] = gap["gap"]
