@@ -56,6 +56,11 @@ METRICS: dict[str, str] = {
     "mse": "reconstruction error ‖x − μθ(μφ(x))‖² summed over the D pixels (values in [0,1]), mean over images",
     "knn": f"{KNN_K}-NN accuracy (fraction correct) on test latent means, fitted on the latent means of the first "
            f"{KNN_TRAIN // 1000}k training images",
+    "probe": "linear-probe accuracy (fraction): a linear softmax classifier fitted on the standardised latent means "
+             f"of the first {KNN_TRAIN // 1000}k training images, scored on the test latent means (Pythae's "
+             "classification task)",
+    "kmeans": "clustering accuracy (fraction): k-means with k = number of classes on the test latent means, clusters "
+              "matched one-to-one to labels by the Hungarian algorithm (Pythae's clustering task)",
     "active-units": f"count of latent dimensions with Cov_x(E_q[z_j]) > {ACTIVE_THRESHOLD} (Burda et al.), out of d",
     "kl-per-dim": "list of d values E_x KL(q(z_j|x) ‖ N(0,1)) in nats; they sum to the mean KL (N(0, I) prior "
                   f"only); kl-per-dim_total is the sum, kl-per-dim_collapsed counts dimensions under {COLLAPSED_KL} "
@@ -170,7 +175,8 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
         return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior!r}"
     if name == "kl-per-dim" and caps.prior != "StandardNormal":
         return f"the KL to the {caps.prior} prior does not split over latent dimensions"
-    if name == "knn" and dataset is not None and (dataset.y_train is None or dataset.y_test is None):
+    if name in ("knn", "probe", "kmeans") and dataset is not None and (dataset.y_train is None
+                                                                       or dataset.y_test is None):
         return "the dataset has no labels"
     if name in ("fd", "classifier-score"):
         if not hasattr(model, "decode"):
@@ -534,10 +540,19 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
         out["elbo"] = float(elbo(model, x, batch_size, seed=seed, progress=report).mean())
     if "mse" in todo:
         out["mse"] = float(reconstruction_mse(model, x, batch_size).mean())
-    if "knn" in todo:
-        z_train = latent_means(model, dataset.x_train[:KNN_TRAIN], batch_size, report, "knn (train latents)")
-        z_test = latent_means(model, x, batch_size, report, "knn (test latents)")
-        out["knn"] = knn_accuracy(z_train, dataset.y_train[:KNN_TRAIN], z_test, y, KNN_K)
+    if {"knn", "probe", "kmeans"} & set(todo):
+        from vaecore.evaluation import downstream
+
+        z_test = latent_means(model, x, batch_size, report, "test latents")
+        if {"knn", "probe"} & set(todo):
+            z_train = latent_means(model, dataset.x_train[:KNN_TRAIN], batch_size, report, "train latents")
+            y_train = dataset.y_train[:KNN_TRAIN]
+        if "knn" in todo:
+            out["knn"] = knn_accuracy(z_train, y_train, z_test, y, KNN_K)
+        if "probe" in todo:
+            out["probe"] = downstream.linear_probe_accuracy(z_train, y_train, z_test, y, seed)
+        if "kmeans" in todo:
+            out["kmeans"] = downstream.kmeans_accuracy(z_test, y, seed=seed)
     if "active-units" in todo:
         out["active-units"] = active_units(model, x, ACTIVE_THRESHOLD, batch_size)
     if "kl-per-dim" in todo:
