@@ -352,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     entries = [e for e in ZOO if not args.only or e.name in args.only]
     t0 = time.time()
     if args.stage == "eval":
+        if args.threads:
+            torch.set_num_threads(args.threads)
         dataset = vaecore.load_dataset("mnist", seed=SEED)
         for e in entries:
             if trained_epochs(checkpoints / e.name):
