@@ -138,3 +138,32 @@ def test_table3_script_runs_end_to_end(tmp_path: Path) -> None:
     assert data["paper"]["table3_mnist"]["gaussian-vae"]["mse"] == 20.25
     fds = [r["fd"] for r in data["rows"] if r["fd"] is not None]
     assert len(fds) == 4 * 3 - 1 and all(math.isfinite(v) for v in fds), "AE/RAE have no prior row FD"
+
+
+def test_pythae_layout_puts_the_four_tasks_and_table4_beside_ours() -> None:
+    base = {"model": "vae σ=1", "preset": "gaussian-vae", "dataset": "mnist", "n_test": 10, "seed": 0, "mse": 18.0,
+            "probe": 0.912, "kmeans": 0.55, "fd_features": "MNIST-classifier", "notes": {}}
+    rows = [{**base, "sampler": s, "fd": fd} for s, fd in (("prior", 200.0), ("gmm", 90.0), ("maf", 80.0))]
+    md = to_markdown(rows, layout="pythae", reference=True)
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split("|")]
+    line = next(x for x in md.splitlines() if x.startswith("| vae σ=1 |"))
+    row = dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True))
+    assert row["MSE"] == "18.00" and row["linear probe acc"] == "0.912" and row["k-means acc"] == "0.550"
+    assert row["FD GMM (MNIST-classifier feats)"] == "90.00"
+    assert row["FID GMM (Pythae Table 4, Inception)"] == "26.90"
+    assert row["FID MAF (Pythae Table 4, Inception)"] == "26.80"
+    assert row["Pythae row"] == "VAE" and "not comparable" in md and "Hungarian" in md
+    assert header.index("FD prior (MNIST-classifier feats)") < header.index("FD GMM (MNIST-classifier feats)")
+
+
+def test_pythae_reference_rows_are_complete_and_plausible() -> None:
+    from vaecore import list_models
+    from vaecore.evaluation.reference import PYTHAE_TABLE4_MNIST
+
+    assert set(PYTHAE_TABLE4_MNIST) <= set(list_models())
+    assert len(PYTHAE_TABLE4_MNIST) == 19  # the benchmark's 19 models
+    for preset, row in PYTHAE_TABLE4_MNIST.items():
+        values = [v for k, v in row.items() if k != "label"]
+        assert values and all(0 < v < 100 for v in values), preset
+        if preset not in ("vamp-vae",):
+            assert {"prior", "gmm", "maf"} <= set(row), preset

@@ -45,8 +45,8 @@ def collapsed(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset):
 
 
 def test_metrics_table_names_every_metric_with_units():
-    expected = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "probe", "kmeans", "active-units", "kl-per-dim",
-                "mutual-info", "expected-gap", "fd", "classifier-score"}
+    expected = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "probe", "kmeans", "active-units",
+                "kl-per-dim", "mutual-info", "expected-gap", "fd", "classifier-score"}
     assert set(M.METRICS) == expected
     assert all(isinstance(v, str) and len(v) > 20 for v in M.METRICS.values())
     assert "nats" in M.METRICS["elbo"] and "IWAE" in M.METRICS["nll-pdf"] and "NOT" in M.METRICS["fd"]

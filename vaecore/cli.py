@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", default=None)
     c.add_argument("--data-dir", default=None)
     c.add_argument("--device", default=None)
-    c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4")
+    c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4 | pythae")
     c.add_argument("--reference", action="store_true", help="show the papers' published numbers beside ours")
     c.add_argument("--out", default="compare.md")
     c.set_defaults(func=cmd_compare)

@@ -35,6 +35,7 @@ DEFAULT_METRICS = ["elbo", "nll-pdf", "nll-discrete", "bpd", "mse", "active-unit
 LAYOUTS: dict[str, str] = {
     "arelbo-table3": "AR-ELBO Table 3: MSE, FD with z from the prior, a 2nd-stage VAE and a GMM",
     "sigma-table4": "σ-VAE Table 4: −log pdf, −log p (nats per image) and FD",
+    "pythae": "Pythae's four tasks: reconstruction MSE, FD per sampler, linear-probe and k-means accuracy",
     "full": "every metric, one line per model × sampler",
 }
 
@@ -276,9 +277,12 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], layout: str = "full", *, refe
         lines += _arelbo_table3(rows, reference)
     elif layout == "sigma-table4":
         lines += _sigma_table4(rows, reference)
+    elif layout == "pythae":
+        lines += _pythae(rows, reference)
     else:
         lines += _full(rows)
-    shown = {"arelbo-table3": {"mse", "fd"}, "sigma-table4": {"nll-pdf", "nll-discrete", "fd"}}.get(layout)
+    shown = {"arelbo-table3": {"mse", "fd"}, "sigma-table4": {"nll-pdf", "nll-discrete", "fd"},
+             "pythae": {"mse", "fd", "probe", "kmeans"}}.get(layout)
     lines += [""] + [f"- {n}" for n in _common_notes(rows, shown)]
     return "\n".join(lines) + "\n"
 
@@ -321,6 +325,45 @@ def _arelbo_table3(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[s
                      f"batch {s['batch_size']}, latent {s['latent_dim']}, FID from {s['fid_samples']:,} samples. "
                      f"Note: {ref.FID_NOTE}. — in a paper column: not reported, or unreadable in our copy "
                      "of the paper.")
+    return _table(header, body) + notes
+
+
+def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
+    grouped = _by_model(rows)
+    present = list(dict.fromkeys(str(r.get("sampler")) for r in rows))
+    order = [s for s in ("prior", "gmm", "maf", "two-stage", "vamp") if s in present]
+    order += [s for s in present if s not in order]
+    feats = _features(rows)
+    header = ["model", "trained", "MSE"]
+    for s in order:
+        header.append(f"FD {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
+        if reference:
+            header.append(f"FID {_SAMPLER_LABELS.get(s, s)} (Pythae Table 4, Inception)")
+    header += ["linear probe acc", "k-means acc"] + (["Pythae row"] if reference else [])
+    body = []
+    for model, per in grouped.items():
+        paper = ref.reference_row("pythae-table4", str(_first(per, "preset"))) if reference else None
+        cells = [_fmt(model), _training(per), _fmt(_first(per, "mse"))]
+        for s in order:
+            cells.append(_fmt(per[s].get("fd")) if s in per else "not run")
+            if reference:
+                cells.append(_fmt(paper.get(s) if paper else None))
+        cells += [_fmt(_first(per, "probe"), 3), _fmt(_first(per, "kmeans"), 3)]
+        if reference:
+            cells.append(paper["label"] if paper else "not in Pythae's benchmark")
+        body.append(cells)
+    notes = ["", "- Protocol: MSE summed over the pixels of a test image; FD from generated images per sampler "
+             "(GMM with 10 components, MAF 2 × 3 × 128 and the 2-stage VAE fitted on training latent means); "
+             "linear probe: multinomial logistic regression on standardised training latent means, scored on "
+             "the test latent means; k-means: k = 10 on the test latent means, clusters matched one-to-one to "
+             "labels (Hungarian)."]
+    if reference:
+        st = ref.PYTHAE_MNIST_SETTINGS
+        notes.append(f"- Pythae: {ref.SOURCES['pythae']}, appendix Table 4 (MNIST, ConvNet): FID on Inception "
+                     f"features from {st['fid_samples']:,} samples, {st['epochs']} epochs, lr {st['lr']}, the best "
+                     f"of {st['configs_per_model']} configurations per model by validation FID; not comparable "
+                     "with our FD in absolute value, nor in training budget. Their reconstruction, "
+                     "classification and clustering numbers are not in our copy of the paper.")
     return _table(header, body) + notes
 
 
