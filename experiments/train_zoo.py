@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import torch  # noqa: E402
 
@@ -269,9 +270,13 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
         refs = json.loads(refs_path.read_text())
         refs[name] = reference_outputs(dest)
         refs_path.write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+        from zoo_table import write_results
+
+        write_results(checkpoints)
         if commit:
             epochs = trained_epochs(dest)
-            git_commit(repo, [f"checkpoints/{name}", "checkpoints/catalog.json", "tests/data/bundled_outputs.json"],
+            git_commit(repo, [f"checkpoints/{name}", "checkpoints/catalog.json", "checkpoints/RESULTS.md",
+                              "tests/data/bundled_outputs.json"],
                        f"zoo: {name} trained {epochs} epochs on MNIST (seed {SEED}), with its eval, card and "
                        "reference outputs")
     print(f"[zoo] {name}: installed in {dest}" + (" and committed" if commit else ""), flush=True)

@@ -81,3 +81,14 @@ def test_card_reproduce_command_is_valid_cli(row: dict) -> None:
     assert argv[:3] == ["python", "-m", "vaecore"]
     args = build_parser().parse_args(argv[3:])
     assert args.command == "train" and args.model in vaecore.list_models() and args.out.endswith(row["name"])
+
+
+def test_results_are_generated_from_the_bundled_evals() -> None:
+    from zoo_table import BEGIN, END, RESULTS_HEAD, render
+
+    text = render()
+    assert (CHECKPOINTS / "RESULTS.md").read_text() == RESULTS_HEAD + text, "run experiments/zoo_table.py --write"
+    for row in CATALOG:
+        assert f"| `{row['name']}` | {row['epochs']} |" in text
+    readme = (ROOT / "README.md").read_text()
+    assert readme.index(BEGIN) < readme.index(END)
