@@ -22,6 +22,7 @@ PAGES = (
     ("pages/4_Sigma_convergence.py", "σ convergence", ":material/show_chart:"),
     ("pages/5_Likelihood_comparison.py", "Likelihood comparison", ":material/leaderboard:"),
     ("pages/6_Transformations.py", "Transformations", ":material/transform:"),
+    ("pages/7_Benchmark.py", "Benchmark", ":material/table_chart:"),
 )
 
 

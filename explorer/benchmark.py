@@ -1,0 +1,120 @@
+"""The Pythae benchmark as a table: each bundled model's four tasks (reconstruction, generation,
+classification, clustering) from its eval.json, with Pythae's published MNIST FIDs beside them.
+
+Reads JSON only (checkpoints/catalog.json and every bundled model's eval.json); nothing is computed.
+No Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from explorer.catalog import bundled_catalog, finite
+from vaecore.evaluation.reference import PYTHAE_MNIST_SETTINGS, PYTHAE_TABLE4_MNIST, SOURCES
+
+# (eval.json key, column) for our numbers, grouped by Pythae's four tasks (plus k-NN accuracy)
+OURS: tuple[tuple[str, str], ...] = (
+    ("mse", "MSE (reconstruction)"),
+    ("fd", "FD prior"),
+    ("fd_gmm", "FD GMM"),
+    ("fd_maf", "FD MAF"),
+    ("probe", "linear probe acc"),
+    ("kmeans", "k-means acc"),
+    ("knn", "k-NN acc"),
+)
+PYTHAE_PREFIX = "Pythae Table 4 FID (Inception, 100 epochs)"
+# (key in PYTHAE_TABLE4_MNIST, column)
+PYTHAE: tuple[tuple[str, str], ...] = tuple((k, f"{PYTHAE_PREFIX}: {label}") for k, label in (
+    ("prior", "prior"), ("gmm", "GMM"), ("two-stage", "2-stage"), ("maf", "MAF")))
+TASKS = {
+    "reconstruction": "MSE: squared error summed over the pixels of a test image, lower is better",
+    "generation": "FD of generated images: from the prior, and from a 10-component GMM and a MAF fitted on the "
+                  "training latent means; lower is better",
+    "classification": "linear probe: logistic regression on training latent means, accuracy on the test latents",
+    "clustering": "k-means (k = 10) on the test latent means, clusters matched one-to-one to labels (Hungarian)",
+}
+COLUMN_HELP = {
+    "MSE (reconstruction)": TASKS["reconstruction"],
+    "FD prior": "Fréchet distance of prior samples to the test images, on small-MNIST-classifier features",
+    "FD GMM": "FD of samples drawn through a 10-component GMM fitted on the training latent means",
+    "FD MAF": "FD of samples drawn through a masked autoregressive flow fitted on the training latent means "
+              "(empty: not in this model's eval.json yet)",
+    "linear probe acc": TASKS["classification"],
+    "k-means acc": TASKS["clustering"],
+    "k-NN acc": "5-nearest-neighbour accuracy on the test latent means (training latents as neighbours)",
+    "epochs": "epochs this bundled model was trained (Pythae trained every model for 100)",
+}
+
+
+def pythae_row(preset: str) -> dict[str, Any] | None:
+    """Pythae's Table 4 (MNIST) row for a vaecore preset, or None when the model is not in their benchmark."""
+    return PYTHAE_TABLE4_MNIST.get(preset)
+
+
+def benchmark_rows(entries: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per bundled model with an eval.json: model, epochs, our task metrics and Pythae's FIDs.
+
+    `entries` defaults to `catalog.bundled_catalog()`. Missing values (an older eval.json without
+    fd_maf, a model Pythae did not benchmark) are None.
+    """
+    rows = []
+    for entry in bundled_catalog() if entries is None else entries:
+        ev = entry.get("eval") or {}
+        if not ev:
+            continue
+        flat = {**ev, **ev["metrics"]} if isinstance(ev.get("metrics"), dict) else ev
+        preset = str((entry.get("config") or {}).get("preset") or entry["name"])
+        paper = pythae_row(preset) or {}
+        epochs = entry.get("epochs")
+        row: dict[str, Any] = {"model": entry["name"],
+                               "epochs": int(epochs) if isinstance(epochs, int | float) else None}
+        row.update({column: finite(flat.get(key)) for key, column in OURS})
+        row["Pythae model"] = paper.get("label")
+        row.update({column: finite(paper.get(key)) for key, column in PYTHAE})
+        rows.append(row)
+    return rows
+
+
+def has_values(rows: Sequence[dict[str, Any]], column: str) -> bool:
+    """Whether any row has a value in a column."""
+    return any(r.get(column) is not None for r in rows)
+
+
+def caption() -> str:
+    """Why Pythae's FIDs and our FDs must not be compared in absolute value, and where the numbers come from."""
+    s = PYTHAE_MNIST_SETTINGS
+    return (f"Pythae columns: {SOURCES['pythae']}, appendix Table 4 (MNIST, {s['network']}): FID on Inception-v3 "
+            f"features from {s['fid_samples']:,} samples, every model trained {s['epochs']} epochs (the best of "
+            f"{s['configs_per_model']} configurations). Our FD uses the features of a small MNIST classifier and "
+            "fewer samples, and the bundled models trained far fewer epochs: compare models within a column, "
+            "not our FD with their FID in absolute value. Pythae's reconstruction, classification and clustering "
+            "numbers are not in our copy of the paper. Empty cells: not evaluated, or not in Pythae's benchmark.")
+
+
+LOWER_IS_BETTER = ("MSE", "FD", "Pythae")
+
+
+def sorted_rows(rows: Sequence[dict[str, Any]], column: str, descending: bool = False) -> list[dict[str, Any]]:
+    """Rows sorted by a column, empty cells last whatever the direction."""
+    present = [r for r in rows if r.get(column) is not None]
+    missing = [r for r in rows if r.get(column) is None]
+    return sorted(present, key=lambda r: r[column], reverse=descending) + missing
+
+
+def better_direction(column: str) -> str:
+    """'lower is better' for errors and distances, 'higher is better' for accuracies."""
+    return "lower is better" if column.startswith(LOWER_IS_BETTER) else "higher is better"
+
+
+def column_figure(rows: Sequence[dict[str, Any]], column: str) -> Any:
+    """A bar per model for one column of the table (models without a value are left out)."""
+    import plotly.graph_objects as go
+
+    shown = [r for r in rows if r.get(column) is not None]
+    fig = go.Figure(go.Bar(x=[r["model"] for r in shown], y=[r[column] for r in shown],
+                           text=[f"{r[column]:.4g}" for r in shown], textposition="auto",
+                           hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    fig.update_layout(height=320, title=f"{column} — {better_direction(column)}",
+                      margin={"l": 50, "r": 10, "t": 50, "b": 80})
+    return fig
