@@ -58,9 +58,11 @@ def plot() -> None:
                                         log_x=bool(log_x)), key="sc_figure")
         st.caption(f"{len(traces)} trace{'s' if len(traces) != 1 else ''}: " + ", ".join(traces)
                    + (" · refreshing live" if live else ""))
-        st.dataframe(tables.sigma_summary(traces, sources), hide_index=True, column_config={
-            "effective ln σ": st.column_config.NumberColumn(
-                help="ln σ + ½ ln β: a KL weight β acts like a decoder variance σ² scaled by β")})
+        summary = tables.sigma_summary(traces, sources)
+        if summary:  # an empty table would draw an empty grey box under the chart
+            st.dataframe(tables.display_rows(summary), hide_index=True, column_config={
+                "effective ln σ": st.column_config.Column(
+                    help="ln σ + ½ ln β: a KL weight β acts like a decoder variance σ² scaled by β")})
     for label, why in skipped.items():
         st.caption(f"**{label}**: {why}")
 
