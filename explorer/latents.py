@@ -118,15 +118,23 @@ def warm_up_umap() -> threading.Thread:
 
 # per-image quantities, neighbours, decoding map positions ------------------------------------------
 QUANTITIES = {"label": "label", "recon": "reconstruction error (squared, summed over pixels)",
-              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": "ELBO (nats)", "norm": "‖z‖ (latent norm)"}
+              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": "ELBO (nats)", "norm": "‖z‖ (latent norm)",
+              "sigma": "decoder ln σ (mean over pixels, at the posterior mean)"}
+COLOUR_ORDER = ("elbo", "recon", "kl", "sigma", "norm")
+
+
+def colour_options(quantities: dict[str, np.ndarray]) -> list[str]:
+    """'label' and every per-image quantity defined for this model, in a fixed order."""
+    return ["label"] + [q for q in COLOUR_ORDER if q in quantities]
 
 
 def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
     """Per-image numbers for colouring the map: reconstruction error, ‖z‖ and, where the model defines
-    them, the KL to the prior and the ELBO; computed once per (model version, source, n)."""
+    them, the KL to the prior, the ELBO and the decoder's ln σ (models whose σ varies per image, see
+    `models.decoder_log_sigma`); computed once per (model version, source, n)."""
     import torch
 
-    from explorer.models import facts, gaussian_posterior
+    from explorer.models import decoder_log_sigma, facts, gaussian_posterior
 
     model = load_model(spec)
     key = _latent_key(spec, model, source, n)
@@ -152,6 +160,9 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
                 except (ValueError, NotImplementedError):
                     pass
     result = {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v and sum(map(len, v)) == len(x)}
+    log_sigma = decoder_log_sigma(model, x)
+    if log_sigma is not None and len(log_sigma) == len(x):
+        result["sigma"] = log_sigma.numpy().astype(np.float32)
     result["norm"] = np.linalg.norm(latents_for(spec, source, n), axis=1).astype(np.float32)
     return _remember("quantities", key, result, keep=12)
 

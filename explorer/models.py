@@ -86,3 +86,45 @@ def gaussian_posterior(model: PretrainedModel, x: torch.Tensor) -> tuple[torch.T
     except (ValueError, NotImplementedError):
         return None
     return mu.cpu(), logvar.cpu()
+
+
+def decoder_sigma_kind(model: PretrainedModel) -> str | None:
+    """How a model's decoder σ varies per image, or None when it does not (a shared or fixed σ, no σ):
+    'predicted' (a Gaussian decoder predicting σ(z) per pixel or per image) or 'mle' (AR-ELBO's Iso-D /
+    Diag-D, whose σx² is the maximum-likelihood value of each image's residual)."""
+    likelihood = getattr(model, "likelihood", None)
+    if getattr(likelihood, "sigma_mode", None) in ("per-pixel", "per-example") and hasattr(likelihood, "_split"):
+        return "predicted"
+    if getattr(likelihood, "variance", None) in ("iso-d", "diag-d"):
+        return "mle"
+    return None
+
+
+@torch.no_grad()
+def decoder_log_sigma(model: PretrainedModel, x: torch.Tensor, batch: int = 500) -> torch.Tensor | None:
+    """Per image, the mean over pixels of the decoder's ln σ at the posterior mean (B,), on the CPU; None
+    where σ does not vary per image (`decoder_sigma_kind`).
+
+    Predicted σ: ln σ(z) of the decoder at z = the posterior mean. AR-ELBO Iso-D: ½ ln(mean residual² + ε);
+    Diag-D: the mean over pixels of ½ ln(residual² + ε), the per-image MLE its objective uses.
+    """
+    kind = decoder_sigma_kind(model)
+    if kind is None:
+        return None
+    model.eval()
+    likelihood = model.likelihood
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].to(model.device, torch.float32)
+        params = model.decode_params(model.embed(xb))
+        if kind == "predicted":
+            mu, log_sigma = likelihood._split(params)
+            out.append(log_sigma.expand_as(mu).flatten(1).mean(1).float().cpu())
+            continue
+        eps = float(getattr(likelihood, "eps", 1e-6))
+        sq = (xb - torch.sigmoid(params.float())) ** 2
+        if likelihood.variance == "iso-d":
+            out.append((0.5 * torch.log(sq.flatten(1).mean(1) + eps)).cpu())
+        else:
+            out.append((0.5 * torch.log(sq + eps)).flatten(1).mean(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0)

@@ -98,9 +98,9 @@ subset = subset_state.get("indices") if subset_state.get("key") == (spec, source
 shown = np.arange(len(coords)) if subset is None else np.asarray(subset)
 shown_coords = coords if subset is None else latents.subset_map(spec, source, n, subset, method, dim, params)
 t1, t2, t3 = st.columns([3, 4, 3])
-colour_options = ["label"] + [q for q in ("elbo", "recon", "kl", "norm") if q in quantities]
-colour_by = t1.selectbox("Colour by", colour_options, format_func=latents.QUANTITIES.get, key="map_colour",
-                         help="Per-image quantities are computed once per model and source.")
+colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format_func=latents.QUANTITIES.get,
+                         key="map_colour", help="Per-image quantities are computed once per model and source; "
+                                                "decoder σ only for models whose σ varies per image.")
 if labels is not None:
     classes = sorted(int(c) for c in np.unique(labels))
     keep = t2.multiselect("Show labels", classes, default=classes, key=f"map_labels_{source}",
