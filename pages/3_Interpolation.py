@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from explorer import caches, catalog, latents, sources, state, widgets
+from explorer import caches, catalog, latents, sources, state, traversals, widgets
+from explorer.diagnostics import kl_per_dimension
 from vaecore import PretrainedModel
 from vaecore.latent import interpolation as interp
 
@@ -129,3 +130,41 @@ for column, (label, s, m) in zip(st.columns(len(models)), models, strict=True):
             st.image(grid, caption=f"{label}: rows {shown}")
             st.download_button("Grid as PNG", grid, file_name="traversal-grid.png", mime="image/png",
                                key=f"ip_dl_grid_{s}", icon=":material/download:")
+
+st.subheader("Traversal grid per latent dimension")
+st.caption(f"One row per latent dimension: that coordinate set to each value from −3 to 3 (left to right), the "
+           f"others fixed at image {start}'s posterior mean (#{i_start}). A dimension that changes one feature of "
+           "the digit and nothing else is disentangled; one that changes nothing is unused (KL ≈ 0).")
+for k, (label, s, m) in enumerate(models):
+    why = traversals.why_no_traversal(m)
+    if why:
+        st.caption(f"**{label}**: no traversal grid — {why}.")
+        continue
+    highlight = traversals.is_disentanglement(m)
+    kl = traversals.stored_kl_per_dim(s, m.latent_dim)
+    kl_source = "its eval.json"
+    if kl is None:
+        kl = kl_per_dimension(m, x_all[:500])
+        kl_source = f"the first {min(n, 500)} images"
+    with st.container(border=True):
+        if highlight:
+            st.info(f"**{label}** is a disentanglement model ({m.model_type}): each row should move one factor of "
+                    "the digit (slant, width, thickness, size …) and leave the others alone.",
+                    icon=":material/grid_view:")
+        if not st.toggle(f"Traversal grid of {label}", value=highlight, key=f"ip_dimgrid_{k}_{s}",
+                         help="Decodes latent_dim × 11 images (rows: dimensions, up to 32)."):
+            continue
+        z = interp.encode_means(m, x_all[i_start:i_start + 1])[0].cpu()
+        dims = traversals.row_order(m.latent_dim, kl)
+        grid, values = traversals.traversal_grid(m, z, dims)
+        st.caption(f"{label}: {len(dims)} of {m.latent_dim} dimensions"
+                   + (f" (the {len(dims)} with most KL)" if len(dims) < m.latent_dim else "")
+                   + ("; KL per dimension (nats) from " + kl_source if kl is not None else
+                      "; no KL per dimension (not a Gaussian posterior, no eval.json)")
+                   + " · columns: " + ", ".join(f"{v:+.1f}" for v in values.tolist()))
+        for r, d in enumerate(dims):
+            st.image(widgets.grid_png(grid[r], nrow=len(values), scale=2),
+                     caption=traversals.row_caption(d, float(z[d]), kl))
+        st.download_button("Traversal grid as PNG", widgets.grid_png(grid.flatten(0, 1), nrow=len(values), scale=2),
+                           file_name=f"traversal-grid-{k}.png", mime="image/png", key=f"ip_dl_dimgrid_{k}",
+                           icon=":material/download:")
