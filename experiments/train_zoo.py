@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +61,28 @@ DONE = "zoo-trained.json"
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """One zoo model: a preset (default: the name) at a latent size, trained `epochs` epochs.
+
+    `bundle=False` marks a model too large for checkpoints/ (a file over 10 MB): it is trained and
+    evaluated in runs/zoo/<name>/, ready for `python -m vaecore publish`, and listed under
+    "hub_models" in the catalog.
+    """
+
     name: str
     title: str
     epochs: int = EPOCHS
+    preset_name: str | None = None
+    latent: int | None = None
+    bundle: bool = True
+
+    @property
+    def preset(self) -> str:
+        return self.preset_name or self.name
+
+    @property
+    def latent_dim(self) -> int | None:
+        """The latent size set on the preset (None: the preset's own)."""
+        return self.latent or (None if self.preset in OWN_LATENT else LATENT)
 
 
 # In training order: the models behind the papers' claims first.
@@ -117,19 +136,24 @@ ZOO = [
     ZooEntry("hvae", "Hamiltonian VAE"),
     ZooEntry("rhvae", "Riemannian Hamiltonian VAE"),
     ZooEntry("vaegan", "VAE-GAN"),
-    ZooEntry("tvae-100", "T-VAE (latent 100)"),
+    ZooEntry("tvae-100", "T-VAE (latent 100)", bundle=False),  # 10.0 MB of weights
+    # Pythae's latent-dimension effect (their Fig. 6: 16 vs 256) on a variational and an AE-type subset
+    *(ZooEntry(f"{p}-z256", f"{title}, latent 256", preset_name=p, latent=256)
+      for p, title in (("gaussian-vae", "Gaussian VAE (σ = 1)"), ("vamp-vae", "VAE with a VampPrior"),
+                       ("ae", "Autoencoder"), ("wae-mmd-imq", "WAE-MMD (IMQ)"), ("rae-l2", "RAE-L2"))),
 ]
 BY_NAME = {e.name: e for e in ZOO}
 
 
-def model_overrides(name: str) -> dict:
-    return {} if name in OWN_LATENT else {"latent_dim": LATENT}
+def model_overrides(entry: ZooEntry) -> dict:
+    return {} if entry.latent_dim is None else {"latent_dim": entry.latent_dim}
 
 
-def reproduce_command(name: str, epochs: int) -> str:
-    latent = "" if name in OWN_LATENT else f" --latent-dim {LATENT}"
-    return (f"python -m vaecore train --model {name} --data mnist --epochs {epochs}{latent} "
-            f"--seed {SEED} --out checkpoints/{name}")
+def reproduce_command(entry: ZooEntry, epochs: int) -> str:
+    latent = "" if entry.latent_dim is None else f" --latent-dim {entry.latent_dim}"
+    where = "checkpoints" if entry.bundle else "runs/zoo"
+    return (f"python -m vaecore train --model {entry.preset} --data mnist --epochs {epochs}{latent} "
+            f"--seed {SEED} --out {where}/{entry.name}")
 
 
 def trained_epochs(folder: Path) -> int | None:
@@ -155,8 +179,8 @@ def train_entry(entry: ZooEntry, stage: Path, dataset: vaecore.Dataset, threads:
     else:
         if stage.exists():
             shutil.rmtree(stage)
-        tc = train_config(entry.name, epochs=entry.epochs, seed=SEED, data="mnist", threads=threads)
-        result = vaecore.train(entry.name, dataset, stage, tc, progress=True, **model_overrides(entry.name))
+        tc = train_config(entry.preset, epochs=entry.epochs, seed=SEED, data="mnist", threads=threads)
+        result = vaecore.train(entry.preset, dataset, stage, tc, progress=True, **model_overrides(entry))
     if result.status != "finished":
         raise RuntimeError(f"{entry.name}: {result.status} at step {result.step}: {result.message}")
     atomic_write_json(stage / DONE, {"seconds": round(time.time() - t, 1), "step": result.step,
@@ -185,7 +209,7 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
     config = json.loads((folder / "config.json").read_text())
     epochs = json.loads((folder / "train.json").read_text())["epochs"]
     write_model_card(folder, config, result,
-                     extra=f"Reproduce:\n\n```\n{reproduce_command(folder.name, epochs)}\n```")
+                     extra=f"Reproduce:\n\n```\n{reproduce_command(BY_NAME[folder.name], epochs)}\n```")
     return result
 
 
@@ -222,18 +246,28 @@ def install_lock(repo: Path) -> Iterator[None]:
 
 
 def catalog_row(name: str, folder: Path) -> dict:
+    entry = BY_NAME[name]
     config = json.loads((folder / "config.json").read_text())
     epochs = trained_epochs(folder)
-    return {"name": name, "title": BY_NAME[name].title, "description": get_preset(name).description,
+    return {"name": name, "title": entry.title, "description": get_preset(entry.preset).description,
             "data": config.get("dataset"), "likelihood": config.get("likelihood"),
             "likelihood_kwargs": config.get("likelihood_kwargs"), "latent_dim": config.get("latent_dim"),
             "model_type": config.get("model_type"), "epochs": epochs, "seed": SEED,
-            "hub_repo_id": f"{HUB_OWNER}/{name}", "reproduce": reproduce_command(name, epochs)}
+            "hub_repo_id": f"{HUB_OWNER}/{name}", "reproduce": reproduce_command(entry, epochs)}
 
 
 def write_catalog(checkpoints: Path) -> None:
-    rows = [catalog_row(e.name, checkpoints / e.name) for e in ZOO if trained_epochs(checkpoints / e.name)]
-    atomic_write_json(checkpoints / "catalog.json", {"models": rows})
+    """The bundled models (folders in checkpoints/) and, apart, the Hub-only ones trained in runs/zoo/."""
+    rows = [catalog_row(e.name, checkpoints / e.name) for e in ZOO
+            if e.bundle and trained_epochs(checkpoints / e.name)]
+    stage = checkpoints.parent / "runs" / "zoo"
+    old = json.loads((checkpoints / "catalog.json").read_text()) if (checkpoints / "catalog.json").is_file() else {}
+    hub = {row["name"]: row for row in old.get("hub_models", [])}
+    for e in ZOO:
+        if not e.bundle and (stage / e.name / "eval.json").is_file():
+            hub[e.name] = {**catalog_row(e.name, stage / e.name), "location": "hub",
+                           "publish": f"python -m vaecore publish runs/zoo/{e.name} {HUB_OWNER}/{e.name}"}
+    atomic_write_json(checkpoints / "catalog.json", {"models": rows, "hub_models": list(hub.values())})
 
 
 def git_commit(repo: Path, paths: list[str], message: str) -> None:
@@ -253,6 +287,14 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
     """Replace checkpoints/<name> by the staged model, refresh the catalog and its reference outputs."""
     checkpoints = repo / "checkpoints"
     dest = checkpoints / name
+    if not BY_NAME[name].bundle:
+        with install_lock(repo):
+            write_catalog(checkpoints)
+            if commit:
+                git_commit(repo, ["checkpoints/catalog.json"], f"zoo: {name} trained and evaluated for the Hub "
+                           "(too large to bundle); listed under hub_models")
+        print(f"[zoo] {name}: too large to bundle, ready to publish from {stage}", flush=True)
+        return
     with install_lock(repo):
         new = checkpoints / f".{name}.new"
         shutil.rmtree(new, ignore_errors=True)
@@ -347,9 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--phase", choices=["all", "train", "finish"], default="all", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=None, help="another budget for every model (a quick check)")
     args = p.parse_args(argv)
-    global ZOO
     if args.epochs:
-        ZOO = [ZooEntry(e.name, e.title, args.epochs) for e in ZOO]
+        for i, e in enumerate(ZOO):
+            ZOO[i] = BY_NAME[e.name] = replace(e, epochs=args.epochs)
     unknown = sorted(set(args.only or ()) - set(BY_NAME))
     if unknown:
         sys.exit(f"not in the zoo: {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")

@@ -244,6 +244,22 @@ def sigma_table4(results: dict[str, dict]) -> str:
     return to_markdown(sampler_rows(chosen, {"prior": "fd"}), "sigma-table4", reference=True)
 
 
+def latent_effect(results: dict[str, dict]) -> str:
+    """Pythae's latent-dimension effect: each model of the subset at latent 16 and 256."""
+    keys = [("mse", "MSE"), ("fd", "FD prior"), ("fd_gmm", "FD GMM"), ("probe", "probe"), ("kmeans", "k-means")]
+    lines = ["| model | " + " | ".join(f"{label} (16 / 256)" for _, label in keys) + " |",
+             "|" + " --- |" * (len(keys) + 1)]
+    for e in ZOO:
+        small, big = results.get(e.preset), results.get(e.name)
+        if e.latent == 256 and small and big:
+            lines.append(f"| `{e.preset}` | " + " | ".join(f"{cell(small, k)} / {cell(big, k)}" for k, _ in keys)
+                         + " |")
+    if len(lines) == 2:
+        return "No model of the subset is trained at both sizes yet (`train_zoo.py` trains the `-z256` ones last)."
+    head = "The same preset, seed and budget at latent 16 and 256 (the latent-dimension study of Pythae's main paper)."
+    return "\n".join([head, ""] + lines)
+
+
 def render(checkpoints: Path = CHECKPOINTS) -> str:
     """The whole generated section for the models bundled in `checkpoints`."""
     results = load(checkpoints)
@@ -254,6 +270,7 @@ def render(checkpoints: Path = CHECKPOINTS) -> str:
         *(["", diag_d] if diag_d else []), "",
         "#### σ convergence", "", sigma_table(results), "",
         "#### The Pythae benchmark, our version", "", pythae_table(results),
+        "#### Latent dimension 16 vs 256", "", latent_effect(results), "",
         "#### AR-ELBO Table 3, from the zoo", "", arelbo_table(results),
         "#### σ-VAE Table 4, from the zoo", "", sigma_table4(results),
     ]
