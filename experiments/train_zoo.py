@@ -351,6 +351,8 @@ def run_workers(entries: list[ZooEntry], args: argparse.Namespace) -> list[str]:
     for e in entries:
         todo.put(e)
     failed: list[str] = []
+    finished: list[str] = []
+    t0 = time.time()
 
     def work() -> None:
         while True:
@@ -367,6 +369,11 @@ def run_workers(entries: list[ZooEntry], args: argparse.Namespace) -> list[str]:
             if not ok or subprocess.run([*cmd, "--phase", "finish"]).returncode != 0:
                 failed.append(entry.name)
                 print(f"[zoo] {entry.name}: FAILED (see above); rerun to retry", flush=True)
+            finished.append(entry.name)
+            elapsed = time.time() - t0
+            eta = elapsed / len(finished) * (len(entries) - len(finished)) / 60
+            print(f"[zoo] {len(finished)}/{len(entries)} models done in {elapsed / 60:.0f} min, about {eta:.0f} min "
+                  "left", flush=True)
 
     threads = [threading.Thread(target=work) for _ in range(args.workers)]
     for t in threads:
