@@ -167,6 +167,19 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
     return _remember("quantities", key, result, keep=12)
 
 
+def codebook_usage_for(spec: str, source: str, n: int) -> np.ndarray:
+    """`geometry.codebook_usage` of a VQ model on the first n images of a source, once per (model, source, n)."""
+    from explorer.geometry import codebook_usage
+
+    model = load_model(spec)
+    key = ("codebook-usage", *_latent_key(spec, model, source, n))
+    found = _recall("quantities", key)
+    if found is None:
+        x, _ = source_images(model, source)
+        found = _remember("quantities", key, codebook_usage(model, x[:n]), keep=12)
+    return found
+
+
 def nearest_neighbours(z: np.ndarray, i: int, k: int = 8, among: np.ndarray | None = None) -> list[tuple[int, float]]:
     """The k images closest to image i in latent space (Euclidean), as (index, distance), nearest first."""
     pool = np.arange(len(z)) if among is None else np.asarray(among)

@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 from explorer import caches, catalog, downloads, figures, latents, models, sources, state, widgets
+from explorer import geometry as geom
 from vaecore.latent import projection as proj
 
 st.title("Latent map")
@@ -242,3 +243,42 @@ if model_facts.gaussian_posterior:
         active = sum(k > 0.01 for k in kl)
         st.caption(f"{active} of {len(kl)} dimensions active (KL > 0.01 nats) on the first {min(n, 1000):,} "
                    "images; grey bars carry no information (posterior collapse at a glance).")
+
+latent_geometry = model.capabilities.geometry
+if latent_geometry in ("sphere", "poincare-ball"):
+    on_sphere = latent_geometry == "sphere"
+    st.subheader("The latents on the sphere" if on_sphere else "The latents in the Poincaré disk")
+    curvature = float(getattr(model.config, "curvature", 1.0) or 1.0)
+    points = geom.sphere_coordinates(z_all[shown]) if on_sphere else geom.disk_coordinates(z_all[shown], curvature)
+    st.plotly_chart((geom.sphere_figure if on_sphere else geom.disk_figure)(
+        points, None if labels is None else labels[shown], shown), key="map_manifold", config={"displaylogo": False})
+    st.caption(f"{len(shown):,} latent means (the map's points) on the "
+               + (f"unit sphere S², from S^{model_facts.latent_dim - 1}: " + geom.SPHERE_METHOD if on_sphere else
+                  f"unit disk, from the {model_facts.latent_dim}-D Poincaré ball (c = {curvature:g}): "
+                  + geom.DISK_METHOD) + ".")
+
+if geom.is_quantised(model):
+    st.subheader("Codebook")
+    counts = latents.codebook_usage_for(spec, source, n)
+    n_levels, k_codes = counts.shape
+    st.plotly_chart(geom.usage_figure(counts), key="map_codebook_usage", config={"displaylogo": False})
+    st.caption(f"Codes chosen for {n:,} {source} images × {geom.positions(model)} positions"
+               + (f", at each of {n_levels} residual levels" if n_levels > 1 else "") + ": "
+               + "; ".join(f"{'level ' + str(lv) + ': ' if n_levels > 1 else ''}{int((row > 0).sum())} of "
+                           f"{k_codes} codes used, perplexity {geom.perplexity(row):.1f}"
+                           for lv, row in enumerate(counts)) + ". A codebook with few used codes has collapsed.")
+    c1, c2, c3 = st.columns([2, 3, 2])
+    level = int(c1.segmented_control("Level", list(range(n_levels)), default=0, required=True, key="map_vq_level")
+                or 0) if n_levels > 1 else 0
+    shown_codes = int(c2.select_slider("Decoded codes", [c for c in (16, 32, 64, 128, 256, 512) if c < k_codes]
+                                       + [k_codes], value=min(64, k_codes), key="map_vq_codes"))
+    order = [int(c) for c in np.argsort(-counts[level], kind="stable")[:shown_codes]]
+    decoded = geom.decoded_codes(model, order, level)
+    st.image(widgets.grid_png(decoded, nrow=16, scale=1),
+             caption=f"Level {level} codes decoded on their own (the code at every position), most used first: "
+                     + ", ".join(f"#{c} ({int(counts[level][c]):,})" for c in order[:8])
+                     + ("…" if len(order) > 8 else "")
+                     + (". Deeper levels are residual corrections of the level above." if level else ""))
+    c3.download_button("Usage as CSV", downloads.csv_bytes(
+        [{"level": lv, "code": c, "count": int(v)} for lv, row in enumerate(counts) for c, v in enumerate(row)]),
+        file_name="codebook_usage.csv", mime="text/csv", key="map_dl_usage", icon=":material/download:")

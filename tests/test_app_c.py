@@ -294,3 +294,75 @@ def test_traversal_grid_is_highlighted_for_disentanglement_and_absent_for_codes(
     _no_exceptions(vq)
     assert _grid_rows(vq) == [] and any("no traversal grid" in c.value and "discrete codes" in c.value
                                         for c in vq.caption)
+
+
+# 5. VQ codebooks -------------------------------------------------------------------------------------
+def _usage_bars(at) -> list[dict]:
+    return [t for f in _figures(at) if (f["layout"].get("xaxis", {}).get("title") or {}).get("text") == "code"
+            for t in f["data"]]
+
+
+@pytest.mark.parametrize("preset, levels", [("vqvae", 1), ("hrq-vae", 3)])
+def test_codebook_usage_counts_every_position_and_decodes_codes(family_env: Path, preset: str, levels: int) -> None:
+    from explorer import geometry
+
+    n = 120
+    at = _app("2_Latent_map.py", preset)
+    at.session_state["map_n"] = n
+    at.run()
+    _no_exceptions(at)
+    model = vaecore.load(str(family_env / preset))
+    positions = model.map_size[0] * model.map_size[1]
+    bars = _usage_bars(at)
+    assert len(bars) == levels
+    counts = np.stack([_values(b["y"]).astype(np.int64) for b in bars])
+    assert (counts.sum(1) == n * positions).all()
+    x = vaecore.load_dataset("mnist", limit=1).x_test[:n]
+    assert (counts == geometry.codebook_usage(model, x)).all()
+    assert counts.shape[1] == model.config.num_codes
+    assert any(c.startswith("Level 0 codes decoded") for c in _captions(at))
+    assert "Usage as CSV" in [d.proto.label for d in at.get("download_button")]
+    order = np.argsort(-counts[0], kind="stable")[:4]
+    decoded = geometry.decoded_codes(model, order.tolist())
+    rows = model.codebooks()[0][torch.as_tensor(order)].repeat_interleave(positions, dim=0)
+    assert torch.allclose(decoded, model.decode(model.rows_to_latents(rows, 4)).detach(), atol=1e-6)
+
+
+# 6. sphere and disk ----------------------------------------------------------------------------------
+def test_svae_latents_on_the_sphere(family_env: Path) -> None:
+    from explorer import geometry
+
+    at = _app("2_Latent_map.py", "svae")
+    at.session_state["map_n"] = 150
+    at.run()
+    _no_exceptions(at)
+    assert any(h.value == "The latents on the sphere" for h in at.subheader)
+    fig = next(f for f in _figures(at) if any(t["type"] == "surface" for t in f["data"]))
+    pts = np.concatenate([np.stack([_values(t[a]) for a in "xyz"], axis=1) for t in fig["data"]
+                          if t["type"] == "scatter3d"])
+    assert len(pts) == 150 and np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-4)
+    assert any("renormalised to unit length" in c.value for c in at.caption)
+    p = geometry.sphere_coordinates(np.random.default_rng(0).normal(size=(40, 2)))  # fewer than 3 dims
+    assert p.shape == (40, 3) and np.allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+
+
+def test_poincare_latents_inside_the_unit_disk(family_env: Path) -> None:
+    from explorer import geometry
+
+    at = _app("2_Latent_map.py", "poincare-vae")
+    at.session_state["map_n"] = 150
+    at.run()
+    _no_exceptions(at)
+    assert any(h.value == "The latents in the Poincaré disk" for h in at.subheader)
+    fig = next(f for f in _figures(at) if any(s.get("type") == "circle" for s in f["layout"].get("shapes", [])))
+    pts = np.concatenate([np.stack([_values(t["x"]), _values(t["y"])], axis=1) for t in fig["data"]])
+    model = vaecore.load(str(family_env / "poincare-vae")).eval()
+    with torch.no_grad():
+        z = model.embed(vaecore.load_dataset("mnist", limit=1).x_test[:150]).numpy()
+    ids = np.concatenate([_values(t["customdata"]) for t in fig["data"]]).astype(int)
+    assert len(pts) == 150 and np.allclose(pts, geometry.disk_coordinates(z)[ids], atol=1e-5)
+    assert (np.linalg.norm(pts, axis=1) < 1).all()
+    ball = np.random.default_rng(1).normal(size=(200, 5))
+    ball *= (0.999 / np.linalg.norm(ball, axis=1, keepdims=True)) * np.random.default_rng(2).random((200, 1))
+    assert (np.linalg.norm(geometry.disk_coordinates(ball / 2.0, curvature=4.0), axis=1) < 1).all()
+    assert any("inside the unit disk" in c.value for c in at.caption)
