@@ -128,3 +128,15 @@ def decoder_log_sigma(model: PretrainedModel, x: torch.Tensor, batch: int = 500)
         else:
             out.append((0.5 * torch.log(sq + eps)).flatten(1).mean(1).cpu())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def decoder_sigma_note(model: PretrainedModel) -> str:
+    """What the map's 'decoder ln σ' colour means for this model ('' where it is not offered)."""
+    kind = decoder_sigma_kind(model)
+    if kind == "predicted":
+        return ("ln σ(z) predicted by the decoder at the posterior mean, averaged over the pixels: high where the "
+                "model is unsure of the image.")
+    if kind == "mle":
+        return ("AR-ELBO sets σx²(z) to each image's maximum-likelihood value, the mean squared residual: this ln σx "
+                "follows the reconstruction error.")
+    return ""

@@ -102,6 +102,8 @@ t1, t2, t3 = st.columns([3, 4, 3])
 colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format_func=latents.QUANTITIES.get,
                          key="map_colour", help="Per-image quantities are computed once per model and source; "
                                                 "decoder σ only for models whose σ varies per image.")
+if colour_by == "sigma":
+    t1.caption(models.decoder_sigma_note(model))
 if labels is not None:
     classes = sorted(int(c) for c in np.unique(labels))
     keep = t2.multiselect("Show labels", classes, default=classes, key=f"map_labels_{source}",

@@ -233,6 +233,7 @@ def test_latent_map_colours_by_decoder_sigma(bundled_env: None) -> None:
     _no_exceptions(at)
     trace = _figures(at)[0]["data"][0]
     assert trace["marker"]["colorbar"]["title"]["text"].startswith("decoder ln σ")
+    assert any("predicted by the decoder" in c.value for c in at.caption)
     custom = _values(trace["customdata"]).astype(float)
     ids, colour = custom[:, 0].astype(int), custom[:, 2]
     x = vaecore.load_dataset("mnist", limit=1).x_test[:200]
