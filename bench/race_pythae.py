@@ -14,6 +14,9 @@ one epoch of the first `--limit` MNIST training images, batch 100, Adam lr 1e-4,
 model, best model and sample grids, Pythae its final model; the bare loop trains and validates
 only. Inference: encode + decode 2,000 test images, batch 500 (median of `--infer-passes` after a warm-up).
 Prints the median over rounds of each figure, the ratios, and each side's peak resident memory.
+`--amp bf16` runs vaecore's side and the bare loop (training and inference) under CPU bf16
+autocast; Pythae stays fp32 (it has no CPU mixed precision), so that ratio compares vaecore's
+fastest CPU setting with Pythae's only one.
 Every side imports torch._dynamo (which creating a torch optimizer pulls in, seconds on a slow
 machine) before starting its clock, so one-off import time is not counted on any side.
 """
@@ -50,12 +53,12 @@ def _model(net: str, latent: int):  # noqa: ANN202
                                             input_shape=(1, 28, 28)).to_dict(), seed=0)
 
 
-def _infer_img_s(model, x, passes: int) -> float:  # noqa: ANN001
+def _infer_img_s(model, x, passes: int, amp: str = "none") -> float:  # noqa: ANN001
     import torch
 
     model.eval()
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
         for _ in range(passes + 1):
             t = time.perf_counter()
             for i in range(0, x.shape[0], 500):
@@ -80,7 +83,8 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
         ds = vaecore.Dataset(name="mnist", x_train=x_train, y_train=None, x_val=x_val, y_val=None, x_test=x_test,
                              y_test=None)
         tc = vaecore.TrainConfig(data="mnist", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 val_limit=x_val.shape[0], channels_last=args.channels_last, device="cpu")
+                                 val_limit=x_val.shape[0], channels_last=args.channels_last, device="cpu",
+                                 amp=args.amp)
         with tempfile.TemporaryDirectory() as out:
             vaecore.Trainer(model, ds, tc, Path(out) / "run").fit()
     else:
@@ -90,7 +94,8 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
             model.train()
             perm = torch.randperm(x_train.shape[0], generator=g)
             for i in range(0, x_train.shape[0] - args.batch_size + 1, args.batch_size):
-                loss = model.loss(x_train[perm[i:i + args.batch_size]]).loss
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+                    loss = model.loss(x_train[perm[i:i + args.batch_size]]).loss
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -101,7 +106,7 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
     train_s = time.perf_counter() - t
     return {"side": side, "net": net, "params": sum(p.numel() for p in model.parameters()), "train_s": train_s,
             "train_img_s": args.epochs * x_train.shape[0] / train_s,
-            "infer_img_s": _infer_img_s(model, x_test, args.infer_passes),
+            "infer_img_s": _infer_img_s(model, x_test, args.infer_passes, args.amp),
             "threads": torch.get_num_threads(), "peak_mb": _peak_mb()}
 
 
@@ -126,6 +131,8 @@ def main() -> None:
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--infer-passes", type=int, default=3, help="timed inference passes (after one warm-up)")
     p.add_argument("--channels-last", action="store_true", help="vaecore side: channels-last memory format")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none",
+                   help="vaecore side: bf16 autocast on the CPU (AMX / AVX-512 BF16) for training and inference")
     p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
     p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", PYTHAE_PYTHON))
     p.add_argument("--worker", choices=("vaecore", "bare"), help=argparse.SUPPRESS)
@@ -156,7 +163,7 @@ def main() -> None:
               f"{os.cpu_count()} CPUs (shared: other processes' load affects every side)", flush=True)
         for r in range(args.rounds):
             for net in args.nets.split(","):
-                own = [sys.executable, __file__, "--net", net, "--data", data, *common] + \
+                own = [sys.executable, __file__, "--net", net, "--data", data, *common, "--amp", args.amp] + \
                     (["--channels-last"] if args.channels_last else [])
                 for side, cmd in (("vaecore", [*own, "--worker", "vaecore"]),
                                   ("pythae", [args.pythae_python, str(ROOT / "bench" / "pythae_worker.py"), "--net",

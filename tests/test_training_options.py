@@ -119,3 +119,17 @@ def test_cli_flags_reach_the_train_config() -> None:
     assert opts == {"optimizer": "sgd", "momentum": 0.9, "scheduler": "step", "step_size": 3, "early_stopping": 4,
                     "log_to": ["tensorboard"], "keep_best": False, "channels_last": True}
     TrainConfig(**opts)
+
+
+def test_bf16_autocast_on_the_cpu_is_opt_in_and_trains(tmp_path: Path, digits: vaecore.Dataset) -> None:
+    assert _trainer(tmp_path / "default", digits).amp_dtype is None  # "auto" keeps the CPU exact
+    seen: list[torch.dtype] = []
+    trainer = _trainer(tmp_path / "bf16", digits, amp="bf16", max_steps=60, device="cpu")
+    assert trainer.amp_dtype == torch.bfloat16
+    hook = trainer.model.decoder.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    assert trainer.fit().status == "finished"
+    hook.remove()
+    assert torch.bfloat16 in seen, "the forward pass ran under bf16 autocast"
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters()), "weights stay fp32"
+    losses = [r["loss"] for r in read_metrics(tmp_path / "bf16") if r.get("kind") == "step"]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3

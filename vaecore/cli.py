@@ -203,7 +203,9 @@ def _add_train_options(t: argparse.ArgumentParser) -> None:
     c.add_argument("--no-sample-grids", action="store_true", help="no per-epoch sample grids in <out>/samples")
     c.add_argument("--log-to", metavar="TRACKERS", help=f"comma-separated: {', '.join(TRACKERS)}")
     s = t.add_argument_group("speed")
-    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), help="mixed precision on CUDA")
+    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"),
+                   help="mixed precision: on CUDA auto picks bf16 (or fp16 with a GradScaler); on the CPU only "
+                        "bf16 applies (autocast, fast with AMX / AVX-512 BF16); auto = fp32 on the CPU")
     s.add_argument("--compile", action="store_true", help="torch.compile the loss")
     s.add_argument("--channels-last", action="store_true", help="channels-last memory format for conv nets")
     s.add_argument("--threads", type=int, help="torch CPU threads")

@@ -142,7 +142,11 @@ class Trainer:
         return trainer
 
     def _amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype: on CUDA bf16 where supported (else fp16) for "auto"; on the CPU only an
+        explicit "bf16" (fast on CPUs with AMX or AVX-512 BF16), so CPU runs stay exact fp32 by default."""
         amp = self.config.amp
+        if self.device.type == "cpu" and amp == "bf16":
+            return torch.bfloat16
         if self.device.type != "cuda" or amp == "none":
             return None
         if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
@@ -443,7 +447,7 @@ class Trainer:
                 x = self._batch(epoch, index)
                 ctx = self._context(epoch)
                 kl_weight = ctx.kl_weight
-                autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
+                autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
                             else contextlib.nullcontext())
                 with autocast:
                     out = self._loss(x, ctx)
