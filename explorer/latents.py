@@ -104,6 +104,9 @@ def warm_up_umap() -> threading.Thread:
     numba's on-disk cache goes to NUMBA_CACHE_DIR (set by the app to its writable cache folder), so
     a restarted server loads the compiled code instead of compiling it again.
     """
+    import pandas  # noqa: F401  (imported here first: umap imports it in the thread while a page's plotly
+    # figure imports it lazily in the script thread, and the loser saw a half-initialised module)
+
     def run() -> None:
         try:
             rng = np.random.default_rng(0)
