@@ -44,7 +44,9 @@ config = {c: st.column_config.Column(help=benchmark.COLUMN_HELP.get(c)) for c in
 config.update({c: st.column_config.Column(help="Pythae's published FID for this model on MNIST (Inception "
                                                "features, 100 epochs); not comparable with our FD")
                for c in pythae if c in columns})
-st.dataframe(styled, hide_index=True, width="stretch", column_config=config, key="bm_table")
+config["model"] = st.column_config.Column(pinned=True)
+st.dataframe(styled, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config=config,
+             key="bm_table", placeholder="")
 st.caption(benchmark.caption())
 st.download_button("Table as CSV", downloads.csv_bytes(rows), file_name="pythae_benchmark.csv", mime="text/csv",
                    key="bm_dl_csv", icon=":material/download:")
