@@ -253,7 +253,8 @@ def catalog_row(name: str, folder: Path) -> dict:
             "data": config.get("dataset"), "likelihood": config.get("likelihood"),
             "likelihood_kwargs": config.get("likelihood_kwargs"), "latent_dim": config.get("latent_dim"),
             "model_type": config.get("model_type"), "epochs": epochs, "seed": SEED,
-            "hub_repo_id": f"{HUB_OWNER}/{name}", "reproduce": reproduce_command(entry, epochs)}
+            "hub_repo_id": f"{HUB_OWNER}/{name}", "reproduce": reproduce_command(entry, epochs),
+            "location": "bundled" if entry.bundle else "hub"}
 
 
 def write_catalog(checkpoints: Path) -> None:
@@ -265,7 +266,7 @@ def write_catalog(checkpoints: Path) -> None:
     hub = {row["name"]: row for row in old.get("hub_models", [])}
     for e in ZOO:
         if not e.bundle and (stage / e.name / "eval.json").is_file():
-            hub[e.name] = {**catalog_row(e.name, stage / e.name), "location": "hub",
+            hub[e.name] = {**catalog_row(e.name, stage / e.name),
                            "publish": f"python -m vaecore publish runs/zoo/{e.name} {HUB_OWNER}/{e.name}"}
     atomic_write_json(checkpoints / "catalog.json", {"models": rows, "hub_models": list(hub.values())})
 
