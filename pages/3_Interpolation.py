@@ -161,7 +161,7 @@ for k, (label, s, m) in enumerate(models):
                    + (f" (the {len(dims)} with most KL)" if len(dims) < m.latent_dim else "")
                    + ("; KL per dimension (nats) from " + kl_source if kl is not None else
                       "; no KL per dimension (not a Gaussian posterior, no eval.json)")
-                   + " · columns: " + ", ".join(f"{v:+.1f}" for v in values.tolist()))
+                   + " · columns: " + ", ".join(f"{round(v, 1) + 0.0:+.1f}" for v in values.tolist()))
         for r, d in enumerate(dims):
             st.image(widgets.grid_png(grid[r], nrow=len(values), scale=2),
                      caption=traversals.row_caption(d, float(z[d]), kl))
