@@ -18,9 +18,10 @@ MAX_ZIP_BYTES = 512 * 2**20
 
 def csv_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """A CSV of rows (dicts); the header is the union of their keys in first-seen order; None is empty."""
-    columns: list[str] = []
+    seen: dict[str, None] = {}  # an ordered set: a list's `in` made 2,000 rows × 800 latent columns take 6 s
     for row in rows:
-        columns += [k for k in row if k not in columns]
+        seen.update(dict.fromkeys(row))
+    columns = list(seen)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -212,8 +212,14 @@ class MapInverse:
 
     def __init__(self, z: np.ndarray, dim: int) -> None:
         self.mean = z.mean(0)
-        _, _, vt = np.linalg.svd(z - self.mean, full_matrices=False)
-        self.components = vt[:dim]
+        if z.shape[1] <= 64:
+            _, _, vt = np.linalg.svd(z - self.mean, full_matrices=False)
+            self.components = vt[:dim]
+        else:  # wide latents (a VQ code map): a full SVD of their many repeated rows took 20 s, sklearn's PCA 1 s
+            from sklearn.decomposition import PCA
+
+            k = max(1, min(dim, z.shape[1], len(z)))
+            self.components = PCA(n_components=k, random_state=0).fit(z).components_.astype(z.dtype)
 
     def transform(self, z: np.ndarray) -> np.ndarray:
         return (z - self.mean) @ self.components.T
