@@ -483,6 +483,9 @@ def test_sigma_page_leaves_out_failed_runs_and_says_why(runs_dir: Path, tmp_path
     assert not traces and "this likelihood" not in skipped["failed"] and "no model config" in skipped["failed"]
 
 
+CROWD_STEPS = 200  # long enough that the first jobs still hold every slot when the later sessions start
+
+
 def test_five_browser_sessions_train_at_once_through_the_page(runs_dir: Path) -> None:
     def rss() -> int:
         status = Path("/proc/self/status").read_text()
@@ -494,7 +497,7 @@ def test_five_browser_sessions_train_at_once_through_the_page(runs_dir: Path) ->
         at = AppTest.from_file(str(ROOT / "pages/1_Training_monitor.py"), default_timeout=TIMEOUT)
         at.query_params["sid"] = f"crowd{i}session"
         at.run()
-        at.number_input(key="tm_max_steps").set_value(30)
+        at.number_input(key="tm_max_steps").set_value(CROWD_STEPS)
         at.number_input(key="tm_ckpt_every").set_value(1000)
         at.button(key="tm_start").click().run()
         no_exceptions(at)
@@ -507,6 +510,6 @@ def test_five_browser_sessions_train_at_once_through_the_page(runs_dir: Path) ->
         at.run()
         no_exceptions(at)
         options = next(b for b in at.selectbox if b.label == "Run").options
-        assert len(options) == 1 and options[0].endswith("finished at step 30"), options
+        assert len(options) == 1 and options[0].endswith(f"finished at step {CROWD_STEPS}"), options
     grown = rss() - before
     assert grown < 800 * 2**20, f"RSS grew by {grown / 2**20:.0f} MB for five finished runs"
