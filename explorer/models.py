@@ -93,7 +93,8 @@ def decoder_sigma_kind(model: PretrainedModel) -> str | None:
     'predicted' (a Gaussian decoder predicting σ(z) per pixel or per image) or 'mle' (AR-ELBO's Iso-D /
     Diag-D, whose σx² is the maximum-likelihood value of each image's residual)."""
     likelihood = getattr(model, "likelihood", None)
-    if getattr(likelihood, "sigma_mode", None) in ("per-pixel", "per-example") and hasattr(likelihood, "_split"):
+    predicts_sigma = getattr(likelihood, "sigma_mode", None) in ("per-pixel", "per-example")
+    if predicts_sigma and hasattr(likelihood, "mean_and_log_sigma"):
         return "predicted"
     if getattr(likelihood, "variance", None) in ("iso-d", "diag-d"):
         return "mle"
@@ -118,7 +119,7 @@ def decoder_log_sigma(model: PretrainedModel, x: torch.Tensor, batch: int = 500)
         xb = x[i:i + batch].to(model.device, torch.float32)
         params = model.decode_params(model.embed(xb))
         if kind == "predicted":
-            mu, log_sigma = likelihood._split(params)
+            mu, log_sigma = likelihood.mean_and_log_sigma(params)
             out.append(log_sigma.expand_as(mu).flatten(1).mean(1).float().cpu())
             continue
         eps = float(getattr(likelihood, "eps", 1e-6))

@@ -184,8 +184,11 @@ class Gaussian(Likelihood):
     def channels(self, c: int) -> int:
         return {"per-example": c + 1, "per-pixel": 2 * c}.get(self.sigma_mode, c)
 
+    def mean_and_log_sigma(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and ln σ of the decoder for these outputs, ln σ broadcastable to the mean."""
+        return self._split(params)
+
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and ln σ for these decoder outputs, ln σ broadcastable to the mean."""
         params = params.float()
         c = self.input_shape[0]
         mu = torch.sigmoid(params[:, :c])
