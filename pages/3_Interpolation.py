@@ -122,14 +122,6 @@ for column, (label, s, m) in zip(st.columns(len(models)), models, strict=True):
         st.image(sweep, caption=f"{label}: z{j} from −3 to 3, the others as encoded")
         st.download_button("Sweep as PNG", sweep, file_name=f"traversal-z{j}.png", mime="image/png",
                            key=f"ip_dl_sweep_{s}", icon=":material/download:")
-        if st.toggle("Traversal grid of every shown dimension", key=f"ip_grid_{s}",
-                     help="One row per latent dimension (most active first), −3 to 3 across."):
-            rows = torch.cat([interp.traverse(m, z, int(d), torch.linspace(-3, 3, 11)) for d in dims])
-            grid = widgets.grid_png(rows, nrow=11, scale=2)
-            shown = ", ".join(f"z{d}" for d in dims[:8]) + ("…" if len(dims) > 8 else "")
-            st.image(grid, caption=f"{label}: rows {shown}")
-            st.download_button("Grid as PNG", grid, file_name="traversal-grid.png", mime="image/png",
-                               key=f"ip_dl_grid_{s}", icon=":material/download:")
 
 st.subheader("Traversal grid per latent dimension")
 st.caption(f"One row per latent dimension: that coordinate set to each value from −3 to 3 (left to right), the "

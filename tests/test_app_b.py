@@ -450,7 +450,7 @@ def test_interpolation_page_offers_png_downloads_and_a_traversal_grid(app_env: N
     _no_exceptions(at)
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Strip as PNG" in labels and "Sweep as PNG" in labels
-    toggle = next(t for t in at.toggle if t.key.startswith("ip_grid_"))
+    toggle = next(t for t in at.toggle if t.key.startswith("ip_dimgrid_"))
     toggle.set_value(True).run()
     _no_exceptions(at)
-    assert "Grid as PNG" in [d.proto.label for d in at.get("download_button")]
+    assert "Traversal grid as PNG" in [d.proto.label for d in at.get("download_button")]
