@@ -22,7 +22,7 @@ MAP_SELECTION_KEY = "vae_map_selection"
 
 @st.cache_resource(show_spinner=False)
 def _b_store() -> dict[str, OrderedDict]:
-    return {"latents": OrderedDict(), "maps": OrderedDict(), "quantities": OrderedDict()}
+    return {"latents": OrderedDict(), "maps": OrderedDict(), "projections": OrderedDict(), "quantities": OrderedDict()}
 
 
 def _remember(kind: str, key: tuple[Any, ...], value: Any, keep: int) -> Any:
@@ -71,15 +71,24 @@ def cached_map(spec: str, source: str, n: int, method: str, dim: int, params: di
 
 def latent_map(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any],
                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
-    """(n, dim) map coordinates of a source's latents, cached per (model, source, n, method, dim, params)."""
+    """(n, dim) map coordinates of a source's latents, cached per (model, source, n, method, dim, params)
+    together with the fitted projection (`map_projection`)."""
     key = _map_key(spec, source, n, method, dim, params)
     found = _recall("maps", key)
     if found is None:
         z = latents_for(spec, source, n, progress)
         if progress is not None:
             progress(1.0, f"running {method.upper()} on {len(z):,} latents…")
-        found = _remember("maps", key, proj.project(z, method, dim, **params), keep=24)
+        coords, fitted = proj.fit_projection(z, method, dim, **params)
+        _remember("projections", key, fitted, keep=4)
+        found = _remember("maps", key, coords, keep=24)
     return found
+
+
+def map_projection(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any]) -> Any:
+    """The fitted estimator behind a map drawn before (e.g. umap.UMAP, whose `inverse_transform` decodes
+    map positions), or None when it is no longer cached."""
+    return _recall("projections", _map_key(spec, source, n, method, dim, params))
 
 
 def set_map_selection(spec: str, source: str, indices: Sequence[int]) -> None:
@@ -208,7 +217,7 @@ def subset_map(spec: str, source: str, n: int, subset: Sequence[int], method: st
 
 class MapInverse:
     """From map coordinates back to latents: exact for PCA (the inverse of its linear map) and for a
-    model whose latent is the map itself (2-D latent shown as is). None for t-SNE / UMAP here."""
+    model whose latent is the map itself (2-D latent shown as is); `UmapInverse` for a 2-D UMAP map."""
 
     def __init__(self, z: np.ndarray, dim: int) -> None:
         self.mean = z.mean(0)
@@ -238,7 +247,30 @@ def pca_coordinates(spec: str, source: str, n: int, dim: int) -> tuple[np.ndarra
     return coords.astype(np.float32), inverse
 
 
-def manifold_grid(inverse: MapInverse, coords: np.ndarray, steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
+class UmapInverse:
+    """From 2-D UMAP map coordinates back to latents with umap-learn's `inverse_transform`: an
+    approximation that interpolates the latents of the map's nearby points, not an exact inverse."""
+
+    def __init__(self, reducer: Any) -> None:
+        self.reducer = reducer
+        self.components = np.zeros((2, 1))  # two map coordinates go in (as for a 2-D PCA inverse)
+
+    def inverse(self, coords: np.ndarray) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(self.reducer.inverse_transform(np.asarray(coords, dtype=np.float32)), dtype=np.float32)
+
+
+def umap_inverse(spec: str, source: str, n: int, params: dict[str, Any]) -> UmapInverse | None:
+    """The inverse of a 2-D UMAP map drawn before with these settings, or None (not fitted, or evicted)."""
+    reducer = map_projection(spec, source, n, "umap", 2, params)
+    return None if reducer is None or not hasattr(reducer, "inverse_transform") else UmapInverse(reducer)
+
+
+def manifold_grid(inverse: MapInverse | UmapInverse, coords: np.ndarray,
+                  steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Latents (steps², d) decoded over an even grid spanning the map (rows: top to bottom), and the grid."""
     lo, hi = np.percentile(coords[:, :2], 2, axis=0), np.percentile(coords[:, :2], 98, axis=0)
     xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(hi[1], lo[1], steps)

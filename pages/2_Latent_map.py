@@ -213,11 +213,19 @@ with st.expander("Downloads: latents and map coordinates"):
         icon=":material/download:")
 
 st.subheader("Decode the map")
-if method != "pca" and model_facts.latent_dim != 2:
-    st.caption(f"Decoding map positions needs an invertible projection: switch to PCA (exact inverse), or use a "
-               f"model with a 2-D latent. {method.upper()} has no inverse here.")
+umap_inv = latents.umap_inverse(spec, source, n, params) if method == "umap" and dim == 2 else None
+if method != "pca" and model_facts.latent_dim != 2 and umap_inv is None:
+    st.caption("Decoding map positions needs an invertible projection: PCA (exact inverse), a 2-D UMAP map "
+               f"(its inverse_transform), or a model with a 2-D latent. {method.upper()}"
+               + (" in 3-D" if method == "umap" else "") + " has no inverse here.")
 else:
-    pca_coords, inverse = latents.pca_coordinates(spec, source, n, 2)
+    if umap_inv is not None:
+        pca_coords, inverse = coords, umap_inv
+        how = ("UMAP's inverse_transform, an approximation that interpolates the latents of nearby map "
+               "points")
+    else:
+        pca_coords, inverse = latents.pca_coordinates(spec, source, n, 2)
+        how = "PCA inverse: other latent directions are at the data mean"
     c1, c2, c3 = st.columns([1, 1, 2])
     lo, hi = pca_coords.min(0), pca_coords.max(0)
     hi = np.where(hi - lo < 1e-6, lo + 1.0, hi)  # a collapsed map (all codes equal) still gets a slider range
@@ -226,13 +234,13 @@ else:
     zp = inverse.inverse(np.array([[px, py]], dtype=np.float32))
     decoded = model.decode(torch.from_numpy(zp).to(model.device)).detach().cpu()
     c2.image(widgets.image_png(decoded[0], 140), caption=f"decoded at ({px:.2f}, {py:.2f})")
-    c2.caption("Starts at the picked point; other latent directions are at the data mean (PCA inverse).")
+    c2.caption(f"Starts at the picked point; decoded through {how}.")
     steps = c3.select_slider("Manifold grid", [5, 8, 10, 12, 15], value=10, key="map_grid_steps",
-                             help="Decode an even grid over the central 96 % of the 2-D PCA map.")
+                             help="Decode an even grid over the central 96 % of the 2-D map.")
     zg, _ = latents.manifold_grid(inverse, pca_coords, steps)
     grid = model.decode(torch.from_numpy(zg).to(model.device)).detach().cpu()
-    c3.image(widgets.grid_png(grid, nrow=steps, scale=1), caption=f"{steps}×{steps} decoded grid over the PCA map "
-             "(left→right: map x, top→bottom: map y)")
+    c3.image(widgets.grid_png(grid, nrow=steps, scale=1), caption=f"{steps}×{steps} decoded grid over the "
+             f"{'UMAP' if umap_inv is not None else 'PCA'} map (left→right: map x, top→bottom: map y)")
     c3.download_button("Grid as PNG", widgets.grid_png(grid, nrow=steps, scale=2), file_name="manifold_grid.png",
                        mime="image/png", key="map_dl_grid", icon=":material/download:")
 

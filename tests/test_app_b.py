@@ -154,9 +154,15 @@ def test_umap_gives_2d_coordinates_for_every_point(model) -> None:
     seen: list[float] = []
     z = proj.encode_images(model, x, batch_size=150, progress=lambda f, text: seen.append(f))
     assert z.shape == (400, model.latent_dim) and seen[-1] == 1.0 and len(seen) == 3
-    coords = proj.project(z, "umap", 2, n_neighbors=10, min_dist=0.2, n_epochs=60)
+    coords, reducer = proj.fit_projection(z, "umap", 2, n_neighbors=10, min_dist=0.2, n_epochs=60)
     assert coords.shape == (400, 2) and np.isfinite(coords).all()
     assert np.ptp(coords, axis=0).min() > 0
+    assert np.array_equal(coords, proj.project(z, "umap", 2, n_neighbors=10, min_dist=0.2, n_epochs=60))
+    # UMAP's inverse brings a map point back near its own latent: nearer than the latents of other images
+    back = reducer.inverse_transform(coords[:50])
+    own = np.linalg.norm(back - z[:50], axis=1).mean()
+    other = np.linalg.norm(back - z[50:100], axis=1).mean()
+    assert own < 0.7 * other, (own, other)
 
 
 def test_selection_to_indices() -> None:
@@ -293,6 +299,10 @@ def test_latent_map_page_pca_then_umap(app_env: None) -> None:
     assert "z" not in traces[0]
     ids = np.sort(np.concatenate([_values(t["customdata"])[:, 0] for t in traces]))
     assert ids.tolist() == list(range(250))
+    # a 2-D UMAP map decodes through UMAP's inverse_transform, map positions and a manifold grid
+    assert any("inverse_transform" in c.value for c in at.caption)
+    assert any(sl.key.startswith("map_dec_x_") for sl in at.slider)
+    assert "Grid as PNG" in [d.proto.label for d in at.get("download_button")]
 
 
 def test_latent_map_page_uploaded_source(app_env: None, model) -> None:

@@ -102,6 +102,13 @@ def project(latents: np.ndarray, method: str = "pca", n_components: int = 2, see
     Unknown parameter names raise ValueError (so a typo is not silently ignored). Latents with fewer
     dimensions than asked for are padded with zero columns; a single point maps to the origin.
     """
+    return fit_projection(latents, method, n_components, seed, **params)[0]
+
+
+def fit_projection(latents: np.ndarray, method: str = "pca", n_components: int = 2, seed: int = 0,
+                   **params: Any) -> tuple[np.ndarray, Any]:
+    """`project`'s coordinates and the fitted estimator (sklearn PCA / TSNE, umap.UMAP; None for a
+    degenerate input): UMAP's `inverse_transform` maps map positions back to latents."""
     _check_method(method)
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3, got {n_components}")
@@ -118,35 +125,37 @@ def project(latents: np.ndarray, method: str = "pca", n_components: int = 2, see
     n, d = x.shape
     k = min(n_components, d)
     with threadpool_limits(limits=_threads(n)):
-        out = _project(x, method, k, seed, p)
+        out, fitted = _project(x, method, k, seed, p)
     out = np.asarray(out, dtype=np.float32)
     if out.shape[1] < n_components:
         out = np.hstack([out, np.zeros((n, n_components - out.shape[1]), dtype=np.float32)])
-    return out
+    return out, fitted
 
 
-def _project(x: np.ndarray, method: str, k: int, seed: int, p: dict[str, Any]) -> np.ndarray:
+def _project(x: np.ndarray, method: str, k: int, seed: int, p: dict[str, Any]) -> tuple[np.ndarray, Any]:
     n = x.shape[0]
     if n < 3 or k < 1:
-        return np.zeros((n, k), dtype=np.float32)
+        return np.zeros((n, k), dtype=np.float32), None
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        return PCA(n_components=min(k, n), whiten=p["whiten"] in ("yes", True), random_state=seed).fit_transform(x)
+        est = PCA(n_components=min(k, n), whiten=p["whiten"] in ("yes", True), random_state=seed)
+        return est.fit_transform(x), est
     if method == "tsne":
         from sklearn.manifold import TSNE
 
         lr = p["learning_rate"]
-        return TSNE(n_components=k, perplexity=min(float(p["perplexity"]), (n - 1) / 3.0),
-                    early_exaggeration=float(p["early_exaggeration"]), max_iter=int(p["max_iter"]),
-                    learning_rate=lr if lr == "auto" else float(lr), init="pca", random_state=seed,
-                    n_jobs=_threads(n)).fit_transform(x)
+        est = TSNE(n_components=k, perplexity=min(float(p["perplexity"]), (n - 1) / 3.0),
+                   early_exaggeration=float(p["early_exaggeration"]), max_iter=int(p["max_iter"]),
+                   learning_rate=lr if lr == "auto" else float(lr), init="pca", random_state=seed,
+                   n_jobs=_threads(n))
+        return est.fit_transform(x), est
     return _umap(x, k, seed, int(p["n_neighbors"]), float(p["min_dist"]), str(p["metric"]), int(p["n_epochs"]),
                  str(p["init"]))
 
 
 def _umap(x: np.ndarray, k: int, seed: int, n_neighbors: int, min_dist: float, metric: str,
-          n_epochs: int, init: str) -> np.ndarray:
+          n_epochs: int, init: str) -> tuple[np.ndarray, Any]:
     """UMAP with neighbours from scikit-learn's exact search and, by default, a PCA starting layout.
 
     Passing the k-NN graph in skips pynndescent, whose numba compilation dominates a first UMAP call
@@ -170,7 +179,7 @@ def _umap(x: np.ndarray, k: int, seed: int, n_neighbors: int, min_dist: float, m
         reducer = umap.UMAP(n_components=k, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                             n_epochs=n_epochs, random_state=seed, init=init, n_jobs=1,
                             precomputed_knn=(idx, dists.astype(np.float32), None))
-        return reducer.fit_transform(x)
+        return reducer.fit_transform(x), reducer
 
 
 # selections ----------------------------------------------------------------------------------------
