@@ -199,12 +199,14 @@ def diag_d_optimum(checkpoints: Path, n: int = EVAL_N_TEST) -> str | None:
             f"reconstruction objective ½ Σ log((x − μ)² + ε) (ε = {eps:g}, minimised) on {n} test images is "
             f"{trained:.0f} at the trained decoder, {black:.0f} at an all-black decoder and {perfect:.0f} at a perfect "
             f"reconstruction; the brightest reconstructed pixel is {brightest:.3f}. "
-            + (f"The decoder is {'all black' if brightest < 0.05 else 'not black'} and "
+            + (f"The decoder is all black: within {abs(trained - black):.0f} nats of the all-black decoder's "
+               f"objective and {trained - perfect:.0f} above the perfect reconstruction's, it sits in the all-black "
+               "local optimum, where the exact zeros of the background earn ½ log ε each; training from scratch at "
+               "this budget does not leave it." if brightest < 0.05 else
+               "The decoder is not black: "
                + (f"{black - trained:.0f} nats better than all-black" if trained < black
                   else f"{trained - black:.0f} nats worse than all-black")
-               + f", {trained - perfect:.0f} nats from the perfect-reconstruction optimum, which training from "
-                 "scratch did not reach: a local optimum in which the exact zeros of the background earn ½ log ε "
-                 "each."))
+               + f" and {trained - perfect:.0f} above the perfect reconstruction."))
 
 
 # the paper layouts from eval.json ----------------------------------------------------------------------
