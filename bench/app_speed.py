@@ -1,12 +1,13 @@
 """How fast the app feels, on the CPU: time to a rendered home page, slider moves, and the 10k UMAP map.
 
-    python bench/app_speed.py [--model sigma-vae] [--threads 2] [--skip-browser] [--n 10000]
+    python bench/app_speed.py [--model sigma-vae] [--threads 2] [--skip-browser] [--n 10000] [--while-training 2]
 
 Measures
   * app ready: `streamlit run app.py` start until the home page has rendered in headless Chromium
     (skipped without /usr/bin/chromium or Playwright), and AppTest's first run of each part-B page;
   * slider moves: the server work of one move of the interpolation t slider and of one latent
-    traversal slider (latent arithmetic, decode, PNG encoding; target < 100 ms), median of 50;
+    traversal slider (latent arithmetic, decode, PNG encoding; target < 100 ms), median of 50, and
+    with --while-training N the same while N trainings run through the app's job queue;
   * the latent map: encoding n MNIST test images, then UMAP of their latents in a fresh process (numba
     compilation included: what the first user pays; target < 30 s); the Latent map page computing that
     map (its first UMAP in this process), and asking for the same map again (the app's cache: ~instant).
@@ -179,12 +180,31 @@ def _chart_xs(at) -> list:
     return xs
 
 
+def slider_moves_while_training(model_name: str, jobs: int, runs: Path) -> dict[str, float]:
+    """`slider_moves` again while `jobs` trainings run through the app's own job queue (one torch
+    thread each, as the server runs them): how responsive page work stays while jobs train."""
+    from explorer.jobs import JobManager
+
+    manager = JobManager(runs, max_running=jobs, max_per_session=1, threads=1)
+    for i in range(jobs):
+        manager.start(f"bench{i}session", "sigma-vae", {"data": "mnist", "epochs": 50, "checkpoint_every": 10_000})
+    time.sleep(3)  # past the jobs' data loading, into their training steps
+    try:
+        assert len(manager.training()) == jobs, "the jobs did not start"
+        moves = slider_moves(model_name)
+    finally:
+        manager.stop_all()
+    return {f"{k}_while_{jobs}_jobs": v for k, v in moves.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="sigma-vae", help="bundled checkpoint name or model folder")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
     parser.add_argument("--n", type=int, default=10_000, help="test images on the latent map")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--while-training", type=int, default=0, metavar="N",
+                        help="also time the slider moves while N app training jobs run")
     args = parser.parse_args()
 
     import torch
@@ -208,6 +228,11 @@ def main() -> None:
     results.update(moves := slider_moves(args.model))
     print(f"t slider move (server work):         {moves['t_slider_ms']:6.1f} ms  (target < 100 ms)")
     print(f"traversal slider move (server work): {moves['traversal_slider_ms']:6.1f} ms  (target < 100 ms)")
+    if args.while_training:
+        busy = slider_moves_while_training(args.model, args.while_training, Path(env["VAE_APP_RUNS"]))
+        results.update(busy)
+        for k, v in busy.items():
+            print(f"{k.replace('_', ' ')}: {v:6.1f} ms  (target < 100 ms)")
     results["umap_fresh_process"] = fresh = umap_fresh_process(args.model, args.n, args.threads)
     print(f"encode {fresh['points']:,} test images:        {fresh['encode_s']:6.1f} s")
     print(f"UMAP first time (fresh process):     {fresh['umap_first_s']:6.1f} s  (target < 30 s)")
