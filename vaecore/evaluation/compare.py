@@ -346,8 +346,9 @@ def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
         cells = [_fmt(model), _training(per), _fmt(_first(per, "mse"))]
         for s in order:
             cells.append(_fmt(per[s].get("fd")) if s in per else "not run")
-            if reference:
-                cells.append(_fmt(paper.get(s) if paper else None))
+            if reference:  # a VampPrior model's own prior is Pythae's "VAMP" sampler
+                key = "vamp" if s == "prior" and paper and "vamp" in paper else s
+                cells.append(_fmt(paper.get(key) if paper else None))
         cells += [_fmt(_first(per, "probe"), 3), _fmt(_first(per, "kmeans"), 3)]
         if reference:
             cells.append(paper["label"] if paper else "not in Pythae's benchmark")
