@@ -177,7 +177,7 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"Evaluation: {s['k']}-NN on encoder means; {s['n_knn_train']} labelled training latents, "
              f"{s['n_test']} test images. Aff = `transforms.affine_test_set` of MNIST (test seed 0, KNN-train "
              "seed 1), a milder local stand-in for AffNIST.", "",
-             "## Table 1: accuracy (%), ours / paper" + (" (ours: mean over seeds)" if len(s["seeds"]) > 1
+             "## Table 1: accuracy (%), ours / paper" + (" (ours: mean ± s.d. over seeds)" if len(s["seeds"]) > 1
                                                          else ""), "",
              "| model | z | " + " | ".join(COLUMNS) + " | test −ELBO (nats) M / F |",
              "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- |"]
@@ -185,7 +185,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells = []
         for col in COLUMNS:
             ours, paper = row["ours"].get(col), row["paper"].get(col)
-            cells.append(f"{fmt(ours)} / {fmt(paper / 100 if paper is not None else None)}")
+            seeds = row["per_seed"].get(col, [])
+            spread = f" ± {100 * float(np.std(seeds)):.1f}" if len(seeds) > 1 else ""
+            cells.append(f"{fmt(ours)}{spread} / {fmt(paper / 100 if paper is not None else None)}")
         elbo = " / ".join(fmt(row["test_neg_elbo"].get(src), pct=False) for src in ("M", "F"))
         lines.append(f"| {row['name']} | {row['latent']} | " + " | ".join(cells) + f" | {elbo} |")
     lines += ["", "– = not run here. Paper's MNIST marginal likelihoods (Sec. 3, importance-weighted, tighter than "
