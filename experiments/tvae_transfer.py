@@ -38,7 +38,10 @@ import torch  # noqa: E402
 import vaecore  # noqa: E402
 from vaecore.data import transforms  # noqa: E402
 from vaecore.evaluation.metrics import knn_accuracy, latent_means  # noqa: E402
+from vaecore.hub import load_folder  # noqa: E402
 from vaecore.presets import get_preset, model_config  # noqa: E402
+from vaecore.training import run_folder as rf  # noqa: E402
+from vaecore.training.trainer import read_metrics  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 COLUMNS = ["M-Aff", "M-M", "F-Aff", "F-F"]
@@ -80,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds; the table reports the mean over seeds and lists each seed's value")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--work-dir", default=None, help="where run folders go (default: a temporary folder)")
+    p.add_argument("--work-dir", default=None, help="where run folders go (default: a temporary folder); a run "
+                   "finished there with the same settings is reused, a killed one resumed")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "tvae_transfer"),
                    help="output path without extension: writes <out>.md and <out>.json")
     return p.parse_args(argv)
@@ -101,11 +105,19 @@ def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Name
     tc = vaecore.TrainConfig(**{
         **get_preset(preset).train, "data": ds.name, "limit": args.limit, "epochs": args.epochs,
         "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": seed,
-        "log_every": 50, "checkpoint_every": 10**9, "val_limit": 500, "device": "cpu"})
+        "log_every": 50, "checkpoint_every": 1000, "val_limit": 500, "device": "cpu"})
     t0 = time.perf_counter()
-    result = vaecore.Trainer(model, ds, tc, out_dir).fit()
+    records = read_metrics(out_dir) if (out_dir / "metrics.jsonl").is_file() else []
+    if records and records[-1].get("event") == "finished" and rf.read_train_json(out_dir) == tc.to_dict():
+        model, step = load_folder(out_dir), int(records[-1]["step"])  # finished before: reuse it
+        print(f"  reusing the finished run in {out_dir}", file=sys.stderr, flush=True)
+    else:
+        trainer = (vaecore.Trainer.resume(out_dir, dataset=ds) if rf.holds_run(out_dir)
+                   else vaecore.Trainer(model, ds, tc, out_dir))  # a killed run continues from its checkpoint
+        result = trainer.fit()
+        model, step = trainer.model, result.step
     steps_per_epoch = max(1, len(ds.x_train) // args.batch_size)
-    facts = {"steps": result.step, "epochs": round(result.step / steps_per_epoch, 3),
+    facts = {"steps": step, "epochs": round(step / steps_per_epoch, 3),
              "train_seconds": round(time.perf_counter() - t0, 1), "run_dir": str(out_dir)}
     return model, facts
 
