@@ -266,8 +266,9 @@ class JobManager:
             raise JobError(f"{len(self._queue)} trainings are already waiting on this server; try again later")
 
     def start(self, session: str, preset: str, train: TrainConfig | dict[str, Any] | None = None,
-              name: str | None = None, **overrides: Any) -> Job:
-        """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder."""
+              name: str | None = None, processes: int = 1, **overrides: Any) -> Job:
+        """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder;
+        `processes` > 1 launches it with torchrun (DDP, one process per GPU; gloo on the CPU)."""
         from vaecore.presets import get_preset
 
         get_preset(preset)
@@ -284,6 +285,10 @@ class JobManager:
             settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
                         "train": tc.to_dict(), "created": time.time()}
             (folder / "app_run.json").write_text(json.dumps(settings, indent=2, default=str))
+            if processes > 1:
+                from explorer.multiprocess import ProcessTrainer
+
+                return self._launch(session, folder, lambda: ProcessTrainer(folder, processes))
 
             def make() -> Trainer:
                 from vaecore.data.datasets import load_dataset
@@ -308,6 +313,13 @@ class JobManager:
                 records = read_metrics(folder)
                 done = max((float(r.get("epoch", 0)) for r in records if "epoch" in r), default=0.0)
                 changes = {"epochs": math.ceil(done - 1e-9) + int(more_epochs), "max_steps": None}
+            world = int(read_json(folder / "train.json").get("world_size", 1)) if (folder / "train.json").is_file() \
+                else 1
+            if world > 1:  # resumes exactly only with as many processes
+                from explorer.multiprocess import ProcessTrainer
+
+                return self._launch(session, folder, lambda: ProcessTrainer(folder, world, resume=True,
+                                                                            epochs=changes.get("epochs")))
             return self._launch(session, folder, lambda: Trainer.resume(folder, **changes))
 
     def stop(self, session: str, run: str) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 
 import streamlit as st
 
-from explorer import caches, downloads, figures, state, tables, widgets
+from explorer import caches, downloads, figures, multiprocess, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
 from vaecore.components.likelihoods import LIKELIHOODS
 from vaecore.presets import PRESETS
@@ -75,6 +75,12 @@ def settings_panel() -> None:
             warmup = st.number_input("KL warm-up steps", 0, 100_000, value=0, key="tm_warmup",
                                      persist_state="session")
             seed = st.number_input("Seed", 0, 2**31 - 1, value=0, key="tm_seed", persist_state="session")
+            gpus = multiprocess.gpu_count()
+            processes = st.number_input(
+                f"GPUs (processes, DistributedDataParallel; this server has {gpus})", 1, max(1, gpus), value=1,
+                key="tm_processes", disabled=gpus < 2,
+                help="Several GPUs train one run with torchrun, one process per GPU, each on its shard of every "
+                     "batch; the run then resumes only with as many.")
         if c1.button("Start training", type="primary", icon=":material/play_arrow:", key="tm_start"):
             problem = tables.data_folder_problem(data, data_dir) if data in NEEDS_FOLDER else None
             if problem:
@@ -87,7 +93,7 @@ def settings_panel() -> None:
                      "batch_size": batch, "log_every": int(log_every), "checkpoint_every": int(ckpt_every),
                      "kl_warmup_steps": int(warmup), "seed": int(seed), "val_limit": 1000}
             try:
-                job = manager.start(sid, preset, train, **overrides)
+                job = manager.start(sid, preset, train, processes=int(processes), **overrides)
             except (JobError, ValueError, KeyError) as e:
                 st.error(tables.page_message(str(e)))
             else:

@@ -125,6 +125,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if rank0:
             print(f"{result.status} at step {result.step}: {out}")
         return
+    spec = _read_settings(args.settings) if args.settings else None
+    if spec is not None:
+        args.model = args.model or spec["preset"]
     if not args.model:
         _fail("--model is required (see `python -m vaecore list-models`)")
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
@@ -140,7 +143,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         if value is not None:
             overrides[key] = value
     try:
-        tc = train_config(args.model, **tc_values)
+        if spec is not None:  # a run described by a settings file (the app's multi-process jobs)
+            from vaecore.config import TrainConfig
+
+            tc = TrainConfig.from_dict(spec["train"])
+            overrides = {**spec.get("overrides", {}), **overrides}
+        else:
+            tc = train_config(args.model, **tc_values)
         dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
         overrides.setdefault("input_shape", dataset.shape)
         overrides.setdefault("dataset", dataset.name)
@@ -165,6 +174,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         _fail(str(e), 1)
     if rank0:
         print(f"{result.status} at step {result.step}: {out}")
+
+
+def _read_settings(path: str) -> dict[str, Any]:
+    """A run's settings file ({"preset", "train", "overrides"}, as the app writes app_run.json)."""
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        _fail(f"--settings {path}: cannot read it as JSON ({e})")
+    if not isinstance(spec, dict) or not isinstance(spec.get("preset"), str) or not isinstance(spec.get("train"), dict):
+        _fail(f"--settings {path}: expected a JSON object with a 'preset' name and a 'train' object")
+    if not isinstance(spec.get("overrides", {}), dict):
+        _fail(f"--settings {path}: 'overrides' must be a JSON object")
+    return spec
 
 
 def _train_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -414,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-limit", type=int, help="validation images evaluated each epoch")
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--settings", metavar="FILE", help="take the preset, training settings and model overrides from a "
+                   "JSON file ({\"preset\", \"train\", \"overrides\"}, as the app's app_run.json)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--divergence-factor", type=float, help="stop when the loss rises above its best by more than "
                    "this many times its scale (default 100; raise it to tolerate spikes)")
