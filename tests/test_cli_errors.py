@@ -37,6 +37,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     twin = root / "other" / "tiny"  # same folder name as `run`
     shutil.copytree(run, twin)
     (root / "text.npy").write_text("this is not an array\n")
+    (root / "settings_list.json").write_text("[1, 2]")
+    (root / "settings_bad_train.json").write_text(json.dumps({"preset": "sigma-vae", "train": {"lr": -1}}))
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
                                                   "shape": (10**12, 28, 28)})
@@ -44,7 +46,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "plain.txt").write_text("x")
     (root / "folder").mkdir()
     return {"root": root, "run": run, "corrupt": corrupt, "twin": twin, "text": root / "text.npy",
-            "huge": root / "huge.npy", "file": root / "plain.txt", "folder": root / "folder"}
+            "huge": root / "huge.npy", "file": root / "plain.txt", "folder": root / "folder",
+            "settings_list": root / "settings_list.json", "settings_bad_train": root / "settings_bad_train.json"}
 
 
 def _cases(f: dict[str, Path]) -> list[list[str]]:
@@ -82,6 +85,10 @@ def _cases(f: dict[str, Path]) -> list[list[str]]:
         ["compare", run, "--sampler", "nosuch"], ["compare", run, "--n-test", "0"],
         ["compare", run, "--out", str(f["folder"])],
         ["publish", str(root / "missing"), "user/repo"],
+        ["train", "--out", out, "--settings", str(root / "missing.json"), "--no-progress"],
+        ["train", "--out", out, "--settings", str(f["text"]), "--no-progress"],  # not JSON
+        ["train", "--out", out, "--settings", str(f["settings_list"]), "--no-progress"],  # JSON, not the settings
+        ["train", "--out", out, "--settings", str(f["settings_bad_train"]), "--no-progress"],
         [], ["nosuch"], ["list-models", "extra"],
     ]
     if not torch.cuda.is_available():
