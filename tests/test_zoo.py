@@ -94,3 +94,16 @@ def test_results_are_generated_from_the_bundled_evals() -> None:
         assert f"| `{row['name']}` | {row['epochs']} |" in text
     readme = (ROOT / "README.md").read_text()
     assert readme.index(BEGIN) < readme.index(END)
+
+
+def test_claim_verdicts_state_every_metric_and_the_tolerance() -> None:
+    from zoo_table import TOLERANCE, claim, verdict
+
+    assert verdict(100.0, 100.0 * (1 + TOLERANCE / 2), lower_is_better=True) == "matches"
+    assert verdict(80.0, 100.0, lower_is_better=True) == "better" and verdict(80.0, 100.0, False) == "worse"
+    assert verdict(None, 1.0, True) == "n/a"
+    metrics = [("mse", "MSE", True), ("fd", "FD", True)]
+    assert "**holds**" in claim("a beats b", {"mse": 1.0, "fd": 10.0}, {"mse": 2.0, "fd": 10.2}, metrics)
+    mixed = claim("a beats b", {"mse": 1.0, "fd": 20.0}, {"mse": 2.0, "fd": 10.0}, metrics)
+    assert "**mixed**" in mixed and "MSE 1.000 vs 2.000: better" in mixed and "FD 20.0 vs 10.0: worse" in mixed
+    assert "**does not hold**" in claim("a beats b", {"mse": 3.0, "fd": 20.0}, {"mse": 2.0, "fd": 10.0}, metrics)
