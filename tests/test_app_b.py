@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from plotly_json import values
 
 from explorer.uploads import parse_png, parse_uploads
 from vaecore import build_model, load_dataset, model_config
@@ -83,15 +84,6 @@ def _figure(at, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
 
 
-def _values(v: object) -> np.ndarray:
-    """A Plotly JSON array: a plain list or a base64 typed array {"dtype", "bdata", "shape"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        import base64
-
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        shape = v.get("shape")
-        return a.reshape([int(d) for d in str(shape).split(",")]) if shape else a
-    return np.asarray(v)
 
 
 def _image_url(at, caption_start: str) -> str:
@@ -284,7 +276,7 @@ def test_latent_map_page_pca_then_umap(app_env: None) -> None:
     _no_exceptions(at)
     assert at.title[0].value == "Latent map"
     fig = _figure(at)
-    assert sum(len(_values(t["x"])) for t in fig["data"]) == 300 and len(fig["data"]) >= 2
+    assert sum(len(values(t["x"])) for t in fig["data"]) == 300 and len(fig["data"]) >= 2
     at.segmented_control(key="map_method").set_value("umap")
     at.number_input(key="map_n").set_value(250).run()
     _no_exceptions(at)
@@ -293,11 +285,11 @@ def test_latent_map_page_pca_then_umap(app_env: None) -> None:
     at.button(key="map_compute").click().run()
     _no_exceptions(at)
     traces = _figure(at)["data"]
-    xs = np.concatenate([_values(t["x"]) for t in traces])
-    ys = np.concatenate([_values(t["y"]) for t in traces])
+    xs = np.concatenate([values(t["x"]) for t in traces])
+    ys = np.concatenate([values(t["y"]) for t in traces])
     assert len(xs) == len(ys) == 250 and np.isfinite(xs).all() and np.isfinite(ys).all()
     assert "z" not in traces[0]
-    ids = np.sort(np.concatenate([_values(t["customdata"])[:, 0] for t in traces]))
+    ids = np.sort(np.concatenate([values(t["customdata"])[:, 0] for t in traces]))
     assert ids.tolist() == list(range(250))
     # a 2-D UMAP map decodes through UMAP's inverse_transform, map positions and a manifold grid
     assert any("inverse_transform" in c.value for c in at.caption)
@@ -318,7 +310,7 @@ def test_latent_map_page_uploaded_source(app_env: None, model) -> None:
     at.run()
     _no_exceptions(at)
     traces = _figure(at)["data"]
-    assert sum(len(_values(t["x"])) for t in traces) == 40 and traces[0]["type"] == "scatter3d"
+    assert sum(len(values(t["x"])) for t in traces) == 40 and traces[0]["type"] == "scatter3d"
     assert any("40 uploaded images" in c.value for c in at.caption)
 
 
@@ -378,7 +370,7 @@ def test_transformations_page_shows_extracted_T(app_env: None) -> None:
     assert all(float(m.value) > 0 for m in at.metric)
     bars = _figure(at)["data"]
     assert any(t["name"].startswith("T-VAE") for t in bars)
-    assert all(np.isfinite(_values(t["y"])).all() for t in bars)
+    assert all(np.isfinite(values(t["y"])).all() for t in bars)
     assert any("Ground truth" in m.value for m in at.markdown)
     at.selectbox(key="tf_kind").set_value("translation").run()
     _no_exceptions(at)
@@ -415,7 +407,7 @@ def test_latent_map_tools_colour_neighbours_isolate_decode_and_download(app_env:
     at.button(key="map_nn").click().run()
     _no_exceptions(at)
     assert any("Nearest to #0" in m.value for m in at.markdown)
-    assert any(t.get("name") == "neighbours" and len(_values(t["x"])) == 8 for t in _figure(at)["data"])
+    assert any(t.get("name") == "neighbours" and len(values(t["x"])) == 8 for t in _figure(at)["data"])
     spec = at.session_state["vae_model_spec"]
     at.session_state[latents.MAP_SELECTION_KEY] = {"spec": spec, "source": "test", "indices": list(range(10, 60))}
     at.run()
@@ -423,11 +415,11 @@ def test_latent_map_tools_colour_neighbours_isolate_decode_and_download(app_env:
     at.button(key="map_isolate").click().run()
     _no_exceptions(at)
     fig = _figure(at)
-    ids = np.sort(np.concatenate([_values(t["customdata"])[:, 0] for t in fig["data"]
+    ids = np.sort(np.concatenate([values(t["customdata"])[:, 0] for t in fig["data"]
                                   if t.get("name") != "neighbours"]))
     assert ids.tolist() == list(range(10, 60))
     at.button(key="map_unsubset").click().run()
-    assert sum(len(_values(t["x"])) for t in _figure(at)["data"] if t.get("name") != "neighbours") == 300
+    assert sum(len(values(t["x"])) for t in _figure(at)["data"] if t.get("name") != "neighbours") == 300
     assert any("decoded grid" in c for i in at.image for c in i.captions)
     downloads = {d.proto.label for d in at.get("download_button")}
     assert any(label.startswith("CSV") for label in downloads) and any(label.startswith(".npz") for label in downloads)

@@ -8,7 +8,6 @@ saved like checkpoints in a temporary folder.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from plotly_json import values
 
 import vaecore
 from vaecore.hub import CHECKPOINTS_DIR, bundled_names
@@ -52,13 +52,6 @@ def _figures(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
-def _values(v: object) -> np.ndarray:
-    """A Plotly JSON array: a plain list or a base64 typed array {"dtype", "bdata", "shape"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        shape = v.get("shape")
-        return a.reshape([int(d) for d in str(shape).split(",")]) if shape else a
-    return np.asarray(v)
 
 
 def _captions(at) -> list[str]:
@@ -184,7 +177,7 @@ def test_sigma_page_draws_no_empty_table(tmp_path: Path, monkeypatch: pytest.Mon
     _no_exceptions(at)
     at.segmented_control(key="sc_x").set_value("step").run()
     _no_exceptions(at)
-    assert len(at.get("plotly_chart")) == 1 and len(_values(_figures(at)[0]["data"][0]["x"])) > 0
+    assert len(at.get("plotly_chart")) == 1 and len(values(_figures(at)[0]["data"][0]["x"])) > 0
     assert all(len(df.value) > 0 for df in at.dataframe), "an empty table draws an empty grey box"
     assert not at.dataframe
 
@@ -235,7 +228,7 @@ def test_latent_map_colours_by_decoder_sigma(bundled_env: None) -> None:
     trace = _figures(at)[0]["data"][0]
     assert trace["marker"]["colorbar"]["title"]["text"].startswith("decoder ln σ")
     assert any("predicted by the decoder" in c.value for c in at.caption)
-    custom = _values(trace["customdata"]).astype(float)
+    custom = values(trace["customdata"]).astype(float)
     ids, colour = custom[:, 0].astype(int), custom[:, 2]
     x = vaecore.load_dataset("mnist", limit=1).x_test[:200]
     expected = decoder_log_sigma(vaecore.load("sigma-vae-per-pixel"), x).numpy()
@@ -288,9 +281,9 @@ def test_traversal_grid_is_highlighted_for_disentanglement_and_absent_for_codes(
     assert any("disentanglement model" in i.value for i in at.info)
     model = vaecore.load(str(family_env / "factor-vae"))
     z = torch.zeros(model.latent_dim)
-    grid, values = traversals.traversal_grid(model, z, [0, 5])
-    assert grid.shape == (2, 11, *SHAPE) and values[0] == -3 and values[-1] == 3
-    assert torch.allclose(grid[1], interp.traverse(model, z, 5, values), atol=1e-6)
+    grid, steps = traversals.traversal_grid(model, z, [0, 5])
+    assert grid.shape == (2, 11, *SHAPE) and steps[0] == -3 and steps[-1] == 3
+    assert torch.allclose(grid[1], interp.traverse(model, z, 5, steps), atol=1e-6)
     vq = _app("3_Interpolation.py", "vqvae")
     vq.run()
     _no_exceptions(vq)
@@ -317,7 +310,7 @@ def test_codebook_usage_counts_every_position_and_decodes_codes(family_env: Path
     positions = model.map_size[0] * model.map_size[1]
     bars = _usage_bars(at)
     assert len(bars) == levels
-    counts = np.stack([_values(b["y"]).astype(np.int64) for b in bars])
+    counts = np.stack([values(b["y"]).astype(np.int64) for b in bars])
     assert (counts.sum(1) == n * positions).all()
     x = vaecore.load_dataset("mnist", limit=1).x_test[:n]
     assert (counts == geometry.codebook_usage(model, x)).all()
@@ -340,7 +333,7 @@ def test_svae_latents_on_the_sphere(family_env: Path) -> None:
     _no_exceptions(at)
     assert any(h.value == "The latents on the sphere" for h in at.subheader)
     fig = next(f for f in _figures(at) if any(t["type"] == "surface" for t in f["data"]))
-    pts = np.concatenate([np.stack([_values(t[a]) for a in "xyz"], axis=1) for t in fig["data"]
+    pts = np.concatenate([np.stack([values(t[a]) for a in "xyz"], axis=1) for t in fig["data"]
                           if t["type"] == "scatter3d"])
     assert len(pts) == 150 and np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-4)
     assert any("renormalised to unit length" in c.value for c in at.caption)
@@ -357,11 +350,11 @@ def test_poincare_latents_inside_the_unit_disk(family_env: Path) -> None:
     _no_exceptions(at)
     assert any(h.value == "The latents in the Poincaré disk" for h in at.subheader)
     fig = next(f for f in _figures(at) if any(s.get("type") == "circle" for s in f["layout"].get("shapes", [])))
-    pts = np.concatenate([np.stack([_values(t["x"]), _values(t["y"])], axis=1) for t in fig["data"]])
+    pts = np.concatenate([np.stack([values(t["x"]), values(t["y"])], axis=1) for t in fig["data"]])
     model = vaecore.load(str(family_env / "poincare-vae")).eval()
     with torch.no_grad():
         z = model.embed(vaecore.load_dataset("mnist", limit=1).x_test[:150]).numpy()
-    ids = np.concatenate([_values(t["customdata"]) for t in fig["data"]]).astype(int)
+    ids = np.concatenate([values(t["customdata"]) for t in fig["data"]]).astype(int)
     assert len(pts) == 150 and np.allclose(pts, geometry.disk_coordinates(z)[ids], atol=1e-5)
     assert (np.linalg.norm(pts, axis=1) < 1).all()
     ball = np.random.default_rng(1).normal(size=(200, 5))

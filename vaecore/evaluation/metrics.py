@@ -567,8 +567,10 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, names: list[str] | None =
         bound = math.log(mixture.shape[0])
         out["mutual-info_bound"] = bound
         out["mutual-info_saturated"] = out["mutual-info"] >= MI_SATURATED * bound
-        out["mutual-info_rate"] = (float(kl_per_dimension(model, x, batch_size).sum())
-                                   if undefined_reason(model, "kl-per-dim") is None else None)
+        rate = out.get("kl-per-dim_total")
+        if rate is None and undefined_reason(model, "kl-per-dim") is None:
+            rate = float(kl_per_dimension(model, x, batch_size).sum())
+        out["mutual-info_rate"] = rate
     if "expected-gap" in todo:
         gap = expected_gap(model, x, GAP_S, generator=_generator(model, seed + 2), progress=report)
         out["expected-gap"] = gap["gap"]
