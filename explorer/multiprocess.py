@@ -8,6 +8,7 @@ The processes run `python -m vaecore train --settings <run>/app_run.json` (or `-
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.training.trainer import TrainResult, read_metrics
+
+LOG = "torchrun.log"  # the processes' stderr, kept in the run folder when they fail
+_CAUSES = ("terminate called", "what():", "rank ", "exitcode", "Killed")
+
+
+def failure_line(stderr: str, returncode: int | None) -> str:
+    """The one line that says why a torchrun launch failed: the CLI's own `error:` line when a rank
+    printed one, else a Python exception, an abort or the exit code torchrun's summary reports (its
+    last line is only a rule of '=')."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    ours = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    if ours:
+        return ours[-1]
+    causes = [line for line in lines if re.match(r"^(\[rank\d+\]: )?\w+(Error|Exception): ", line)
+              and "ChildFailedError" not in line]
+    causes += [line for line in lines if line.startswith(_CAUSES)]
+    return "; ".join(dict.fromkeys(causes[:4])) or f"torchrun exited with status {returncode}"
 
 
 def gpu_count() -> int:
@@ -64,10 +82,9 @@ class ProcessTrainer:
         if self._stopping:
             return TrainResult("stopped", self.step, epoch, f"stopped; resumes from its last checkpoint with "
                                f"{self.processes} processes")
-        lines = [line.strip() for line in (err or "").splitlines() if line.strip()]
-        ours = [line[len("error: "):] for line in lines if line.startswith("error: ")]  # the CLI's one-line errors
-        raise RuntimeError(ours[-1] if ours else lines[-1] if lines else
-                           f"torchrun exited with status {self.proc.returncode}")
+        log = self.folder / LOG
+        log.write_text(err or "")
+        raise RuntimeError(f"{failure_line(err or '', self.proc.returncode)} (torchrun's output: {log})")
 
     def stop(self) -> None:
         self._stopping = True

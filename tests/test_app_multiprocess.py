@@ -5,13 +5,15 @@ request and resumes with as many processes."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from explorer.jobs import JobManager
-from explorer.multiprocess import ProcessTrainer, launch_command
+from explorer.multiprocess import LOG, ProcessTrainer, failure_line, launch_command
 from vaecore.training.trainer import read_metrics
 
 TRAIN = {"data": "digits", "batch_size": 64, "log_every": 6, "val_limit": 200, "checkpoint_every": 12, "seed": 0}
@@ -38,7 +40,8 @@ def test_two_process_job_trains_stops_and_resumes(tmp_path: Path) -> None:
     manager = JobManager(tmp_path, max_running=1)
     job = manager.start("ddpsession", "ae", {**TRAIN, "max_steps": 24}, name="two", processes=2, **MODEL)
     _wait(job)
-    assert job.status == "finished", job.message
+    log = job.folder / LOG
+    assert job.status == "finished", (job.message, log.read_text()[-4000:] if log.exists() else "")
     assert json.loads((job.folder / "train.json").read_text())["world_size"] == 2
     steps = [r["step"] for r in read_metrics(job.folder) if r.get("kind") == "step"]
     assert steps == [6, 12, 18, 24], "one metrics stream, from rank 0"
@@ -63,6 +66,18 @@ def test_two_process_job_trains_stops_and_resumes(tmp_path: Path) -> None:
     assert resumed.status == "stopped", (resumed.status, resumed.message)
     events = [r["event"] for r in read_metrics(long.folder) if r.get("kind") == "event"]
     assert "resumed" in events and json.loads((long.folder / "train.json").read_text())["world_size"] == 2
+
+
+def test_a_crashed_process_is_reported_by_its_signal_not_by_torchrun_rule(tmp_path: Path) -> None:
+    script = tmp_path / "abort.py"
+    script.write_text("import os\nif os.environ['RANK'] == '1':\n    os.abort()\n")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and run.stderr.strip().endswith("=")
+    line = failure_line(run.stderr, run.returncode)
+    assert "rank" in line and "SIGABRT" in line, line
+    assert failure_line("x\nerror: batch size 63 does not split\n====", 2) == "batch size 63 does not split"
+    assert failure_line("", 3) == "torchrun exited with status 3"
 
 
 @pytest.mark.parametrize("gpus", [0, 4])

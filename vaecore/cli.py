@@ -122,6 +122,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             _fail(str(e))
         except TrainingDiverged as e:
             _fail(str(e), 1)
+        distributed.finish(distributed.setup())
         if rank0:
             print(f"{result.status} at step {result.step}: {out}")
         return
@@ -172,6 +173,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         result = Trainer(model, dataset, tc, out, progress=progress).fit()
     except TrainingDiverged as e:
         _fail(str(e), 1)
+    distributed.finish(distributed.setup())
     if rank0:
         print(f"{result.status} at step {result.step}: {out}")
 

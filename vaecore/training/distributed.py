@@ -100,3 +100,12 @@ def gather_rng_states(state: torch.Tensor, ctx: DistContext) -> list[torch.Tenso
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+def finish(ctx: DistContext) -> None:
+    """End a run that succeeded on every rank: wait for all of them, then leave the group, so no rank
+    tears its connections down while another still uses them (left to interpreter exit, gloo's threads
+    can abort a process whose work was already saved)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+        teardown()
