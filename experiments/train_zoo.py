@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose checkpoints/ receives the models")
     p.add_argument("--stage", choices=["train", "eval"], default="train",
                    help="train: train + evaluate + install what is below budget; eval: re-evaluate bundled models")
-    p.add_argument("--only", nargs="*", help="names to process (default: the whole zoo)")
+    p.add_argument("--only", nargs="*", help="names to process, in this order (default: the whole zoo)")
     p.add_argument("--force", action="store_true", help="retrain models that already meet their budget")
     p.add_argument("--workers", type=int, default=1, help="models trained at once, each in its own process")
     p.add_argument("--threads", type=int, default=None, help="torch threads per model")
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         sys.exit(f"not in the zoo: {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     checkpoints = args.repo / "checkpoints"
-    entries = [e for e in ZOO if not args.only or e.name in args.only]
+    entries = [BY_NAME[n] for n in dict.fromkeys(args.only)] if args.only else list(ZOO)  # --only: in its order
     t0 = time.time()
     if args.stage == "eval":
         if args.threads:
