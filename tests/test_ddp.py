@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON = ["train", "--model", "ae", "--data", "digits", "--arch", "mlp", "--latent-dim", "4", "--batch-size", "64",
-          "--max-steps", "24", "--log-every", "6", "--no-progress"]
+          "--max-steps", "24", "--log-every", "6", "--no-progress", "--device", "cpu"]  # gloo, also on a GPU box
 
 
 def _run(args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
@@ -43,3 +43,16 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path) -> N
 
     r = _run(["train", "--out", str(tmp_path / "two"), "--resume", "--max-steps", "30", "--no-progress"])
     assert r.returncode == 2 and "trained by 2 process(es)" in r.stderr, r.stderr[-2000:]
+
+
+def test_more_processes_than_gpus_is_refused_for_cuda_in_one_line(monkeypatch) -> None:  # noqa: ANN001
+    import pytest
+
+    from vaecore.training import distributed
+
+    for k, v in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="needs a GPU each, and this machine has 1: launch `torchrun --nproc_per"):
+        distributed.setup("cuda")

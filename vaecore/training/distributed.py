@@ -45,9 +45,13 @@ def setup(device: str = "auto") -> DistContext:
     if not launched():
         return DistContext()
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device} was asked for, but this machine has no CUDA GPU")
+    per_node, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", world)), torch.cuda.device_count()
+    if device.startswith("cuda") and gpus < per_node:
+        raise ValueError(f"--device {device} with {per_node} processes per machine needs a GPU each, and this "
+                         f"machine has {gpus}: launch `torchrun --nproc_per_node {gpus}` or use --device cpu")
+    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available() and gpus >= per_node  # else all on gloo
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
