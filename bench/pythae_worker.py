@@ -60,6 +60,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--infer-passes", type=int, default=3)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: Pythae's trainer on the GPU (its own data loading, batch by batch)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
 
@@ -82,26 +84,37 @@ def main() -> None:
     trainer_cfg = BaseTrainerConfig(output_dir=args.out, num_epochs=args.epochs, learning_rate=args.lr,
                                     per_device_train_batch_size=args.batch_size,
                                     per_device_eval_batch_size=args.batch_size, optimizer_cls="Adam",
-                                    steps_saving=None, no_cuda=True)
+                                    steps_saving=None, no_cuda=args.device != "cuda")
     pipeline = TrainingPipeline(training_config=trainer_cfg, model=model)
+    if args.device == "cuda":
+        torch.cuda.init()
     t = time.perf_counter()
     pipeline(train_data=x_train, eval_data=x_val)
     train_s = time.perf_counter() - t
 
     model.eval()
+    cuda = args.device == "cuda"
+    model.to(args.device)
+    x_test = x_test.to(args.device)
     times = []
     with torch.inference_mode():
         for _ in range(args.infer_passes + 1):
+            if cuda:
+                torch.cuda.synchronize()
             t = time.perf_counter()
             for i in range(0, x_test.shape[0], 500):
                 z = model.encoder(x_test[i:i + 500]).embedding
                 _ = model.decoder(z).reconstruction
+            if cuda:
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
     infer_s = float(np.median(times[1:]))
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps({"side": "pythae", "net": args.net, "params": params, "train_s": train_s,
                       "train_img_s": args.epochs * x_train.shape[0] / train_s,
                       "infer_img_s": x_test.shape[0] / infer_s, "threads": torch.get_num_threads(),
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": peak}))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,20 @@ VENV_HELP = ("python3 -m venv /work/pythae-venv && /work/pythae-venv/bin/pip ins
              "pythae==0.1.2")
 
 
-def _peak_mb() -> float:
+def _peak_mb(device: str = "cpu") -> float:
+    """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def _model(net: str, latent: int):  # noqa: ANN202
@@ -53,16 +65,26 @@ def _model(net: str, latent: int):  # noqa: ANN202
                                             input_shape=(1, 28, 28)).to_dict(), seed=0)
 
 
-def _infer_img_s(model, x, passes: int, amp: str = "none") -> float:  # noqa: ANN001
+def _autocast(device: str, amp: str):  # noqa: ANN202
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
+    return torch.autocast(device, dtype=dtype, enabled=amp != "none")
+
+
+def _infer_img_s(model, x, passes: int, amp: str = "none", device: str = "cpu") -> float:  # noqa: ANN001
     import torch
 
     model.eval()
+    x = x.to(device)
     times = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+    with torch.inference_mode(), _autocast(device, amp):
         for _ in range(passes + 1):
+            _sync(device)
             t = time.perf_counter()
             for i in range(0, x.shape[0], 500):
                 model.reconstruct(x[i:i + 500])
+            _sync(device)
             times.append(time.perf_counter() - t)
     return x.shape[0] / statistics.median(times[1:])
 
@@ -78,36 +100,45 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
     data = np.load(data_path)
     x_train, x_val, x_test = (torch.from_numpy(data[k]) for k in ("x_train", "x_val", "x_test"))
     model = _model(net, args.latent_dim)
+    dev = args.device
+    if dev == "cuda":
+        torch.cuda.init()  # CUDA's start-up is not training time, on any side
     t = time.perf_counter()
     if side == "vaecore":
         ds = vaecore.Dataset(name="mnist", x_train=x_train, y_train=None, x_val=x_val, y_val=None, x_test=x_test,
                              y_test=None)
         tc = vaecore.TrainConfig(data="mnist", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 val_limit=x_val.shape[0], channels_last=args.channels_last, device="cpu",
-                                 amp=args.amp)
+                                 val_limit=x_val.shape[0], channels_last=args.channels_last, device=dev,
+                                 amp=args.amp, compile=args.compile)
         with tempfile.TemporaryDirectory() as out:
             vaecore.Trainer(model, ds, tc, Path(out) / "run").fit()
-    else:
+    else:  # the data resident on the device, as vaecore's Trainer keeps it
+        model.to(dev)
+        x_train, x_val = x_train.to(dev), x_val.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-        g = torch.Generator().manual_seed(0)
+        scaler = torch.amp.GradScaler(dev, enabled=args.amp == "fp16")
+        loss_fn = torch.compile(model.loss) if args.compile else model.loss
+        g = torch.Generator(device=dev).manual_seed(0)
         for _ in range(args.epochs):
             model.train()
-            perm = torch.randperm(x_train.shape[0], generator=g)
+            perm = torch.randperm(x_train.shape[0], generator=g, device=dev)
             for i in range(0, x_train.shape[0] - args.batch_size + 1, args.batch_size):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
-                    loss = model.loss(x_train[perm[i:i + args.batch_size]]).loss
+                with _autocast(dev, args.amp):
+                    loss = loss_fn(x_train[perm[i:i + args.batch_size]]).loss
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             model.eval()
             with torch.no_grad():
                 val = sum(float(model.loss(x_val[i:i + 500]).loss) for i in range(0, x_val.shape[0], 500))
             assert val == val
+        _sync(dev)
     train_s = time.perf_counter() - t
     return {"side": side, "net": net, "params": sum(p.numel() for p in model.parameters()), "train_s": train_s,
             "train_img_s": args.epochs * x_train.shape[0] / train_s,
-            "infer_img_s": _infer_img_s(model, x_test, args.infer_passes, args.amp),
-            "threads": torch.get_num_threads(), "peak_mb": _peak_mb()}
+            "infer_img_s": _infer_img_s(model, x_test, args.infer_passes, args.amp, dev),
+            "threads": torch.get_num_threads(), "peak_mb": _peak_mb(dev)}
 
 
 def _run(cmd: list[str], threads: int | None) -> dict:
@@ -131,8 +162,11 @@ def main() -> None:
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--infer-passes", type=int, default=3, help="timed inference passes (after one warm-up)")
     p.add_argument("--channels-last", action="store_true", help="vaecore side: channels-last memory format")
-    p.add_argument("--amp", choices=("none", "bf16"), default="none",
-                   help="vaecore side: bf16 autocast on the CPU (AMX / AVX-512 BF16) for training and inference")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="vaecore side and the bare loop: bf16 autocast (CPU: AMX / AVX-512 BF16; GPU), or fp16 "
+                        "with a GradScaler (GPU only)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="every side's device")
+    p.add_argument("--compile", action="store_true", help="vaecore side and the bare loop: torch.compile the loss")
     p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
     p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", PYTHAE_PYTHON))
     p.add_argument("--worker", choices=("vaecore", "bare"), help=argparse.SUPPRESS)
@@ -142,6 +176,13 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.net, args.data, args)))
         return
+    if args.amp == "fp16" and args.device != "cuda":
+        raise SystemExit("--amp fp16 needs --device cuda (on the CPU use --amp bf16)")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: this machine has no CUDA GPU")
     if not Path(args.pythae_python).exists():
         raise SystemExit(f"no Pythae virtualenv at {args.pythae_python}; create it with\n  {VENV_HELP}\n"
                          "or pass --pythae-python PATH")
@@ -154,17 +195,18 @@ def main() -> None:
     arrays = {"x_train": ds.x_train[:args.limit].numpy(), "x_val": ds.x_val[:args.val].numpy(),
               "x_test": ds.x_test[:args.test].numpy()}
     common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-              "--latent-dim", str(args.latent_dim), "--infer-passes", str(args.infer_passes)]
+              "--latent-dim", str(args.latent_dim), "--infer-passes", str(args.infer_passes), "--device", args.device]
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data.npz")
         np.savez(data, **arrays)
         print(f"{args.limit} training images, batch {args.batch_size}, {args.epochs} epoch(s), {args.rounds} rounds; "
-              f"{os.cpu_count()} CPUs (shared: other processes' load affects every side)", flush=True)
+              f"{os.cpu_count()} CPUs (shared: other processes' load affects every side); device {args.device}, "
+              f"amp {args.amp}{', compiled' if args.compile else ''}", flush=True)
         for r in range(args.rounds):
             for net in args.nets.split(","):
                 own = [sys.executable, __file__, "--net", net, "--data", data, *common, "--amp", args.amp] + \
-                    (["--channels-last"] if args.channels_last else [])
+                    (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else [])
                 for side, cmd in (("vaecore", [*own, "--worker", "vaecore"]),
                                   ("pythae", [args.pythae_python, str(ROOT / "bench" / "pythae_worker.py"), "--net",
                                               net, "--data", data, "--out", str(Path(tmp) / "pythae"), *common]),
@@ -174,7 +216,8 @@ def main() -> None:
                     print(f"round {r + 1} {net:<12} {side:<8} train {res['train_img_s']:7.0f} img/s  "
                           f"infer {res['infer_img_s']:7.0f} img/s  peak {res['peak_mb']:5.0f} MB", flush=True)
     print("\nmedian over rounds")
-    print("| network | side | params | train img/s | inference img/s | peak RSS MB |")
+    memory = "GPU allocated" if args.device == "cuda" else "RSS"
+    print(f"| network | side | params | train img/s | inference img/s | peak {memory} MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     med = {k: {f: statistics.median(x[f] for x in v) for f in ("train_img_s", "infer_img_s", "peak_mb")}
            for k, v in results.items()}

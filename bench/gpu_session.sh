@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, as one prepared run (the CUDA tests, then vaecore vs Pythae vs a bare
+# loop on the GPU in fp32, bf16, fp16 + GradScaler, and torch.compile + channels-last), for a CUDA
+# machine such as the `device` tool's H200. Each phase has its own time limit and log under $OUT.
+#
+#   bash bench/gpu_session.sh wheels            # HERE, once: Pythae and its missing needs as wheels in .whl/
+#   bash bench/gpu_session.sh tests race amp    # THERE (carry .whl): about 8 minutes on an H200
+#   bash bench/gpu_session.sh compile           # a second call, if time is left
+#
+# The GPU image has torch but neither pythae nor pydantic; wheels travel in .whl/ (git-ignored) and
+# are installed into /tmp/site. LIMIT (training images, default 60000), TEST (inference images, default
+# 10000), NETS and ROUNDS (default 2) size the race; DEVICE=cpu runs the same phases on the CPU without fp16
+# (to check the script here). The device tool sends at most 64 MiB of working tree: once the bundled
+# checkpoints/ pass that, move the folder aside for the call (no phase reads it) and back after.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/out/gpu}
+DEVICE=${DEVICE:-cuda}
+LIMIT=${LIMIT:-60000}
+TEST=${TEST:-10000}
+NETS=${NETS:-sigma-conv,pythae-conv}
+ROUNDS=${ROUNDS:-2}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+if [ "${1:-}" = wheels ]; then  # pure-Python Pythae plus pydantic v2 for the image's Python 3.12
+  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+    pythae==0.1.2 pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.7.0 typing-inspection==0.4.5 \
+    geoopt==0.5.1
+  exit
+fi
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+
+{ nvidia-smi 2>/dev/null || true; "$PY" -c "import torch; print('torch', torch.__version__, 'cuda',
+torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+race() {  # race NAME LIMIT_S ARGS...: one race_pythae run, its log in $OUT/race_NAME.log
+  local name=$1 limit=$2; shift 2
+  timeout "$limit" "$PY" bench/race_pythae.py --device "$DEVICE" --pythae-python "${PYTHAE_PYTHON:-$(command -v "$PY")}" --limit "$LIMIT" \
+    --test "$TEST" --nets "$NETS" "$@" 2>&1 | tee "$OUT/race_$name.log"
+}
+
+for phase in "${@:-tests race amp}"; do
+  for p in $phase; do
+    case $p in
+      tests) timeout 240 "$PY" -m pytest -q -rs tests/test_cuda.py tests/test_training.py tests/test_training_options.py \
+               2>&1 | tee "$OUT/tests.log" ;;
+      race) race fp32 200 --rounds "$ROUNDS" ;;
+      amp) race bf16 100 --rounds 1 --amp bf16
+           [ "$DEVICE" = cuda ] && race fp16 100 --rounds 1 --amp fp16 ;;
+      compile) race compile 240 --rounds 1 --amp bf16 --compile --channels-last ;;
+      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile)" >&2; exit 2 ;;
+    esac
+  done
+done
