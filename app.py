@@ -78,7 +78,7 @@ def model_card(m: dict) -> None:
     if m.get("hub_repo_id"):
         st.caption(f"Hub: `{m['hub_repo_id']}`")
     if m["samples"] is not None:
-        widgets.show_png_file(m["samples"], caption="samples from the prior")
+        widgets.show_png_file(m["samples"], caption=m["samples_caption"])
     st.button("Use this model", key=f"use_{m['name']}", on_click=state.set_pick, args=("Bundled", m["name"]))
 
 

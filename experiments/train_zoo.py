@@ -39,7 +39,7 @@ from vaecore.model_card import write_model_card  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
-from vaecore.utils import atomic_write_json  # noqa: E402
+from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 HUB_OWNER = "vae-explorer"
 LATENT = 16
@@ -54,8 +54,9 @@ EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", 
 # left to `compare --sampler two-stage`: 5–6 CPU-minutes and 8.7 MB per model.
 FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
 OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size
-BUNDLE = ("config.json", "model.safetensors", "train.json", "metrics.jsonl", "samples.png", "eval.json",
-          "README.md", "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s on demand
+BUNDLE = ("config.json", "model.safetensors", "train.json", "metrics.jsonl", "samples.png", "samples-gmm.png",
+          "eval.json", "README.md", "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s
+GMM_SAMPLES = "samples-gmm.png"  # the sample grid of a model without a prior: decoded draws of its fitted GMM
 DONE = "zoo-trained.json"
 
 
@@ -203,6 +204,8 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
                                   n_samples=EVAL_N_TEST)
         result[f"fd_{name}"] = fitted.get("fd")
     result["n_test"] = EVAL_N_TEST
+    if not model.capabilities.prior_samples:
+        write_gmm_samples(folder, model)
     check = metrics.evaluate(model, dataset, CHECK_METRICS, n_test=CHECK_N_TEST, seed=SEED)
     result["check"] = {k: check[k] for k in CHECK_METRICS}
     atomic_write_json(folder / "eval.json", result)
@@ -211,6 +214,21 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
     write_model_card(folder, config, result,
                      extra=f"Reproduce:\n\n```\n{reproduce_command(BY_NAME[folder.name], epochs)}\n```")
     return result
+
+
+def write_gmm_samples(folder: Path, model: torch.nn.Module | None = None) -> Path:
+    """samples-gmm.png: 64 decoded draws (seed 0) of the GMM-10 fitted on the training latents, the
+    sample grid of a model that has no prior to sample (Pythae's way to generate from an AE)."""
+    from vaecore import samplers
+    from vaecore.data.images import make_grid, to_png_bytes
+
+    model = model or vaecore.load(folder)
+    sampler = samplers.load_sampler(folder, "gmm")
+    with torch.no_grad():
+        z = sampler.sample_latents(64, generator=torch.Generator().manual_seed(SEED))
+        images = model.decode(z)
+    atomic_write_bytes(folder / GMM_SAMPLES, to_png_bytes(make_grid(images, nrow=8), scale=2))
+    return folder / GMM_SAMPLES
 
 
 def summary(t: torch.Tensor) -> dict:

@@ -68,6 +68,17 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _sample_grid(folder: Path) -> dict[str, Any]:
+    """The model's sample grid and what drew it: its prior (samples.png), else the GMM fitted on its
+    training latents (samples-gmm.png, for models without a prior)."""
+    if (folder / "samples.png").is_file():
+        return {"samples": folder / "samples.png", "samples_caption": "samples from the prior"}
+    if (folder / "samples-gmm.png").is_file():
+        return {"samples": folder / "samples-gmm.png",
+                "samples_caption": "no prior: samples from a GMM-10 fitted on its training latents"}
+    return {"samples": None, "samples_caption": ""}
+
+
 def bundled_catalog() -> list[dict[str, Any]]:
     """Bundled models with their catalog entry (checkpoints/catalog.json), config and eval.json."""
     root = checkpoints_dir()
@@ -80,7 +91,7 @@ def bundled_catalog() -> list[dict[str, Any]]:
                  "likelihood": config.get("likelihood"), "latent_dim": config.get("latent_dim"),
                  **by_name.get(name, {})}
         entry.update(folder=folder, config=config, eval=read_json_file(folder / "eval.json"),
-                     samples=folder / "samples.png" if (folder / "samples.png").is_file() else None)
+                     **_sample_grid(folder))
         out.append(entry)
     return out
 
