@@ -56,6 +56,7 @@ FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
 OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size
 BUNDLE = ("config.json", "model.safetensors", "train.json", "metrics.jsonl", "samples.png", "samples-gmm.png",
           "eval.json", "README.md", "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s
+MAX_FILE_BYTES = 10 * 2**20  # a Hub repo or Space without LFS refuses larger files
 GMM_SAMPLES = "samples-gmm.png"  # the sample grid of a model without a prior: decoded draws of its fitted GMM
 DONE = "zoo-trained.json"
 
@@ -318,8 +319,10 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
         new = checkpoints / f".{name}.new"
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
+        too_big = (stage / "sampler-gmm.safetensors").is_file() and \
+            (stage / "sampler-gmm.safetensors").stat().st_size >= MAX_FILE_BYTES  # VQ latents: 784-d covariances
         for file in BUNDLE:
-            if (stage / file).is_file():
+            if (stage / file).is_file() and not (too_big and file.startswith("sampler-gmm")):
                 shutil.copy2(stage / file, new / file)
         old = checkpoints / f".{name}.old"
         if dest.exists():
