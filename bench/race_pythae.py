@@ -16,7 +16,10 @@ only. Inference: encode + decode 2,000 test images, batch 500 (median of `--infe
 Prints the median over rounds of each figure, the ratios, and each side's peak resident memory.
 `--amp bf16` runs vaecore's side and the bare loop (training and inference) under CPU bf16
 autocast; Pythae stays fp32 (it has no CPU mixed precision), so that ratio compares vaecore's
-fastest CPU setting with Pythae's only one.
+fastest CPU setting with Pythae's only one. `--device cuda` runs every side on the GPU (vaecore and
+the bare loop keep the data there; Pythae's trainer loads it batch by batch as it does), where
+`--amp fp16` adds a GradScaler and the peak is GPU memory allocated; `--compile` compiles the loss of
+vaecore's side and the bare loop (its compile time is counted). `bench/gpu_session.sh` runs these.
 Every side imports torch._dynamo (which creating a torch optimizer pulls in, seconds on a slow
 machine) before starting its clock, so one-off import time is not counted on any side.
 """
