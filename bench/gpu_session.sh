@@ -10,8 +10,9 @@
 # The GPU image has torch but neither pythae nor pydantic; wheels travel in .whl/ (git-ignored) and
 # are installed into /tmp/site. LIMIT (training images, default 60000), TEST (inference images, default
 # 10000), NETS and ROUNDS (default 2) size the race; DEVICE=cpu runs the same phases on the CPU without fp16
-# (to check the script here). The device tool sends at most 64 MiB of working tree: once the bundled
-# checkpoints/ pass that, move the folder aside for the call (no phase reads it) and back after.
+# (to check the script here). The device tool sends at most 64 MiB of working tree, and the tracked
+# files are about 75 MiB now (mostly checkpoints/): move checkpoints/ aside for the call (no phase
+# reads it) and back after.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/gpu}
