@@ -54,10 +54,9 @@ EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", 
 # left to `compare --sampler two-stage`: 5–6 CPU-minutes and 8.7 MB per model.
 FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
 OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size
-BUNDLE = ("config.json", "model.safetensors", "train.json", "metrics.jsonl", "samples.png", "samples-gmm.png",
-          "eval.json", "README.md", "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s
+BUNDLE = (rf.CONFIG, rf.WEIGHTS, rf.TRAIN, rf.METRICS, rf.SAMPLES, rf.GMM_SAMPLES, rf.EVAL, rf.CARD,
+          "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s on demand
 MAX_FILE_BYTES = 10 * 2**20  # a Hub repo or Space without LFS refuses larger files
-GMM_SAMPLES = "samples-gmm.png"  # the sample grid of a model without a prior: decoded draws of its fitted GMM
 DONE = "zoo-trained.json"
 
 
@@ -228,8 +227,8 @@ def write_gmm_samples(folder: Path, model: torch.nn.Module | None = None) -> Pat
     with torch.no_grad():
         z = sampler.sample_latents(64, generator=torch.Generator().manual_seed(SEED))
         images = model.decode(z)
-    atomic_write_bytes(folder / GMM_SAMPLES, to_png_bytes(make_grid(images, nrow=8), scale=2))
-    return folder / GMM_SAMPLES
+    atomic_write_bytes(folder / rf.GMM_SAMPLES, to_png_bytes(make_grid(images, nrow=8), scale=2))
+    return folder / rf.GMM_SAMPLES
 
 
 def summary(t: torch.Tensor) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
+from vaecore.training import run_folder as rf
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -71,10 +72,10 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
 def _sample_grid(folder: Path) -> dict[str, Any]:
     """The model's sample grid and what drew it: its prior (samples.png), else the GMM fitted on its
     training latents (samples-gmm.png, for models without a prior)."""
-    if (folder / "samples.png").is_file():
-        return {"samples": folder / "samples.png", "samples_caption": "samples from the prior"}
-    if (folder / "samples-gmm.png").is_file():
-        return {"samples": folder / "samples-gmm.png",
+    if (folder / rf.SAMPLES).is_file():
+        return {"samples": folder / rf.SAMPLES, "samples_caption": "samples from the prior"}
+    if (folder / rf.GMM_SAMPLES).is_file():
+        return {"samples": folder / rf.GMM_SAMPLES,
                 "samples_caption": "no prior: samples from a GMM-10 fitted on its training latents"}
     return {"samples": None, "samples_caption": ""}
 

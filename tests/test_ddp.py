@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
+
+from vaecore.training import distributed
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON = ["train", "--model", "ae", "--data", "digits", "--arch", "mlp", "--latent-dim", "4", "--batch-size", "64",
@@ -45,11 +48,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path) -> N
     assert r.returncode == 2 and "trained by 2 process(es)" in r.stderr, r.stderr[-2000:]
 
 
-def test_more_processes_than_gpus_is_refused_for_cuda_in_one_line(monkeypatch) -> None:  # noqa: ANN001
-    import pytest
-
-    from vaecore.training import distributed
-
+def test_more_processes_than_gpus_is_refused_for_cuda_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

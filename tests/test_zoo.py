@@ -13,6 +13,7 @@ import vaecore
 from vaecore.cli import build_parser
 from vaecore.evaluation import metrics
 from vaecore.hub import bundled_names
+from vaecore.training import run_folder as rf
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -63,7 +64,7 @@ def test_entry_loads_and_its_declared_metrics_are_fresh(row: dict, mnist_full: v
     assert model.config.likelihood == row["likelihood"] and model.config.latent_dim == row["latent_dim"]
     for name in ("config.json", "model.safetensors", "README.md", "metrics.jsonl", "eval.json", "train.json"):
         assert (folder / name).is_file(), f"{folder / name} missing"
-    grid = "samples.png" if model.capabilities.prior_samples else "samples-gmm.png"  # no prior: its fitted GMM's
+    grid = rf.SAMPLES if model.capabilities.prior_samples else rf.GMM_SAMPLES  # no prior: its fitted GMM's grid
     assert (folder / grid).is_file(), f"{folder / grid} missing"
     declared = json.loads((folder / "eval.json").read_text())
     fresh = metrics.evaluate(model, mnist_full, CHECK_METRICS, n_test=CHECK_N_TEST, seed=0)

@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     _check_device(args.device)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         _fail(f"--out {args.out} is a file; a run folder is a folder: choose another --out")
-    rank0 = distributed.setup(args.device or "auto").is_main  # under torchrun: join the process group
+    dist_ctx = distributed.setup(args.device or "auto")  # under torchrun: join the process group
+    rank0 = dist_ctx.is_main
     progress = not args.no_progress and rank0
     if args.resume:
         out = Path(args.out)
@@ -122,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             _fail(str(e))
         except TrainingDiverged as e:
             _fail(str(e), 1)
-        distributed.finish(distributed.setup())
+        distributed.finish(dist_ctx)
         if rank0:
             print(f"{result.status} at step {result.step}: {out}")
         return
@@ -166,14 +167,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if holds_run(out):
         _fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    distributed.barrier(distributed.setup())  # every rank has checked before rank 0 writes
+    distributed.barrier(dist_ctx)  # every rank has checked before rank 0 writes
     if rank0:
         print(model.summary(), file=sys.stderr)
     try:
         result = Trainer(model, dataset, tc, out, progress=progress).fit()
     except TrainingDiverged as e:
         _fail(str(e), 1)
-    distributed.finish(distributed.setup())
+    distributed.finish(dist_ctx)
     if rank0:
         print(f"{result.status} at step {result.step}: {out}")
 

@@ -48,6 +48,7 @@ CHECKPOINT = "checkpoint.safetensors"
 TRAIN = "train.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
+GMM_SAMPLES = "samples-gmm.png"  # a prior-less model's grid: decoded draws of its fitted GMM (the zoo writes it)
 CARD = "README.md"
 EVAL = "eval.json"
 LOCK = "train.lock"
