@@ -19,7 +19,9 @@ autocast; Pythae stays fp32 (it has no CPU mixed precision), so that ratio compa
 fastest CPU setting with Pythae's only one. `--device cuda` runs every side on the GPU (vaecore and
 the bare loop keep the data there; Pythae's trainer loads it batch by batch as it does), where
 `--amp fp16` adds a GradScaler and the peak is GPU memory allocated; `--compile` compiles the loss of
-vaecore's side and the bare loop (its compile time is counted). `bench/gpu_session.sh` runs these.
+vaecore's side and the bare loop (its compile time is counted); `--conv-autotune` lets each conv
+layer of both keep the faster of oneDNN and a GEMM lowering (the timing on the first batch counted).
+`bench/gpu_session.sh` runs the GPU ones.
 Every side imports torch._dynamo (which creating a torch optimizer pulls in, seconds on a slow
 machine) before starting its clock, so one-off import time is not counted on any side.
 """
@@ -112,11 +114,15 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
                              y_test=None)
         tc = vaecore.TrainConfig(data="mnist", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  val_limit=x_val.shape[0], channels_last=args.channels_last, device=dev,
-                                 amp=args.amp, compile=args.compile)
+                                 amp=args.amp, compile=args.compile, conv_autotune=args.conv_autotune)
         with tempfile.TemporaryDirectory() as out:
             vaecore.Trainer(model, ds, tc, Path(out) / "run").fit()
     else:  # the data resident on the device, as vaecore's Trainer keeps it
         model.to(dev)
+        if args.conv_autotune:
+            from vaecore.components import conv_autotune
+
+            conv_autotune.enable(model)
         x_train, x_val = x_train.to(dev), x_val.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         scaler = torch.amp.GradScaler(dev, enabled=args.amp == "fp16")
@@ -168,6 +174,9 @@ def main() -> None:
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="vaecore side and the bare loop: bf16 autocast (CPU: AMX / AVX-512 BF16; GPU), or fp16 "
                         "with a GradScaler (GPU only)")
+    p.add_argument("--conv-autotune", action="store_true",
+                   help="vaecore side and the bare loop: each conv layer keeps the faster of oneDNN and a GEMM "
+                        "lowering (timed on its first batch, the timing counted)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="every side's device")
     p.add_argument("--compile", action="store_true", help="vaecore side and the bare loop: torch.compile the loss")
     p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
@@ -205,11 +214,13 @@ def main() -> None:
         np.savez(data, **arrays)
         print(f"{args.limit} training images, batch {args.batch_size}, {args.epochs} epoch(s), {args.rounds} rounds; "
               f"{os.cpu_count()} CPUs (shared: other processes' load affects every side); device {args.device}, "
-              f"amp {args.amp}{', compiled' if args.compile else ''}", flush=True)
+              f"amp {args.amp}{', compiled' if args.compile else ''}"
+              f"{', conv kernels autotuned' if args.conv_autotune else ''}", flush=True)
         for r in range(args.rounds):
             for net in args.nets.split(","):
                 own = [sys.executable, __file__, "--net", net, "--data", data, *common, "--amp", args.amp] + \
-                    (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else [])
+                    (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else []) + \
+                    (["--conv-autotune"] if args.conv_autotune else [])
                 for side, cmd in (("vaecore", [*own, "--worker", "vaecore"]),
                                   ("pythae", [args.pythae_python, str(ROOT / "bench" / "pythae_worker.py"), "--net",
                                               net, "--data", data, "--out", str(Path(tmp) / "pythae"), *common]),

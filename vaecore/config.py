@@ -185,6 +185,7 @@ class TrainConfig(Config):
     amp: str = setting("auto", choices=("auto", "bf16", "fp16", "none"))
     compile: bool = False
     channels_last: bool = False
+    conv_autotune: bool = False  # CPU: each conv layer times oneDNN against a GEMM lowering, keeps the faster
     threads: int | None = setting(None, lo=1)
     world_size: int = setting(1, lo=1)
     augment: dict[str, Any] | None = None

@@ -196,14 +196,15 @@ class AutoEncoder(PretrainedModel):
 
     @torch.no_grad()
     def validate(self, x: Tensor, ctx: StepContext | None = None) -> dict[str, Tensor]:
-        """Validation values of a batch from one encoder pass: `loss` (batch mean), and per example
-        `mse` (squared error of the reconstruction, summed over pixels) and `elbo` where defined."""
+        """Validation values of a batch from one encoder and one decoder pass: `loss` (batch mean), and per
+        example `mse` (squared error, summed over pixels, of the decoded posterior draw the loss uses: the
+        posterior-mean reconstruction's error is `vaecore eval`'s `mse`) and `elbo` where defined."""
         ctx = ctx or StepContext.evaluation()
         x = self._check_input(x)
         fwd = self.forward_pass(x)
         own_loss = type(self).loss is AutoEncoder.loss
         out = {"loss": (self.objective(fwd, ctx) if own_loss else self.loss(x, ctx)).loss.detach()}
-        out["mse"] = ((self.decode(fwd.posterior.mean) - x) ** 2).flatten(1).sum(dim=1)
+        out["mse"] = ((self.likelihood.mean(fwd.params) - x) ** 2).flatten(1).sum(dim=1)
         if self.capabilities.elbo:
             out["elbo"] = -self.likelihood.nll(fwd.params, x) - kl_to_prior(fwd.posterior, fwd.z, self.prior)
         return out

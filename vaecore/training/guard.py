@@ -3,7 +3,8 @@
 A training loss is "exploded" when it rises above the best loss seen by more than `factor` times the
 loss scale (the largest magnitude among the first loss, the best loss and 1); `factor=None` (TrainConfig
 `divergence_factor`, `--divergence-factor`) turns that check off and keeps only the non-finite one. A checkpoint is only
-declared good when every weight is finite and the validation loss is finite and not exploded either.
+declared good when every weight is finite and the validation loss is finite and not exploded either
+(against the best validation loss so far; at the first one, against the best training loss).
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ class DivergenceGuard:
             return
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss became {val_loss} at step {step}; {keep}")
-        if self.factor is not None and self.best_val is not None and val_loss > self._limit(self.best_val):
+        ref = self.best_val if self.best_val is not None else self.best  # before any: the training losses'
+        if self.factor is not None and ref is not None and val_loss > self._limit(ref):
             raise TrainingDiverged(f"validation loss exploded to {val_loss:.4g} at step {step} (best "
-                                   f"{self.best_val:.4g}); {keep}")
+                                   f"{'validation' if self.best_val is not None else 'training'} loss "
+                                   f"{ref:.4g}); {keep}")
         self.best_val = val_loss if self.best_val is None else min(self.best_val, val_loss)
 
     def state_dict(self) -> dict[str, Any]:

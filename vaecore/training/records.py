@@ -38,7 +38,7 @@ LOG_KEYS: dict[str, LogKey] = {
     "eta_s": _k("Time left (s)", "estimated seconds to the end of the run"),
     "val_loss": _k("Validation loss", "the objective on the validation images (evaluation mode)"),
     "val_elbo": _k("Validation ELBO", "evidence lower bound per validation image, nats"),
-    "val_mse": _k("Validation MSE", "squared reconstruction error summed over pixels, per image"),
+    "val_mse": _k("Validation MSE", "squared error of the decoded posterior draw, summed over pixels, per image"),
     # reconstruction and the KL family
     "recon": _k("Reconstruction", "the likelihood's training term (−log p(x|z) or its MLE-σ objective)"),
     "kl": _k("KL", "KL(q(z|x) ‖ p(z)) per example, nats"),

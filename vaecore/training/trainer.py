@@ -1,8 +1,9 @@
 """Training loop: one optimizer per parameter group (chosen by name, with a per-epoch schedule),
-KL warm-up, AMP on CUDA (bf16, or fp16 with a GradScaler), optional torch.compile and
-channels-last, one validation pass per epoch, keep-best and early stopping, per-epoch sample
-grids, exact resume, a divergence stop that keeps the last good checkpoint, callbacks (live
-monitors, experiment trackers), and data parallelism over torchrun processes.
+KL warm-up, mixed precision (CUDA: bf16, or fp16 with a GradScaler; CPU: bf16), optional
+torch.compile, channels-last and measured CPU convolution kernels (`conv_autotune`), one
+validation pass per epoch, keep-best and early stopping, per-epoch sample grids, exact resume, a
+divergence stop that keeps the last good checkpoint, callbacks (live monitors, experiment
+trackers), and data parallelism over torchrun processes.
 
 A run folder holds:
   config.json, model.safetensors, README.md   the model, loadable by `vaecore.load(run_dir)`
@@ -27,6 +28,7 @@ from typing import Any
 
 import torch
 
+from vaecore.components import conv_autotune
 from vaecore.config import TrainConfig
 from vaecore.data.datasets import Dataset, epoch_permutation
 from vaecore.models.base import PretrainedModel
@@ -74,6 +76,8 @@ class Trainer:
         self.model = model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if config.conv_autotune and self.device.type == "cpu" and not config.compile:
+            conv_autotune.enable(self.model)
         self.dataset = dataset
         self.x_train = dataset.x_train.to(self.device)
         self.x_val = dataset.x_val[: config.val_limit][self.dist.rank::self.dist.world_size].to(self.device)
@@ -171,7 +175,8 @@ class Trainer:
         optim, optim_meta = self._optim_state()
         tensors.update(optim)
         meta = {"step": self.step, **optim_meta,
-                "guard": self.guard.state_dict() if hasattr(self, "guard") else None}
+                "guard": self.guard.state_dict() if hasattr(self, "guard") else None,
+                "conv_kernels": conv_autotune.choices(self.model)}
         rf.save_model(self.out_dir, self.model, step=self.step)  # first: a checkpoint implies a loadable model
         rf.save_checkpoint(self.out_dir, tensors, meta)
 
@@ -184,6 +189,7 @@ class Trainer:
         self._resumed = True
         self._last_ckpt = self.step
         self._guard_state = meta.get("guard")
+        conv_autotune.load_choices(self.model, meta.get("conv_kernels"))
 
     # logging ----------------------------------------------------------------------------------
     def _emit(self, record: dict[str, Any]) -> None:
@@ -419,7 +425,7 @@ class Trainer:
             seed_everything(self.config.seed)
             if main:
                 (self.out_dir / METRICS).unlink(missing_ok=True)
-            self.guard.check_checkpoint(self.model, self._guard_val_loss(), 0, 0)  # the loss scale to compare with
+            self.guard.check_checkpoint(self.model, None, 0, 0)  # finite weights; the first validation sets the scale
             self._save_checkpoint()
         elif main:
             rf.truncate_metrics(self.out_dir, self.step)
