@@ -119,6 +119,9 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
             vaecore.Trainer(model, ds, tc, Path(out) / "run").fit()
     else:  # the data resident on the device, as vaecore's Trainer keeps it
         model.to(dev)
+        if args.channels_last:
+            model.to(memory_format=torch.channels_last)
+            x_train, x_val = (t.contiguous(memory_format=torch.channels_last) for t in (x_train, x_val))
         if args.conv_autotune:
             from vaecore.components import conv_autotune
 
@@ -170,7 +173,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--infer-passes", type=int, default=3, help="timed inference passes (after one warm-up)")
-    p.add_argument("--channels-last", action="store_true", help="vaecore side: channels-last memory format")
+    p.add_argument("--channels-last", action="store_true",
+                   help="vaecore side and the bare loop: channels-last memory format")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="vaecore side and the bare loop: bf16 autocast (CPU: AMX / AVX-512 BF16; GPU), or fp16 "
                         "with a GradScaler (GPU only)")

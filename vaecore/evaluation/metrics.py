@@ -369,11 +369,18 @@ def mutual_information(model: torch.nn.Module, x: Tensor, batch_size: int = 1000
     n = mu.shape[0]
     z = DiagonalGaussian(mu.float(), logvar.float()).rsample(generator=generator).double()
     neg_entropy = diag_normal_log_prob(z, mu, logvar).mean()  # at the draw: 0 for equal posteriors, ≤ ln N
-    step = max(1, (1 << 22) // max(1, n_mix * d))
+    # log q(z_i) = logsumexp_n log q(z_i|x_n) − ln N, streamed over blocks of rows × mixture components so
+    # no temporary exceeds 2²² values (the (rows, N, d) tensor of one pass was gigabytes at d = 256)
+    rows = max(1, min(n, (1 << 22) // max(1, min(n_mix, 1024) * d)))
+    cols = max(1, (1 << 22) // (rows * d))
     log_qz = []
-    for s in _batches(n, step, "mutual-info", progress):
-        lp = diag_normal_log_prob(z[s].unsqueeze(1), mu_all.unsqueeze(0), logvar_all.unsqueeze(0))
-        log_qz.append(torch.logsumexp(lp, dim=1) - math.log(n_mix))
+    for s in _batches(n, rows, "mutual-info", progress):
+        zs = z[s].unsqueeze(1)
+        acc = torch.full((zs.shape[0],), -math.inf, dtype=torch.float64, device=zs.device)
+        for c in range(0, n_mix, cols):
+            lp = diag_normal_log_prob(zs, mu_all[c:c + cols].unsqueeze(0), logvar_all[c:c + cols].unsqueeze(0))
+            acc = torch.logaddexp(acc, torch.logsumexp(lp, dim=1))
+        log_qz.append(acc - math.log(n_mix))
     return float(neg_entropy - torch.cat(log_qz).mean())
 
 
