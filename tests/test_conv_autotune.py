@@ -46,6 +46,20 @@ def test_gemm_conv2d_is_conv2d(spec: tuple) -> None:
     params = [x, m.weight] + ([m.bias] if bias else [])
     for a, b in zip(_grads(got, params, g), _grads(ref, params, g), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert got.is_contiguous(), "an NCHW input gives an NCHW output, as F.conv2d's"
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gemm_output_keeps_a_channels_last_input_layout(transposed: bool) -> None:
+    x = torch.randn(4, 6, 5, 5).contiguous(memory_format=torch.channels_last)
+    if transposed:
+        m = torch.nn.ConvTranspose2d(6, 8, 3, 2, 1, output_padding=1)
+        got = conv_autotune.conv_transpose2d_gemm(x, m.weight, m.bias, m.stride, m.padding, m.output_padding)
+    else:
+        m = torch.nn.Conv2d(6, 8, 3, 2, 1)
+        got = conv_autotune.conv2d_gemm(x, m.weight, m.bias, m.stride, m.padding)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, m(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("spec", TRANSPOSED)

@@ -36,7 +36,7 @@ __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", 
 def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
                 padding: tuple[int, int]) -> Tensor:
     """`F.conv2d` (groups 1, dilation 1, zero padding) as unfold → one (B·L, C·k²) × (C·k², O) GEMM;
-    the result is a channels-last view, which the next layer reads without a copy."""
+    the output has the input's memory format, as PyTorch's convolution's does."""
     x = x.to(_compute_dtype(x))
     b, _, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -45,7 +45,8 @@ def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[in
     cols = F.unfold(x, (kh, kw), padding=padding, stride=stride).transpose(1, 2).reshape(b * ho * wo, -1)
     flat = weight.reshape(o, -1).t()
     y = cols @ flat if bias is None else torch.addmm(bias.to(cols.dtype), cols, flat.to(cols.dtype))
-    return y.reshape(b, ho, wo, o).permute(0, 3, 1, 2)
+    y = y.reshape(b, ho, wo, o).permute(0, 3, 1, 2)  # a channels-last view
+    return y if _channels_last(x) else y.contiguous()
 
 
 def conv_transpose2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
@@ -59,7 +60,12 @@ def conv_transpose2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride
     rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
     cols = (rows @ weight.reshape(c, -1).to(rows.dtype)).reshape(b, h * w, -1).transpose(1, 2)
     y = F.fold(cols, (ho, wo), (kh, kw), padding=padding, stride=stride)
-    return y if bias is None else y + bias.to(y.dtype)[:, None, None]
+    y = y if bias is None else y + bias.to(y.dtype)[:, None, None]
+    return y.contiguous(memory_format=torch.channels_last) if _channels_last(x) else y
+
+
+def _channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -68,10 +74,10 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 
 def _eligible(m: nn.Module) -> bool:
-    common = m.groups == 1 and m.dilation == (1, 1) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) else False
-    if isinstance(m, nn.ConvTranspose2d):
-        return common
-    return common and isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    """Layers the lowering covers: 2-D, ungrouped, undilated, zero-padded by a number per side."""
+    if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or m.groups != 1 or m.dilation != (1, 1):
+        return False
+    return isinstance(m, nn.ConvTranspose2d) or (m.padding_mode == "zeros" and not isinstance(m.padding, str))
 
 
 def _gemm_forward(m: nn.Module) -> Callable[[Tensor], Tensor]:
@@ -85,8 +91,7 @@ def _signature(m: nn.Module, x: Tensor) -> str:
     a backward pass will follow."""
     dtype = _compute_dtype(x)
     grad = torch.is_grad_enabled() and (x.requires_grad or m.weight.requires_grad)
-    layout = "cl" if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and \
-        not x.is_contiguous() else "nc"
+    layout = "cl" if _channels_last(x) else "nc"
     return f"{'x'.join(map(str, x.shape))}/{str(dtype).removeprefix('torch.')}/{layout}/{'train' if grad else 'eval'}"
 
 
@@ -102,10 +107,10 @@ def _time(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool) -
     return time.perf_counter() - t
 
 
-def _tuned_forward(self: nn.Module, x: Tensor) -> Tensor:
+def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     native = type(self).forward.__get__(self)
-    if x.device.type != "cpu" or x.dim() != 4:
-        return native(x)
+    if args or kwargs or x.device.type != "cpu" or x.dim() != 4:  # e.g. ConvTranspose2d's output_size
+        return native(x, *args, **kwargs)
     table: dict[str, str] = getattr(self, _CHOICES)
     key = _signature(self, x)
     choice = table.get(key)
