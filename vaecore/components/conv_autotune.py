@@ -7,7 +7,8 @@ fold for a transposed convolution) computes two to five times faster, most of al
 Which kernel wins depends on the shape, dtype and hardware, so this module measures, like
 `torch.backends.cudnn.benchmark`: the first call of a layer with a new input signature times
 both twice on a quarter of the batch (forward, and backward when autograd will need it) and keeps
-the faster of the second, warm, timings.
+the faster of the second, warm, timings (a batch of 64 or fewer, such as a sample grid, takes
+the choice already made for a larger batch of the same images).
 
 The weights, their names and the function computed are those of the original modules (the
 lowering differs only in float rounding), so checkpoints and loading are untouched. The choices
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 NATIVE, GEMM = "native", "gemm"
 _CHOICES = "_vaecore_conv_choices"
 TUNE_FRACTION, TUNE_MIN_BATCH = 4, 16  # timed on a quarter of the batch (at least 16 images): tuning costs ~1 step
+SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
 __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
            "load_choices"]
 
@@ -114,6 +116,9 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
     table: dict[str, str] = getattr(self, _CHOICES)
     key = _signature(self, x)
     choice = table.get(key)
+    if choice is None and x.shape[0] <= SMALL_BATCH:  # e.g. a sample grid: what the larger batches chose
+        rest = key.split("x", 1)[1]
+        choice = next((c for k, c in table.items() if k.split("x", 1)[1] == rest), None)
     if choice is None:
         gemm = _gemm_forward(self)
         grad = key.endswith("/train")
