@@ -314,8 +314,8 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
             write_catalog(checkpoints)
             if commit:
                 git_commit(repo, ["checkpoints/catalog.json"], f"zoo: {name} trained and evaluated for the Hub "
-                           "(too large to bundle); listed under hub_models")
-        print(f"[zoo] {name}: too large to bundle, ready to publish from {stage}", flush=True)
+                           "(not bundled); listed under hub_models with its eval")
+        print(f"[zoo] {name}: a Hub model, not bundled; ready to publish from {stage}", flush=True)
         return
     with install_lock(repo):
         new = checkpoints / f".{name}.new"

@@ -369,10 +369,10 @@ def mutual_information(model: torch.nn.Module, x: Tensor, batch_size: int = 1000
     n = mu.shape[0]
     z = DiagonalGaussian(mu.float(), logvar.float()).rsample(generator=generator).double()
     neg_entropy = diag_normal_log_prob(z, mu, logvar).mean()  # at the draw: 0 for equal posteriors, ≤ ln N
-    # log q(z_i) = logsumexp_n log q(z_i|x_n) − ln N, streamed over blocks of rows × mixture components so
-    # no temporary exceeds 2²² values (the (rows, N, d) tensor of one pass was gigabytes at d = 256)
-    rows = max(1, min(n, (1 << 22) // max(1, min(n_mix, 1024) * d)))
-    cols = max(1, (1 << 22) // (rows * d))
+    # log q(z_i) = logsumexp_n log q(z_i|x_n) − ln N, streamed over blocks of rows × mixture components
+    # (about 2²² values each: the (rows, N, d) tensor of one pass was gigabytes at d = 256)
+    cols = min(n_mix, 1024)
+    rows = max(1, (1 << 22) // (cols * d))
     log_qz = []
     for s in _batches(n, rows, "mutual-info", progress):
         zs = z[s].unsqueeze(1)
