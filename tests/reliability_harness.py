@@ -2,8 +2,9 @@
 
 Imports vaecore once, then forks one child per training attempt so each attempt starts in milliseconds.
 Phase 1 (chain): a tiny run that checkpoints every step is SIGKILLed again and again — at random moments
-and inside each file write (just before and just after each rename, and mid-append of metrics.jsonl); after
-every kill the folder is copied to WORKDIR/snaps/N and the next child resumes it. A last child finishes it.
+(or after its third checkpoint, whichever comes first) and inside each file write (just before and just after
+each rename, and mid-append of metrics.jsonl); after every kill the folder is copied to WORKDIR/snaps/N and the
+next child resumes it. A last child finishes it.
 Phase 2: the same run uninterrupted, as the reference. Phase 3: a long run in a third folder while this
 process loads it over and over like a reader would (after its last fork, so torch is used only then).
 Prints one JSON line with what happened.
@@ -24,7 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS = int(os.environ.get("VAE_KILL_STEPS", "80"))  # enough that no kill lands after the end
+STEPS = int(os.environ.get("VAE_KILL_STEPS", "120"))
+# A child killed at a random moment also kills itself after its QUOTA-th checkpoint, so that however fast the
+# machine, the chain (at most 4 steps per injected fault, QUOTA per random kill) ends before step STEPS.
+QUOTA = 3
 FAULT_FILES = ("checkpoint.safetensors", "model.safetensors", "config.json", "train.json", "samples.png",
                "README.md", "metrics.jsonl")
 
@@ -133,7 +137,7 @@ def chain(work: Path, kills: int, rng: random.Random) -> list[dict]:
     plan = [("config.json", 1, "before"), ("config.json", 1, "after"), ("checkpoint.safetensors", 2, "after"), *rest]
     events = []
     for i, fault in enumerate(plan):
-        pid = _child(folder, STEPS, fault)
+        pid = _child(folder, STEPS, fault or ("checkpoint.safetensors", QUOTA, "after"))
         code = _wait(pid, rng.uniform(0.02, 0.3) if fault is None else 60.0)
         if code is None:
             code = _kill(pid)

@@ -24,11 +24,11 @@ def images() -> torch.Tensor:
     return vaecore.load_dataset("mnist").x_test[:8]
 
 
-def _close(t: torch.Tensor, ref: dict) -> None:
+def _close(t: torch.Tensor, ref: dict, rel: float = 1e-6) -> None:
     t = t.detach().double().flatten()
     scale = max(1.0, abs(ref["abs_sum"]))
     assert float(t.sum()) == pytest.approx(ref["sum"], abs=1e-5 * scale)
-    assert float(t.abs().sum()) == pytest.approx(ref["abs_sum"], rel=1e-6)
+    assert float(t.abs().sum()) == pytest.approx(ref["abs_sum"], rel=rel)
     assert [float(v) for v in t[:6]] == pytest.approx(ref["head"], rel=1e-5, abs=1e-6)
 
 
@@ -47,4 +47,5 @@ def test_outputs_match_the_recorded_ones(name: str, images: torch.Tensor) -> Non
         assert ("log_weights" in ref) == model.capabilities.elbo
         if model.capabilities.elbo:
             g = torch.Generator().manual_seed(0)
-            _close(model.log_importance_weights(images, 4, generator=g), ref["log_weights"])
+            # float32 sums over 784 pixels: another CPU's vector width reorders them by a few parts in 1e6
+            _close(model.log_importance_weights(images, 4, generator=g), ref["log_weights"], rel=1e-5)

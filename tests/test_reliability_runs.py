@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "reliability_harness.py"
 KILLS = int(os.environ.get("VAE_KILLS", "24"))
 LOADS = int(os.environ.get("VAE_LIVE_LOADS", "500"))
-STEPS = int(os.environ.get("VAE_KILL_STEPS", "80"))
+STEPS = int(os.environ.get("VAE_KILL_STEPS", "120"))
 
 
 def _strict(line: str) -> dict:
