@@ -23,6 +23,7 @@ published numbers beside ours.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -85,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--work-dir", default=None, help="where run folders go (default: a temporary folder); a run "
                    "finished there with the same settings is reused, a killed one resumed")
+    p.add_argument("--results-dir", default=str(ROOT / "experiments" / "results" / "tvae_transfer_runs"),
+                   help="one JSON per trained model with its scores; a model scored there with the same settings "
+                        "is not trained again (commit them, and a later session continues where this one stopped)")
+    p.add_argument("--commit", action="store_true", help="git-commit each model's result file as it is written")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "tvae_transfer"),
                    help="output path without extension: writes <out>.md and <out>.json")
     return p.parse_args(argv)
@@ -96,16 +102,29 @@ def fashion_dir(arg: str | None) -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int, out_dir: Path
-              ) -> tuple[Any, dict[str, Any]]:
-    """Train one model with the preset's training defaults (VAE+: augmentation); returns it and its run facts."""
-    torch.manual_seed(seed)
-    cfg = model_config(preset, latent_dim=latent, input_shape=ds.shape, dataset=ds.name)
-    model = vaecore.build_model(cfg)
-    tc = vaecore.TrainConfig(**{
+def train_config(preset: str, ds: vaecore.Dataset, args: argparse.Namespace, seed: int) -> vaecore.TrainConfig:
+    """The preset's training defaults (VAE+: augmentation) with this experiment's budget."""
+    return vaecore.TrainConfig(**{
         **get_preset(preset).train, "data": ds.name, "limit": args.limit, "epochs": args.epochs,
         "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": seed,
         "log_every": 50, "checkpoint_every": 1000, "val_limit": 500, "device": "cpu"})
+
+
+def run_settings(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int) -> dict:
+    """Everything a model's scores depend on: what identifies its file in --results-dir."""
+    return json.loads(json.dumps({
+        "preset": preset, "latent": latent, "dataset": ds.name, "train": train_config(preset, ds, args, seed).to_dict(),
+        "eval": {"n_test": args.n_test, "n_knn_train": args.n_knn_train, "k": args.k, "labelled": args.labelled,
+                 "repeats": args.repeats}}))
+
+
+def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int, out_dir: Path
+              ) -> tuple[Any, dict[str, Any]]:
+    """Train one model; returns it and its run facts."""
+    torch.manual_seed(seed)
+    cfg = model_config(preset, latent_dim=latent, input_shape=ds.shape, dataset=ds.name)
+    model = vaecore.build_model(cfg)
+    tc = train_config(preset, ds, args, seed)
     t0 = time.perf_counter()
     records = read_metrics(out_dir) if (out_dir / "metrics.jsonl").is_file() else []
     if records and records[-1].get("event") == "finished" and rf.read_train_json(out_dir) == tc.to_dict():
@@ -149,6 +168,29 @@ def evaluate(model: Any, source: vaecore.Dataset, aff: dict[str, torch.Tensor], 
     return {"same": same, "aff": shifted, "curve": curve, "test_neg_elbo": neg_elbo}
 
 
+def scored_run(preset: str, latent: int, ds: vaecore.Dataset, aff: dict[str, torch.Tensor],
+               args: argparse.Namespace, seed: int, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model's scores and run facts: read from --results-dir when scored there with these settings, else
+    trained (or resumed from `run_dir`), evaluated and written there (and committed with --commit)."""
+    settings = run_settings(preset, latent, ds, args, seed)
+    path = Path(args.results_dir) / f"{run_dir.name}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") == settings:
+            print(f"  scored before: {path}", file=sys.stderr, flush=True)
+            return saved["result"], saved["facts"]
+    model, facts = train_one(preset, latent, ds, args, seed, run_dir)
+    res = evaluate(model, ds, aff, args, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"settings": settings, "result": res, "facts": facts})
+    if args.commit:
+        from train_zoo import git_commit
+
+        git_commit(ROOT, [str(path.relative_to(ROOT))],
+                   f"T-VAE transfer: {MODELS[preset]} z={latent} on {ds.name}, seed {seed}, scored")
+    return res, facts
+
+
 def mean_curve(curves: list[dict[str, Any]]) -> dict[str, Any]:
     """Average Figure 2 curves over seeds (the s.d. pools the labelled subsets of every seed)."""
     out = {}
@@ -178,6 +220,23 @@ def fmt(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.1f}"
 
 
+def table1_lines(report: dict[str, Any]) -> list[str]:
+    """Table 1 as markdown lines: ours (mean ± s.d. over seeds) / the paper's, per model and column."""
+    lines = ["| model | z | " + " | ".join(COLUMNS) + " | test −ELBO (nats) M / F |",
+             "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- |"]
+    for row in report["table"]:
+        cells = []
+        for col in COLUMNS:
+            ours, paper = row["ours"].get(col), row["paper"].get(col)
+            seeds = row["per_seed"].get(col, [])
+            spread = f" ± {100 * float(np.std(seeds)):.1f}" if len(seeds) > 1 else ""
+            cells.append(f"{fmt(ours)}{spread} / {fmt(paper / 100 if paper is not None else None)}")
+        elbo = " / ".join(fmt(row["test_neg_elbo"].get(src), pct=False) for src in ("M", "F"))
+        lines.append(f"| {row['name']} | {row['latent']} | " + " | ".join(cells) + f" | {elbo} |")
+    return lines + ["", "– = not run here. Paper's MNIST marginal likelihoods (Sec. 3, importance-weighted, tighter "
+                    "than the ELBO): VAE ~93, VAE+ ~94, T-VAE ~92 nats.", ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = ["# T-VAE transfer: KNN accuracy on latent means (paper 004, Table 1 and Figure 2)", "",
@@ -190,20 +249,7 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"{s['n_test']} test images. Aff = `transforms.affine_test_set` of MNIST (test seed 0, KNN-train "
              "seed 1), a milder local stand-in for AffNIST.", "",
              "## Table 1: accuracy (%), ours / paper" + (" (ours: mean ± s.d. over seeds)" if len(s["seeds"]) > 1
-                                                         else ""), "",
-             "| model | z | " + " | ".join(COLUMNS) + " | test −ELBO (nats) M / F |",
-             "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- |"]
-    for row in report["table"]:
-        cells = []
-        for col in COLUMNS:
-            ours, paper = row["ours"].get(col), row["paper"].get(col)
-            seeds = row["per_seed"].get(col, [])
-            spread = f" ± {100 * float(np.std(seeds)):.1f}" if len(seeds) > 1 else ""
-            cells.append(f"{fmt(ours)}{spread} / {fmt(paper / 100 if paper is not None else None)}")
-        elbo = " / ".join(fmt(row["test_neg_elbo"].get(src), pct=False) for src in ("M", "F"))
-        lines.append(f"| {row['name']} | {row['latent']} | " + " | ".join(cells) + f" | {elbo} |")
-    lines += ["", "– = not run here. Paper's MNIST marginal likelihoods (Sec. 3, importance-weighted, tighter than "
-              "the ELBO): VAE ~93, VAE+ ~94, T-VAE ~92 nats.", ""]
+                                                         else ""), "", *table1_lines(report)]
     if len(s["seeds"]) > 1:
         cols = [c for c in COLUMNS if any(c in r["per_seed"] for r in report["table"])]
         lines += [f"Per seed ({', '.join(map(str, s['seeds']))}), accuracy (%):", "",
@@ -280,6 +326,8 @@ def notes_for(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.commit and not Path(args.results_dir).resolve().is_relative_to(ROOT):
+        sys.exit(f"--commit needs --results-dir inside the repository {ROOT}")
     if args.threads:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
@@ -318,8 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     run_dir = work / f"{ds.name}-{preset}-z{latent}-seed{seed}"
                     print(f"training {MODELS[preset]} z={latent} on {ds.name}, seed {seed} ...", file=sys.stderr,
                           flush=True)
-                    model, facts = train_one(preset, latent, ds, args, seed, run_dir)
-                    res = evaluate(model, ds, aff, args, seed)
+                    res, facts = scored_run(preset, latent, ds, aff, args, seed, run_dir)
                     row["per_seed"].setdefault(f"{src}-{src}", []).append(res["same"])
                     row["per_seed"].setdefault(f"{src}-Aff", []).append(res["aff"])
                     row["test_neg_elbo_per_seed"].setdefault(src, []).append(res["test_neg_elbo"])

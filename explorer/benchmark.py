@@ -19,6 +19,7 @@ OURS: tuple[tuple[str, str], ...] = (
     ("fd", "FD prior"),
     ("fd_gmm", "FD GMM"),
     ("fd_maf", "FD MAF"),
+    ("fd_two-stage", "FD 2-stage"),
     ("probe", "linear probe acc"),
     ("kmeans", "k-means acc"),
     ("knn", "k-NN acc"),
@@ -29,8 +30,8 @@ PYTHAE: tuple[tuple[str, str], ...] = tuple((k, f"{PYTHAE_PREFIX}: {label}") for
     ("prior", "prior"), ("gmm", "GMM"), ("two-stage", "2-stage"), ("maf", "MAF")))
 TASKS = {
     "reconstruction": "MSE: squared error summed over the pixels of a test image, lower is better",
-    "generation": "FD of generated images: from the prior, and from a 10-component GMM and a MAF fitted on the "
-                  "training latent means; lower is better",
+    "generation": "FD of generated images: from the prior, and from a 10-component GMM, a MAF and a 2-stage VAE "
+                  "fitted on the training latent means; lower is better",
     "classification": "linear probe: logistic regression on training latent means, accuracy on the test latents",
     "clustering": "k-means (k = 10) on the test latent means, clusters matched one-to-one to labels (Hungarian)",
 }
@@ -40,6 +41,8 @@ COLUMN_HELP = {
     "FD GMM": "FD of samples drawn through a 10-component GMM fitted on the training latent means",
     "FD MAF": "FD of samples drawn through a masked autoregressive flow fitted on the training latent means "
               "(empty: not in this model's eval.json yet)",
+    "FD 2-stage": "FD of samples drawn through a 2-stage VAE (Dai & Wipf) fitted on the training latent means "
+                  "(empty: not computed yet; `python experiments/train_zoo.py --stage two-stage` adds it)",
     "linear probe acc": TASKS["classification"],
     "k-means acc": TASKS["clustering"],
     "k-NN acc": "5-nearest-neighbour accuracy on the test latent means (training latents as neighbours)",

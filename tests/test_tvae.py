@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -191,10 +192,15 @@ def test_experiment_script_tiny_budget(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(ROOT / "experiments" / "tvae_transfer.py"), "--max-steps", "20", "--limit", "1000",
            "--n-test", "500", "--latents", "10", "--repeats", "2", "--threads", "1", "--out", str(out),
-           "--work-dir", str(tmp_path / "runs")]
+           "--work-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "scores")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
+    assert len(list((tmp_path / "scores").glob("*.json"))) == len(report["runs"])
+    shutil.rmtree(tmp_path / "runs")  # a later session: no run folders, only the scored results
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert again.returncode == 0 and again.stderr.count("scored before") == len(report["runs"])
+    assert json.loads(out.with_suffix(".json").read_text())["table"] == report["table"]
     assert [r["name"] for r in report["table"]] == ["VAE", "VAE+", "T-VAE"]
     values = [v for r in report["table"] for v in r["ours"].values()]
     assert values and all(0.0 <= v <= 1.0 for v in values)

@@ -57,7 +57,7 @@ def train_loop(params: list[nn.Parameter], loss_fn: Callable[[torch.Tensor], tor
         opt.step()
         sched.step()
         if progress and ((step + 1) % every == 0 or step + 1 == steps):
-            progress((step + 1) / steps, f"{what}: step {step + 1}/{steps}, loss {float(loss):.3f}")
+            progress((step + 1) / steps, f"{what}: step {step + 1}/{steps}, loss {loss.item():.3f}")
         if val is not None and ((step + 1) % every == 0 or step + 1 == steps):
             held_out = _held_out_loss(loss_fn, val, batch_size)
             if math.isfinite(held_out) and (best is None or held_out < best[0]):
