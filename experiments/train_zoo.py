@@ -181,7 +181,8 @@ def train_entry(entry: ZooEntry, stage: Path, dataset: vaecore.Dataset, threads:
     t = time.time()
     if rf.holds_run(stage):
         print(f"[zoo] {entry.name}: resuming {stage}", flush=True)
-        result = Trainer.resume(stage, dataset=dataset, progress=True).fit()
+        more = {"threads": threads} if threads else {}  # a resume may use more (or fewer) threads than the start
+        result = Trainer.resume(stage, dataset=dataset, progress=True, **more).fit()
     else:
         if stage.exists():
             shutil.rmtree(stage)
