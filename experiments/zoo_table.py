@@ -85,6 +85,24 @@ def cell(r: dict, key: str) -> str:
     return fmt(r[key])
 
 
+def coverage(results: dict[str, dict], hub: dict[str, dict]) -> str:
+    """How much of the zoo is trained at its budget: bundled, on the Hub, and what is still missing."""
+    done = {**results, **hub}
+    at_budget = [e.name for e in ZOO if e.name in done and done[e.name]["_epochs"] >= e.epochs]
+    short = [f"`{e.name}` ({done[e.name]['_epochs']} epochs)" for e in ZOO
+             if e.name in done and e.name not in at_budget]
+    missing = [f"`{e.name}`" for e in ZOO if e.name not in done]
+    text = (f"{len(at_budget)} of the zoo's {len(ZOO)} models are trained at their budget "
+            f"({min(e.epochs for e in ZOO)} epochs; {sum(n in results for n in at_budget)} bundled, "
+            f"{sum(n in hub for n in at_budget)} for the Hub).")
+    if short:
+        text += f" Below budget: {', '.join(short)}."
+    if missing:
+        text += (f" Not trained yet: {', '.join(missing)} (`python experiments/train_zoo.py --workers 2 --threads 1 "
+                 "--commit` continues the zoo).")
+    return text
+
+
 def zoo_table(results: dict[str, dict]) -> str:
     lines = [f"Test metrics of the bundled models on the first {EVAL_N_TEST} MNIST test images (nats per image; "
              "MSE summed over pixels; FD = Fréchet distance in the features of the bundled MNIST classifier, "
@@ -305,7 +323,7 @@ def render(checkpoints: Path = CHECKPOINTS) -> str:
     results = load(checkpoints)
     diag_d = diag_d_optimum(checkpoints)
     parts = [
-        "#### Every bundled model", "", zoo_table(results), "",
+        "#### Every bundled model", "", coverage(results, load_hub(checkpoints)), "", zoo_table(results), "",
         "#### The papers' claims, checked", "", "\n".join(claims(results)),
         *(["", diag_d] if diag_d else []), "",
         "#### σ convergence", "", sigma_table(results), "",
