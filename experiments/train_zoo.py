@@ -351,9 +351,13 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
     if not BY_NAME[name].bundle:
         with install_lock(repo):
             write_catalog(checkpoints)
+            from zoo_table import write_results
+
+            write_results(checkpoints)
             if commit:
-                git_commit(repo, ["checkpoints/catalog.json"], f"zoo: {name} trained and evaluated for the Hub "
-                           "(not bundled); listed under hub_models with its eval")
+                git_commit(repo, ["checkpoints/catalog.json", "checkpoints/RESULTS.md"],
+                           f"zoo: {name} trained and evaluated for the Hub (not bundled); listed under hub_models "
+                           "with its eval")
         print(f"[zoo] {name}: a Hub model, not bundled; ready to publish from {stage}", flush=True)
         return
     with install_lock(repo):
