@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="one JSON per trained model with its scores; a model scored there with the same settings "
                         "is not trained again (commit them, and a later session continues where this one stopped)")
     p.add_argument("--commit", action="store_true", help="git-commit each model's result file as it is written")
+    p.add_argument("--scored-only", action="store_true",
+                   help="train nothing: report the (dataset, model, latent) cells whose every seed is already "
+                        "scored in --results-dir, the others as not run (to combine runs made by several processes)")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "tvae_transfer"),
                    help="output path without extension: writes <out>.md and <out>.json")
     return p.parse_args(argv)
@@ -116,6 +119,11 @@ def run_settings(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.N
         "preset": preset, "latent": latent, "dataset": ds.name, "train": train_config(preset, ds, args, seed).to_dict(),
         "eval": {"n_test": args.n_test, "n_knn_train": args.n_knn_train, "k": args.k, "labelled": args.labelled,
                  "repeats": args.repeats}}))
+
+
+def run_name(ds: vaecore.Dataset, preset: str, latent: int, seed: int) -> str:
+    """The run folder's (and its result file's) name."""
+    return f"{ds.name}-{preset}-z{latent}-seed{seed}"
 
 
 def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int, out_dir: Path
@@ -168,17 +176,28 @@ def evaluate(model: Any, source: vaecore.Dataset, aff: dict[str, torch.Tensor], 
     return {"same": same, "aff": shifted, "curve": curve, "test_neg_elbo": neg_elbo}
 
 
+def saved_score(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int, run_dir: Path
+                ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A model's scores and run facts from --results-dir, if it was scored there with these settings."""
+    path = Path(args.results_dir) / f"{run_dir.name}.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("settings") != run_settings(preset, latent, ds, args, seed):
+        return None
+    print(f"  scored before: {path}", file=sys.stderr, flush=True)
+    return saved["result"], saved["facts"]
+
+
 def scored_run(preset: str, latent: int, ds: vaecore.Dataset, aff: dict[str, torch.Tensor],
                args: argparse.Namespace, seed: int, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A model's scores and run facts: read from --results-dir when scored there with these settings, else
     trained (or resumed from `run_dir`), evaluated and written there (and committed with --commit)."""
-    settings = run_settings(preset, latent, ds, args, seed)
+    saved = saved_score(preset, latent, ds, args, seed, run_dir)
+    if saved is not None:
+        return saved
     path = Path(args.results_dir) / f"{run_dir.name}.json"
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            print(f"  scored before: {path}", file=sys.stderr, flush=True)
-            return saved["result"], saved["facts"]
+    settings = run_settings(preset, latent, ds, args, seed)
     model, facts = train_one(preset, latent, ds, args, seed, run_dir)
     res = evaluate(model, ds, aff, args, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,9 +380,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "preset": preset, "name": MODELS[preset], "latent": latent, "per_seed": {},
                 "test_neg_elbo_per_seed": {}, "paper": PAPER_TABLE1.get((preset, latent), dict.fromkeys(COLUMNS))})
             for src, ds in sources.items():
+                if args.scored_only and any(saved_score(preset, latent, ds, args, seed, work / run_name(
+                        ds, preset, latent, seed)) is None for seed in args.seeds):
+                    print(f"{MODELS[preset]} z={latent} on {ds.name}: not every seed scored; reported as not run",
+                          file=sys.stderr, flush=True)
+                    continue
                 curves = []
                 for seed in args.seeds:
-                    run_dir = work / f"{ds.name}-{preset}-z{latent}-seed{seed}"
+                    run_dir = work / run_name(ds, preset, latent, seed)
                     print(f"training {MODELS[preset]} z={latent} on {ds.name}, seed {seed} ...", file=sys.stderr,
                           flush=True)
                     res, facts = scored_run(preset, latent, ds, aff, args, seed, run_dir)
@@ -376,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           f"{res['test_neg_elbo']:.1f}  ({facts['train_seconds']} s)", file=sys.stderr, flush=True)
                 figure2.append({"source": src, "preset": preset, "name": MODELS[preset], "latent": latent,
                                 "curve": mean_curve(curves)})
+    rows = {key: row for key, row in rows.items() if row["per_seed"]}
     for row in rows.values():
         row["ours"] = {col: float(np.mean(v)) for col, v in row["per_seed"].items()}
         row["test_neg_elbo"] = {src: float(np.mean(v)) for src, v in row["test_neg_elbo_per_seed"].items()}

@@ -210,3 +210,9 @@ def test_experiment_script_tiny_budget(tmp_path: Path) -> None:
     assert curve_points and all(0.0 <= v <= 1.0 for v in curve_points)
     md = out.with_suffix(".md").read_text()
     assert "| T-VAE | 10 |" in md and "epochs" in md
+    for f in (tmp_path / "scores").glob("*-tvae-z10-seed0.json"):  # T-VAE not scored: --scored-only must not train it
+        f.unlink()
+    partial = subprocess.run([*cmd, "--scored-only"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert partial.returncode == 0 and "T-VAE z=10 on mnist: not every seed scored" in partial.stderr
+    assert not list((tmp_path / "scores").glob("*-tvae-*.json"))
+    assert [r["name"] for r in json.loads(out.with_suffix(".json").read_text())["table"]] == ["VAE", "VAE+"]
