@@ -319,6 +319,9 @@ def notes_for(report: dict[str, Any]) -> list[str]:
         "scale 0.8-1.2, shear ±20°, which cover it. The paper does not state its ranges.",
         "VAE+ sees every training image transformed (no untransformed copies); the T-VAE sees x, f(x), f^-1(x).",
     ]
+    if s.get("scored_only"):
+        notes.append("Assembled with --scored-only from the per-model score files in --results-dir; the same command "
+                     "without --scored-only trains and scores the missing models (each cell needs every seed).")
     if s.get("fashion_missing"):
         notes.append(f"Fashion-MNIST not found ({s['fashion_missing']}): F columns not run.")
     rows = {(r["preset"], r["latent"]): r for r in report["table"]}
@@ -413,6 +416,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "latents": args.latents, "models": args.models, "batch_size": args.batch_size, "lr": args.lr,
             "seeds": args.seeds, "repeats": args.repeats, "labelled": args.labelled,
             "fashion_missing": fashion_missing, "torch_threads": torch.get_num_threads(),
+            "scored_only": args.scored_only,
         },
         "table": list(rows.values()),
         "figure2": figure2,

@@ -310,8 +310,12 @@ def tvae_table(path: Path = TVAE_REPORT) -> list[str]:
     report = json.loads(path.read_text())
     s = report["settings"]
     verdicts = [n for n in report["notes"] if n.startswith("z=")]
+    command = f"`{s['command']}`"
+    if s.get("scored_only"):
+        command = (f"`{s['command'].replace(' --scored-only', '')}`, its models trained in parallel processes and the "
+                   "table assembled with `--scored-only`")
     return ["#### T-VAE Table 1, from the transfer experiment", "",
-            f"`{s['command']}` ({s['epochs_used']}; the paper trains 200 epochs; full report: "
+            f"{command} ({s['epochs_used']}; the paper trains 200 epochs; full report: "
             f"`experiments/results/tvae_transfer.md`). KNN accuracy (%) on latent means, {s['k']}-NN with "
             f"{s['n_knn_train']} labelled latents and {s['n_test']} test images; Aff = a seeded affine copy of the "
             "MNIST test set, our milder stand-in for AffNIST (so absolute Aff accuracies are above the paper's).", "",
