@@ -176,16 +176,15 @@ def evaluate(model: Any, source: vaecore.Dataset, aff: dict[str, torch.Tensor], 
     return {"same": same, "aff": shifted, "curve": curve, "test_neg_elbo": neg_elbo}
 
 
-def saved_score(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int, run_dir: Path
+def saved_score(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Namespace, seed: int
                 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """A model's scores and run facts from --results-dir, if it was scored there with these settings."""
-    path = Path(args.results_dir) / f"{run_dir.name}.json"
+    path = Path(args.results_dir) / f"{run_name(ds, preset, latent, seed)}.json"
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
     if saved.get("settings") != run_settings(preset, latent, ds, args, seed):
         return None
-    print(f"  scored before: {path}", file=sys.stderr, flush=True)
     return saved["result"], saved["facts"]
 
 
@@ -193,8 +192,9 @@ def scored_run(preset: str, latent: int, ds: vaecore.Dataset, aff: dict[str, tor
                args: argparse.Namespace, seed: int, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A model's scores and run facts: read from --results-dir when scored there with these settings, else
     trained (or resumed from `run_dir`), evaluated and written there (and committed with --commit)."""
-    saved = saved_score(preset, latent, ds, args, seed, run_dir)
+    saved = saved_score(preset, latent, ds, args, seed)
     if saved is not None:
+        print(f"  scored before: {run_dir.name}", file=sys.stderr, flush=True)
         return saved
     path = Path(args.results_dir) / f"{run_dir.name}.json"
     settings = run_settings(preset, latent, ds, args, seed)
@@ -383,8 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "preset": preset, "name": MODELS[preset], "latent": latent, "per_seed": {},
                 "test_neg_elbo_per_seed": {}, "paper": PAPER_TABLE1.get((preset, latent), dict.fromkeys(COLUMNS))})
             for src, ds in sources.items():
-                if args.scored_only and any(saved_score(preset, latent, ds, args, seed, work / run_name(
-                        ds, preset, latent, seed)) is None for seed in args.seeds):
+                if args.scored_only and any(saved_score(preset, latent, ds, args, seed) is None
+                                            for seed in args.seeds):
                     print(f"{MODELS[preset]} z={latent} on {ds.name}: not every seed scored; reported as not run",
                           file=sys.stderr, flush=True)
                     continue
