@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from vaecore.components.nets import ARCHITECTURES, build_decoder, build_encoder, check_supported, count_parameters
+from vaecore.components.nets import (
+    ARCHITECTURES,
+    PAPER_MLPS,
+    GatedLinear,
+    build_decoder,
+    build_encoder,
+    check_supported,
+    count_parameters,
+)
 
 LATENT = 16
 BATCH = 2
@@ -17,6 +25,7 @@ UNSUPPORTED = {
     "pythae-conv": [(1, 8, 8), (1, 48, 48), (1, 28, 32)],
     "pythae-resnet": [(1, 8, 8), (1, 48, 48), (3, 64, 32)],
     "mlp": [],
+    **{name: [] for name in PAPER_MLPS},
 }
 
 
@@ -48,6 +57,7 @@ def test_expected_support_matrix():
         ("pythae-conv", (1, 28, 28)), ("pythae-conv", (3, 32, 32)),
         ("pythae-resnet", (1, 28, 28)), ("pythae-resnet", (3, 32, 32)),
         ("mlp", (1, 28, 28)), ("mlp", (1, 8, 8)), ("mlp", (3, 32, 32)),
+        *((name, shape) for name in PAPER_MLPS for shape in SHAPES),
     }
     assert set(CASES) == expected
 
@@ -86,7 +96,7 @@ def test_custom_out_features_and_eval_mode(arch: str, shape: tuple[int, int, int
 def test_decoder_has_no_output_activation(arch: str):
     shape = next(s for a, s in CASES if a == arch)
     dec = build_decoder(arch, shape, LATENT, 2)
-    assert not any(isinstance(m, (nn.Sigmoid, nn.Tanh, nn.Softmax)) for m in dec.modules())
+    assert not any(isinstance(m, (nn.Sigmoid, nn.Softmax)) for m in dec.modules())  # tanh hidden layers are fine
     last = [m for m in dec.children() if not isinstance(m, (nn.Unflatten, nn.Flatten))][-1]
     assert isinstance(last, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d))
 
@@ -142,3 +152,35 @@ def test_parameter_counts_28x28():
         print(f"{arch}: encoder {counts[arch][0]:,} + decoder {counts[arch][1]:,} = {sum(counts[arch]):,}")
     assert 100_000 <= sum(counts["sigma-conv"]) <= 600_000
     assert sum(counts["pythae-conv"]) > 10_000_000
+
+
+def test_iwae_mlp_is_the_papers_net():
+    """784-200-200-2·50 tanh encoder and 50-200-200-784 decoder (Burda et al. §5), Glorot-uniform, zero biases."""
+    enc = build_encoder("iwae-mlp", (1, 28, 28), 50)
+    dec = build_decoder("iwae-mlp", (1, 28, 28), 50, 1)
+    assert count_parameters(enc) == 784 * 200 + 200 + 200 * 200 + 200 + 200 * 100 + 100
+    assert count_parameters(dec) == 50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784
+    assert sum(isinstance(m, nn.Tanh) for m in enc.modules()) == 2 == sum(isinstance(m, nn.Tanh) for m in dec.modules())
+    for lin in [m for m in [*enc.modules(), *dec.modules()] if isinstance(m, nn.Linear)]:
+        bound = (6.0 / (lin.in_features + lin.out_features)) ** 0.5
+        assert float(lin.weight.abs().max()) <= bound and float(lin.weight.abs().max()) > 0.9 * bound
+        assert not lin.bias.any()
+
+
+def test_gated_layer_is_h_times_sigmoid_g():
+    layer = GatedLinear(5, 3)
+    x = torch.randn(4, 5)
+    assert torch.allclose(layer(x), layer.h(x) * torch.sigmoid(layer.g(x)))
+    enc = build_encoder("vamp-mlp", (1, 28, 28), 40)
+    assert sum(isinstance(m, GatedLinear) for m in enc.modules()) == 2
+
+
+def test_paper_decoders_mirror_the_encoders():
+    for name, spec in PAPER_MLPS.items():
+        enc = [m.out_features for m in build_encoder(name, (1, 28, 28), 8).modules() if isinstance(m, nn.Linear)]
+        dec = [m.out_features for m in build_decoder(name, (1, 28, 28), 8, 1).modules() if isinstance(m, nn.Linear)]
+        hidden = list(spec.hidden)
+        if spec.act == "gated":  # two linear maps per gated layer
+            hidden = [w for w in hidden for _ in (0, 1)]
+        assert enc[:-1] == hidden, name
+        assert dec[:-1] == hidden[::-1], name

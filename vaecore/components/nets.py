@@ -15,6 +15,7 @@ import (the one that registers it) when it is not registered yet.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from vaecore.components.benchmark_nets import RESNET_SIZES, celeba_conv_decoder,
 __all__ = [
     "ARCHITECTURES",
     "DEFAULT_ARCH",
+    "PAPER_MLPS",
     "Decoder",
     "Encoder",
     "build_decoder",
@@ -261,12 +263,98 @@ def _mlp_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Mo
     ]
 
 
+@dataclass(frozen=True)
+class PaperMLP:
+    """A fully connected net of a paper's likelihood experiments: `hidden` widths of the encoder (the decoder
+    mirrors them), the activation `act` ("tanh", "relu", "softplus", or "gated": h(x)·sigmoid(g(x)) as in
+    Tomczak & Welling's VampPrior nets) and the weight initialisation `init` ("torch": PyTorch's default;
+    "glorot": Glorot-uniform weights and zero biases; "he": He-normal weights, default biases)."""
+
+    hidden: tuple[int, ...]
+    act: str
+    init: str
+    description: str
+
+
+PAPER_MLPS: dict[str, PaperMLP] = {
+    "iwae-mlp": PaperMLP((200, 200), "tanh", "glorot",
+                         "IWAE paper's one-stochastic-layer MLP (Burda et al. 2016, §5): 2 x 200 tanh each way, "
+                         "Glorot-uniform init; any image shape"),
+    "vae-mlp-400": PaperMLP((400,), "relu", "torch",
+                            "one hidden layer of 400 ReLU each way (Pythae's VAE reproduction, after Rezende & "
+                            "Mohamed 2015); any image shape"),
+    "vamp-mlp": PaperMLP((300, 300), "gated", "he",
+                         "2 x 300 gated dense layers each way, He-normal init (VampPrior paper; Pythae's VAMP "
+                         "reproduction); any image shape"),
+    "hvae-mlp": PaperMLP((300,), "softplus", "torch",
+                         "one hidden layer of 300 softplus each way (Pythae's HVAE reproduction); any image shape"),
+    "svae-mlp": PaperMLP((256, 128), "relu", "torch",
+                         "256-128 ReLU encoder, 128-256 decoder (S-VAE paper's code; Pythae's SVAE reproduction); "
+                         "any image shape"),
+    "pvae-mlp": PaperMLP((600,), "relu", "torch",
+                         "one hidden layer of 600 ReLU each way (Pythae's Poincaré VAE reproduction, whose first "
+                         "decoder layer is a gyroplane layer; here a linear layer); any image shape"),
+}
+ARCHITECTURES.update({name: spec.description for name, spec in PAPER_MLPS.items()})
+
+
+class GatedLinear(nn.Module):
+    """h(x)·sigmoid(g(x)) with two linear maps h and g (the gated dense layer of the VampPrior nets)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.h = nn.Linear(n_in, n_out)
+        self.g = nn.Linear(n_in, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.h(x) * torch.sigmoid(self.g(x))
+
+
+def _paper_layers(spec: PaperMLP, widths: Sequence[int]) -> list[nn.Module]:
+    """Hidden layers through `widths` (first = input size) then the linear output layer, initialised per spec."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(widths[:-2], widths[1:-1], strict=True):
+        if spec.act == "gated":
+            layers.append(GatedLinear(n_in, n_out))
+        else:
+            layers += [nn.Linear(n_in, n_out), {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}[spec.act]()]
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    for module in layers:
+        for lin in [m for m in module.modules() if isinstance(m, nn.Linear)]:
+            if spec.init == "glorot":
+                nn.init.xavier_uniform_(lin.weight)
+                nn.init.zeros_(lin.bias)
+            elif spec.init == "he":
+                nn.init.normal_(lin.weight, 0.0, (2.0 / lin.in_features) ** 0.5)
+    return layers
+
+
+def _paper_encoder(name: str) -> Callable[[Shape, int], list[nn.Module]]:
+    spec = PAPER_MLPS[name]
+
+    def build(shape: Shape, out_features: int) -> list[nn.Module]:
+        d = shape[0] * shape[1] * shape[2]
+        return [nn.Flatten(), *_paper_layers(spec, (d, *spec.hidden, out_features))]
+    return build
+
+
+def _paper_decoder(name: str) -> Callable[[Shape, int, int], list[nn.Module]]:
+    spec = PAPER_MLPS[name]
+
+    def build(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+        _, h, w = shape
+        widths = (latent_dim, *reversed(spec.hidden), out_channels * h * w)
+        return [*_paper_layers(spec, widths), nn.Unflatten(1, (out_channels, h, w))]
+    return build
+
+
 _ENCODERS: dict[str, Callable[[Shape, int], list[nn.Module]]] = {
     "sigma-conv": _sigma_encoder,
     "arelbo-conv": _arelbo_encoder,
     "pythae-conv": _pythae_encoder,
     "pythae-resnet": resnet_encoder,
     "mlp": _mlp_encoder,
+    **{name: _paper_encoder(name) for name in PAPER_MLPS},
 }
 
 _DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
@@ -275,6 +363,7 @@ _DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
     "pythae-conv": _pythae_decoder,
     "pythae-resnet": resnet_decoder,
     "mlp": _mlp_decoder,
+    **{name: _paper_decoder(name) for name in PAPER_MLPS},
 }
 _CUSTOM: dict[str, str] = {}
 """Registered user architectures: qualified name → the module that registered it."""
