@@ -28,6 +28,7 @@ def _trainer(out: Path, digits: vaecore.Dataset, callbacks=(), **cfg: object) ->
     ("adamw", "cosine", {"weight_decay": 0.01, "epochs": 3}),
     ("sgd", "step", {"momentum": 0.9, "step_size": 1, "lr": 1e-2}),
     ("rmsprop", "none", {"momentum": 0.5}),
+    ("adamax", "multistep", {"milestones": [1, 2], "step_gamma": 0.5}),
 ])
 def test_resume_is_exact_for_each_optimizer_and_schedule(tmp_path: Path, digits: vaecore.Dataset, optimizer: str,
                                                          scheduler: str, extra: dict) -> None:
@@ -52,6 +53,8 @@ def test_resume_is_exact_for_each_optimizer_and_schedule(tmp_path: Path, digits:
     assert full.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"]
     if scheduler in ("step", "cosine"):
         assert resumed.optimizer.param_groups[0]["lr"] < resumed.config.lr, "the schedule must have moved the lr"
+    if scheduler == "multistep":  # 40 steps of 18 per epoch: 2 epoch ends, both milestones passed
+        assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(resumed.config.lr * 0.25, rel=1e-12)
 
 
 def test_plateau_resumes_from_a_checkpoint_before_any_validation(tmp_path: Path, digits: vaecore.Dataset) -> None:

@@ -156,19 +156,20 @@ class TrainConfig(Config):
     batch_size: int = setting(128, lo=1)
     lr: float = setting(1e-3, lo=0, lo_open=True)
     seed: int = setting(0, lo=0)
-    optimizer: str = setting("adam", choices=("adam", "adamw", "sgd", "rmsprop"))
+    optimizer: str = setting("adam", choices=("adam", "adamw", "adamax", "sgd", "rmsprop"))
     weight_decay: float = setting(0.0, lo=0)
     momentum: float = setting(0.0, lo=0, hi=1)
     nesterov: bool = False
     beta1: float = setting(0.9, lo=0, hi=1)
     beta2: float = setting(0.999, lo=0, hi=1)
     eps: float = setting(1e-8, lo=0, lo_open=True)
-    scheduler: str = setting("none", choices=("none", "plateau", "cosine", "step"))
+    scheduler: str = setting("none", choices=("none", "plateau", "cosine", "step", "multistep"))
     plateau: bool = False
     plateau_patience: int = setting(5, lo=0)
     plateau_factor: float = setting(0.5, lo=0, lo_open=True, hi=1)
     step_size: int = setting(10, lo=1)
     step_gamma: float = setting(0.5, lo=0, lo_open=True, hi=1)
+    milestones: list[int] = field(default_factory=list)  # multistep: epoch counts after which lr ×= step_gamma
     min_lr: float = setting(0.0, lo=0)
     early_stopping: int | None = setting(None, lo=1)
     keep_best: bool = True
@@ -195,3 +196,6 @@ class TrainConfig(Config):
 
         super().__post_init__()
         check_tracker_names(self.log_to)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones) or \
+                list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError(f"setting 'milestones' must be increasing epoch counts >= 1, got {self.milestones!r}")

@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules chosen by name, from a `TrainConfig`.
 
-Optimizers: adam, adamw, sgd, rmsprop (with `weight_decay`, `momentum`, `beta1`/`beta2`, `eps`).
+Optimizers: adam, adamw, adamax, sgd, rmsprop (with `weight_decay`, `momentum`, `beta1`/`beta2`, `eps`).
 Schedules, stepped once per epoch: none, plateau (on the validation loss), cosine (over the
-run's epochs, down to `min_lr`), step (× `step_gamma` every `step_size` epochs). Every
+run's epochs, down to `min_lr`), step (× `step_gamma` every `step_size` epochs), multistep
+(× `step_gamma` at each epoch count in `milestones`). Every
 schedule's state is a plain dict, so it is saved as JSON in the checkpoint.
 """
 
@@ -14,8 +15,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULERS = ("none", "plateau", "cosine", "step")
+OPTIMIZERS = ("adam", "adamw", "adamax", "sgd", "rmsprop")
+SCHEDULERS = ("none", "plateau", "cosine", "step", "multistep")
 
 
 def build_optimizer(config: Any, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -28,6 +29,9 @@ def build_optimizer(config: Any, params: Iterable[torch.nn.Parameter], lr: float
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=(config.beta1, config.beta2), eps=config.eps,
                                  weight_decay=config.weight_decay)
+    if name == "adamax":
+        return torch.optim.Adamax(params, lr=lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                                  weight_decay=config.weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                nesterov=config.nesterov and config.momentum > 0)
@@ -54,6 +58,11 @@ def build_scheduler(config: Any, optimizer: torch.optim.Optimizer) -> Any | None
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs), eta_min=config.min_lr)
     if name == "step":
         return lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.step_gamma)
+    if name == "multistep":
+        if not config.milestones:
+            raise ValueError("the multistep schedule needs `milestones`: the epoch counts after which the learning "
+                             "rate is multiplied by `step_gamma`")
+        return lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.step_gamma)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
@@ -105,4 +114,6 @@ def load_optimizer_state(optimizers: list[torch.optim.Optimizer], schedulers: li
         if sched is not None and saved:
             if isinstance(sched, lr_scheduler.ReduceLROnPlateau) and saved.get("best") is None:
                 saved = {**saved, "best": sched.mode_worse}  # strict JSON stored the initial ±inf as null
+            if isinstance(sched, lr_scheduler.MultiStepLR):  # JSON made its Counter's int keys strings; config has them
+                saved = {k: v for k, v in saved.items() if k != "milestones"}
             sched.load_state_dict(saved)
