@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from vaecore.components.posteriors import (
+    LOG_2PI,
     DiagonalGaussian,
-    diag_normal_log_prob,
     register_kl,
     standard_normal_log_prob,
 )
@@ -53,6 +53,22 @@ def _kl_diag_normal(q: DiagonalGaussian, p: StandardNormal) -> Tensor:
     return q.kl_per_dimension().sum(dim=-1)
 
 
+def diag_mixture_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log (1/K) Σ_k N(z; μ_k, diag exp(logvar_k)) over the last dimension of z (..., d), for K components (K, d).
+
+    The quadratic forms Σ_j (z_j − μ_kj)² / σ_kj² of all z against all components are three matrix products
+    (z² · P − 2 z · (μ P) + μ² · P, P = 1/σ²) rather than a (..., K, d) broadcast, in float64 so the expanded
+    square loses nothing to cancellation; the result has z's dtype.
+    """
+    d, k = z.shape[-1], mu.shape[0]
+    zf = z.reshape(-1, d).double()
+    mu, logvar = mu.double(), logvar.double()
+    prec = torch.exp(-logvar)
+    quad = (zf * zf) @ prec.T - 2.0 * zf @ (mu * prec).T + (mu * mu * prec).sum(dim=-1)
+    lp = -0.5 * (quad.clamp_min(0.0) + logvar.sum(dim=-1) + d * LOG_2PI)
+    return (torch.logsumexp(lp, dim=-1) - math.log(k)).to(z.dtype).reshape(z.shape[:-1])
+
+
 class VampPrior(Prior):
     """(1/K) Σ_k q(z | u_k) over K learned pseudo-inputs u_k = sigmoid(pseudo_inputs_k).
 
@@ -74,8 +90,7 @@ class VampPrior(Prior):
 
     def log_prob(self, z: Tensor) -> Tensor:
         comp = self.components()
-        lp = diag_normal_log_prob(z.unsqueeze(-2), comp.mu, comp.logvar)
-        return torch.logsumexp(lp, dim=-1) - math.log(comp.mu.shape[0])
+        return diag_mixture_log_prob(z, comp.mu, comp.logvar)
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                device: torch.device | str | None = None) -> Tensor:

@@ -13,8 +13,8 @@ from typing import Any
 
 __all__ = [
     "ARELBO_MNIST_SETTINGS", "ARELBO_TABLE3_MNIST", "ARELBO_TABLE4_MNIST", "PYTHAE_MNIST_SETTINGS",
-    "PYTHAE_TABLE4_MNIST", "SIGMA_TABLE2", "SIGMA_TABLE4_CIFAR",
-    "SOURCES", "TVAE_MNIST_NLL", "TVAE_TABLE1_KNN", "reference_row",
+    "PYTHAE_TABLE4_MNIST", "REPRODUCTION_MNIST_NLL", "SIGMA_TABLE2", "SIGMA_TABLE4_CIFAR",
+    "SOURCES", "TVAE_MNIST_NLL", "TVAE_TABLE1_KNN", "reference_row", "reproduction_source",
 ]
 
 SOURCES: dict[str, str] = {
@@ -157,6 +157,48 @@ PYTHAE_TABLE4_MNIST: dict[str, dict[str, Any]] = {
 # 100; MAF (2 blocks of 3 × 128 MADE) and 2-stage (MLP 2 × 1024) samplers fitted for 200 epochs.
 PYTHAE_MNIST_SETTINGS: dict[str, Any] = {"epochs": 100, "lr": 1e-4, "batch_size": 100, "configs_per_model": 10,
                                          "fid_samples": 10_000, "network": "Pythae ConvNet (Table 2)"}
+
+# The reproduction board (experiments/reproduction.py): test −log p(x) in nats on binarized MNIST, keyed by board
+# row. "iwae": Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (ICLR 2016), Table 1, MNIST, one
+# stochastic layer, K = 5000, 3^8 passes; VAE and IWAE are the same objective at k = 1 (both 86.76).
+# "pythae": the README of clementchadebec/benchmark_VAE, examples/scripts/reproducibility/ ("Obtained value", in
+# brackets there the s.d. over 5 evaluation rounds; "paper" is its "Reference value"), with the K it states.
+REPRODUCTION_MNIST_NLL: dict[str, dict[str, Any]] = {
+    "iwae-k1": {"source": "iwae", "value": 86.76, "k": 5000},
+    "vae-k5": {"source": "iwae", "value": 86.47, "k": 5000},
+    "vae-k50": {"source": "iwae", "value": 86.35, "k": 5000},
+    "iwae-k5": {"source": "iwae", "value": 85.54, "k": 5000},
+    "iwae-k50": {"source": "iwae", "value": 84.78, "k": 5000},
+    "pythae-vae": {"source": "pythae", "value": 89.78, "paper": 89.9, "k": 200,
+                   "paper_ref": "Rezende & Mohamed 2015 (arXiv 1505.05770)"},
+    "pythae-vamp": {"source": "pythae", "value": 85.79, "paper": 85.57, "k": 5000,
+                    "paper_ref": "Tomczak & Welling 2018 (arXiv 1705.07120)"},
+    "pythae-iwae": {"source": "pythae", "value": 86.82, "paper": 87.1, "k": 5000,
+                    "paper_ref": "Burda et al. 2016 (arXiv 1509.00519)"},
+    "pythae-miwae": {"source": "pythae", "value": 85.09, "paper": 84.97, "k": 5000,
+                     "paper_ref": "Rainforth et al. 2018 (arXiv 1802.04537)"},
+    "pythae-piwae": {"source": "pythae", "value": 84.58, "paper": 84.46, "k": 5000,
+                     "paper_ref": "Rainforth et al. 2018 (arXiv 1802.04537)"},
+    "pythae-ciwae": {"source": "pythae", "value": 84.74, "paper": 84.57, "k": 5000,
+                     "paper_ref": "Rainforth et al. 2018 (arXiv 1802.04537)"},
+    "pythae-hvae": {"source": "pythae", "value": 86.21, "paper": 86.40, "k": 1000,
+                    "paper_ref": "Caterini et al. 2018 (arXiv 1410.6460 as Pythae links it)"},
+    "pythae-svae": {"source": "pythae", "value": 93.13, "paper": 93.16, "k": 500,
+                    "paper_ref": "the S-VAE code (nicola-decao/s-vae-pytorch)"},
+    "pythae-pvae": {"source": "pythae", "value": 101.66, "paper": 101.47, "k": 500,
+                    "paper_ref": "the P-VAE code (emilemathieu/pvae)"},
+}
+_REPRODUCTION_SOURCES = {
+    "iwae": "Burda, Grosse & Salakhutdinov, \"Importance Weighted Autoencoders\" (ICLR 2016), Table 1",
+    "pythae": "Pythae's reproducibility table (README of examples/scripts/reproducibility/ in "
+              "clementchadebec/benchmark_VAE)",
+}
+
+
+def reproduction_source(group: str) -> str:
+    """The citation of a reproduction-board group ("iwae" or "pythae")."""
+    return _REPRODUCTION_SOURCES[group]
+
 
 _TABLES: dict[str, dict[str, dict[str, Any]]] = {
     "arelbo-table3": ARELBO_TABLE3_MNIST,
