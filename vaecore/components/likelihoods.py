@@ -26,6 +26,11 @@ EDGE = 1e4  # stands in for ±∞ at the open first and last bins (finite keeps 
 MIN_LOG_SIGMA = -6.0
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """`t` in float32 when it has less precision (autocast's bfloat16 / float16), else as it is (float64 stays)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def to_levels(x: torch.Tensor) -> torch.Tensor:
     """Map [0, 1] images to integer levels 0..255."""
     return torch.round(x.clamp(0, 1) * 255).long()
@@ -137,10 +142,10 @@ class Bernoulli(Likelihood):
     continuous_density = False
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return flat_sum(F.binary_cross_entropy_with_logits(params.float(), x, reduction="none"))
+        return flat_sum(F.binary_cross_entropy_with_logits(at_least_float32(params), x, reduction="none"))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(params.float())
+        return torch.sigmoid(at_least_float32(params))
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.bernoulli(self.mean(params), generator=generator)
@@ -189,7 +194,7 @@ class Gaussian(Likelihood):
         return self._split(params)
 
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        params = params.float()
+        params = at_least_float32(params)
         c = self.input_shape[0]
         mu = torch.sigmoid(params[:, :c])
         if self.sigma_mode == "per-pixel":
@@ -210,7 +215,7 @@ class Gaussian(Likelihood):
 
     def optimal_log_sigma(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """ln σ* = ln RMS(x − μ) over the batch and all pixels, soft-clipped at −6."""
-        mu = torch.sigmoid(params.float()[:, : self.input_shape[0]])
+        mu = torch.sigmoid(at_least_float32(params)[:, : self.input_shape[0]])
         return softclip(0.5 * torch.log(((x - mu) ** 2).mean()), MIN_LOG_SIGMA)
 
     def _fit_sigma(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +233,7 @@ class Gaussian(Likelihood):
         if self.sigma_mode != "optimal" or not self.training:
             return self.nll(params, x)
         log_sigma = self._fit_sigma(params, x)
-        mu = torch.sigmoid(params.float()[:, : self.input_shape[0]])
+        mu = torch.sigmoid(at_least_float32(params)[:, : self.input_shape[0]])
         return self._gaussian_nll(x, mu, log_sigma.expand_as(mu))
 
     def objective(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -295,7 +300,7 @@ class ARELBO(Likelihood):
 
     def batch_terms(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The AR-ELBO reconstruction objective for this batch and the MLE of σx² it implies."""
-        sq = (x - torch.sigmoid(params.float())) ** 2
+        sq = (x - torch.sigmoid(at_least_float32(params))) ** 2
         d = self.num_values
         if self.variance == "iso-i":
             s2 = sq.mean()
@@ -329,15 +334,15 @@ class ARELBO(Likelihood):
         return 0.5 * torch.log(self.sigma2.clamp_min(1e-12))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mu = torch.sigmoid(params.float())
+        mu = torch.sigmoid(at_least_float32(params))
         return Gaussian._gaussian_nll(x, mu, self._log_sigma().expand_as(mu))
 
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mu = torch.sigmoid(params.float())
+        mu = torch.sigmoid(at_least_float32(params))
         return -flat_sum(gaussian_log_bin(x, mu, self._log_sigma().expand_as(mu)))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(params.float())
+        return torch.sigmoid(at_least_float32(params))
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         mu = self.mean(params)
@@ -366,11 +371,11 @@ class _SharedScale(DiscreteLikelihood):
         return softclip(self.log_scale, MIN_LOG_SIGMA)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mu = torch.sigmoid(params.float())
+        mu = torch.sigmoid(at_least_float32(params))
         return -flat_sum(type(self).log_bin(x, mu, self._scale().expand_as(mu)))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(params.float())
+        return torch.sigmoid(at_least_float32(params))
 
     def trace(self) -> dict[str, float]:
         return {"log_sigma": float(self._scale().detach())}
@@ -420,7 +425,7 @@ class LogisticMixture(DiscreteLikelihood):
 
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, _, h, w = params.shape
-        p = params.float().reshape(b, 3, self.k, self.input_shape[0], h, w)
+        p = at_least_float32(params).reshape(b, 3, self.k, self.input_shape[0], h, w)
         logits = torch.log_softmax(p[:, 0], dim=1)
         mu = torch.sigmoid(p[:, 1])
         log_s = softclip(p[:, 2], -7.0)
@@ -455,7 +460,7 @@ class Categorical256(DiscreteLikelihood):
 
     def _logits(self, params: torch.Tensor) -> torch.Tensor:
         b, _, h, w = params.shape
-        return params.float().reshape(b, 256, self.input_shape[0], h, w)
+        return at_least_float32(params).reshape(b, 256, self.input_shape[0], h, w)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return flat_sum(F.cross_entropy(self._logits(params), to_levels(x), reduction="none"))
@@ -482,7 +487,7 @@ class Bitwise(DiscreteLikelihood):
 
     def _logits(self, params: torch.Tensor) -> torch.Tensor:
         b, _, h, w = params.shape
-        return params.float().reshape(b, 8, self.input_shape[0], h, w)
+        return at_least_float32(params).reshape(b, 8, self.input_shape[0], h, w)
 
     @staticmethod
     def _weights(device: torch.device) -> torch.Tensor:
@@ -490,7 +495,7 @@ class Bitwise(DiscreteLikelihood):
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = self._logits(params)
-        bits = ((to_levels(x).unsqueeze(1) // self._weights(x.device)) % 2).float()
+        bits = ((to_levels(x).unsqueeze(1) // self._weights(x.device)) % 2).to(logits.dtype)
         return flat_sum(F.binary_cross_entropy_with_logits(logits, bits, reduction="none"))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
@@ -517,7 +522,7 @@ class Beta(Likelihood):
 
     def _concentrations(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.input_shape[0]
-        params = params.float()
+        params = at_least_float32(params)
         return 1 + F.softplus(params[:, :c]), 1 + F.softplus(params[:, c:])
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -535,7 +540,8 @@ class Beta(Likelihood):
         hi = np.clip((k + 0.5) / 255, 0, 1)
         p = betainc(a, b, hi) - betainc(a, b, lo)
         logp = np.log(np.maximum(p, 1e-300))
-        return -torch.from_numpy(logp.reshape(logp.shape[0], -1).sum(axis=1)).float().to(x.device)
+        nll = -torch.from_numpy(logp.reshape(logp.shape[0], -1).sum(axis=1))
+        return nll.to(x.device, at_least_float32(params).dtype)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         a, b = self._concentrations(params)

@@ -161,8 +161,13 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' float type: float32 unless the model was converted (e.g. `.double()`)."""
+        return next(self.parameters()).dtype
+
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Images as float32 (B, C, H, W) in [0, 1] on the model's device, or a ValueError saying what to fix."""
+        """Images as (B, C, H, W) in [0, 1] in the model's dtype, on its device, or a ValueError saying what to fix."""
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"images must be a torch.Tensor, got {type(x).__name__}")
         want = tuple(self.config.input_shape)
@@ -181,7 +186,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
             if lo < -PIXEL_TOLERANCE or hi > 1 + PIXEL_TOLERANCE:
                 raise ValueError(f"pixel values must lie in [0, 1], got values in [{float(lo):.4g}, {float(hi):.4g}]"
                                  + (" (divide 8-bit images by 255)" if hi > 1.5 else ""))
-        return x.to(self.device, torch.float32)
+        return x.to(self.device, self.dtype)
 
     def summary(self) -> str:
         """One line: preset, family, likelihood, architecture, latent size, parameter count."""
