@@ -12,18 +12,27 @@ from typing import Any
 
 from explorer.catalog import bundled_catalog, finite
 from vaecore.evaluation.reference import PYTHAE_MNIST_SETTINGS, PYTHAE_TABLE4_MNIST, SOURCES
+from vaecore.evaluation.registry import METRICS
 
-# (eval.json key, column) for our numbers, grouped by Pythae's four tasks (plus k-NN accuracy)
+
+def _column(key: str, what: str) -> str:
+    return f"{METRICS[key].short} {what}"
+
+
+# (eval.json key, column) for our numbers, grouped by Pythae's four tasks (plus k-NN accuracy); fd_<sampler> are
+# the zoo's FDs of fitted samplers, the metric `fd` with z drawn from that sampler
 OURS: tuple[tuple[str, str], ...] = (
-    ("mse", "MSE (reconstruction)"),
-    ("fd", "FD prior"),
-    ("fd_gmm", "FD GMM"),
-    ("fd_maf", "FD MAF"),
-    ("fd_two-stage", "FD 2-stage"),
-    ("probe", "linear probe acc"),
-    ("kmeans", "k-means acc"),
-    ("knn", "k-NN acc"),
+    ("mse", _column("mse", "(reconstruction)")),
+    ("fd", _column("fd", "prior")),
+    ("fd_gmm", _column("fd", "GMM")),
+    ("fd_maf", _column("fd", "MAF")),
+    ("fd_two-stage", _column("fd", "2-stage")),
+    ("probe", _column("probe", "acc")),
+    ("kmeans", _column("kmeans", "acc")),
+    ("knn", _column("knn", "acc")),
 )
+SORT_DEFAULT = OURS[0][1]
+_METRIC_OF = {column: key.split("_")[0] for key, column in OURS}
 PYTHAE_PREFIX = "Pythae Table 4 FID (Inception, 100 epochs)"
 # (key in PYTHAE_TABLE4_MNIST, column)
 PYTHAE: tuple[tuple[str, str], ...] = tuple((k, f"{PYTHAE_PREFIX}: {label}") for k, label in (
@@ -35,17 +44,19 @@ TASKS = {
     "classification": "linear probe: logistic regression on training latent means, accuracy on the test latents",
     "clustering": "k-means (k = 10) on the test latent means, clusters matched one-to-one to labels (Hungarian)",
 }
+_COLUMNS = dict(OURS)
 COLUMN_HELP = {
-    "MSE (reconstruction)": TASKS["reconstruction"],
-    "FD prior": "Fréchet distance of prior samples to the test images, on small-MNIST-classifier features",
-    "FD GMM": "FD of samples drawn through a 10-component GMM fitted on the training latent means",
-    "FD MAF": "FD of samples drawn through a masked autoregressive flow fitted on the training latent means "
-              "(empty: not in this model's eval.json yet)",
-    "FD 2-stage": "FD of samples drawn through a 2-stage VAE (Dai & Wipf) fitted on the training latent means "
-                  "(empty: not computed yet; `python experiments/train_zoo.py --stage two-stage` adds it)",
-    "linear probe acc": TASKS["classification"],
-    "k-means acc": TASKS["clustering"],
-    "k-NN acc": "5-nearest-neighbour accuracy on the test latent means (training latents as neighbours)",
+    _COLUMNS["mse"]: TASKS["reconstruction"],
+    _COLUMNS["fd"]: "Fréchet distance of prior samples to the test images, on small-MNIST-classifier features",
+    _COLUMNS["fd_gmm"]: "FD of samples drawn through a 10-component GMM fitted on the training latent means",
+    _COLUMNS["fd_maf"]: "FD of samples drawn through a masked autoregressive flow fitted on the training latent means "
+                        "(empty: not in this model's eval.json yet)",
+    _COLUMNS["fd_two-stage"]: "FD of samples drawn through a 2-stage VAE (Dai & Wipf) fitted on the training latent "
+                              "means (empty: not computed yet; `python experiments/train_zoo.py --stage two-stage` "
+                              "adds it)",
+    _COLUMNS["probe"]: TASKS["classification"],
+    _COLUMNS["kmeans"]: TASKS["clustering"],
+    _COLUMNS["knn"]: METRICS["knn"].description,
     "epochs": "epochs this bundled model was trained (Pythae trained every model for 100)",
 }
 
@@ -95,9 +106,6 @@ def caption() -> str:
             "numbers are not in our copy of the paper. Empty cells: not evaluated, or not in Pythae's benchmark.")
 
 
-LOWER_IS_BETTER = ("MSE", "FD", "Pythae")
-
-
 def sorted_rows(rows: Sequence[dict[str, Any]], column: str, descending: bool = False) -> list[dict[str, Any]]:
     """Rows sorted by a column, empty cells last whatever the direction."""
     present = [r for r in rows if r.get(column) is not None]
@@ -106,8 +114,10 @@ def sorted_rows(rows: Sequence[dict[str, Any]], column: str, descending: bool = 
 
 
 def better_direction(column: str) -> str:
-    """'lower is better' for errors and distances, 'higher is better' for accuracies."""
-    return "lower is better" if column.startswith(LOWER_IS_BETTER) else "higher is better"
+    """Which way a column is better: the engine's direction of its metric; Pythae's FIDs: lower."""
+    if column in _METRIC_OF:
+        return METRICS[_METRIC_OF[column]].direction.phrase
+    return "lower is better" if column.startswith(PYTHAE_PREFIX) else ""
 
 
 def column_figure(rows: Sequence[dict[str, Any]], column: str) -> Any:

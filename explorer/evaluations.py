@@ -14,9 +14,10 @@ import streamlit as st
 from explorer.caches import evaluate_model, evaluation_key, load_model, sampler_folder
 from explorer.catalog import finite, local_folder, read_json_file
 from explorer.models import facts
+from vaecore.evaluation.registry import METRICS, Comparable, outcome
 
 RANK_METRIC = "nll-discrete"
-WITHIN_FAMILY = ("elbo", "iwae", "nll-pdf")
+WITHIN_FAMILY = tuple(k for k, m in METRICS.items() if m.comparable is Comparable.SAME_LIKELIHOOD)
 ACROSS = ("nll-discrete", "bpd", "mse", "fd", "active-units")
 
 
@@ -94,8 +95,7 @@ def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
         row = {"model": label, "family": families.get(label, "")}
         row.update({m: finite(r.get(m)) for m in columns})
         if row[RANK_METRIC] is None:
-            why = (r.get("notes") or {}).get(RANK_METRIC) or "no −log p of 8-bit images"
-            unranked.append({**row, "why not ranked": why})
+            unranked.append({**row, "why not ranked": outcome(r, RANK_METRIC).text()})
         else:
             ranked.append(row)
     ranked.sort(key=lambda row: row[RANK_METRIC])

@@ -13,7 +13,6 @@ import torch
 from plotly.subplots import make_subplots
 
 from explorer.tables import (
-    HIGHER_IS_BETTER,
     TRANSFER_COLUMN_NAMES,
     TRANSFER_COLUMNS,
     finite_number,
@@ -22,6 +21,7 @@ from explorer.tables import (
     sigma_trace,
 )
 from vaecore.data.images import make_grid, to_png_bytes
+from vaecore.evaluation.registry import METRICS
 
 
 def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
@@ -32,8 +32,7 @@ def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
     colors = [palette[list(results).index(k) % len(palette)] for k in labels]
     fig = go.Figure(go.Bar(x=labels, y=values, text=[f"{v:.4g}" for v in values], textposition="auto",
                            marker_color=colors))
-    better = "higher is better" if metric in HIGHER_IS_BETTER else ("" if metric == "active-units"
-                                                                    else "lower is better")
+    better = METRICS[metric].direction.phrase if metric in METRICS else ""
     fig.update_layout(title=metric_title(metric) + (f" — {better}" if better else ""), height=280,
                       margin={"l": 40, "r": 10, "t": 50, "b": 40})
     return fig

@@ -13,6 +13,7 @@ import vaecore
 from explorer.caches import load_model
 from explorer.catalog import read_json_file
 from vaecore import ModelLoadError
+from vaecore.evaluation.registry import METRICS, outcome
 
 
 def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -54,30 +55,18 @@ def data_folder_problem(data: str, folder: str | None) -> str | None:
     return None
 
 
-METRIC_TITLES = {
-    "elbo": "ELBO (nats, ↑)", "iwae": "IWAE log-likelihood (nats, ↑)", "nll-pdf": "−log pdf (nats, ↓)",
-    "nll-discrete": "−log p of 8-bit images (nats, ↓)", "bpd": "bits/dim (↓)", "mse": "MSE, summed over pixels (↓)",
-    "active-units": "active units", "fd": "Fréchet distance, small classifier (↓)", "knn": "5-NN accuracy (↑)",
-    "mutual-info": "mutual information I(x; z) (nats, ≤ ln N)", "expected-gap": "expected gap Δ²(s²)",
-    "classifier-score": "classifier score (↑)",
-}
-
-
-HIGHER_IS_BETTER = {"elbo", "iwae", "knn", "classifier-score"}
-
-
 def metric_title(key: str) -> str:
-    """A readable name for a metric key."""
-    return METRIC_TITLES.get(key, key)
+    """A metric's label with its unit and direction, from the engine's registry (the key when unknown)."""
+    metric = METRICS.get(key)
+    return metric.title if metric else key
 
 
 def metric_help(key: str) -> str:
-    """The engine's one-line definition of a metric (empty before vaecore.metrics exists)."""
-    try:
-        from vaecore.evaluation.metrics import METRICS
-    except ImportError:
+    """The engine's definition of a metric: how it is computed and which models it compares."""
+    metric = METRICS.get(key)
+    if metric is None:
         return ""
-    return METRICS.get(key, "")
+    return f"{metric.description}. Comparable across {metric.comparable}."
 
 
 COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd")
@@ -107,9 +96,9 @@ def metric_column_config(names: Sequence[str]) -> dict[str, Any]:
 
 
 def metric_notes(results: dict[str, dict[str, Any]]) -> list[str]:
-    """'model — metric: why it is undefined' lines from evaluate's notes."""
-    return [f"**{label}** — {metric_title(m)}: {why}" for label, r in results.items()
-            for m, why in (r.get("notes") or {}).items()]
+    """'model — metric: why it is undefined' lines from evaluate's notes (the engine's `outcome` of each metric)."""
+    return [f"**{label}** — {metric_title(m)}: {outcome(r, m).reason}" for label, r in results.items()
+            for m in (r.get("notes") or {}) if m in r]
 
 
 def reference_note() -> str:
@@ -299,13 +288,8 @@ def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: display_value(v) for k, v in row.items()} for row in rows]
 
 
-SHORT_TITLES = {"elbo": "ELBO ↑", "iwae": "IWAE ↑", "nll-pdf": "−log pdf ↓", "nll-discrete": "−log p ↓",
-                "bpd": "bits/dim ↓", "mse": "MSE ↓", "active-units": "active", "fd": "FD ↓", "knn": "5-NN ↑"}
-
-
 def display_column_config(row: dict[str, Any]) -> dict[str, Any]:
     """Short headers (the full title and the engine's definition as help) for the metric columns of a row,
     so a table of several metrics fits the page."""
-    return {k: st.column_config.Column(SHORT_TITLES.get(k, metric_title(k)),
-                                       help=f"{metric_title(k)}. {metric_help(k)}".strip()) for k in row
-            if k in METRIC_TITLES}
+    return {k: st.column_config.Column(METRICS[k].short_title, help=f"{metric_title(k)}. {metric_help(k)}")
+            for k in row if k in METRICS}

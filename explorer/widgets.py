@@ -12,11 +12,12 @@ import streamlit as st
 import torch
 
 from explorer.caches import sample_images
-from explorer.catalog import model_stamp
+from explorer.catalog import CARD_METRICS, model_stamp
 from explorer.sources import UPLOADS_KEY, image_sources, uploaded_images
 from explorer.uploads import Uploaded, parse_uploads
 from vaecore import PretrainedModel
 from vaecore.data.images import make_grid, to_png_bytes
+from vaecore.evaluation.registry import METRICS
 
 LIVE_REFRESH_S = 2.5
 
@@ -152,14 +153,12 @@ def label_text(labels: torch.Tensor | None, i: int) -> str:
     return f"label {int(labels[i])}"
 
 
-CARD_LABELS = {"nll-discrete": "−log p", "mse": "MSE", "fd": "FD", "active-units": "active"}
-
-
 def card_metrics_markdown(values: dict[str, float | None]) -> str:
-    """'−log p **1429** · MSE **7.58** · …' with — for undefined metrics (wraps on narrow screens)."""
+    """'−log p **1429** · MSE **7.58** · …' with — for undefined metrics (wraps on narrow screens); the short
+    labels are the engine's (`METRICS[key].short`)."""
     parts = []
-    for key, label in CARD_LABELS.items():
-        v = values.get(key)
+    for key in CARD_METRICS:
+        label, v = METRICS[key].short, values.get(key)
         text = "—" if v is None else (f"{v:.0f}" if key in ("nll-discrete", "fd", "active-units") else f"{v:.3g}")
         parts.append(f"{label}&nbsp;**{text}**")
     return " · ".join(parts)

@@ -24,7 +24,7 @@ ours = [column for _, column in benchmark.OURS]
 pythae = [column for _, column in benchmark.PYTHAE]
 sortable = ["model", "epochs", *ours, *pythae]
 c1, c2, c3 = st.columns([3, 2, 3])
-sort_by = c1.selectbox("Sort by", sortable, index=sortable.index("MSE (reconstruction)"), key="bm_sort",
+sort_by = c1.selectbox("Sort by", sortable, index=sortable.index(benchmark.SORT_DEFAULT), key="bm_sort",
                        help="Or click a column header of the table.")
 descending = c2.toggle("Descending", value=False, key="bm_desc")
 hide_empty = c3.toggle("Hide columns without any value", value=False, key="bm_hide")

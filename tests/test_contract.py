@@ -152,7 +152,7 @@ def test_metrics_iwae_is_the_models_own_bound(name: str) -> None:
     with torch.no_grad():
         ours = metrics.iwae_log_likelihood(model, x, k=8, batch_size=4, chunk=8,
                                            generator=torch.Generator().manual_seed(3))
-        with metrics._channels_last_on_cpu(model):  # the metric's memory format: the same rounding (the
+        with metrics.channels_last_on_cpu(model):  # the metric's memory format: the same rounding (the
             q = model.posterior(x)                   # Poincaré ball turns a 1-ulp change of μ into 1e-3 nats)
             direct = model.log_importance_weights(x, 8, torch.Generator().manual_seed(3), posterior=q)
     assert torch.allclose(ours, (torch.logsumexp(direct.double(), 0) - math.log(8)).cpu(), atol=1e-6)

@@ -48,8 +48,9 @@ def test_metrics_table_names_every_metric_with_units():
     expected = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "probe", "kmeans", "active-units",
                 "kl-per-dim", "mutual-info", "expected-gap", "fd", "classifier-score"}
     assert set(M.METRICS) == expected
-    assert all(isinstance(v, str) and len(v) > 20 for v in M.METRICS.values())
-    assert "nats" in M.METRICS["elbo"] and "IWAE" in M.METRICS["nll-pdf"] and "NOT" in M.METRICS["fd"]
+    assert all(isinstance(m.description, str) and len(m.description) > 20 for m in M.METRICS.values())
+    assert "nats" in M.METRICS["elbo"].description and "IWAE" in M.METRICS["nll-pdf"].description
+    assert "NOT" in M.METRICS["fd"].description
 
 
 def test_iwae_is_above_elbo_and_grows_with_k(sigma_vae, mnist):

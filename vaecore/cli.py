@@ -294,6 +294,10 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore.evaluation import metrics
 
+    if args.metrics.strip() == "list":
+        for m in metrics.METRICS.values():
+            print(f"{m.key:>16}  {m.title}{'  [per image]' if m.per_image else ''}\n{'':>18}{m.description}")
+        return
     names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in metrics.METRICS]
     if unknown or not names:
@@ -310,7 +314,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         return
     for key, value in result.items():
         if isinstance(value, float):
-            print(f"{key:>18}: {value:.4f}  {metrics.METRICS.get(key, '')}")
+            metric = metrics.METRICS.get(key)
+            print(f"{key:>18}: {value:.4f}  {metric.title if metric else ''}")
         else:
             print(f"{key:>18}: {value}")
 
@@ -464,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
     model_args(e)
-    e.add_argument("--metrics", default=DEFAULT_EVAL, help="comma-separated metric names")
+    e.add_argument("--metrics", default=DEFAULT_EVAL,
+                   help="comma-separated metric names ('list' describes them all)")
     e.add_argument("--n-test", type=positive_int, default=10000)
     e.add_argument("--iwae-k", type=positive_int, default=1000)
     e.add_argument("--fid-weights", default=None, help="Inception weights (safetensors) for standard FID")

@@ -21,13 +21,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from vaecore.evaluation import metrics as M
 from vaecore.evaluation import reference as ref
+from vaecore.evaluation.registry import METRICS, check_names
 from vaecore.samplers import Progress, Sampler, fit_sampler, load_or_fit
 
 __all__ = ["DEFAULT_METRICS", "LAYOUTS", "SAMPLE_METRICS", "compare", "has_prior", "to_json", "to_markdown"]
 
-SAMPLE_METRICS = ("fd", "classifier-score")
-"""Metrics of generated images: computed once per sampler."""
+SAMPLE_METRICS = tuple(k for k, m in METRICS.items() if m.per_sampler)
+"""Metrics of generated images (`Metric.per_sampler`): computed once per sampler."""
 
 DEFAULT_METRICS = ["elbo", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd"]
 """What `compare` computes when `metrics` is None: what both paper layouts need, at modest cost."""
@@ -99,12 +101,7 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
     (`folders`, or given as a path), saved there and reused. `info[name]` adds fields (e.g.
     epochs) to a model's rows.
     """
-    from vaecore.evaluation import metrics as M
-
-    names = list(DEFAULT_METRICS if metrics is None else metrics)
-    unknown = [m for m in names if m not in M.METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(M.METRICS)}")
+    names = check_names(list(DEFAULT_METRICS if metrics is None else metrics))
     for s in samplers:
         if s != "prior":
             from vaecore.samplers import SAMPLERS
@@ -129,7 +126,7 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
         base = M.evaluate(model, dataset, fixed, iwae_k=iwae_k, **common) if fixed else {}
         notes = dict(base.pop("notes", None) or {})
         ident["n_test"] = (base.pop("settings", None) or {}).get("n_test", n_test)
-        if {"iwae", "nll-pdf", "nll-discrete", "bpd"} & set(fixed):
+        if any(METRICS[m].pass_name == "iwae" for m in fixed):
             ident["iwae_k"] = iwae_k
         done += 1
         for name in samplers:
@@ -292,10 +289,11 @@ def _arelbo_table3(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[s
     present = list(dict.fromkeys(str(r.get("sampler")) for r in rows))
     order = ["prior", "two-stage", "gmm"] + [s for s in present if s not in ("prior", "two-stage", "gmm")]
     feats = _features(rows)
-    header = ["model", "trained", "MSE"] + (["MSE (paper)"] if reference else [])
+    mse = METRICS["mse"].short
+    header = ["model", "trained", mse] + ([f"{mse} (paper)"] if reference else [])
     paper_key = {"prior": "fid_prior", "two-stage": "fid_two_stage", "gmm": "fid_gmm"}
     for s in order:
-        header.append(f"FD {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
+        header.append(f"{METRICS['fd'].short} {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
         if reference and s in paper_key:
             header.append(f"FID {_SAMPLER_LABELS[s] if s != 'gmm' else 'GMM-10'} (paper, Inception)")
     if reference:
@@ -334,12 +332,12 @@ def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
     order = [s for s in ("prior", "gmm", "maf", "two-stage", "vamp") if s in present]
     order += [s for s in present if s not in order]
     feats = _features(rows)
-    header = ["model", "trained", "MSE"]
+    header = ["model", "trained", METRICS["mse"].short]
     for s in order:
-        header.append(f"FD {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
+        header.append(f"{METRICS['fd'].short} {_SAMPLER_LABELS.get(s, s)} ({feats} feats)")
         if reference:
             header.append(f"FID {_SAMPLER_LABELS.get(s, s)} (Pythae Table 4, Inception)")
-    header += ["linear probe acc", "k-means acc"] + (["Pythae row"] if reference else [])
+    header += [f"{METRICS[k].short} acc" for k in ("probe", "kmeans")] + (["Pythae row"] if reference else [])
     body = []
     for model, per in grouped.items():
         paper = ref.reference_row("pythae-table4", str(_first(per, "preset"))) if reference else None
@@ -371,9 +369,12 @@ def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
 def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
     grouped = _by_model(rows)
     feats = _features(rows)
-    header = ["model", "trained", "−log pdf (nats/image)"] + (["−log pdf (paper, CIFAR)"] if reference else [])
-    header += ["−log p (nats/image)"] + (["−log p (paper, CIFAR)"] if reference else [])
-    header += [f"FD prior ({feats} feats)"] + (["FID (paper, CIFAR, Inception)", "paper row"] if reference else [])
+    pdf, p8, fd = (METRICS[k] for k in ("nll-pdf", "nll-discrete", "fd"))
+    header = ["model", "trained", f"{pdf.short} ({pdf.unit}/image)"] + ([f"{pdf.short} (paper, CIFAR)"] if reference
+                                                                        else [])
+    header += [f"{p8.short} ({p8.unit}/image)"] + ([f"{p8.short} (paper, CIFAR)"] if reference else [])
+    header += [f"{fd.short} prior ({feats} feats)"]
+    header += ["FID (paper, CIFAR, Inception)", "paper row"] if reference else []
     body = []
     for model, per in grouped.items():
         paper = ref.reference_row("sigma-table4", str(_first(per, "preset"))) if reference else None
@@ -404,11 +405,7 @@ def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[st
 
 
 def _full(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    try:
-        from vaecore.evaluation.metrics import METRICS
-        known = list(METRICS)
-    except ImportError:
-        known = []
+    known = list(METRICS)
     keys: list[str] = []
     for r in rows:
         for k, v in r.items():
@@ -418,8 +415,5 @@ def _full(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header = ["model", "sampler", "trained"] + [k if k != "fd" else f"fd ({_features(rows)} feats)" for k in keys]
     body = [[_fmt(r.get("model")), _fmt(r.get("sampler")), _training({"_": r})] + [_fmt(r.get(k)) for k in keys]
             for r in rows]
-    notes: list[str] = []
-    if known:
-        from vaecore.evaluation.metrics import METRICS
-        notes = ["", "Metrics:"] + [f"- {k}: {METRICS[k]}" for k in keys if k in METRICS]
+    notes = ["", "Metrics:"] + [f"- {k}: {METRICS[k].title}: {METRICS[k].description}" for k in keys if k in METRICS]
     return _table(header, body) + notes
