@@ -50,9 +50,9 @@ def home() -> None:
     groups: dict[str, list[dict]] = {}
     for m in models:
         groups.setdefault(catalog.card_family(m), []).append(m)
-    order = [f for f in catalog.FAMILY_TITLES if f in groups]
+    order = [f for f in catalog.group_order() if f in groups]
     for fam in order:
-        st.markdown(f"#### {catalog.FAMILY_TITLES[fam]}")
+        st.markdown(f"#### {catalog.group_heading(fam)}")
         members = groups[fam]
         per_row = 3
         for start in range(0, len(members), per_row):
@@ -64,7 +64,8 @@ def home() -> None:
 def model_card(m: dict) -> None:
     """One bundled model: title, facts, the shared card metrics, collapse warnings, samples, a Use button."""
     st.markdown(f"**{m.get('title') or m['name']}**")
-    st.caption(f"`{m['name']}` · {m.get('likelihood') or '?'} · latent {m.get('latent_dim') or '?'} · "
+    st.caption(f"`{m['name']}` · {m.get('family') or '?'} · {m.get('likelihood') or '?'} · "
+               f"latent {m.get('latent_dim') or '?'} · "
                f"{m.get('data') or '?'}")
     if m.get("description"):
         st.caption(m["description"])

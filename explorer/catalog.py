@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
+from vaecore.models.families import GROUPS, card_group, family_title
+from vaecore.models.families import group_heading as group_heading_of
 from vaecore.training import run_folder as rf
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -80,6 +82,13 @@ def _sample_grid(folder: Path) -> dict[str, Any]:
     return {"samples": None, "samples_caption": ""}
 
 
+def _family_title(model_type: Any) -> str:
+    try:
+        return family_title(str(model_type or "vae"))
+    except ValueError:
+        return str(model_type)
+
+
 def bundled_catalog() -> list[dict[str, Any]]:
     """Bundled models with their catalog entry (checkpoints/catalog.json), config and eval.json."""
     root = checkpoints_dir()
@@ -90,27 +99,15 @@ def bundled_catalog() -> list[dict[str, Any]]:
         config = read_json_file(folder / "config.json")
         entry = {"name": name, "title": name, "description": "", "data": config.get("dataset"),
                  "likelihood": config.get("likelihood"), "latent_dim": config.get("latent_dim"),
-                 **by_name.get(name, {})}
+                 "family": _family_title(config.get("model_type")), **by_name.get(name, {})}
         entry.update(folder=folder, config=config, eval=read_json_file(folder / "eval.json"),
                      **_sample_grid(folder))
         out.append(entry)
     return out
 
 
+OTHER_GROUP = "other"
 CARD_METRICS = ("nll-discrete", "mse", "fd", "active-units")
-DISCRETE_LIKELIHOODS = ("disc-gaussian", "disc-logistic", "logistic-mixture", "categorical", "bitwise")
-FAMILY_TITLES = {
-    "gaussian": "VAE · Gaussian decoder (σ-VAE, β-VAE, fixed and learned σ)",
-    "arelbo": "VAE · AR-ELBO (σx² set to its MLE)",
-    "discrete": "VAE · discrete 8-bit likelihoods",
-    "bernoulli": "VAE · Bernoulli decoder (binarised pixels, no density of 8-bit images)",
-    "beta": "VAE · Beta likelihood",
-    "iwae": "IWAE",
-    "ae": "Autoencoders without a posterior (AE, WAE, RAE)",
-    "tvae": "T-VAE and its baselines",
-}
-
-
 def finite(v: Any) -> float | None:
     """v as a float when it is a finite number (not a bool), else None."""
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
@@ -130,19 +127,24 @@ def card_metrics(eval_result: dict[str, Any]) -> dict[str, float | None]:
 
 
 def card_family(entry: dict[str, Any]) -> str:
-    """The group a bundled model's card sits in (a FAMILY_TITLES key), from its config."""
-    config = entry.get("config") or {}
-    kind = config.get("model_type") or entry.get("model_type") or "vae"
-    if kind == "tvae" or entry.get("name") in ("vae", "vae-plus"):
-        return "tvae"
-    if kind in ("ae", "wae", "rae"):
-        return "ae"
-    if kind == "iwae":
-        return "iwae"
-    likelihood = config.get("likelihood") or entry.get("likelihood") or ""
-    if likelihood in DISCRETE_LIKELIHOODS:
-        return "discrete"
-    return likelihood if likelihood in FAMILY_TITLES else "gaussian"
+    """The group a bundled model's card sits in (a key of the engine's `families.GROUPS`), as the engine files
+    its config: by its family, the plain VAE by its likelihood, a preset that names its group there."""
+    config = {"model_type": entry.get("model_type"), "likelihood": entry.get("likelihood"), "preset": entry.get("name"),
+              **(entry.get("config") or {})}
+    try:
+        return card_group(config).key
+    except ValueError:  # a config of a family or likelihood this engine does not know
+        return OTHER_GROUP
+
+
+def group_heading(key: str) -> str:
+    """The heading of a group of cards: the engine's group title with its families."""
+    return group_heading_of(key) if key in GROUPS else "Other models"
+
+
+def group_order() -> list[str]:
+    """Group keys in display order (the engine's), unknown models last."""
+    return [*GROUPS, OTHER_GROUP]
 
 
 def cache_root() -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from vaecore import PretrainedModel
+from vaecore.models.families import family_title
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,14 @@ def has_prior_samples(model: PretrainedModel) -> bool:
 
 
 def family(model_or_config: Any) -> str:
-    """The model family: its `model_type` ('vae', 'iwae', 'ae', 'wae', 'rae', 'tvae', …)."""
+    """The model family's display name from the engine ('VAE', 'VQ-VAE', 'AE', …; the model_type if unknown)."""
     config = getattr(model_or_config, "config", model_or_config)
     kind = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
-    return str(kind or getattr(model_or_config, "model_type", "vae") or "vae")
+    kind = str(kind or getattr(model_or_config, "model_type", "vae") or "vae")
+    try:
+        return family_title(kind)
+    except ValueError:
+        return kind
 
 
 @torch.no_grad()

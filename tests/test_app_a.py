@@ -376,9 +376,14 @@ def test_catalog_and_card_helpers(tmp_path: Path) -> None:
     assert catalog._catalog_entries(tmp_path) == {}
     assert catalog.card_metrics({"elbo": -90.0, "nll-discrete": 1200.5, "mse": float("nan"), "notes": {}}) == \
         {"nll-discrete": 1200.5, "mse": None, "fd": None, "active-units": None}
-    assert catalog.card_family({"config": {"likelihood": "arelbo"}}) == "arelbo"
-    assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "wae"}}) == "ae"
-    assert catalog.card_family({"config": {"likelihood": "categorical"}}) == "discrete"
+    assert catalog.card_family({"config": {"likelihood": "arelbo"}}) == "vae-arelbo"
+    assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "wae"}}) == "deterministic"
+    assert catalog.card_family({"config": {"likelihood": "categorical"}}) == "vae-discrete"
+    # filed by the family, not by its likelihood (VQ-VAE and FactorVAE once sat under their decoders)
+    assert catalog.card_family({"config": {"likelihood": "bernoulli", "model_type": "vqvae"}}) == "quantised"
+    assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "factor-vae"}}) == "disentangling"
+    assert catalog.card_family({"config": {"likelihood": "bernoulli", "model_type": "vae", "preset": "vae"}}) == "tvae"
+    assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "no-such"}}) == "other"
     assert tables.format_seconds(3725) == "1 h 02 min" and tables.format_seconds(65) == "1 min 05 s"
     assert tables.format_seconds(None) == "—"
 

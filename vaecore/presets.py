@@ -26,15 +26,17 @@ class Preset:
     config: dict[str, Any]
     train: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    group: str = ""  # the zoo group it is shown in when not its family's (models.families.GROUPS)
 
 
 PRESETS: dict[str, Preset] = {}
 
 
 def register_preset(name: str, description: str, source: str = "", train: dict[str, Any] | None = None,
-                    **config: Any) -> Preset:
-    """Add a preset to the registry (each family module registers its own)."""
-    preset = Preset(name, description, {"preset": name, **config}, dict(train or {}), source)
+                    group: str = "", **config: Any) -> Preset:
+    """Add a preset to the registry (each family module registers its own); `group` files it under another
+    group of the zoo than its family's (the T-VAE paper's VAE baselines sit with the T-VAE)."""
+    preset = Preset(name, description, {"preset": name, **config}, dict(train or {}), source, group)
     PRESETS[name] = preset
     return preset
 

@@ -81,6 +81,7 @@ class Likelihood(nn.Module):
     """Base class. Subclasses say how many decoder channels they need and how to score x."""
 
     name = "likelihood"
+    group = ""  # the zoo's group of a plain VAE with this decoder (a key suffix of models.families.GROUPS)
     discrete = False
     continuous_density = True
     zero_density_at_edges = False  # True where the density vanishes at pixel values 0 and 1 (−log pdf = +∞ there)
@@ -128,6 +129,7 @@ class Likelihood(nn.Module):
 class DiscreteLikelihood(Likelihood):
     """A distribution over the 256 levels of each value: `nll` is already −log P of the 8-bit image."""
 
+    group = "discrete"
     discrete = True
     continuous_density = False
 
@@ -139,6 +141,7 @@ class Bernoulli(Likelihood):
     """Binary cross-entropy on logits; grey values are treated as probabilities."""
 
     name = "bernoulli"
+    group = "bernoulli"
     continuous_density = False
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -165,6 +168,7 @@ class Gaussian(Likelihood):
     """N(x; μ(z), σ²) with the mean through a sigmoid and σ chosen by `sigma` (GAUSSIAN_SIGMAS)."""
 
     name = "gaussian"
+    group = "gaussian"
 
     def __init__(self, input_shape: tuple[int, int, int], sigma: str = "optimal", value: float = 1.0,
                  init_log_sigma: float = 0.0, momentum: float = 0.99) -> None:
@@ -282,6 +286,7 @@ class ARELBO(Likelihood):
     """
 
     name = "arelbo"
+    group = "arelbo"
 
     def __init__(self, input_shape: tuple[int, int, int], variance: str = "iso-i", eps: float = 1e-6,
                  momentum: float = 0.99) -> None:
@@ -511,6 +516,7 @@ class Beta(Likelihood):
     """Beta density on [0, 1] with both concentrations 1 + softplus(·) (σ-VAE appendix C)."""
 
     name = "beta"
+    group = "beta"
     zero_density_at_edges = True  # both concentrations > 1
 
     def __init__(self, input_shape: tuple[int, int, int], eps: float = 1e-3) -> None:

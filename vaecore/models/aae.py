@@ -49,6 +49,10 @@ class AAE(AutoEncoder):
     """Gaussian encoder → z → decoder; a discriminator on z against N(0, I) draws stands in for the KL."""
 
     model_type: ClassVar[str] = "aae"
+    title: ClassVar[str] = "AAE"
+    what: ClassVar[str] = "an adversarial autoencoder: a discriminator on z against prior draws stands in for the KL"
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "adversarial")
+    group: ClassVar[str] = "aggregate-matching"
     config_class: ClassVar[type[ModelConfig]] = AAEConfig
     config: AAEConfig
 

@@ -52,6 +52,10 @@ class AE(AutoEncoder):
     """Deterministic autoencoder; generates only through a fitted sampler (no prior)."""
 
     model_type: ClassVar[str] = "ae"
+    title: ClassVar[str] = "AE"
+    what: ClassVar[str] = "a deterministic autoencoder (no posterior density and no prior)"
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic")
+    group: ClassVar[str] = "deterministic"
     config_class: ClassVar[type[ModelConfig]] = AEConfig
     stochastic: ClassVar[bool] = False
     has_prior: ClassVar[bool] = False
@@ -62,6 +66,11 @@ class WAE(AE):
     """Wasserstein autoencoder with the MMD penalty; its prior N(0, I) is what the codes are pulled to."""
 
     model_type: ClassVar[str] = "wae"
+    title: ClassVar[str] = "WAE"
+    what: ClassVar[str] = ("a Wasserstein autoencoder: a deterministic encoder whose codes are pulled to the prior "
+                           "by MMD")
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic", "mmd")
+    group: ClassVar[str] = "deterministic"
     config_class: ClassVar[type[ModelConfig]] = WAEConfig
     has_prior: ClassVar[bool] = True
 
@@ -74,6 +83,10 @@ class RAE(AE):
     """Regularised autoencoder: code norm + decoder smoothness; no prior."""
 
     model_type: ClassVar[str] = "rae"
+    title: ClassVar[str] = "RAE"
+    what: ClassVar[str] = "a regularised deterministic autoencoder (no posterior density and no prior)"
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic")
+    group: ClassVar[str] = "deterministic"
     config_class: ClassVar[type[ModelConfig]] = RAEConfig
 
     def build_terms(self) -> list[Term]:

@@ -102,6 +102,11 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     model_type: ClassVar[str] = "base"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
+    # what the family is, for cards, tables and the app (vaecore.models.families); each family sets all four
+    title: ClassVar[str] = ""  # its display name, e.g. 'VQ-VAE'
+    what: ClassVar[str] = ""  # what a model of it is, e.g. 'a deterministic autoencoder (no posterior density)'
+    tags: ClassVar[tuple[str, ...]] = ()  # e.g. ('autoencoder', 'deterministic')
+    group: ClassVar[str] = ""  # a key of families.GROUPS (or families.BY_LIKELIHOOD)
 
     def _parse_config(self, config: dict[str, Any] | ModelConfig) -> Any:
         cfg = config if isinstance(config, ModelConfig) else self.config_class.from_dict(dict(config))

@@ -91,6 +91,11 @@ class BetaTCVAE(VAE):
     """VAE posterior and N(0, I) prior; the KL replaced by α·MI + β·TC + γ·DWKL."""
 
     model_type: ClassVar[str] = "beta-tc-vae"
+    title: ClassVar[str] = "β-TC-VAE"
+    what: ClassVar[str] = ("a variational autoencoder whose KL is split into index-code MI, total correlation and "
+                           "dimension-wise KL")
+    tags: ClassVar[tuple[str, ...]] = ("variational", "disentangling")
+    group: ClassVar[str] = "disentangling"
     config_class: ClassVar[type[ModelConfig]] = BetaTCVAEConfig
     config: BetaTCVAEConfig
 

@@ -62,6 +62,10 @@ class DisentangledBetaVAE(VAE):
     """VAE whose KL is held near a growing capacity C_t."""
 
     model_type: ClassVar[str] = "disentangled-beta-vae"
+    title: ClassVar[str] = "Disentangled β-VAE"
+    what: ClassVar[str] = "a variational autoencoder whose KL is held at a growing capacity C"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "disentangling")
+    group: ClassVar[str] = "disentangling"
     config_class: ClassVar[type[ModelConfig]] = DisentangledBetaVAEConfig
     config: DisentangledBetaVAEConfig
 

@@ -51,6 +51,10 @@ class FactorVAE(VAE):
     """VAE + total-correlation penalty from a latent discriminator with its own optimizer."""
 
     model_type: ClassVar[str] = "factor-vae"
+    title: ClassVar[str] = "FactorVAE"
+    what: ClassVar[str] = "a variational autoencoder with a discriminator penalising total correlation"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "disentangling", "adversarial")
+    group: ClassVar[str] = "disentangling"
     config_class: ClassVar[type[ModelConfig]] = FactorVAEConfig
     config: FactorVAEConfig
 

@@ -84,6 +84,10 @@ class VAELinNF(_FlowVAE):
     """VAE + K planar/radial flows on the posterior sample, their log-dets in the ELBO."""
 
     model_type: ClassVar[str] = "vae-linnf"
+    title: ClassVar[str] = "VAE-LinNF"
+    what: ClassVar[str] = "a variational autoencoder with planar and radial flows on its posterior"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "flow")
+    group: ClassVar[str] = "richer-posteriors"
     config_class: ClassVar[type[ModelConfig]] = VAELinNFConfig
     config: VAELinNFConfig
 
@@ -100,6 +104,10 @@ class VAEIAF(_FlowVAE):
     """VAE + an inverse autoregressive flow posterior conditioned on the encoder's context h."""
 
     model_type: ClassVar[str] = "vae-iaf"
+    title: ClassVar[str] = "VAE-IAF"
+    what: ClassVar[str] = "a variational autoencoder with an inverse autoregressive flow on its posterior"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "flow")
+    group: ClassVar[str] = "richer-posteriors"
     config_class: ClassVar[type[ModelConfig]] = VAEIAFConfig
     config: VAEIAFConfig
 

@@ -59,6 +59,11 @@ class HRQVAE(VQVAE):
     """VQ-VAE encoder and decoder around a residual stack of codebooks."""
 
     model_type: ClassVar[str] = "hrq-vae"
+    title: ClassVar[str] = "HRQ-VAE"
+    what: ClassVar[str] = ("a hierarchical residual-quantised autoencoder: a stack of codebooks quantises the "
+                           "residuals (no posterior density; generation needs a prior over codes)")
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic", "quantised")
+    group: ClassVar[str] = "quantised"
     config_class: ClassVar[type[ModelConfig]] = HRQVAEConfig
     config: HRQVAEConfig
 

@@ -130,6 +130,10 @@ class HVAE(HamiltonianAutoEncoder):
     """Encoder → N(μ, σ²) → z_0 → tempered leapfrog flow → z_K → decoder."""
 
     model_type: ClassVar[str] = "hvae"
+    title: ClassVar[str] = "HVAE"
+    what: ClassVar[str] = "a Hamiltonian variational autoencoder (leapfrog steps with tempering refine z)"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "hamiltonian")
+    group: ClassVar[str] = "richer-posteriors"
     config_class: ClassVar[type[ModelConfig]] = HVAEConfig
     config: HVAEConfig
 

@@ -40,6 +40,10 @@ class InfoVAE(VAE):
     """VAE posterior and prior; the terms (1 − α)·KL and (α + λ − 1)·MMD."""
 
     model_type: ClassVar[str] = "info-vae"
+    title: ClassVar[str] = "InfoVAE"
+    what: ClassVar[str] = "a variational autoencoder with an MMD term between the aggregate posterior and the prior"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "mmd")
+    group: ClassVar[str] = "aggregate-matching"
     config_class: ClassVar[type[ModelConfig]] = InfoVAEConfig
     config: InfoVAEConfig
 

@@ -35,6 +35,10 @@ class IWAE(VAE):
     """VAE posterior, prior and decoder; the loss is −L_K."""
 
     model_type: ClassVar[str] = "iwae"
+    title: ClassVar[str] = "IWAE"
+    what: ClassVar[str] = "a variational autoencoder trained on the importance-weighted bound"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
+    group: ClassVar[str] = "importance-weighted"
     config_class: ClassVar[type[ModelConfig]] = IWAEConfig
     config: IWAEConfig
 

@@ -72,6 +72,10 @@ class MIWAE(_WeightedVAE):
     """Trained on the average of M independent K-sample IWAE bounds."""
 
     model_type: ClassVar[str] = "miwae"
+    title: ClassVar[str] = "MIWAE"
+    what: ClassVar[str] = "a variational autoencoder trained on M averaged importance-weighted bounds"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
+    group: ClassVar[str] = "importance-weighted"
     config_class: ClassVar[type[ModelConfig]] = MIWAEConfig
     config: MIWAEConfig
 
@@ -89,6 +93,10 @@ class PIWAE(MIWAE):
     """Encoder on MIWAE(M, K), decoder on IWAE(M·K): two parameter groups, two losses."""
 
     model_type: ClassVar[str] = "piwae"
+    title: ClassVar[str] = "PIWAE"
+    what: ClassVar[str] = "a variational autoencoder whose encoder trains on MIWAE's bound and decoder on IWAE's"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
+    group: ClassVar[str] = "importance-weighted"
     config_class: ClassVar[type[ModelConfig]] = PIWAEConfig
     config: PIWAEConfig
 
@@ -112,6 +120,10 @@ class CIWAE(_WeightedVAE):
     """Trained on the convex combination β·ELBO_K + (1 − β)·IWAE_K of the same K draws."""
 
     model_type: ClassVar[str] = "ciwae"
+    title: ClassVar[str] = "CIWAE"
+    what: ClassVar[str] = "a variational autoencoder trained on a convex combination of the ELBO and the IWAE bound"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
+    group: ClassVar[str] = "importance-weighted"
     config_class: ClassVar[type[ModelConfig]] = CIWAEConfig
     config: CIWAEConfig
 

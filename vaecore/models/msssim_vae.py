@@ -49,6 +49,11 @@ class MSSSIMVAE(AutoEncoder):
     """Gaussian encoder, N(0, I) prior, reconstruction by 1 − MS-SSIM."""
 
     model_type: ClassVar[str] = "msssim-vae"
+    title: ClassVar[str] = "MS-SSIM VAE"
+    what: ClassVar[str] = ("a variational autoencoder with a 1 − MS-SSIM reconstruction term instead of a likelihood"
+                           " (no ELBO)")
+    tags: ClassVar[tuple[str, ...]] = ("variational", "perceptual")
+    group: ClassVar[str] = "perceptual"
     config_class: ClassVar[type[ModelConfig]] = MSSSIMVAEConfig
     config: MSSSIMVAEConfig
 

@@ -41,6 +41,10 @@ class PoincareVAE(AutoEncoder):
     """Encoder → N_W(exp_0(h_μ), σ²) on the ball → log_0 → decoder; β·KL to the wrapped-normal prior."""
 
     model_type: ClassVar[str] = "poincare-vae"
+    title: ClassVar[str] = "Poincaré VAE"
+    what: ClassVar[str] = "a variational autoencoder on the Poincaré ball (wrapped normal posterior and prior)"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "hyperbolic")
+    group: ClassVar[str] = "non-euclidean"
     config_class: ClassVar[type[ModelConfig]] = PoincareVAEConfig
     config: PoincareVAEConfig
     geometry: ClassVar[str] = "poincare-ball"

@@ -76,6 +76,10 @@ class RHVAE(HamiltonianAutoEncoder):
     """Encoder → N(μ, σ²) → z_0 → generalized leapfrog on the learned metric → z_K → decoder."""
 
     model_type: ClassVar[str] = "rhvae"
+    title: ClassVar[str] = "RHVAE"
+    what: ClassVar[str] = "a Riemannian Hamiltonian variational autoencoder (leapfrog steps under a learned metric)"
+    tags: ClassVar[tuple[str, ...]] = ("variational", "hamiltonian")
+    group: ClassVar[str] = "richer-posteriors"
     config_class: ClassVar[type[ModelConfig]] = RHVAEConfig
     config: RHVAEConfig
     posterior_kind: ClassVar[str] = "riemannian-hamiltonian"

@@ -40,6 +40,11 @@ class SVAE(AutoEncoder):
     """Encoder → vMF(μ, κ) → z on the sphere → decoder; KL to the uniform distribution on the sphere."""
 
     model_type: ClassVar[str] = "svae"
+    title: ClassVar[str] = "SVAE"
+    what: ClassVar[str] = ("a hyperspherical variational autoencoder (von Mises–Fisher posterior, uniform prior on "
+                           "the sphere)")
+    tags: ClassVar[tuple[str, ...]] = ("variational", "hypersphere")
+    group: ClassVar[str] = "non-euclidean"
     config_class: ClassVar[type[ModelConfig]] = SVAEConfig
     geometry: ClassVar[str] = "sphere"
 

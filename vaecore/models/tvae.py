@@ -119,6 +119,11 @@ class TVAE(VAE):
     """
 
     model_type: ClassVar[str] = "tvae"
+    title: ClassVar[str] = "T-VAE"
+    what: ClassVar[str] = ("a transformation-aware variational autoencoder (a latent transformation T links an "
+                           "image's transformed views)")
+    tags: ClassVar[tuple[str, ...]] = ("variational", "transformations")
+    group: ClassVar[str] = "tvae"
     config_class: ClassVar[type[ModelConfig]] = TVAEConfig
     config: TVAEConfig
 
@@ -242,6 +247,6 @@ register_preset("tvae", "Transformation-aware VAE: triplets f(x), x, f^-1(x); la
 register_preset("tvae-100", "T-VAE with 100 latent dimensions", PAPER, model_type="tvae",
                 mmd_weight=TVAE_MMD_WEIGHT, **{**_COMMON, "latent_dim": 100})
 register_preset("vae", "Bernoulli VAE with the T-VAE's encoder and decoder: the paper's VAE baseline",
-                PAPER, model_type="vae", **_COMMON)
+                PAPER, model_type="vae", group="tvae", **_COMMON)
 register_preset("vae-plus", "VAE+: the `vae` preset trained on images augmented with the T-VAE's transformations",
-                PAPER, model_type="vae", train={"augment": transform_range_dict(TVAE_RANGE)}, **_COMMON)
+                PAPER, group="tvae", model_type="vae", train={"augment": transform_range_dict(TVAE_RANGE)}, **_COMMON)

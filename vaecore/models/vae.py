@@ -35,6 +35,10 @@ class VAE(AutoEncoder):
     """The VAE by composition: encoder → N(μ, σ²) → decoder → likelihood, + β·KL to the prior."""
 
     model_type: ClassVar[str] = "vae"
+    title: ClassVar[str] = "VAE"
+    what: ClassVar[str] = "a variational autoencoder"
+    tags: ClassVar[tuple[str, ...]] = ("variational",)
+    group: ClassVar[str] = "by-likelihood"
     config_class: ClassVar[type[ModelConfig]] = VAEConfig
     config: VAEConfig
 

@@ -55,6 +55,11 @@ class VAEGAN(AutoEncoder):
     """Gaussian encoder and N(0, I) prior; encoder, decoder and discriminator each with an optimizer."""
 
     model_type: ClassVar[str] = "vaegan"
+    title: ClassVar[str] = "VAE-GAN"
+    what: ClassVar[str] = ("a variational autoencoder whose reconstruction is measured in a discriminator's "
+                           "features, trained with a GAN term")
+    tags: ClassVar[tuple[str, ...]] = ("variational", "adversarial")
+    group: ClassVar[str] = "perceptual"
     config_class: ClassVar[type[ModelConfig]] = VAEGANConfig
     config: VAEGANConfig
 

@@ -94,6 +94,11 @@ class VQVAE(AutoEncoder):
     """Encoder → nearest codes → decoder → likelihood; a point posterior in a discrete latent space."""
 
     model_type: ClassVar[str] = "vqvae"
+    title: ClassVar[str] = "VQ-VAE"
+    what: ClassVar[str] = ("a vector-quantised autoencoder: a deterministic encoder whose code map snaps to a "
+                           "learned codebook (no posterior density; generation needs a prior over codes)")
+    tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic", "quantised")
+    group: ClassVar[str] = "quantised"
     config_class: ClassVar[type[ModelConfig]] = VQVAEConfig
     stochastic: ClassVar[bool] = False
     has_prior: ClassVar[bool] = False

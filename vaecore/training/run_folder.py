@@ -1,4 +1,4 @@
-"""The run folder: its file names, crash-safe writes, the writer's lock, and the metrics log.
+"""The run folder: crash-safe writes of its files (named in `vaecore.files`), the writer's lock, and the metrics log.
 
 A run folder holds
   config.json, model.safetensors, README.md   the model, loadable by `vaecore.load(folder)`
@@ -31,6 +31,19 @@ from typing import Any
 
 import torch
 
+from vaecore.files import (  # noqa: F401  (their home is vaecore.files; re-exported: rf.CONFIG, rf.EVAL, ...)
+    CARD,
+    CHECKPOINT,
+    CONFIG,
+    EVAL,
+    GMM_SAMPLES,
+    LOCK,
+    METRICS,
+    RUN_FILES,
+    SAMPLES,
+    TRAIN,
+    WEIGHTS,
+)
 from vaecore.utils import (
     FILE_MODE,
     TMP_SUFFIX,
@@ -42,17 +55,6 @@ from vaecore.utils import (
     temp_prefix,
 )
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-CHECKPOINT = "checkpoint.safetensors"
-TRAIN = "train.json"
-METRICS = "metrics.jsonl"
-SAMPLES = "samples.png"
-GMM_SAMPLES = "samples-gmm.png"  # a prior-less model's grid: decoded draws of its fitted GMM (the zoo writes it)
-CARD = "README.md"
-EVAL = "eval.json"
-LOCK = "train.lock"
-RUN_FILES = (CONFIG, WEIGHTS, CHECKPOINT, TRAIN, METRICS, SAMPLES, CARD, EVAL)
 PYTHON_DATA = "python:"  # train.json `data` of a run trained on a Dataset that load_dataset did not make
 
 
