@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 from train_zoo import EVAL_N_TEST, ZOO  # noqa: E402
 
+from vaecore.components.likelihood_facts import LOG_SIGMA, LOG_SIGMA_EMA  # noqa: E402
 from vaecore.evaluation import metrics as M  # noqa: E402
 from vaecore.evaluation.compare import to_markdown  # noqa: E402
 
@@ -174,7 +175,7 @@ def sigma_convergence(name: str, folder: Path) -> str | None:
     from vaecore.training.trainer import read_metrics
 
     steps = [rec for rec in read_metrics(folder) if rec.get("kind") == "step"]
-    key = "log_sigma_ema" if any("log_sigma_ema" in rec for rec in steps) else "log_sigma"
+    key = LOG_SIGMA_EMA if any(LOG_SIGMA_EMA in rec for rec in steps) else LOG_SIGMA
     steps = [rec for rec in steps if key in rec]
     if not steps or max(rec[key] for rec in steps) - min(rec[key] for rec in steps) < 1e-9:
         return None  # no σ, or a fixed one

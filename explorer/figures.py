@@ -20,8 +20,10 @@ from explorer.tables import (
     series,
     sigma_trace,
 )
+from vaecore.components.likelihood_facts import LOG_SIGMA, SIGMA2_MLE
 from vaecore.data.images import make_grid, to_png_bytes
 from vaecore.evaluation.registry import METRICS
+from vaecore.training.records import describe
 
 
 def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
@@ -38,10 +40,8 @@ def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
     return fig
 
 
-TRAINING_PANELS = {"loss": "Loss (per example, nats)", "recon": "Reconstruction", "kl": "KL", "mmd": "MMD",
-                   "z_norm": "½‖z‖²", "iwae_bound": "IWAE bound", "log_sigma": "ln σ", "sigma2_mle": "σx² (MLE)",
-                   "lr": "Learning rate", "images_per_s": "Images / s"}
-LOG_PANELS = ("lr", "sigma2_mle")
+TRAINING_PANELS = ("loss", "recon", "kl", "mmd", "z_norm", "iwae_bound", LOG_SIGMA, SIGMA2_MLE, "lr", "images_per_s")
+"""The logged keys the training figure draws, in panel order; titles and log axes from `records.LOG_KEYS`."""
 
 
 def smooth(ys: Sequence[float], weight: float) -> list[float]:
@@ -69,7 +69,7 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
     keys = training_panels(runs) or ["loss"]
     cols = 3
     rows = math.ceil(len(keys) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[TRAINING_PANELS[k] for k in keys],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[describe(k).label for k in keys],
                         horizontal_spacing=0.07, vertical_spacing=0.22 if rows > 1 else 0.1)
     palette = plotly.colors.qualitative.Plotly
     for n, (label, recs) in enumerate(runs.items()):
@@ -81,7 +81,7 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
             fig.add_trace(go.Scatter(x=xs, y=smooth(ys, smoothing), mode="lines+markers" if len(xs) < 30 else "lines",
                                      name=name, legendgroup=name, showlegend=i == 0, line={"width": 1.6,
                                      "color": colour}, marker={"size": 4},
-                                     hovertemplate=f"{TRAINING_PANELS[key]}: %{{y:.4g}}<extra>{label}</extra>"),
+                                     hovertemplate=f"{describe(key).label}: %{{y:.4g}}<extra>{label}</extra>"),
                           row=row + 1, col=col + 1)
         vx, vy = series(recs, "val_loss", kind="epoch", x=x)
         if vx:
@@ -93,7 +93,7 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
                       modebar={"orientation": "v"})
     fig.update_xaxes(title_text=x, row=rows)
     for i, key in enumerate(keys):
-        if key in LOG_PANELS:
+        if describe(key).log_axis:
             fig.update_yaxes(type="log", exponentformat="power", row=i // cols + 1, col=i % cols + 1)
     return fig
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from vaecore import PretrainedModel
+from vaecore.components.likelihood_facts import PerImageSigma
 from vaecore.models.families import family_title
 
 
@@ -94,55 +95,35 @@ def gaussian_posterior(model: PretrainedModel, x: torch.Tensor) -> tuple[torch.T
 
 
 def decoder_sigma_kind(model: PretrainedModel) -> str | None:
-    """How a model's decoder σ varies per image, or None when it does not (a shared or fixed σ, no σ):
-    'predicted' (a Gaussian decoder predicting σ(z) per pixel or per image) or 'mle' (AR-ELBO's Iso-D /
-    Diag-D, whose σx² is the maximum-likelihood value of each image's residual)."""
+    """How a model's decoder σ varies per image, as its likelihood publishes it (`sigma_trace.per_image`), or None
+    when it does not (a shared or fixed σ, no σ): 'predicted' (a Gaussian decoder predicting σ(z) per pixel or per
+    image) or 'mle' (AR-ELBO's Iso-D / Diag-D, whose σx² is the maximum-likelihood value of each image's residual)."""
     likelihood = getattr(model, "likelihood", None)
-    predicts_sigma = getattr(likelihood, "sigma_mode", None) in ("per-pixel", "per-example")
-    if predicts_sigma and hasattr(likelihood, "mean_and_log_sigma"):
-        return "predicted"
-    if getattr(likelihood, "variance", None) in ("iso-d", "diag-d"):
-        return "mle"
-    return None
+    return None if likelihood is None else likelihood.sigma_trace.per_image
 
 
 @torch.no_grad()
 def decoder_log_sigma(model: PretrainedModel, x: torch.Tensor, batch: int = 500) -> torch.Tensor | None:
-    """Per image, the mean over pixels of the decoder's ln σ at the posterior mean (B,), on the CPU; None
-    where σ does not vary per image (`decoder_sigma_kind`).
-
-    Predicted σ: ln σ(z) of the decoder at z = the posterior mean. AR-ELBO Iso-D: ½ ln(mean residual² + ε);
-    Diag-D: the mean over pixels of ½ ln(residual² + ε), the per-image MLE its objective uses.
-    """
-    kind = decoder_sigma_kind(model)
-    if kind is None:
+    """Per image, the mean over pixels of the decoder's ln σ at the posterior mean (B,), on the CPU, from the
+    engine (`Likelihood.log_sigma_per_image`); None where σ does not vary per image (`decoder_sigma_kind`)."""
+    if decoder_sigma_kind(model) is None:
         return None
     model.eval()
-    likelihood = model.likelihood
     out = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch].to(model.device, torch.float32)
         params = model.decode_params(model.embed(xb))
-        if kind == "predicted":
-            mu, log_sigma = likelihood.mean_and_log_sigma(params)
-            out.append(log_sigma.expand_as(mu).flatten(1).mean(1).float().cpu())
-            continue
-        eps = float(getattr(likelihood, "eps", 1e-6))
-        sq = (xb - torch.sigmoid(params.float())) ** 2
-        if likelihood.variance == "iso-d":
-            out.append((0.5 * torch.log(sq.flatten(1).mean(1) + eps)).cpu())
-        else:
-            out.append((0.5 * torch.log(sq + eps)).flatten(1).mean(1).cpu())
+        out.append(model.likelihood.log_sigma_per_image(params, xb).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def decoder_sigma_note(model: PretrainedModel) -> str:
     """What the map's 'decoder ln σ' colour means for this model ('' where it is not offered)."""
     kind = decoder_sigma_kind(model)
-    if kind == "predicted":
+    if kind == PerImageSigma.PREDICTED:
         return ("ln σ(z) predicted by the decoder at the posterior mean, averaged over the pixels: high where the "
                 "model is unsure of the image.")
-    if kind == "mle":
+    if kind == PerImageSigma.MLE:
         return ("AR-ELBO sets σx²(z) to each image's maximum-likelihood value, the mean squared residual: this ln σx "
                 "follows the reconstruction error.")
     return ""

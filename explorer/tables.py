@@ -13,7 +13,11 @@ import vaecore
 from explorer.caches import load_model
 from explorer.catalog import read_json_file
 from vaecore import ModelLoadError
+from vaecore.components.likelihood_facts import LOGGED, SigmaTrace
+from vaecore.components.likelihoods import likelihood_of
 from vaecore.evaluation.registry import METRICS, outcome
+from vaecore.training import run_folder as rf
+from vaecore.training.records import describe
 
 
 def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -167,20 +171,16 @@ def series(records: Iterable[dict[str, Any]], key: str, kind: str = "step",
     return xs, ys
 
 
-def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch",
-                quantity: str = "log_sigma") -> tuple[list[float], list[float]]:
-    """ln σ (or σ² when quantity='sigma2') per logged step; AR-ELBO's σx² MLE gives ln σ = ½ ln σx²."""
+def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch", quantity: str = "log_sigma",
+                trace: SigmaTrace = LOGGED) -> tuple[list[float], list[float]]:
+    """ln σ (or σ² when quantity='sigma2') per logged step, read as the likelihood's `trace` says (by default as
+    any σ-logging run writes it: AR-ELBO's σx² MLE gives ln σ = ½ ln σx²)."""
     xs, ys = [], []
     for r in records:
         if r.get("kind") != "step" or x not in r:
             continue
-        if "sigma2_mle" in r and isinstance(r["sigma2_mle"], int | float) and r["sigma2_mle"] > 0:
-            log_sigma = 0.5 * math.log(r["sigma2_mle"])
-        elif isinstance(r.get("log_sigma"), int | float):
-            log_sigma = float(r["log_sigma"])
-        else:
-            continue
-        if not math.isfinite(log_sigma):
+        log_sigma = trace.log_sigma(r)
+        if log_sigma is None:
             continue
         xs.append(float(r[x]))
         ys.append(math.exp(2 * log_sigma) if quantity == "sigma2" else log_sigma)
@@ -188,8 +188,8 @@ def sigma_trace(records: Sequence[dict[str, Any]], x: str = "epoch",
 
 
 def logs_sigma(records: Sequence[dict[str, Any]]) -> bool:
-    """Whether a training log has a decoder σ (ln σ or AR-ELBO's σx² MLE)."""
-    return any("log_sigma" in r or "sigma2_mle" in r for r in records if r.get("kind") == "step")
+    """Whether a training log has a decoder-scale trace (a key `records.LOG_KEYS` marks as one)."""
+    return any(describe(k).scale_trace for r in records if r.get("kind") == "step" for k in r)
 
 
 def default_sigma_models(bundled: dict[str, Path], limit: int = 6) -> list[str]:
@@ -200,23 +200,30 @@ def default_sigma_models(bundled: dict[str, Path], limit: int = 6) -> list[str]:
     return (first + rest)[:limit]
 
 
+def run_sigma_trace(folder: Path) -> SigmaTrace | None:
+    """The σ trace a run's likelihood publishes (from its config.json), or None without a readable config."""
+    config = read_json_file(Path(folder) / rf.CONFIG)
+    try:
+        return likelihood_of(config).sigma_trace if config else None
+    except ValueError:
+        return None
+
+
 def sigma_traces(sources: dict[str, Path]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """Training logs of the chosen folders that have a σ, and why the others are left out."""
+    """Training logs of the chosen folders that have a σ, and why the others are left out (the likelihood's own
+    reason where its config says it has no single σ)."""
     traces: dict[str, list[dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
     for label, folder in sources.items():
         records = vaecore.read_metrics(folder)
+        trace = run_sigma_trace(folder)
         if not records:
-            skipped[label] = "no training log (metrics.jsonl) yet"
+            skipped[label] = f"no training log ({rf.METRICS}) yet"
+        elif trace is not None and not trace.plotted:
+            skipped[label] = trace.why_none
         elif not logs_sigma(records):
-            config = read_json_file(Path(folder) / "config.json")
-            lik, sigma = config.get("likelihood"), (config.get("likelihood_kwargs") or {}).get("sigma")
-            if not config:
-                skipped[label] = "the run logged no σ and has no model config (it ended before its first checkpoint)"
-            elif sigma == "per-pixel":
-                skipped[label] = "its decoder predicts σ for every pixel and image, so there is no single σ to plot"
-            else:
-                skipped[label] = f"the {lik} likelihood has no decoder σ"
+            skipped[label] = ("the run logged no σ and has no model config (it ended before its first checkpoint)"
+                              if trace is None else "the run logged no σ yet")
         else:
             traces[label] = records
     return traces, skipped
@@ -230,14 +237,17 @@ def sigma_summary(traces: dict[str, Sequence[dict[str, Any]]],
     """
     rows = []
     for label, records in traces.items():
-        xs, ys = sigma_trace(records, "epoch")
+        folder = Path(sources[label]) if sources and label in sources else None
+        trace = (run_sigma_trace(folder) if folder else None) or LOGGED
+        xs, ys = sigma_trace(records, "epoch", trace=trace)
         if not ys:
             continue
-        config = read_json_file(Path(sources[label]) / "config.json") if sources and label in sources else {}
+        config = read_json_file(folder / rf.CONFIG) if folder else {}
         beta = float(config.get("beta", 1.0) or 1.0)
         rows.append({"model": label, "epoch": round(xs[-1], 2), "ln σ": round(ys[-1], 3),
                      "σ²": float(f"{math.exp(2 * ys[-1]):.4g}"), "β": beta,
-                     "effective ln σ": round(ys[-1] + 0.5 * math.log(beta), 3) if beta > 0 else None})
+                     "effective ln σ": round(ys[-1] + 0.5 * math.log(beta), 3) if beta > 0 else None,
+                     "σ varies": trace.varies.value})
     return rows
 
 

@@ -354,7 +354,7 @@ def test_training_figure_has_a_panel_per_quantity() -> None:
     records.append({"kind": "epoch", "step": 4, "epoch": 0.4, "val_loss": 0.3})
     fig = figures.training_figure(records)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["Loss (per example, nats)", "Reconstruction", "KL", "σx² (MLE)", "Learning rate", "Images / s"]
+    assert titles == ["Loss (per example)", "Reconstruction", "KL", "σx² (MLE)", "Learning rate", "Images / s"]
     assert [t.name for t in fig.data if t.showlegend is not False] == ["training (logged steps)",
                                                                       "validation (per epoch)"]
     assert fig.layout.modebar.orientation == "v"

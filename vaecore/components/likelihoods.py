@@ -11,13 +11,25 @@ mean of `nll` unless the likelihood replaces σ by its maximum-likelihood estima
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vaecore.components.likelihood_facts import (
+    LOG_SIGMA,
+    LOG_SIGMA_EMA,
+    NO_SIGMA,
+    SIGMA2_EMA,
+    SIGMA2_MLE,
+    PerImageSigma,
+    Scoring,
+    SigmaTrace,
+    SigmaVaries,
+)
 from vaecore.utils import flat_sum, softclip
 
 LOG_2PI = math.log(2 * math.pi)
@@ -85,6 +97,7 @@ class Likelihood(nn.Module):
     discrete = False
     continuous_density = True
     zero_density_at_edges = False  # True where the density vanishes at pixel values 0 and 1 (−log pdf = +∞ there)
+    binary_data = False  # True for a distribution over {0, 1}^D (grey levels are scored as probabilities)
 
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
@@ -122,8 +135,25 @@ class Likelihood(nn.Module):
         raise NotImplementedError
 
     def trace(self) -> dict[str, float]:
-        """Scale parameters worth plotting over training (ln σ, σx² MLE)."""
+        """Scale parameters worth plotting over training (ln σ, σx² MLE): the keys `sigma_trace` names."""
         return {}
+
+    @property
+    def scoring(self) -> Scoring:
+        """What this likelihood can score: a density, the 8-bit image's probability, binary data only."""
+        return Scoring(density=self.continuous_density,
+                       probability_8bit=self.discrete or type(self).nll_discrete is not Likelihood.nll_discrete,
+                       binary_only=self.binary_data, zero_density_at_edges=self.zero_density_at_edges)
+
+    @property
+    def sigma_trace(self) -> SigmaTrace:
+        """Which logged key is this likelihood's ln σ over training, and how its σ varies."""
+        return SigmaTrace(SigmaVaries.NONE, why_none=NO_SIGMA.format(name=repr(self.name)))
+
+    def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """Per image, the mean over pixels of ln σ for these decoder outputs and images, (B,); None where σ does
+        not vary per image (`sigma_trace.per_image`)."""
+        return None
 
 
 class DiscreteLikelihood(Likelihood):
@@ -143,6 +173,7 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
     group = "bernoulli"
     continuous_density = False
+    binary_data = True
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return flat_sum(F.binary_cross_entropy_with_logits(at_least_float32(params), x, reduction="none"))
@@ -265,8 +296,25 @@ class Gaussian(Likelihood):
         if self.sigma_mode == "optimal":
             step = float(self.step_log_sigma)
             ema = float(log_sigma)
-            return {"log_sigma": step if math.isfinite(step) else ema, "log_sigma_ema": ema}
-        return {"log_sigma": float(log_sigma.mean())}
+            return {LOG_SIGMA: step if math.isfinite(step) else ema, LOG_SIGMA_EMA: ema}
+        return {LOG_SIGMA: float(log_sigma.mean())}
+
+    @property
+    def sigma_trace(self) -> SigmaTrace:
+        if self.sigma_mode in ("per-pixel", "per-example"):
+            where = "pixel and image" if self.sigma_mode == "per-pixel" else "image"
+            return SigmaTrace(SigmaVaries.PER_PIXEL if self.sigma_mode == "per-pixel" else SigmaVaries.PER_IMAGE,
+                              per_image=PerImageSigma.PREDICTED,
+                              why_none=f"its decoder predicts σ for every {where}, so there is no single σ to plot")
+        varies = {"fixed": SigmaVaries.FIXED, "learned-diag": SigmaVaries.PER_PIXEL_SHARED}
+        return SigmaTrace(varies.get(self.sigma_mode, SigmaVaries.SHARED), LOG_SIGMA,
+                          ema_key=LOG_SIGMA_EMA if self.sigma_mode == "optimal" else None)
+
+    def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        if self.sigma_trace.per_image is None:
+            return None
+        mu, log_sigma = self._split(params)
+        return log_sigma.expand_as(mu).flatten(1).mean(1)
 
 
 AR_ELBO_VARIANCES = {
@@ -360,7 +408,26 @@ class ARELBO(Likelihood):
         ema = float(self.sigma2.mean())
         step = float(self.step_sigma2)
         s2 = step if math.isfinite(step) else ema
-        return {"sigma2_mle": s2, "log_sigma": 0.5 * math.log(max(s2, 1e-12)), "sigma2_ema": ema}
+        return {SIGMA2_MLE: s2, LOG_SIGMA: 0.5 * math.log(max(s2, 1e-12)), SIGMA2_EMA: ema}
+
+    @property
+    def sigma_trace(self) -> SigmaTrace:
+        """ln σ = ½ ln of the step's σx² MLE (mean over pixels for the diagonal variants); the EMA defines the
+        density after training; Iso-D and Diag-D set σx² per image to the MLE of its residual."""
+        varies = {"iso-i": SigmaVaries.SHARED, "iso-d": SigmaVaries.PER_IMAGE, "diag-i": SigmaVaries.PER_PIXEL_SHARED,
+                  "diag-d": SigmaVaries.PER_PIXEL}[self.variance]
+        return SigmaTrace(varies, LOG_SIGMA, ema_key=SIGMA2_EMA, mle_key=SIGMA2_MLE,
+                          per_image=PerImageSigma.MLE if self.variance in ("iso-d", "diag-d") else None)
+
+    def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """Iso-D: ½ ln(mean residual² + ε); Diag-D: the mean over pixels of ½ ln(residual² + ε), the per-image MLE
+        its objective uses."""
+        if self.variance not in ("iso-d", "diag-d"):
+            return None
+        sq = (x.float() - torch.sigmoid(params.float())) ** 2
+        if self.variance == "iso-d":
+            return 0.5 * torch.log(sq.flatten(1).mean(1) + self.eps)
+        return (0.5 * torch.log(sq + self.eps)).flatten(1).mean(1)
 
 
 class _SharedScale(DiscreteLikelihood):
@@ -383,7 +450,11 @@ class _SharedScale(DiscreteLikelihood):
         return torch.sigmoid(at_least_float32(params))
 
     def trace(self) -> dict[str, float]:
-        return {"log_sigma": float(self._scale().detach())}
+        return {LOG_SIGMA: float(self._scale().detach())}
+
+    @property
+    def sigma_trace(self) -> SigmaTrace:
+        return SigmaTrace(SigmaVaries.SHARED, LOG_SIGMA)
 
 
 class DiscretizedGaussian(_SharedScale):
@@ -569,6 +640,12 @@ LIKELIHOODS: dict[str, tuple[type[Likelihood], str]] = {
     "bitwise": (Bitwise, "8 Bernoulli bits per value"),
     "beta": (Beta, "Beta density with concentrations 1 + softplus"),
 }
+
+
+def likelihood_of(config: Mapping[str, Any]) -> Likelihood:
+    """The likelihood a model config (a config.json as a dict) names, with its settings (cheap: no decoder)."""
+    return build_likelihood(str(config.get("likelihood")), tuple(config.get("input_shape") or (1, 28, 28)),
+                            **(config.get("likelihood_kwargs") or {}))
 
 
 def build_likelihood(name: str, input_shape: tuple[int, int, int], **kwargs: object) -> Likelihood:

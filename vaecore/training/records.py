@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vaecore.components.likelihood_facts import LOG_SIGMA, LOG_SIGMA_EMA, SIGMA2_EMA, SIGMA2_MLE
+
 KINDS = ("event", "step", "epoch", "images")
 
 
@@ -31,7 +33,7 @@ def _k(label: str, means: str, *, scale: bool = False, log: bool = False) -> Log
 
 LOG_KEYS: dict[str, LogKey] = {
     # the Trainer's own
-    "loss": _k("Loss", "the training objective per example (nats for likelihood-based families)"),
+    "loss": _k("Loss (per example)", "the training objective per example (nats for likelihood-based families)"),
     "lr": _k("Learning rate", "the first optimizer's learning rate", log=True),
     "kl_weight": _k("KL weight", "the KL warm-up factor in [0, 1]"),
     "images_per_s": _k("Images / s", "training throughput since the last log"),
@@ -51,12 +53,12 @@ LOG_KEYS: dict[str, LogKey] = {
     "disc_loss": _k("Discriminator loss", "cross-entropy of a discriminator (its own optimizer)"),
     "disc_accuracy": _k("Discriminator accuracy", "fraction of real/fake draws the discriminator gets right"),
     # decoder-scale traces
-    "log_sigma": _k("ln σ", "ln σ of the decoder at this step (the step's σ* for the analytic σ)", scale=True),
-    "log_sigma_ema": _k("ln σ (EMA)", "the EMA of the analytic σ* that defines the density after training",
+    LOG_SIGMA: _k("ln σ", "ln σ of the decoder at this step (the step's σ* for the analytic σ)", scale=True),
+    LOG_SIGMA_EMA: _k("ln σ (EMA)", "the EMA of the analytic σ* that defines the density after training",
                         scale=True),
-    "sigma2_mle": _k("σx² (MLE)", "AR-ELBO: this step's maximum-likelihood σx² (mean over pixels)", scale=True,
+    SIGMA2_MLE: _k("σx² (MLE)", "AR-ELBO: this step's maximum-likelihood σx² (mean over pixels)", scale=True,
                      log=True),
-    "sigma2_ema": _k("σx² (EMA)", "AR-ELBO: the EMA of σx² that defines the density after training", scale=True,
+    SIGMA2_EMA: _k("σx² (EMA)", "AR-ELBO: the EMA of σx² that defines the density after training", scale=True,
                      log=True),
     # the other Pythae families
     "mi": _k("Index-code MI", "β-TC-VAE: E[log q(z|x) − log q(z)] (minibatch estimate)"),

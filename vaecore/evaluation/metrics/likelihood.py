@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vaecore.components.likelihoods import Likelihood
 from vaecore.data.datasets import Dataset
 from vaecore.evaluation.registry import (
     Comparable,
@@ -50,10 +49,11 @@ def needs_likelihood(s: Subject) -> str | None:
 
 def needs_continuous_density(s: Subject) -> str | None:
     lik = s.likelihood
-    if not lik.continuous_density:
+    scoring = lik.scoring
+    if not scoring.density:
         kind = "discrete (see nll-discrete)" if lik.discrete else "not a normalised density on [0, 1]^D"
         return f"the {lik.name!r} likelihood is {kind}"
-    if lik.zero_density_at_edges and s.dataset is not None and _has_edge_pixels(s.dataset):
+    if scoring.zero_density_at_edges and s.dataset is not None and _has_edge_pixels(s.dataset):
         return (f"the {lik.name!r} density is 0 at pixel values exactly 0 and 1, which the test images contain, so "
                 "−log pdf is +∞ (the ELBO and IWAE score pixels clamped into the open interval); −log p of the "
                 "8-bit images (nll-discrete) is finite")
@@ -61,14 +61,9 @@ def needs_continuous_density(s: Subject) -> str | None:
 
 
 def needs_8bit_probability(s: Subject) -> str | None:
-    if not defines_discrete(s.likelihood):
+    if not s.likelihood.scoring.probability_8bit:
         return f"the {s.likelihood.name!r} likelihood defines no probability of 8-bit images"
     return None
-
-
-def defines_discrete(lik: Likelihood) -> bool:
-    """Whether a likelihood gives −log P of the 8-bit image (discrete, or bin-integrated)."""
-    return lik.discrete or type(lik).nll_discrete is not Likelihood.nll_discrete
 
 
 def _has_edge_pixels(dataset: Dataset) -> bool:
