@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 from explorer import catalog, latents, state, widgets
+from vaecore.files import EVAL
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -73,7 +74,7 @@ def model_card(m: dict) -> None:
     if m["eval"]:
         st.markdown(widgets.card_metrics_markdown(values))
     else:
-        st.caption("no eval.json yet")
+        st.caption(f"no {EVAL} yet")
     for warning in widgets.card_warnings(m):
         st.warning(warning, icon=":material/warning:")
     if m.get("hub_repo_id"):

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from vaecore import build_model, load, load_dataset, model_config  # noqa: E402
 from vaecore.evaluation.metrics import iwae_log_likelihood  # noqa: E402
+from vaecore.files import WEIGHTS  # noqa: E402
 
 TARGET_S = 120.0
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunk", type=int, default=None, help="draws per decoder pass (default: automatic)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if (REPO / "checkpoints" / "sigma-vae" / "model.safetensors").is_file():
+    if (REPO / "checkpoints" / "sigma-vae" / WEIGHTS).is_file():
         model, source = load("sigma-vae", device=args.device), "bundled checkpoints/sigma-vae"
     else:
         torch.manual_seed(0)

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 import vaecore  # noqa: E402
 from vaecore.evaluation import compare, reference  # noqa: E402
+from vaecore.files import CHECKPOINT, CONFIG, METRICS, TRAIN  # noqa: E402
 from vaecore.training.trainer import TrainingDiverged, read_metrics  # noqa: E402
 from vaecore.utils import atomic_write_bytes, default_device, read_json  # noqa: E402
 
@@ -69,8 +70,8 @@ def train_config(args: argparse.Namespace) -> vaecore.TrainConfig:
 def _finished(folder: Path, tc: vaecore.TrainConfig, arch: str) -> bool:
     """A run folder trained to completion with the same settings (so it can be reused)."""
     try:
-        same = read_json(folder / "train.json") == json.loads(json.dumps(tc.to_dict()))
-        config = read_json(folder / "config.json")
+        same = read_json(folder / TRAIN) == json.loads(json.dumps(tc.to_dict()))
+        config = read_json(folder / CONFIG)
     except (OSError, ValueError):
         return False
     events = [r.get("event") for r in read_metrics(folder) if r.get("kind") == "event"]
@@ -88,7 +89,7 @@ def train_lineup(args: argparse.Namespace, presets: list[str], dataset: vaecore.
         status = "reused"
         if args.force or not _finished(folder, tc, args.arch):
             if folder.exists():
-                for name in ("checkpoint.safetensors", "metrics.jsonl"):
+                for name in (CHECKPOINT, METRICS):
                     (folder / name).unlink(missing_ok=True)
                 for stale in folder.glob("sampler-*"):
                     stale.unlink()
@@ -97,7 +98,7 @@ def train_lineup(args: argparse.Namespace, presets: list[str], dataset: vaecore.
             except TrainingDiverged as e:
                 status = "diverged"
                 print(f"[table3] {preset}: {e}", file=sys.stderr, flush=True)
-            (folder / "checkpoint.safetensors").unlink(missing_ok=True)
+            (folder / CHECKPOINT).unlink(missing_ok=True)
         events = [r for r in read_metrics(folder) if r.get("kind") == "event"]
         if events and events[-1].get("event") == "diverged":
             status = "diverged"

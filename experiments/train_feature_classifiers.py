@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vaecore.data.datasets import Dataset, epoch_permutation, load_dataset  # noqa: E402
-from vaecore.evaluation.features import DEFAULT_ARCH, DISPLAY_NAMES, WEIGHTS, FeatureClassifier, cross_entropy  # noqa: E402
+from vaecore.evaluation.features import DEFAULT_ARCH, DISPLAY_NAMES, FeatureClassifier, cross_entropy  # noqa: E402
+from vaecore.files import CARD, CONFIG, WEIGHTS  # noqa: E402
 from vaecore.utils import atomic_save_safetensors, atomic_write_bytes, atomic_write_json  # noqa: E402
 
 DEFAULT_FASHION_DIR = REPO.parent / "shared" / "data" / "fashion-mnist"
@@ -78,7 +79,7 @@ they use a different (and much smaller) feature network. Compare models only wit
 evaluated with these same weights.
 
 Reproduce: `python experiments/train_feature_classifiers.py --datasets {name}`.
-Files: `model.safetensors` (weights, float32), `config.json` (architecture and scores). No pickle.
+Files: `{weights}` (weights, float32), `{config_file}` (architecture and scores). No pickle.
 """
 
 
@@ -95,11 +96,12 @@ def save(model: FeatureClassifier, scores: dict, out: Path, ds: Dataset, args: a
         **{k: round(v, 6) if isinstance(v, float) else v for k, v in scores.items()},
     }
     atomic_save_safetensors(model.state_dict(), out / WEIGHTS, metadata={"format": "pt", "dataset": ds.name})
-    atomic_write_json(out / "config.json", config)
+    atomic_write_json(out / CONFIG, config)
     arch = model.architecture
     text = README.format(display=DISPLAY_NAMES.get(ds.name, ds.name), name=ds.name, c1=arch["channels"][0],
-                         c2=arch["channels"][1], hidden=arch["hidden"], classes=arch["num_classes"], **config)
-    atomic_write_bytes(out / "README.md", text.encode())
+                         c2=arch["channels"][1], hidden=arch["hidden"], classes=arch["num_classes"],
+                         weights=WEIGHTS, config_file=CONFIG, **config)
+    atomic_write_bytes(out / CARD, text.encode())
 
 
 def main(argv: list[str] | None = None) -> None:

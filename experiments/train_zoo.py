@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
+from vaecore.files import CATALOG, CONFIG, EVAL, TRAIN, WEIGHTS, sampler_files  # noqa: E402
 from vaecore.model_card import write_model_card  # noqa: E402
+from vaecore.models.families import family_title  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
@@ -58,8 +60,9 @@ EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", 
 FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
 TWO_STAGE_KEY = "fd_two-stage"
 OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size
+GMM_FILES = sampler_files("gmm")
 BUNDLE = (rf.CONFIG, rf.WEIGHTS, rf.TRAIN, rf.METRICS, rf.SAMPLES, rf.GMM_SAMPLES, rf.EVAL, rf.CARD,
-          "sampler-gmm.json", "sampler-gmm.safetensors")  # MAF (316 kB) refits in ~20 s on demand
+          *GMM_FILES)  # MAF (316 kB) refits in ~20 s on demand
 MAX_FILE_BYTES = 10 * 2**20  # a Hub repo or Space without LFS refuses larger files
 DONE = "zoo-trained.json"
 
@@ -75,7 +78,7 @@ class ZooEntry:
     """
 
     name: str
-    title: str
+    title: str = ""  # default: the family's title (vaecore.models.families)
     epochs: int = EPOCHS
     preset_name: str | None = None
     latent: int | None = None
@@ -84,6 +87,11 @@ class ZooEntry:
     @property
     def preset(self) -> str:
         return self.preset_name or self.name
+
+    @property
+    def display_title(self) -> str:
+        """Its title in the catalog: its own, else its family's."""
+        return self.title or family_title(vaecore.model_config(self.preset).model_type)
 
     @property
     def latent_dim(self) -> int | None:
@@ -123,25 +131,25 @@ ZOO = [
     ZooEntry("vamp-vae", "VAE with a VampPrior"),
     ZooEntry("rae-l2", "RAE-L2"),
     ZooEntry("wae-mmd-rbf", "WAE-MMD (RBF)"),
-    ZooEntry("beta-tc-vae", "β-TC-VAE"),
-    ZooEntry("disentangled-beta-vae", "Disentangled β-VAE"),
-    ZooEntry("factor-vae", "FactorVAE"),
+    ZooEntry("beta-tc-vae"),
+    ZooEntry("disentangled-beta-vae"),
+    ZooEntry("factor-vae"),
     ZooEntry("info-vae-imq", "InfoVAE-MMD (IMQ)"),
     ZooEntry("info-vae-rbf", "InfoVAE-MMD (RBF)"),
     ZooEntry("vae-linnf", "VAE with planar/radial flows"),
     ZooEntry("vae-iaf", "VAE with an IAF posterior"),
-    ZooEntry("vqvae", "VQ-VAE"),
-    ZooEntry("hrq-vae", "HRQ-VAE"),
-    ZooEntry("msssim-vae", "MS-SSIM VAE"),
+    ZooEntry("vqvae"),
+    ZooEntry("hrq-vae"),
+    ZooEntry("msssim-vae"),
     ZooEntry("svae", "Hyperspherical VAE (vMF)"),
-    ZooEntry("poincare-vae", "Poincaré VAE"),
+    ZooEntry("poincare-vae"),
     ZooEntry("aae", "Adversarial autoencoder"),
     ZooEntry("miwae", "MIWAE (M = 5, K = 10)"),
     ZooEntry("ciwae", "CIWAE (β = 0.5, K = 10)"),
-    ZooEntry("piwae", "PIWAE"),
+    ZooEntry("piwae"),
     ZooEntry("hvae", "Hamiltonian VAE"),
     ZooEntry("rhvae", "Riemannian Hamiltonian VAE"),
-    ZooEntry("vaegan", "VAE-GAN"),
+    ZooEntry("vaegan"),
     ZooEntry("tvae-100", "T-VAE (latent 100)", bundle=False),  # 10.0 MB of weights
     # Pythae's latent-dimension effect (their Fig. 6: 16 vs 256) on a variational and an AE-type subset
     # (about 5 MB of weights each, 10 MB with a 256-d GMM: all five would take checkpoints/ near 100 MB)
@@ -165,9 +173,9 @@ def reproduce_command(entry: ZooEntry, epochs: int) -> str:
 
 def trained_epochs(folder: Path) -> int | None:
     """Epochs of the model bundled in `folder` (None when there is none)."""
-    if not (folder / "model.safetensors").is_file() or not (folder / "train.json").is_file():
+    if not (folder / WEIGHTS).is_file() or not (folder / TRAIN).is_file():
         return None
-    return int(json.loads((folder / "train.json").read_text())["epochs"])
+    return int(json.loads((folder / TRAIN).read_text())["epochs"])
 
 
 def needs_training(entry: ZooEntry, checkpoints: Path) -> bool:
@@ -221,9 +229,9 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
 
 def write_eval(folder: Path, result: dict) -> None:
     """eval.json and the model card that shows it."""
-    atomic_write_json(folder / "eval.json", result)
-    config = json.loads((folder / "config.json").read_text())
-    epochs = json.loads((folder / "train.json").read_text())["epochs"]
+    atomic_write_json(folder / EVAL, result)
+    config = json.loads((folder / CONFIG).read_text())
+    epochs = json.loads((folder / TRAIN).read_text())["epochs"]
     write_model_card(folder, config, result,
                      extra=f"Reproduce:\n\n```\n{reproduce_command(BY_NAME[folder.name], epochs)}\n```")
 
@@ -242,7 +250,7 @@ def add_two_stage_fd(entry: ZooEntry, repo: Path, dataset: vaecore.Dataset, comm
     fd = metrics.evaluate(model, dataset, ["fd"], n_test=EVAL_N_TEST, seed=SEED, sampler=sampler,
                           n_samples=EVAL_N_TEST).get("fd")
     with install_lock(repo):
-        saved = json.loads((folder / "eval.json").read_text())  # stored with sorted keys: the card's order back
+        saved = json.loads((folder / EVAL).read_text())  # stored with sorted keys: the card's order back
         first = [k for k in EVAL_METRICS if k in saved]
         result = {**{k: saved[k] for k in first}, **{k: v for k, v in saved.items() if k not in first},
                   TWO_STAGE_KEY: fd}
@@ -251,7 +259,7 @@ def add_two_stage_fd(entry: ZooEntry, repo: Path, dataset: vaecore.Dataset, comm
 
         write_results(repo / "checkpoints")
         if commit:
-            git_commit(repo, [f"checkpoints/{entry.name}/eval.json", f"checkpoints/{entry.name}/{rf.CARD}",
+            git_commit(repo, [f"checkpoints/{entry.name}/{EVAL}", f"checkpoints/{entry.name}/{rf.CARD}",
                               "checkpoints/RESULTS.md"],
                        f"zoo: {entry.name}: FD of the 2-stage VAE sampler added to its eval")
     print(f"[zoo] {entry.name}: 2-stage FD {fd} in {time.time() - t:.0f}s", flush=True)
@@ -309,9 +317,9 @@ def install_lock(repo: Path) -> Iterator[None]:
 
 def catalog_row(name: str, folder: Path) -> dict:
     entry = BY_NAME[name]
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / CONFIG).read_text())
     epochs = trained_epochs(folder)
-    return {"name": name, "title": entry.title, "description": get_preset(entry.preset).description,
+    return {"name": name, "title": entry.display_title, "description": get_preset(entry.preset).description,
             "data": config.get("dataset"), "likelihood": config.get("likelihood"),
             "likelihood_kwargs": config.get("likelihood_kwargs"), "latent_dim": config.get("latent_dim"),
             "model_type": config.get("model_type"), "epochs": epochs, "seed": SEED,
@@ -324,14 +332,14 @@ def write_catalog(checkpoints: Path) -> None:
     rows = [catalog_row(e.name, checkpoints / e.name) for e in ZOO
             if e.bundle and trained_epochs(checkpoints / e.name)]
     stage = checkpoints.parent / "runs" / "zoo"
-    old = json.loads((checkpoints / "catalog.json").read_text()) if (checkpoints / "catalog.json").is_file() else {}
+    old = json.loads((checkpoints / CATALOG).read_text()) if (checkpoints / CATALOG).is_file() else {}
     hub = {row["name"]: row for row in old.get("hub_models", [])}
     for e in ZOO:
-        if not e.bundle and (stage / e.name / "eval.json").is_file():
+        if not e.bundle and (stage / e.name / EVAL).is_file():
             hub[e.name] = {**catalog_row(e.name, stage / e.name),
                            "publish": f"python -m vaecore publish runs/zoo/{e.name} {HUB_OWNER}/{e.name}",
-                           "eval": json.loads((stage / e.name / "eval.json").read_text())}
-    atomic_write_json(checkpoints / "catalog.json", {"models": rows, "hub_models": list(hub.values())})
+                           "eval": json.loads((stage / e.name / EVAL).read_text())}
+    atomic_write_json(checkpoints / CATALOG, {"models": rows, "hub_models": list(hub.values())})
 
 
 def git_commit(repo: Path, paths: list[str], message: str) -> None:
@@ -358,7 +366,7 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
 
             write_results(checkpoints)
             if commit:
-                git_commit(repo, ["checkpoints/catalog.json", "checkpoints/RESULTS.md"],
+                git_commit(repo, [f"checkpoints/{CATALOG}", "checkpoints/RESULTS.md"],
                            f"zoo: {name} trained and evaluated for the Hub (not bundled); listed under hub_models "
                            "with its eval")
         print(f"[zoo] {name}: a Hub model, not bundled; ready to publish from {stage}", flush=True)
@@ -367,10 +375,10 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
         new = checkpoints / f".{name}.new"
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
-        too_big = (stage / "sampler-gmm.safetensors").is_file() and \
-            (stage / "sampler-gmm.safetensors").stat().st_size >= MAX_FILE_BYTES  # VQ latents: 784-d covariances
+        too_big = (stage / GMM_FILES[0]).is_file() and \
+            (stage / GMM_FILES[0]).stat().st_size >= MAX_FILE_BYTES  # VQ latents: 784-d covariances
         for file in BUNDLE:
-            if (stage / file).is_file() and not (too_big and file.startswith("sampler-gmm")):
+            if (stage / file).is_file() and not (too_big and file in GMM_FILES):
                 shutil.copy2(stage / file, new / file)
         old = checkpoints / f".{name}.old"
         if dest.exists():
@@ -387,7 +395,7 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
         write_results(checkpoints)
         if commit:
             epochs = trained_epochs(dest)
-            git_commit(repo, [f"checkpoints/{name}", "checkpoints/catalog.json", "checkpoints/RESULTS.md",
+            git_commit(repo, [f"checkpoints/{name}", f"checkpoints/{CATALOG}", "checkpoints/RESULTS.md",
                               "tests/data/bundled_outputs.json"],
                        f"zoo: {name} trained {epochs} epochs on MNIST (seed {SEED}), with its eval, card and "
                        "reference outputs")
@@ -490,8 +498,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         dataset = vaecore.load_dataset("mnist", seed=SEED)
-        todo = [e for e in entries if e.bundle and (checkpoints / e.name / "eval.json").is_file()
-                and TWO_STAGE_KEY not in json.loads((checkpoints / e.name / "eval.json").read_text())]
+        todo = [e for e in entries if e.bundle and (checkpoints / e.name / EVAL).is_file()
+                and TWO_STAGE_KEY not in json.loads((checkpoints / e.name / EVAL).read_text())]
         print(f"[zoo] 2-stage FD for {len(todo)} models: {', '.join(e.name for e in todo)}", flush=True)
         for i, e in enumerate(todo, 1):
             add_two_stage_fd(e, args.repo, dataset, args.commit)

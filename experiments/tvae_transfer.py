@@ -40,6 +40,8 @@ import torch  # noqa: E402
 import vaecore  # noqa: E402
 from vaecore.data import transforms  # noqa: E402
 from vaecore.evaluation.metrics import knn_accuracy, latent_means  # noqa: E402
+from vaecore.evaluation.reference import TVAE_PAPER_MODELS  # noqa: E402
+from vaecore.files import METRICS  # noqa: E402
 from vaecore.hub import load_folder  # noqa: E402
 from vaecore.presets import get_preset, model_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
@@ -47,7 +49,7 @@ from vaecore.training.trainer import read_metrics  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 COLUMNS = ["M-Aff", "M-M", "F-Aff", "F-F"]
-MODELS = {"vae": "VAE", "vae-plus": "VAE+", "tvae": "T-VAE"}
+MODELS = TVAE_PAPER_MODELS
 SOURCES = {"mnist": "M", "fashion-mnist": "F"}
 
 # Table 1 of the paper (KNN accuracy in %, latent means, 200 epochs).
@@ -134,7 +136,7 @@ def train_one(preset: str, latent: int, ds: vaecore.Dataset, args: argparse.Name
     model = vaecore.build_model(cfg)
     tc = train_config(preset, ds, args, seed)
     t0 = time.perf_counter()
-    records = read_metrics(out_dir) if (out_dir / "metrics.jsonl").is_file() else []
+    records = read_metrics(out_dir) if (out_dir / METRICS).is_file() else []
     if records and records[-1].get("event") == "finished" and rf.read_train_json(out_dir) == tc.to_dict():
         model, step = load_folder(out_dir), int(records[-1]["step"])  # finished before: reuse it
         print(f"  reusing the finished run in {out_dir}", file=sys.stderr, flush=True)

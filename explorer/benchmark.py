@@ -13,6 +13,7 @@ from typing import Any
 from explorer.catalog import bundled_catalog, finite
 from vaecore.evaluation.reference import PYTHAE_MNIST_SETTINGS, PYTHAE_TABLE4_MNIST, SOURCES
 from vaecore.evaluation.registry import METRICS
+from vaecore.files import EVAL
 
 
 def _column(key: str, what: str) -> str:
@@ -50,7 +51,7 @@ COLUMN_HELP = {
     _COLUMNS["fd"]: "Fréchet distance of prior samples to the test images, on small-MNIST-classifier features",
     _COLUMNS["fd_gmm"]: "FD of samples drawn through a 10-component GMM fitted on the training latent means",
     _COLUMNS["fd_maf"]: "FD of samples drawn through a masked autoregressive flow fitted on the training latent means "
-                        "(empty: not in this model's eval.json yet)",
+                        f"(empty: not in this model's {EVAL} yet)",
     _COLUMNS["fd_two-stage"]: "FD of samples drawn through a 2-stage VAE (Dai & Wipf) fitted on the training latent "
                               "means (empty: not computed yet; `python experiments/train_zoo.py --stage two-stage` "
                               "adds it)",

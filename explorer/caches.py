@@ -17,7 +17,9 @@ import vaecore
 from explorer.catalog import cache_root, local_folder, model_stamp, read_json_file, runs_root
 from explorer.jobs import JobManager
 from vaecore import Dataset, ModelLoadError, PretrainedModel
-from vaecore.hub import WEIGHTS
+from vaecore.files import APP_RUN, TRAIN, WEIGHTS
+from vaecore.training import run_folder as rf
+from vaecore.training.run_folder import DataSource
 
 RETRY_AFTER_S = 60.0
 
@@ -53,9 +55,9 @@ def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
-def load_data(name: str, data_dir: str | None = None, limit: int | None = None) -> Dataset:
-    """A dataset, loaded once per process and (name, folder, limit)."""
-    return vaecore.load_dataset(name, data_dir or None, limit=limit)
+def load_data(name: str, data_dir: str | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
+    """A dataset, loaded once per process and (name, folder, limit, seed of its splits)."""
+    return vaecore.load_dataset(name, data_dir or None, limit=limit, seed=seed)
 
 
 def dataset_for(model: PretrainedModel, data_dir: str | None = None) -> Dataset:
@@ -92,10 +94,25 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
     return vaecore.read_metrics(folder)
 
 
+def run_source(folder: Path) -> DataSource | None:
+    """The data a run folder trained on, as the engine reads it back from train.json (its seed and limit
+    included), or from the app's settings of a run that has not written train.json yet; None for neither."""
+    if (folder / TRAIN).is_file():
+        try:
+            return rf.read_data_source(folder)
+        except rf.RunFolderError:
+            pass
+    settings = read_json_file(folder / APP_RUN)
+    if not settings:
+        return None
+    return rf.data_source({**(settings.get("train") or {}), "data": settings.get("data"),
+                           "data_dir": settings.get("data_dir")})
+
+
 def run_dataset(folder: Path) -> Dataset:
-    """The dataset a run folder trained on (from app_run.json or train.json), cached."""
-    settings = read_json_file(folder / "app_run.json") or read_json_file(folder / "train.json")
-    return load_data(settings.get("data", "mnist"), settings.get("data_dir"))
+    """The dataset a run folder trained on (`run_source`; MNIST when the folder records none), cached."""
+    source = run_source(folder) or rf.DataSource("mnist")
+    return load_data(source.name, source.data_dir, source.limit, source.seed or 0)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -196,12 +213,12 @@ def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, 
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _collapse(spec: str, stamp: float, data: str, data_dir: str | None, n: int) -> list[str]:
+def _collapse(spec: str, stamp: float, data: str, data_dir: str | None, n: int, seed: int = 0) -> list[str]:
     from explorer.diagnostics import diagnose
     from explorer.models import has_prior_samples
 
     model = _load_model_cached(spec, stamp)
-    ds = load_data(data, data_dir)
+    ds = load_data(data, data_dir, seed=seed)
     g = torch.Generator(device=model.device).manual_seed(0)
     samples = model.sample(64, generator=g).cpu() if has_prior_samples(model) else None
     return diagnose(model, ds.x_val[:n], ds.x_train.mean(0, keepdim=True), samples).warnings
@@ -211,11 +228,12 @@ def collapse_warnings(spec: str, n: int = 500) -> list[str]:
     """Collapse warnings (KL per dimension, reconstructions ≈ mean image, flat or blank samples) of a model,
     on n validation images of its dataset; cached per model version."""
     folder = local_folder(spec)
-    settings = read_json_file(folder / "app_run.json") if folder else {}
+    source = run_source(folder) if folder else None
     try:
         model = load_model(spec)
-        data = settings.get("data") or getattr(model.config, "dataset", "mnist") or "mnist"
-        return _collapse(spec, model_stamp(spec), data, settings.get("data_dir"), n)
+        if source is None or source.built_in_python:
+            source = rf.DataSource(getattr(model.config, "dataset", "mnist") or "mnist")
+        return _collapse(spec, model_stamp(spec), source.name, source.data_dir, n, source.seed or 0)
     except (ModelLoadError, OSError, ValueError) as e:
         return [f"Could not check for collapse: {e}"]
 

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vaecore.hub import WEIGHTS, bundled_names, checkpoints_dir
+from vaecore.files import CATALOG, CONFIG, EVAL, METRICS, WEIGHTS
+from vaecore.hub import bundled_names, checkpoints_dir
 from vaecore.models.families import GROUPS, card_group, family_title
 from vaecore.models.families import group_heading as group_heading_of
 from vaecore.training import run_folder as rf
@@ -59,7 +60,7 @@ def read_json_file(path: Path) -> dict[str, Any]:
 def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     """checkpoints/catalog.json as name -> entry; accepts a list, {"models": [...]} or a dict by name."""
     try:
-        raw = json.loads((root / "catalog.json").read_text())
+        raw = json.loads((root / CATALOG).read_text())
     except (OSError, ValueError):
         return {}
     if isinstance(raw, dict) and "models" in raw:
@@ -96,11 +97,11 @@ def bundled_catalog() -> list[dict[str, Any]]:
     out = []
     for name in bundled_names():
         folder = root / name
-        config = read_json_file(folder / "config.json")
+        config = read_json_file(folder / CONFIG)
         entry = {"name": name, "title": name, "description": "", "data": config.get("dataset"),
                  "likelihood": config.get("likelihood"), "latent_dim": config.get("latent_dim"),
                  "family": _family_title(config.get("model_type")), **by_name.get(name, {})}
-        entry.update(folder=folder, config=config, eval=read_json_file(folder / "eval.json"),
+        entry.update(folder=folder, config=config, eval=read_json_file(folder / EVAL),
                      **_sample_grid(folder))
         out.append(entry)
     return out
@@ -155,7 +156,7 @@ def cache_root() -> Path:
 def bundled_with_logs() -> dict[str, Path]:
     """Bundled checkpoints that ship their training log (metrics.jsonl): name -> folder."""
     root = checkpoints_dir()
-    return {name: root / name for name in bundled_names() if (root / name / "metrics.jsonl").is_file()}
+    return {name: root / name for name in bundled_names() if (root / name / METRICS).is_file()}
 
 
 def transfer_results_path() -> Path:

@@ -15,6 +15,8 @@ from explorer.caches import evaluate_model, evaluation_key, load_model, sampler_
 from explorer.catalog import finite, local_folder, read_json_file
 from explorer.models import facts
 from vaecore.evaluation.registry import METRICS, Comparable, outcome
+from vaecore.files import EVAL
+from vaecore.samplers.base import sampler_files
 
 RANK_METRIC = "nll-discrete"
 WITHIN_FAMILY = tuple(k for k, m in METRICS.items() if m.comparable is Comparable.SAME_LIKELIHOOD)
@@ -80,7 +82,7 @@ def precomputed(spec: str) -> dict[str, Any] | None:
     folder = local_folder(spec)
     if folder is None:
         return None
-    result = read_json_file(folder / "eval.json")
+    result = read_json_file(folder / EVAL)
     return result or None
 
 
@@ -131,7 +133,7 @@ def sampler_ready(spec: str, name: str) -> bool:
     if name == "prior":
         return True
     try:
-        return (sampler_folder(spec) / f"sampler-{name}.safetensors").is_file()
+        return sampler_files(sampler_folder(spec), name)[0].is_file()
     except Exception:  # noqa: BLE001 - a model without a folder has no stored sampler
         return False
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.config import TrainConfig
+from vaecore.files import APP_RUN, CHECKPOINT, CONFIG, TRAIN
 from vaecore.training import run_folder
 from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, read_metrics
 from vaecore.utils import read_json
@@ -93,15 +94,15 @@ def read_run(folder: Path, job: Job | None = None) -> RunInfo:
                   and "total_steps" in r), None)
     step = max((int(r.get("step", 0)) for r in records), default=0)
     settings = {}
-    if (folder / "app_run.json").is_file():
+    if (folder / APP_RUN).is_file():
         try:
-            settings = read_json(folder / "app_run.json")
+            settings = read_json(folder / APP_RUN)
         except ValueError:
             settings = {}
     config = {}
-    if (folder / "config.json").is_file():
+    if (folder / CONFIG).is_file():
         try:
-            config = read_json(folder / "config.json")
+            config = read_json(folder / CONFIG)
         except ValueError:
             config = {}
     if job is not None and job.status not in TERMINAL:
@@ -284,7 +285,7 @@ class JobManager:
             folder.mkdir(parents=True)
             settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
                         "train": tc.to_dict(), "created": time.time()}
-            (folder / "app_run.json").write_text(json.dumps(settings, indent=2, default=str))
+            (folder / APP_RUN).write_text(json.dumps(settings, indent=2, default=str))
             if processes > 1:
                 from explorer.multiprocess import ProcessTrainer
 
@@ -304,7 +305,7 @@ class JobManager:
     def resume(self, session: str, run: str, more_epochs: int = 0) -> Job:
         """Continue a stopped or interrupted run from its checkpoint; `more_epochs` extends a finished one."""
         folder = self.session_dir(session) / check_name(run, "run name")
-        if not (folder / "checkpoint.safetensors").is_file():
+        if not (folder / CHECKPOINT).is_file():
             raise JobError(f"run {run!r} has no checkpoint to resume from")
         with self._lock:
             self._check_capacity(session)
@@ -313,7 +314,7 @@ class JobManager:
                 records = read_metrics(folder)
                 done = max((float(r.get("epoch", 0)) for r in records if "epoch" in r), default=0.0)
                 changes = {"epochs": math.ceil(done - 1e-9) + int(more_epochs), "max_steps": None}
-            world = int(read_json(folder / "train.json").get("world_size", 1)) if (folder / "train.json").is_file() \
+            world = int(read_json(folder / TRAIN).get("world_size", 1)) if (folder / TRAIN).is_file() \
                 else 1
             if world > 1:  # resumes exactly only with as many processes
                 from explorer.multiprocess import ProcessTrainer

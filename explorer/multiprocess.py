@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vaecore.files import APP_RUN
 from vaecore.training.trainer import TrainResult, read_metrics
 
 LOG = "torchrun.log"  # the processes' stderr, kept in the run folder when they fail
@@ -48,7 +49,7 @@ def launch_command(folder: Path, processes: int, resume: bool = False, epochs: i
            "-m", "vaecore", "train", "--out", str(folder), "--no-progress"]
     if resume:
         return cmd + ["--resume"] + (["--epochs", str(int(epochs))] if epochs else [])
-    return cmd + ["--settings", str(folder / "app_run.json")]
+    return cmd + ["--settings", str(folder / APP_RUN)]
 
 
 class ProcessTrainer:

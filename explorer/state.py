@@ -15,7 +15,8 @@ from explorer.catalog import local_folder, model_label, read_json_file, runs_roo
 from explorer.jobs import list_runs
 from explorer.widgets import model_summary_markdown
 from vaecore import ModelLoadError, PretrainedModel
-from vaecore.hub import WEIGHTS, bundled_names
+from vaecore.files import CONFIG, WEIGHTS
+from vaecore.hub import bundled_names
 
 SESSION_PARAM = "sid"
 MODEL_PARAM = "model"
@@ -96,7 +97,7 @@ def _render_picker() -> str | None:
     default_source = state.get("source") or (SOURCES[0] if names else SOURCES[2])
     source = sb.segmented_control(
         "Source", SOURCES, key="vae_picker_source", **_initial("vae_picker_source", "default", default_source),
-        help="A bundled checkpoint, one of your training runs, a local folder (config.json + model.safetensors) "
+        help=f"A bundled checkpoint, one of your training runs, a local folder ({CONFIG} + {WEIGHTS}) "
              "or a Hugging Face Hub repo id.") or default_source
     spec: str | None = None
     if source == "Bundled":
@@ -126,8 +127,8 @@ def _render_picker() -> str | None:
         state[_FIELDS[source]] = spec
         model = None
         if source == "Folder" and not Path(spec).expanduser().is_dir():
-            sb.error(f"No folder **{spec}** on the server. A model folder holds config.json and "
-                     "model.safetensors (a training run's folder, for example).")
+            sb.error(f"No folder **{spec}** on the server. A model folder holds {CONFIG} and "
+                     f"{WEIGHTS} (a training run's folder, for example).")
         else:
             model = try_load_model(spec, sb)
         if model is not None:
@@ -204,7 +205,7 @@ def model_type_of(spec: str) -> str:
     """A model's `model_type` from its config.json, without loading it ('vae' when unknown)."""
     folder = local_folder(spec)
     if folder is not None:
-        return str(read_json_file(folder / "config.json").get("model_type", "vae"))
+        return str(read_json_file(folder / CONFIG).get("model_type", "vae"))
     try:
         return str(getattr(load_model(spec).config, "model_type", "vae"))
     except ModelLoadError:

@@ -143,8 +143,9 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
                          "FID GMM-10 (paper)": paper.get("fid_gmm"),
                          f"FD {sampler} (ours, small classifier)": finite_number(ours.get("fd"))})
         if kind == "tvae" and data == "mnist":
-            rows.append({"model": label, "paper": "T-VAE §4, MNIST", "paper's model": "T-VAE",
-                         "−log p (paper)": reference.TVAE_MNIST_NLL.get("T-VAE"),
+            paper_name = reference.TVAE_PAPER_MODELS["tvae"]
+            rows.append({"model": label, "paper": f"{paper_name} §4, MNIST", "paper's model": paper_name,
+                         "−log p (paper)": reference.TVAE_MNIST_NLL.get(paper_name),
                          "−log p (ours)": finite_number(ours.get("nll-discrete"))})
         if data in ("cifar10", "cifar-10", "cifar"):
             paper = reference.reference_row("sigma-table4", preset)

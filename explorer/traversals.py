@@ -9,6 +9,7 @@ import torch
 
 from explorer.catalog import local_folder, read_json_file
 from vaecore import PretrainedModel
+from vaecore.files import EVAL
 from vaecore.latent import interpolation as interp
 
 DISENTANGLEMENT = ("beta-tc-vae", "disentangled-beta-vae", "factor-vae")
@@ -39,7 +40,7 @@ def is_disentanglement(model: PretrainedModel) -> bool:
 def stored_kl_per_dim(spec: str, latent_dim: int) -> list[float] | None:
     """The model folder's eval.json "kl-per-dim" (nats per dimension) when it has one value per dimension."""
     folder = local_folder(spec)
-    kl = read_json_file(folder / "eval.json").get("kl-per-dim") if folder is not None else None
+    kl = read_json_file(folder / EVAL).get("kl-per-dim") if folder is not None else None
     if isinstance(kl, list) and len(kl) == latent_dim and all(isinstance(v, int | float) for v in kl):
         return [float(v) for v in kl]
     return None

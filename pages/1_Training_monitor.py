@@ -9,6 +9,7 @@ import streamlit as st
 from explorer import caches, downloads, figures, multiprocess, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
 from vaecore.components.likelihoods import LIKELIHOODS
+from vaecore.files import METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
@@ -122,7 +123,7 @@ def controls(info: RunInfo) -> None:
         more = c1.number_input("More epochs", 1, 500, value=2, key="tm_more")
         if c2.button(f"Continue for {more} more epochs", icon=":material/fast_forward:", key="tm_continue"):
             _resume(info.name, int(more))
-    explorable = (info.folder / "model.safetensors").is_file()
+    explorable = (info.folder / WEIGHTS).is_file()
     if info.status in ("finished", "stopped", "interrupted", "diverged") and explorable:
         c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
                   on_click=state.pick_run, args=(info.folder,),
@@ -134,7 +135,7 @@ def controls(info: RunInfo) -> None:
     else:
         c2.download_button("Download the run folder (zip)", archive, file_name=f"{info.name}.zip",
                            mime="application/zip", key="tm_download", icon=":material/download:",
-                           help="Checkpoint, model, config, metrics.jsonl, sample grids: everything the run wrote.")
+                           help=f"Checkpoint, model, config, {METRICS}, sample grids: everything the run wrote.")
     if c3.button("Delete this run", icon=":material/delete:", key="tm_delete",
                  help="Removes the run and its folder (checkpoints, logs, samples)."):
         try:
@@ -214,7 +215,7 @@ def live_view(info: RunInfo) -> None:
                                       caption=f"reconstructions after epoch {int(epoch)}")
             else:
                 st.markdown("**Samples** (latest checkpoint)")
-                if not widgets.show_png_file(now.folder / "samples.png"):
+                if not widgets.show_png_file(now.folder / SAMPLES):
                     st.caption("no samples yet")
         with right:
             st.markdown("**Reconstructions** (validation images, model below each data row)")

@@ -8,6 +8,7 @@ import torch
 from explorer import caches, catalog, latents, sources, state, traversals, widgets
 from explorer.diagnostics import kl_per_dimension
 from vaecore import PretrainedModel
+from vaecore.files import EVAL
 from vaecore.latent import interpolation as interp
 
 st.title("Interpolation")
@@ -134,7 +135,7 @@ for k, (label, s, m) in enumerate(models):
         continue
     highlight = traversals.is_disentanglement(m)
     kl = traversals.stored_kl_per_dim(s, m.latent_dim)
-    kl_source = "its eval.json"
+    kl_source = f"its {EVAL}"
     if kl is None:
         kl = kl_per_dimension(m, x_all[:500])
         kl_source = f"the first {min(n, 500)} images"
@@ -152,7 +153,7 @@ for k, (label, s, m) in enumerate(models):
         st.caption(f"{label}: {len(dims)} of {m.latent_dim} dimensions"
                    + (f" (the {len(dims)} with most KL)" if len(dims) < m.latent_dim else "")
                    + ("; KL per dimension (nats) from " + kl_source if kl is not None else
-                      "; no KL per dimension (not a Gaussian posterior, no eval.json)")
+                      f"; no KL per dimension (not a Gaussian posterior, no {EVAL})")
                    + " · columns: " + ", ".join(f"{round(v, 1) + 0.0:+.1f}" for v in values.tolist()))
         for r, d in enumerate(dims):
             st.image(widgets.grid_png(grid[r], nrow=len(values), scale=2),

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from explorer import caches, catalog, figures, state, tables, widgets
+from vaecore.files import METRICS
 
 st.title("σ convergence")
 st.caption("How the decoder variance of each model evolves during training, as in Figure 5 of the σ-VAE paper.")
@@ -20,13 +21,13 @@ runs = {str(r.folder): r for r in manager.runs(sid)
 extra = {}
 if picked and picked not in bundled and picked not in runs:
     folder = catalog.local_folder(picked)
-    if folder is not None and (folder / "metrics.jsonl").is_file():
+    if folder is not None and (folder / METRICS).is_file():
         extra[str(folder)] = folder
 
 c1, c2 = st.columns(2)
 chosen_bundled = c1.multiselect("Bundled models", list(bundled), default=tables.default_sigma_models(bundled),
                                 key="sc_bundled", persist_state="session",
-                                help="Models whose training log (metrics.jsonl) is shipped with the checkpoint.")
+                                help=f"Models whose training log ({METRICS}) is shipped with the checkpoint.")
 run_labels = {k: f"{r.name} ({r.status})" for k, r in runs.items()}
 run_labels.update({k: f"sidebar: {catalog.model_label(k)}" for k in extra})
 chosen_runs = c2.multiselect("Your runs", list(run_labels), format_func=run_labels.get,

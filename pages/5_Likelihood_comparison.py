@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from explorer import caches, downloads, evaluations, figures, state, tables, widgets
+from vaecore.files import EVAL
 
 st.title("Likelihood comparison")
 st.caption("Models are ranked on **−log p of the 8-bit test images** (nats, lower is better): the one likelihood "
@@ -71,7 +72,7 @@ def gather() -> tuple[dict[str, dict], dict[str, str], list[evaluations.EvalTask
         if pre is not None:
             s = pre.get("settings") or {}
             results[label] = pre
-            sources[label] = (f"precomputed (eval.json): {s.get('n_test', pre.get('n_test', '?'))} test images, "
+            sources[label] = (f"precomputed ({EVAL}): {s.get('n_test', pre.get('n_test', '?'))} test images, "
                               f"K = {s.get('iwae_k', '?')}")
     return results, sources, running
 

@@ -9,6 +9,7 @@ import torch
 from explorer import caches, catalog, figures, sources, state, tables, transforms, widgets
 from vaecore.data.transforms import apply_affine, invert
 from vaecore.models import tvae
+from vaecore.models.families import family_title
 
 st.title("Transformations")
 st.caption("The T-VAE (Giannone et al.) learns a latent transformation T from a triplet (f⁻¹(x), x, f(x)) such "
@@ -35,13 +36,14 @@ def _default(options: dict[str, str], preferred: tuple[str, ...], pick_first: bo
 
 
 c1, c2 = st.columns(2)
-t_spec = c1.selectbox("T-VAE", list(tvaes), index=_default(tvaes, ("tvae",)), format_func=tvaes.get,
+T_LABEL, VAE_LABEL = family_title("tvae"), family_title("vae")
+t_spec = c1.selectbox(T_LABEL, list(tvaes), index=_default(tvaes, ("tvae",)), format_func=tvaes.get,
                       key="tf_tvae") if tvaes else None
 p_spec = c2.selectbox("Plain VAE to compare with", [None, *plains],
                       index=1 + _default(plains, ("vae", "vae-plus"), pick_first=False) if plains else 0,
                       format_func=lambda s: "— none —" if s is None else plains[s], key="tf_plain")
 models = {}
-for label, spec in (("T-VAE", t_spec), ("VAE", p_spec)):
+for label, spec in ((T_LABEL, t_spec), (VAE_LABEL, p_spec)):
     if spec:
         m = caches.try_load_model(spec)
         if m is not None:
@@ -96,7 +98,7 @@ Ts = {label: tvae.extract_transformation(m, x, x1, x2)[0].cpu() for label, (_, m
 st.subheader("Extracted T")
 fig = go.Figure()
 for label, T in Ts.items():
-    fig.add_trace(go.Bar(name=f"{label} ({'h_ξ(z₁, z₂)' if label == 'T-VAE' else '(z₁ − z₂) / 2'}), ‖T‖ = "
+    fig.add_trace(go.Bar(name=f"{label} ({'h_ξ(z₁, z₂)' if label == T_LABEL else '(z₁ − z₂) / 2'}), ‖T‖ = "
                               f"{float(T.norm()):.2f}", x=[f"z{j}" for j in range(len(T))], y=T.tolist()))
 fig.update_layout(barmode="group", height=300, yaxis_title="T", legend={"orientation": "h", "y": -0.25},
                   margin={"l": 50, "r": 10, "t": 10, "b": 40})
@@ -123,7 +125,7 @@ panels: dict[str, torch.Tensor] = {}
 if theta is not None:
     panels["Ground truth f^k(x)"] = torch.stack([transforms.apply_power(others, theta, k) for k in ks], dim=1)
 for label, (_, m) in models.items():
-    name = "T-VAE: z + k·T" if label == "T-VAE" else "VAE: z + k·(z₁ − z₂)/2"
+    name = f"{label}: z + k·T" if label == T_LABEL else f"{label}: z + k·(z₁ − z₂)/2"
     panels[name] = tvae.apply_transformation(m, others, Ts[label], steps).cpu()
 cols = st.columns(len(panels))
 truth = panels.get("Ground truth f^k(x)")

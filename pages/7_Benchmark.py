@@ -6,17 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from explorer import benchmark, downloads
+from vaecore.files import EVAL
 
 st.title("Benchmark")
 st.caption("Pythae's four tasks for every bundled model — reconstruction, generation, classification and "
-           "clustering — read from each model's precomputed eval.json (nothing is computed here), with Pythae's "
+           f"clustering — read from each model's precomputed {EVAL} (nothing is computed here), with Pythae's "
            "published MNIST FIDs beside them.")
 with st.expander("What each task measures"):
     st.markdown("\n".join(f"- **{task}**: {text}" for task, text in benchmark.TASKS.items()))
 
 rows = benchmark.benchmark_rows()
 if not rows:
-    st.info("No bundled model has an eval.json yet (checkpoints/<name>/eval.json). Run "
+    st.info(f"No bundled model has an {EVAL} yet (checkpoints/<name>/{EVAL}). Run "
             "`python -m vaecore eval` on a model folder, or the zoo's eval stage.")
     st.stop()
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from vaecore.files import APP_RUN, SAMPLES
+
 DEFAULT_EVAL = "elbo,mse"
 SAMPLER_TRAIN = 10_000  # samplers.fit_sampler's default n_train
 METRIC_ALIASES = {"fid": "fd"}  # our Fréchet distance uses the bundled classifier's features, see metrics.METRICS
@@ -248,16 +250,12 @@ def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
 
     _check_device(args.device)
     folder = Path(args.model)
-    trained_on = rf.read_train_json(folder) if (folder / rf.TRAIN).is_file() else {}
+    source = rf.read_data_source(folder) if (folder / rf.TRAIN).is_file() else None
     model = vaecore.load(args.model, device=args.device)
     data, data_dir, seed = args.data, args.data_dir, args.seed
-    recorded = str(trained_on.get("data") or "")
-    if data is None and recorded and not recorded.startswith(rf.PYTHON_DATA):
-        data, data_dir = recorded, data_dir or trained_on.get("data_dir")
-        if isinstance(trained_on.get("data_seed"), int):
-            seed = trained_on["data_seed"]
-        elif isinstance(trained_on.get("seed"), int):
-            seed = trained_on["seed"]
+    if data is None and source is not None and not source.built_in_python:
+        data, data_dir = source.name, data_dir or source.data_dir
+        seed = seed if source.seed is None else source.seed
     dataset = vaecore.load_dataset(data or model.config.dataset, data_dir, seed=seed)
     if tuple(dataset.shape) != tuple(model.config.input_shape):
         _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the model takes "
@@ -451,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     t.add_argument("--settings", metavar="FILE", help="take the preset, training settings and model overrides from a "
-                   "JSON file ({\"preset\", \"train\", \"overrides\"}, as the app's app_run.json)")
+                   f"JSON file ({{\"preset\", \"train\", \"overrides\"}}, as the app's {APP_RUN})")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--divergence-factor", type=float, help="stop when the loss rises above its best by more than "
                    "this many times its scale (default 100; raise it to tolerate spikes)")
@@ -480,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="write a grid of generated images")
     model_args(s)
     s.add_argument("--n", type=positive_int, default=64)
-    s.add_argument("--out", default="samples.png")
+    s.add_argument("--out", default=SAMPLES)
     s.set_defaults(func=cmd_sample)
 
     c = sub.add_parser("compare", help="evaluate several models on the same test subset")

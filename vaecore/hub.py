@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from vaecore.files import CHECKPOINT, CONFIG, WEIGHTS
 from vaecore.models.base import MODEL_TYPES, PretrainedModel
 from vaecore.models.legacy import upgrade_config
 from vaecore.utils import PROJECT_ROOT, read_json
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-WEIGHTS = "model.safetensors"
 
 
 class ModelLoadError(ValueError):
@@ -39,7 +39,7 @@ def bundled_names() -> list[str]:
     root = checkpoints_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file() and (p / WEIGHTS).is_file())
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file() and (p / WEIGHTS).is_file())
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -51,7 +51,7 @@ def resolve(name_or_path: str | Path) -> Path:
     if s and (checkpoints_dir() / s).is_dir():
         return checkpoints_dir() / s
     if path.exists():
-        raise ModelLoadError(f"{s} is a file, not a model folder: pass the folder that holds config.json "
+        raise ModelLoadError(f"{s} is a file, not a model folder: pass the folder that holds {CONFIG} "
                              f"and {WEIGHTS}")
     looks_local = s.startswith((".", "/", "~")) or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
     if REPO_ID.match(s) and not looks_local:
@@ -90,9 +90,9 @@ def _download(repo_id: str) -> Path:
 
 def read_config(folder: str | Path) -> dict[str, Any]:
     """A model folder's config.json as a family config dict (configs of earlier versions upgraded)."""
-    cfg_path = Path(folder) / "config.json"
+    cfg_path = Path(folder) / CONFIG
     if not cfg_path.is_file():
-        raise ModelLoadError(f"{cfg_path} is missing: a model folder needs config.json and {WEIGHTS}")
+        raise ModelLoadError(f"{cfg_path} is missing: a model folder needs {CONFIG} and {WEIGHTS}")
     try:
         config = read_json(cfg_path)
     except UnicodeDecodeError as e:
@@ -112,12 +112,12 @@ def _check_weights(model: PretrainedModel, state: dict[str, torch.Tensor], weigh
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ModelLoadError(f"{weights} does not match its config.json: missing {missing[:4]}, unexpected "
+        raise ModelLoadError(f"{weights} does not match its {CONFIG}: missing {missing[:4]}, unexpected "
                              f"{unexpected[:4]} (were the files copied from different models?)")
     for name, want in expected.items():
         got = state[name]
         if got.shape != want.shape:
-            raise ModelLoadError(f"{weights} does not match its config.json: {name} has shape {tuple(got.shape)}, "
+            raise ModelLoadError(f"{weights} does not match its {CONFIG}: {name} has shape {tuple(got.shape)}, "
                                  f"the config builds {tuple(want.shape)} (were the files copied from different models?)"
                                  )
         if got.dtype != want.dtype and not (got.is_floating_point() and want.is_floating_point()):
@@ -133,9 +133,9 @@ def load_folder(folder: str | Path, device: str | None = None) -> PretrainedMode
 
     folder = Path(folder)
     config = read_config(folder)
-    cfg_path, weights = folder / "config.json", folder / WEIGHTS
+    cfg_path, weights = folder / CONFIG, folder / WEIGHTS
     if not weights.is_file():
-        raise ModelLoadError(f"{weights} is missing: a model folder needs config.json and {WEIGHTS}")
+        raise ModelLoadError(f"{weights} is missing: a model folder needs {CONFIG} and {WEIGHTS}")
     kind = config.get("model_type")
     if kind not in MODEL_TYPES:
         raise ModelLoadError(f"{cfg_path}: model_type {kind!r} is not one of {sorted(MODEL_TYPES)}")
@@ -170,6 +170,6 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, token: str 
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
                       allow_patterns=["*.json", "*.jsonl", "*.safetensors", "*.md", "*.png"],
-                      ignore_patterns=["checkpoint.safetensors"],
+                      ignore_patterns=[CHECKPOINT],
                       commit_message=f"Upload {folder.name} with vaecore")
     return f"https://huggingface.co/{repo_id}"

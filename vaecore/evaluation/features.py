@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaecore.files import CONFIG, WEIGHTS
 from vaecore.utils import PROJECT_ROOT, read_json
 
 CLASSIFIERS_DIR = PROJECT_ROOT / "checkpoints" / "classifiers"
-WEIGHTS = "model.safetensors"
 DEFAULT_ARCH: dict[str, Any] = {"input_shape": [1, 28, 28], "channels": [32, 64], "hidden": 128,
                                 "num_classes": 10, "dropout": 0.25}
 DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -131,7 +131,7 @@ def available_classifiers(root: str | Path | None = None) -> list[str]:
     base = Path(root or CLASSIFIERS_DIR)
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / WEIGHTS).is_file() and (p / "config.json").is_file())
+    return sorted(p.name for p in base.iterdir() if (p / WEIGHTS).is_file() and (p / CONFIG).is_file())
 
 
 @functools.lru_cache(maxsize=8)
@@ -139,7 +139,7 @@ def _load_cached(folder: str) -> FeatureClassifier:
     from safetensors.torch import load_file
 
     path = Path(folder)
-    config = read_json(path / "config.json")
+    config = read_json(path / CONFIG)
     model = FeatureClassifier(config.get("architecture"), dataset=config.get("dataset", path.name))
     model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     model.config = config
@@ -153,7 +153,7 @@ def load_feature_classifier(dataset_name: str, root: str | Path | None = None) -
     Loaded once per process; callers that move it to another device get that shared instance.
     """
     folder = classifier_dir(dataset_name, root)
-    if not (folder / WEIGHTS).is_file() or not (folder / "config.json").is_file():
+    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
         have = ", ".join(available_classifiers(root)) or "none"
         raise ValueError(f"no feature classifier for dataset {dataset_name!r} (bundled: {have}); train one with "
                          "experiments/train_feature_classifiers.py")

@@ -110,6 +110,8 @@ SIGMA_TABLE2: dict[str, dict[str, Any]] = {}
 # is fitted on (its training-set embeddings) and tested on (its test-set embeddings):
 # M-Aff / F-Aff = AffNIST (domain shift), M-M / F-F = the training dataset itself (no shift).
 # VAE+ is a VAE trained on the data augmented with the T-VAE's transformations.
+TVAE_PAPER_MODELS: dict[str, str] = {"vae": "VAE", "vae-plus": "VAE+", "tvae": "T-VAE"}
+"""The T-VAE paper's name for each of our presets of its line-up (the keys of its tables below)."""
 TVAE_TABLE1_KNN: dict[str, dict[int, dict[str, float]]] = {
     "VAE": {10: {"M-Aff": 55.9, "M-M": 96.2, "F-Aff": 32.8, "F-F": 81.7},
             100: {"M-Aff": 66.3, "M-M": 96.2, "F-Aff": 43.1, "F-F": 82.6}},

@@ -31,6 +31,7 @@ from torch import nn
 
 from vaecore.components.context import StepContext
 from vaecore.config import ModelConfig
+from vaecore.files import WEIGHTS
 from vaecore.model_card import write_model_card
 from vaecore.utils import atomic_save_safetensors
 
@@ -133,7 +134,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
 
     # saving and loading ---------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        atomic_save_safetensors(self.state_dict(), Path(save_directory) / "model.safetensors",
+        atomic_save_safetensors(self.state_dict(), Path(save_directory) / WEIGHTS,
                                 metadata={"format": "pt", "model_type": self.model_type})
 
     def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None,
@@ -152,9 +153,9 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
         from safetensors.torch import load_file
 
         if Path(model_id).is_dir():
-            weights = Path(model_id) / "model.safetensors"
+            weights = Path(model_id) / WEIGHTS
         else:
-            weights = Path(hf_hub_download(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
+            weights = Path(hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir,
                                            force_download=force_download, local_files_only=local_files_only,
                                            token=token))
         model = cls(**model_kwargs)

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from vaecore import files
 from vaecore.evaluation.metrics import latent_means
 from vaecore.utils import atomic_save_safetensors, atomic_write_json
 
@@ -46,8 +47,9 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 def sampler_files(folder: str | Path, name: str) -> tuple[Path, Path]:
-    folder = Path(folder)
-    return folder / f"sampler-{name}.safetensors", folder / f"sampler-{name}.json"
+    """The weights and JSON paths of the sampler `name` saved in a model folder."""
+    weights, meta = files.sampler_files(name)
+    return Path(folder) / weights, Path(folder) / meta
 
 
 class Sampler:

@@ -26,11 +26,13 @@ import os
 import re
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vaecore.data.datasets import load_dataset
 from vaecore.files import (  # noqa: F401  (their home is vaecore.files; re-exported: rf.CONFIG, rf.EVAL, ...)
     CARD,
     CHECKPOINT,
@@ -162,6 +164,45 @@ def dataset_record(dataset: Any, seed: int) -> dict[str, Any]:
         return {"data": PYTHON_DATA + str(dataset.name), "data_dir": None, "limit": None, "data_seed": None}
     return {"data": source["name"], "data_dir": source["data_dir"], "limit": source["limit"],
             "data_seed": None if source["seed"] == seed else source["seed"]}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The data a run trained on, read back from what it recorded: `load_dataset`'s name, folder and limit, and
+    the seed its splits used (`data_seed` when the run recorded one, else the run's `seed`; None: not recorded)."""
+
+    name: str
+    data_dir: str | None = None
+    limit: int | None = None
+    seed: int | None = None
+
+    @property
+    def built_in_python(self) -> bool:
+        """A Dataset made by hand in Python: it cannot be reloaded by name."""
+        return self.name.startswith(PYTHON_DATA)
+
+    def load(self, *, limit: int | None | bool = True) -> Any:
+        """The dataset again (`limit=True`: the run's limit; None: every training image); a RunFolderError for
+        a Dataset built in Python."""
+        if self.built_in_python:
+            raise RunFolderError(f"the run was trained on a Dataset built in Python ({self.name[len(PYTHON_DATA):]!r}),"
+                                 " which cannot be reloaded by name; pass that dataset yourself")
+        return load_dataset(self.name, self.data_dir, limit=self.limit if limit is True else limit,
+                            seed=0 if self.seed is None else self.seed)
+
+
+def data_source(train: dict[str, Any]) -> DataSource:
+    """The data a train.json (or the app's run settings, same fields) names: `data`, `data_dir`, `limit` and the
+    seed of its splits."""
+    seed = train.get("data_seed") if isinstance(train.get("data_seed"), int) else train.get("seed")
+    limit = train.get("limit")
+    return DataSource(str(train.get("data") or "mnist"), train.get("data_dir") or None,
+                      limit if isinstance(limit, int) else None, seed if isinstance(seed, int) else None)
+
+
+def read_data_source(folder: str | Path) -> DataSource:
+    """The data a run folder trained on, from its train.json (a RunFolderError naming the file if unreadable)."""
+    return data_source(read_train_json(folder))
 
 
 def write_train_json(folder: str | Path, train: dict[str, Any]) -> None:
