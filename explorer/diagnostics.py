@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 
-from explorer.models import facts, gaussian_posterior
+from explorer.models import facts
 from vaecore import PretrainedModel
+from vaecore.evaluation import metrics
+from vaecore.evaluation.registry import undefined_reason
 
 ACTIVE_KL = 0.01
 MEAN_LIKE = 0.9
@@ -39,13 +41,18 @@ class Collapse:
                 "mean_mse": self.mean_mse, "warnings": self.warnings}
 
 
+def kl_undefined_reason(model: PretrainedModel) -> str:
+    """Why the engine does not define KL per latent dimension for this model ('' when it does): it needs a
+    diagonal-Gaussian posterior and the N(0, I) prior (a VampPrior's KL does not split over dimensions)."""
+    return undefined_reason(model, "kl-per-dim") or ""
+
+
 def kl_per_dimension(model: PretrainedModel, x: torch.Tensor) -> list[float] | None:
-    """Average KL(q(z_j|x) ‖ N(0, 1)) per latent dimension over x, in nats; None without a Gaussian posterior."""
-    post = gaussian_posterior(model, x)
-    if post is None:
+    """The engine's E_x KL(q(z_j|x) ‖ N(0, 1)) per latent dimension over x, in nats (`metrics.kl_per_dimension`);
+    None where the engine leaves it undefined (`kl_undefined_reason` says why)."""
+    if kl_undefined_reason(model):
         return None
-    mu, logvar = post
-    return (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0).tolist()
+    return [float(v) for v in metrics.kl_per_dimension(model, x.to(model.device))]
 
 
 @torch.no_grad()

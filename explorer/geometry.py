@@ -11,12 +11,14 @@ import torch
 
 from explorer.figures import CLASS_COLOURS
 from vaecore import PretrainedModel
+from vaecore.components.kinds import Geometry
 
 
 # VQ codebooks -----------------------------------------------------------------------------------------
 def is_quantised(model: PretrainedModel) -> bool:
     """Whether the model's latents are codebook entries (VQ-VAE, HRQ-VAE) with a code map to read."""
-    return model.capabilities.geometry == "discrete" and hasattr(model, "code_map") and hasattr(model, "codebooks")
+    return (model.capabilities.geometry is Geometry.DISCRETE and hasattr(model, "code_map")
+            and hasattr(model, "codebooks"))
 
 
 def levels(model: PretrainedModel) -> int:

@@ -15,6 +15,7 @@ from explorer.catalog import model_stamp
 from explorer.models import embed
 from explorer.sources import source_images, source_token
 from vaecore import PretrainedModel
+from vaecore.evaluation.registry import METRICS
 from vaecore.latent import projection as proj
 
 MAP_SELECTION_KEY = "vae_map_selection"
@@ -130,7 +131,8 @@ def warm_up_umap() -> threading.Thread:
 
 # per-image quantities, neighbours, decoding map positions ------------------------------------------
 QUANTITIES = {"label": "label", "recon": "reconstruction error (squared, summed over pixels)",
-              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": "ELBO (nats)", "norm": "‖z‖ (latent norm)",
+              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": f"{METRICS['elbo'].label} ({METRICS['elbo'].unit})",
+              "norm": "‖z‖ (latent norm)",
               "sigma": "decoder ln σ (mean over pixels, at the posterior mean)"}
 COLOUR_ORDER = ("elbo", "recon", "kl", "sigma", "norm")
 
@@ -146,7 +148,7 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
     `models.decoder_log_sigma`); computed once per (model version, source, n)."""
     import torch
 
-    from explorer.models import decoder_log_sigma, facts, gaussian_posterior
+    from explorer.models import decoder_log_sigma, facts, kl_to_prior
 
     model = load_model(spec)
     key = _latent_key(spec, model, source, n)
@@ -162,10 +164,9 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
         for i in range(0, len(x), 500):
             xb = x[i:i + 500].to(model.device)
             out["recon"].append(((model.reconstruct(xb) - xb) ** 2).flatten(1).sum(1).cpu().numpy())
-            post = gaussian_posterior(model, xb)
-            if post is not None:
-                mu, logvar = post
-                out["kl"].append((0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).sum(1).numpy())
+            kl = kl_to_prior(model, xb)
+            if kl is not None:
+                out["kl"].append(kl.numpy())
             if f.elbo:
                 try:
                     out["elbo"].append(model.elbo(xb).cpu().numpy())

@@ -6,7 +6,6 @@ Streamlit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +32,9 @@ class ModelFacts:
 def facts(model: PretrainedModel) -> ModelFacts:
     """A model's capabilities, from `model.capabilities`."""
     c = model.capabilities
-    shape = tuple(c.latent_shape)
     return ModelFacts(elbo=bool(c.elbo), prior_samples=bool(c.prior_samples),
-                      latent_dim=int(math.prod(shape)) if shape else int(getattr(model.config, "latent_dim", 0)),
-                      gaussian_posterior=c.posterior == "gaussian", why_no_elbo=c.why_no_elbo,
+                      latent_dim=c.latent_size if c.latent_shape else int(getattr(model.config, "latent_dim", 0)),
+                      gaussian_posterior=c.diagonal_gaussian_posterior, why_no_elbo=c.why_no_elbo,
                       why_no_prior="" if c.prior_samples else _no_prior(model))
 
 
@@ -92,6 +90,18 @@ def gaussian_posterior(model: PretrainedModel, x: torch.Tensor) -> tuple[torch.T
     except (ValueError, NotImplementedError):
         return None
     return mu.cpu(), logvar.cpu()
+
+
+@torch.no_grad()
+def kl_to_prior(model: PretrainedModel, x: torch.Tensor) -> torch.Tensor | None:
+    """KL(q(z|x) ‖ p(z)) per image on the CPU, in the engine's closed form (`Posterior.kl`: registered by
+    posterior and prior type); None where the engine has none (a point mass, a VampPrior, a flow)."""
+    prior = getattr(model, "prior", None)
+    if prior is None or not model.capabilities.elbo:
+        return None
+    model.eval()
+    kl = model.posterior(x.to(model.device)).kl(prior)
+    return None if kl is None else kl.float().cpu()
 
 
 def decoder_sigma_kind(model: PretrainedModel) -> str | None:

@@ -9,6 +9,7 @@ import torch
 
 from explorer.catalog import local_folder, read_json_file
 from vaecore import PretrainedModel
+from vaecore.components.kinds import Geometry
 from vaecore.files import EVAL
 from vaecore.latent import interpolation as interp
 
@@ -21,11 +22,11 @@ def why_no_traversal(model: PretrainedModel) -> str:
     """'' when the model has a continuous latent vector (one Euclidean coordinate per dimension), else why
     moving one coordinate is not defined for it."""
     c = model.capabilities
-    if c.geometry == "discrete":
+    if c.geometry is Geometry.DISCRETE:
         return "its latents are codebook entries (discrete codes), not a continuous vector"
-    if c.geometry == "sphere":
+    if c.geometry is Geometry.SPHERE:
         return "its latents lie on a sphere: moving one coordinate leaves the sphere"
-    if c.geometry == "poincare-ball":
+    if c.geometry is Geometry.POINCARE_BALL:
         return "its latents lie in the Poincaré ball: moving one coordinate by ±3 leaves the ball"
     if len(tuple(c.latent_shape)) != 1:
         return f"its latent is a {tuple(c.latent_shape)} map, not a vector"

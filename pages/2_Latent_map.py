@@ -6,8 +6,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import caches, catalog, downloads, figures, latents, models, sources, state, widgets
+from explorer import caches, catalog, diagnostics, downloads, figures, latents, models, sources, state, widgets
 from explorer import geometry as geom
+from vaecore.components.kinds import Geometry
+from vaecore.evaluation.metrics import COLLAPSED_KL, METRICS
 from vaecore.latent import projection as proj
 
 st.title("Latent map")
@@ -244,20 +246,21 @@ else:
     c3.download_button("Grid as PNG", widgets.grid_png(grid, nrow=steps, scale=2), file_name="manifold_grid.png",
                        mime="image/png", key="map_dl_grid", icon=":material/download:")
 
-if model_facts.gaussian_posterior:
-    from explorer.diagnostics import kl_per_dimension
-
-    st.subheader("KL per latent dimension")
-    kl = kl_per_dimension(model, x[:1000])
-    if kl is not None:
-        st.plotly_chart(figures.kl_per_dim_figure(kl), key="map_kl_dims", config={"displaylogo": False})
-        active = sum(k > 0.01 for k in kl)
-        st.caption(f"{active} of {len(kl)} dimensions active (KL > 0.01 nats) on the first {min(n, 1000):,} "
-                   "images; grey bars carry no information (posterior collapse at a glance).")
+st.subheader(METRICS["kl-per-dim"].label)
+kl_why_not = diagnostics.kl_undefined_reason(model)
+if kl_why_not:
+    st.caption(f"Not defined for this model: {kl_why_not}.")
+else:
+    kl = diagnostics.kl_per_dimension(model, x[:1000])
+    st.plotly_chart(figures.kl_per_dim_figure(kl), key="map_kl_dims", config={"displaylogo": False})
+    active = sum(k > COLLAPSED_KL for k in kl)
+    st.caption(f"{active} of {len(kl)} dimensions carry more than {COLLAPSED_KL} nats of KL on the first "
+               f"{min(n, 1000):,} images (computed by the engine, as eval's kl-per-dim); grey bars carry no "
+               "information (posterior collapse at a glance).")
 
 latent_geometry = model.capabilities.geometry
-if latent_geometry in ("sphere", "poincare-ball"):
-    on_sphere = latent_geometry == "sphere"
+if latent_geometry in (Geometry.SPHERE, Geometry.POINCARE_BALL):
+    on_sphere = latent_geometry is Geometry.SPHERE
     st.subheader("The latents on the sphere" if on_sphere else "The latents in the Poincaré disk")
     curvature = float(getattr(model.config, "curvature", 1.0) or 1.0)
     points = geom.sphere_coordinates(z_all[shown]) if on_sphere else geom.disk_coordinates(z_all[shown], curvature)

@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from explorer import caches, catalog, latents, sources, state, traversals, widgets
-from explorer.diagnostics import kl_per_dimension
+from explorer.diagnostics import kl_per_dimension, kl_undefined_reason
 from vaecore import PretrainedModel
 from vaecore.files import EVAL
 from vaecore.latent import interpolation as interp
@@ -153,7 +153,7 @@ for k, (label, s, m) in enumerate(models):
         st.caption(f"{label}: {len(dims)} of {m.latent_dim} dimensions"
                    + (f" (the {len(dims)} with most KL)" if len(dims) < m.latent_dim else "")
                    + ("; KL per dimension (nats) from " + kl_source if kl is not None else
-                      f"; no KL per dimension (not a Gaussian posterior, no {EVAL})")
+                      f"; no KL per dimension ({kl_undefined_reason(m)})")
                    + " · columns: " + ", ".join(f"{round(v, 1) + 0.0:+.1f}" for v in values.tolist()))
         for r, d in enumerate(dims):
             st.image(widgets.grid_png(grid[r], nrow=len(values), scale=2),

@@ -18,6 +18,7 @@ import geoopt
 import torch
 from torch import Tensor
 
+from vaecore.components.kinds import PriorKind
 from vaecore.components.posteriors import LOG_2PI, Posterior
 from vaecore.components.priors import Prior
 
@@ -109,6 +110,8 @@ class WrappedNormal(Posterior):
 
 class WrappedNormalPrior(Prior):
     """N_W(0, scale²·I) on the ball: the Poincaré VAE's prior."""
+
+    kind = PriorKind.WRAPPED_NORMAL
 
     def __init__(self, latent_dim: int, ball: Ball, scale: float = 1.0) -> None:
         super().__init__(latent_dim)

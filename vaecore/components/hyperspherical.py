@@ -22,6 +22,7 @@ import torch
 from scipy import special
 from torch import Tensor
 
+from vaecore.components.kinds import PriorKind
 from vaecore.components.posteriors import Posterior, register_kl
 from vaecore.components.priors import Prior
 
@@ -150,6 +151,8 @@ class VonMisesFisher(Posterior):
 
 class HypersphericalUniform(Prior):
     """The uniform distribution on S^{d−1}."""
+
+    kind = PriorKind.HYPERSPHERICAL_UNIFORM
 
     def log_prob(self, z: Tensor) -> Tensor:
         return torch.full(z.shape[:-1], -log_sphere_area(self.latent_dim), device=z.device, dtype=z.dtype)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from vaecore.components.kinds import PriorKind
 from vaecore.components.posteriors import (
     LOG_2PI,
     DiagonalGaussian,
@@ -23,7 +25,9 @@ from vaecore.components.posteriors import (
 
 
 class Prior(nn.Module):
-    """The contract of p(z) over latents of shape (d,)."""
+    """The contract of p(z) over latents of shape (d,); `kind` is what capabilities report."""
+
+    kind: ClassVar[PriorKind]
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -39,6 +43,8 @@ class Prior(nn.Module):
 
 class StandardNormal(Prior):
     """N(0, I)."""
+
+    kind = PriorKind.STANDARD_NORMAL
 
     def log_prob(self, z: Tensor) -> Tensor:
         return standard_normal_log_prob(z)
@@ -75,6 +81,8 @@ class VampPrior(Prior):
     `encode` maps images to a DiagonalGaussian; it is the model's own encoder, held as a plain
     callable so its weights are not saved twice.
     """
+
+    kind = PriorKind.VAMP
 
     def __init__(self, latent_dim: int, components: int, input_shape: tuple[int, int, int],
                  encode: Callable[[Tensor], DiagonalGaussian]) -> None:

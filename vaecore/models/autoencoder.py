@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from vaecore.components.context import StepContext
+from vaecore.components.kinds import Geometry, PosteriorKind
 from vaecore.components.likelihoods import Likelihood, build_likelihood
 from vaecore.components.nets import build_decoder, build_encoder
 from vaecore.components.objectives import Forward, Term, kl_to_prior
@@ -34,7 +35,7 @@ class AutoEncoder(PretrainedModel):
 
     stochastic: ClassVar[bool] = True
     has_prior: ClassVar[bool] = True
-    geometry: ClassVar[str] = "euclidean"
+    geometry: ClassVar[Geometry] = Geometry.EUCLIDEAN
     refused_likelihoods: ClassVar[dict[str, str]] = {}
     """Likelihoods this family cannot use, each with the reason (shown by `list-models` and model cards)."""
 
@@ -111,8 +112,9 @@ class AutoEncoder(PretrainedModel):
         why = "" if self.stochastic else (f"the encoder of {self.config.preset!r} is deterministic: "
                                           "there is no q(z|x), so no bound or estimate")
         return Capabilities(elbo=self.stochastic, prior_samples=self.has_prior, latent_shape=(self.latent_dim,),
-                            geometry=self.geometry, posterior="gaussian" if self.stochastic else "point",
-                            prior=type(self.prior).__name__, why_no_elbo=why)
+                            geometry=self.geometry,
+                            posterior=PosteriorKind.GAUSSIAN if self.stochastic else PosteriorKind.POINT,
+                            prior=self.prior.kind, why_no_elbo=why)
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
         """log p(z) over the last dimension."""

@@ -21,6 +21,7 @@ builds the right class from a config.json.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from vaecore.components.context import StepContext
+from vaecore.components.kinds import Geometry, PosteriorKind, PriorKind
 from vaecore.config import ModelConfig
 from vaecore.files import WEIGHTS
 from vaecore.model_card import write_model_card
@@ -74,18 +76,47 @@ class ParamGroup:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a model defines: `elbo` (a posterior density and a likelihood, so ELBO, IWAE and
-    −log p), `prior_samples` (generation from its own prior), `latent_shape`, the latent
-    `geometry` ('euclidean', 'sphere', 'poincare-ball' or 'discrete') and the `posterior` kind
-    ('gaussian' = diagonal Gaussian, 'point', 'von-mises-fisher', 'flow', …)."""
+    """What a model defines, as typed flags a caller tests: `elbo` (a posterior density and a likelihood, so
+    ELBO, IWAE and −log p), `prior_samples` (generation from its own prior), `latent_shape`, the latent
+    `geometry`, the `posterior` and `prior` kinds (`components.kinds`; a string of a kind's value is converted,
+    an unknown one refused), and why there is no ELBO."""
 
     elbo: bool
     prior_samples: bool
     latent_shape: tuple[int, ...]
-    geometry: str = "euclidean"
-    posterior: str = "gaussian"
-    prior: str = "normal"
+    geometry: Geometry = Geometry.EUCLIDEAN
+    posterior: PosteriorKind = PosteriorKind.GAUSSIAN
+    prior: PriorKind = PriorKind.STANDARD_NORMAL
     why_no_elbo: str = ""
+
+    def __post_init__(self) -> None:
+        for name, kind in (("geometry", Geometry), ("posterior", PosteriorKind), ("prior", PriorKind)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, kind(value))
+            except ValueError:
+                raise ValueError(f"unknown {name} {value!r}; known: {', '.join(k.value for k in kind)}") from None
+        object.__setattr__(self, "latent_shape", tuple(int(n) for n in self.latent_shape))
+
+    @property
+    def latent_size(self) -> int:
+        """How many numbers a latent is (16 × 7 × 7 = 784 for a VQ-VAE's code map)."""
+        return math.prod(self.latent_shape)
+
+    @property
+    def diagonal_gaussian_posterior(self) -> bool:
+        """q(z|x) = N(μ(x), diag σ²(x)): KL per dimension, mutual information, posterior maps."""
+        return self.posterior is PosteriorKind.GAUSSIAN
+
+    @property
+    def standard_normal_prior(self) -> bool:
+        """p(z) = N(0, I): the KL splits over latent dimensions."""
+        return self.prior is PriorKind.STANDARD_NORMAL
+
+    @property
+    def deterministic_encoder(self) -> bool:
+        """The encoder gives a point (AE, WAE, RAE) or a code (VQ): no posterior density."""
+        return self.posterior in (PosteriorKind.POINT, PosteriorKind.VECTOR_QUANTISED)
 
 
 def scalar(t: torch.Tensor) -> float:

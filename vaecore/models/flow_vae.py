@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from vaecore.components.flows import IAF, FlowPosterior, build_transforms
+from vaecore.components.kinds import PosteriorKind
 from vaecore.components.posteriors import DiagonalGaussian, Posterior
 from vaecore.config import ModelConfig, setting
 from vaecore.models.autoencoder import LOGVAR_RANGE
@@ -71,8 +72,8 @@ class _FlowVAE(VAE):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), posterior="flow",
-                            prior=type(self.prior).__name__)
+        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,),
+                            posterior=PosteriorKind.FLOW, prior=self.prior.kind)
 
     def _base(self, h: Tensor) -> DiagonalGaussian:
         d = self.latent_dim

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from vaecore.components.context import StepContext
 from vaecore.components.hamiltonian import potential_gradient, standard_normal_log_prob, tempered_leapfrog_flow
+from vaecore.components.kinds import PosteriorKind
 from vaecore.components.posteriors import Posterior
 from vaecore.config import ModelConfig, setting
 from vaecore.models.autoencoder import AutoEncoder
@@ -53,12 +54,12 @@ class HamiltonianAutoEncoder(AutoEncoder):
     """What the HVAE and the RHVAE share: the bound is the flow's log weight, computed by `_log_weights`."""
 
     refused_likelihoods: ClassVar[dict[str, str]] = REFUSED
-    posterior_kind: ClassVar[str] = "hamiltonian"
+    posterior_kind: ClassVar[PosteriorKind] = PosteriorKind.HAMILTONIAN
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), geometry="euclidean",
-                            posterior=self.posterior_kind, prior=type(self.prior).__name__)
+        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,),
+                            posterior=self.posterior_kind, prior=self.prior.kind)
 
     def _log_joint(self, xs: Tensor) -> Callable[[Tensor], Tensor]:
         """z ↦ log p(x, z) per row for the images xs (one per row of z): the flow's target."""

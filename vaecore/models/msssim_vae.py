@@ -18,6 +18,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from vaecore.components.context import StepContext
+from vaecore.components.kinds import PosteriorKind
 from vaecore.components.msssim import ms_ssim, msssim_plan
 from vaecore.components.objectives import kl_to_prior
 from vaecore.config import ModelConfig, setting
@@ -65,7 +66,7 @@ class MSSSIMVAE(AutoEncoder):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(elbo=False, prior_samples=True, latent_shape=(self.latent_dim,),
-                            posterior="gaussian", prior="StandardNormal",
+                            posterior=PosteriorKind.GAUSSIAN, prior=self.prior.kind,
                             why_no_elbo="1 − MS-SSIM is a similarity, not a log-likelihood: the decoder defines no "
                                         "density p(x|z), so there is no bound or estimate")
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from vaecore.components.hyperbolic import Ball, WrappedNormal, WrappedNormalPrior
+from vaecore.components.kinds import Geometry, PosteriorKind
 from vaecore.components.objectives import KLTerm, Term
 from vaecore.components.posteriors import Posterior
 from vaecore.components.priors import Prior
@@ -47,7 +48,7 @@ class PoincareVAE(AutoEncoder):
     group: ClassVar[str] = "non-euclidean"
     config_class: ClassVar[type[ModelConfig]] = PoincareVAEConfig
     config: PoincareVAEConfig
-    geometry: ClassVar[str] = "poincare-ball"
+    geometry: ClassVar[Geometry] = Geometry.POINCARE_BALL
 
     def __init__(self, config: dict[str, Any] | PoincareVAEConfig) -> None:
         cfg = self._parse_config(config)
@@ -71,8 +72,9 @@ class PoincareVAE(AutoEncoder):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), geometry="poincare-ball",
-                            posterior="wrapped-normal", prior=type(self.prior).__name__)
+        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,),
+                            geometry=Geometry.POINCARE_BALL, posterior=PosteriorKind.WRAPPED_NORMAL,
+                            prior=self.prior.kind)
 
 
 register_preset("poincare-vae", "Poincaré VAE: wrapped normal posterior and prior on the Poincaré ball (c = 1), "

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from vaecore.components.context import StepContext
 from vaecore.components.hamiltonian import LocalMetric, potential_gradient, riemannian_flow, standard_normal_log_prob
+from vaecore.components.kinds import PosteriorKind
 from vaecore.components.posteriors import Posterior
 from vaecore.config import ModelConfig, setting
 from vaecore.models.base import register_model_type
@@ -82,7 +83,7 @@ class RHVAE(HamiltonianAutoEncoder):
     group: ClassVar[str] = "richer-posteriors"
     config_class: ClassVar[type[ModelConfig]] = RHVAEConfig
     config: RHVAEConfig
-    posterior_kind: ClassVar[str] = "riemannian-hamiltonian"
+    posterior_kind: ClassVar[PosteriorKind] = PosteriorKind.RIEMANNIAN_HAMILTONIAN
 
     def __init__(self, config: dict[str, Any] | RHVAEConfig) -> None:
         super().__init__(config)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vaecore.components.hyperspherical import HypersphericalUniform, VonMisesFisher
+from vaecore.components.kinds import Geometry, PosteriorKind
 from vaecore.components.objectives import KLTerm, Term
 from vaecore.components.posteriors import Posterior
 from vaecore.components.priors import Prior
@@ -46,7 +47,7 @@ class SVAE(AutoEncoder):
     tags: ClassVar[tuple[str, ...]] = ("variational", "hypersphere")
     group: ClassVar[str] = "non-euclidean"
     config_class: ClassVar[type[ModelConfig]] = SVAEConfig
-    geometry: ClassVar[str] = "sphere"
+    geometry: ClassVar[Geometry] = Geometry.SPHERE
 
     def encoder_features(self) -> int:
         return self.latent_dim + 1
@@ -64,8 +65,8 @@ class SVAE(AutoEncoder):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), geometry="sphere",
-                            posterior="von-mises-fisher", prior="HypersphericalUniform")
+        return Capabilities(elbo=True, prior_samples=True, latent_shape=(self.latent_dim,), geometry=Geometry.SPHERE,
+                            posterior=PosteriorKind.VON_MISES_FISHER, prior=self.prior.kind)
 
 
 register_preset("svae", "Hyperspherical VAE: von Mises–Fisher posterior, uniform prior on the sphere S^15",

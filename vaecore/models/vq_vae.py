@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from vaecore.components.context import StepContext
+from vaecore.components.kinds import Geometry, PosteriorKind, PriorKind
 from vaecore.components.likelihoods import build_likelihood
 from vaecore.components.nets import ARCHITECTURES, build_decoder, build_encoder
 from vaecore.components.posteriors import PointMass, Posterior
@@ -102,7 +103,7 @@ class VQVAE(AutoEncoder):
     config_class: ClassVar[type[ModelConfig]] = VQVAEConfig
     stochastic: ClassVar[bool] = False
     has_prior: ClassVar[bool] = False
-    geometry: ClassVar[str] = "discrete"
+    geometry: ClassVar[Geometry] = Geometry.DISCRETE
 
     def __init__(self, config: dict[str, Any] | Any) -> None:
         PretrainedModel.__init__(self)
@@ -188,8 +189,8 @@ class VQVAE(AutoEncoder):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(elbo=False, prior_samples=False, latent_shape=self.code_shape, geometry="discrete",
-                            posterior="vector-quantised", prior="uniform-codes",
+        return Capabilities(elbo=False, prior_samples=False, latent_shape=self.code_shape, geometry=Geometry.DISCRETE,
+                            posterior=PosteriorKind.VECTOR_QUANTISED, prior=PriorKind.UNIFORM_CODES,
                             why_no_elbo=f"the encoder of {self.config.preset!r} is deterministic (a nearest-code "
                                         "lookup): there is no q(z|x) density, so no bound or estimate")
 

@@ -32,16 +32,16 @@ GROUP = "latent usage"
 
 def needs_gaussian_posterior(s: Subject) -> str | None:
     caps = s.caps
-    if caps.posterior != "gaussian":
-        if caps.posterior == "point" or not caps.elbo:
+    if not caps.diagonal_gaussian_posterior:
+        if caps.deterministic_encoder or not caps.elbo:
             return caps.why_no_elbo or "the encoder is deterministic: there is no q(z|x)"
-        return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior!r}"
+        return f"it needs a diagonal-Gaussian posterior; this model's is {caps.posterior.value!r}"
     return None
 
 
 def needs_standard_normal_prior(s: Subject) -> str | None:
-    if s.caps.prior != "StandardNormal":
-        return f"the KL to the {s.caps.prior} prior does not split over latent dimensions"
+    if not s.caps.standard_normal_prior:
+        return f"the KL to the {s.caps.prior.value} prior does not split over latent dimensions"
     return None
 
 
