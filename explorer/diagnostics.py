@@ -13,7 +13,7 @@ from vaecore import PretrainedModel
 from vaecore.evaluation import metrics
 from vaecore.evaluation.registry import undefined_reason
 
-ACTIVE_KL = 0.01
+ACTIVE_KL = metrics.COLLAPSED_KL  # the engine's: less KL is a collapsed dimension (eval's kl-per-dim_collapsed)
 MEAN_LIKE = 0.9
 FLAT_SAMPLES = 0.1
 BLANK = 0.02

@@ -22,6 +22,7 @@ from explorer.tables import (
 )
 from vaecore.components.likelihood_facts import LOG_SIGMA, SIGMA2_MLE
 from vaecore.data.images import make_grid, to_png_bytes
+from vaecore.evaluation.metrics import COLLAPSED_KL
 from vaecore.evaluation.registry import METRICS
 from vaecore.training.records import describe
 
@@ -200,12 +201,13 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: tor
 
 
 def kl_per_dim_figure(kl: Sequence[float], title: str = "") -> go.Figure:
-    """Bars of the average KL per latent dimension, sorted, with the 0.01-nat 'active' threshold."""
+    """Bars of the average KL per latent dimension, sorted, with the engine's collapse threshold (COLLAPSED_KL)."""
     order = sorted(range(len(kl)), key=lambda j: -kl[j])
     fig = go.Figure(go.Bar(x=[f"z{j}" for j in order], y=[kl[j] for j in order],
-                           marker_color=["#3b5bdb" if kl[j] > 0.01 else "#adb5bd" for j in order],
+                           marker_color=["#3b5bdb" if kl[j] > COLLAPSED_KL else "#adb5bd" for j in order],
                            hovertemplate="%{x}: %{y:.4g} nats<extra></extra>"))
-    fig.add_hline(y=0.01, line_dash="dot", line_color="firebrick", annotation_text="active above 0.01 nats",
+    fig.add_hline(y=COLLAPSED_KL, line_dash="dot", line_color="firebrick",
+                  annotation_text=f"active above {COLLAPSED_KL} nats",
                   annotation_position="top right")
     fig.update_layout(height=260, title=title or None, yaxis={"title": "KL (nats)", "type": "log"},
                       margin={"l": 50, "r": 10, "t": 30 if title else 10, "b": 40})

@@ -20,7 +20,7 @@ state.session_id()
 picked = state.model_picker()
 
 try:
-    from vaecore.evaluation.metrics import METRICS
+    from vaecore.evaluation.metrics import ACTIVE_THRESHOLD, METRICS
     from vaecore.samplers import SAMPLERS
 except ImportError as e:
     st.warning(f"The evaluation engine is not available ({e}).")
@@ -128,10 +128,10 @@ for spec in specs:
 for label, where in sources.items():
     st.caption(f"**{label}**: {where}")
 shown = [m for m in ("fd",) if m in names]
+fd_note = (f" FD: Fréchet distance of {n_samples} images from the '{sampler}' sampler in the bundled small "
+           "classifier's feature space (not Inception)." if shown else "")
 st.caption("MSE: squared error of reconstructions, summed over pixels. Active: latent dimensions with posterior "
-           "variance of the means above 0.01." + (f" FD: Fréchet distance of {n_samples} images from the "
-                                                   f"'{sampler}' sampler in the bundled small classifier's feature "
-                                                   "space (not Inception)." if shown else ""))
+           f"variance of the means above {ACTIVE_THRESHOLD}." + fd_note)
 st.download_button("Metrics as CSV", downloads.csv_bytes(ranked + unranked), file_name="comparison.csv",
                    mime="text/csv", key="lc_dl_csv", icon=":material/download:")
 
