@@ -124,6 +124,10 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
         from vaecore.evaluation import reference
     except ImportError:
         return []
+    def ours_and_paper(key: str) -> tuple[str, str]:
+        return f"{METRICS[key].short} (ours)", f"{METRICS[key].short} (paper)"
+
+    mse, pdf, p8 = ours_and_paper("mse"), ours_and_paper("nll-pdf"), ours_and_paper("nll-discrete")
     rows = []
     for label, spec in models.items():
         try:
@@ -137,24 +141,22 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
         if paper:
             sampler = (ours.get("settings") or {}).get("sampler", "prior")
             rows.append({"model": label, "paper": "AR-ELBO Table 3, MNIST", "paper's model": paper["label"],
-                         "MSE (paper)": paper.get("mse"), "MSE (ours)": finite_number(ours.get("mse")),
+                         mse[1]: paper.get("mse"), mse[0]: finite_number(ours.get("mse")),
                          "FID prior (paper)": paper.get("fid_prior"),
                          "FID 2-stage (paper)": paper.get("fid_two_stage"),
                          "FID GMM-10 (paper)": paper.get("fid_gmm"),
-                         f"FD {sampler} (ours, small classifier)": finite_number(ours.get("fd"))})
+                         f"{METRICS['fd'].short} {sampler} (ours, small classifier)": finite_number(ours.get("fd"))})
         if kind == "tvae" and data == "mnist":
             paper_name = reference.TVAE_PAPER_MODELS["tvae"]
             rows.append({"model": label, "paper": f"{paper_name} §4, MNIST", "paper's model": paper_name,
-                         "−log p (paper)": reference.TVAE_MNIST_NLL.get(paper_name),
-                         "−log p (ours)": finite_number(ours.get("nll-discrete"))})
+                         p8[1]: reference.TVAE_MNIST_NLL.get(paper_name),
+                         p8[0]: finite_number(ours.get("nll-discrete"))})
         if data in ("cifar10", "cifar-10", "cifar"):
             paper = reference.reference_row("sigma-table4", preset)
             if paper:
                 rows.append({"model": label, "paper": "σ-VAE Table 4, CIFAR-10", "paper's model": paper["label"],
-                             "−log pdf (paper)": paper.get("nll_pdf"),
-                             "−log pdf (ours)": finite_number(ours.get("nll-pdf")),
-                             "−log p (paper)": paper.get("nll_discrete"),
-                             "−log p (ours)": finite_number(ours.get("nll-discrete"))})
+                             pdf[1]: paper.get("nll_pdf"), pdf[0]: finite_number(ours.get("nll-pdf")),
+                             p8[1]: paper.get("nll_discrete"), p8[0]: finite_number(ours.get("nll-discrete"))})
     return rows
 
 

@@ -110,7 +110,7 @@ if not specs:
     st.stop()
 families = {choices.get(s, s): evaluations.likelihood_family(s) for s in specs}
 ranked, unranked = evaluations.ranking_rows(results, families, names)
-st.subheader("Ranking: −log p of the 8-bit test images (nats, lower is better)")
+st.subheader(f"Ranking: {METRICS[evaluations.RANK_METRIC].title}, {METRICS[evaluations.RANK_METRIC].direction.phrase}")
 if ranked:
     st.dataframe(tables.display_rows(ranked), hide_index=True, width="stretch",
                  column_config=tables.display_column_config(ranked[0]))
