@@ -66,8 +66,8 @@ def family_class(model_type: str) -> type:
 
 
 def family_title(model_type: str) -> str:
-    """The display name of a family, e.g. 'VQ-VAE' for 'vqvae'."""
-    return family_class(model_type).title
+    """The display name of a family, e.g. 'VQ-VAE' for 'vqvae' (its model_type if it declares none)."""
+    return family_class(model_type).title or model_type
 
 
 def card_group(config: Mapping[str, Any] | Any) -> FamilyGroup:
@@ -78,6 +78,8 @@ def card_group(config: Mapping[str, Any] | Any) -> FamilyGroup:
         return GROUPS[preset.group]
     cls = family_class(str(_get(config, "model_type") or "vae"))
     key = cls.group
+    if not key:
+        raise ValueError(f"the {cls.__name__} family declares no zoo group")
     if key == BY_LIKELIHOOD:
         name = str(_get(config, "likelihood") or "")
         if name not in LIKELIHOODS:
