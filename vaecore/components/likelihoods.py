@@ -19,17 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vaecore.components.likelihood_facts import (
-    LOG_SIGMA,
-    LOG_SIGMA_EMA,
-    NO_SIGMA,
-    SIGMA2_EMA,
-    SIGMA2_MLE,
-    PerImageSigma,
-    Scoring,
-    SigmaTrace,
-    SigmaVaries,
-)
+from vaecore.components import likelihood_facts as facts
+from vaecore.components.likelihood_facts import LOG_SIGMA, PerImageSigma, Scoring, SigmaTrace, SigmaVaries
 from vaecore.utils import flat_sum, softclip
 
 LOG_2PI = math.log(2 * math.pi)
@@ -148,7 +139,7 @@ class Likelihood(nn.Module):
     @property
     def sigma_trace(self) -> SigmaTrace:
         """Which logged key is this likelihood's ln σ over training, and how its σ varies."""
-        return SigmaTrace(SigmaVaries.NONE, why_none=NO_SIGMA.format(name=repr(self.name)))
+        return SigmaTrace(SigmaVaries.NONE, why_none=facts.NO_SIGMA.format(name=repr(self.name)))
 
     def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """Per image, the mean over pixels of ln σ for these decoder outputs and images, (B,); None where σ does
@@ -296,7 +287,7 @@ class Gaussian(Likelihood):
         if self.sigma_mode == "optimal":
             step = float(self.step_log_sigma)
             ema = float(log_sigma)
-            return {LOG_SIGMA: step if math.isfinite(step) else ema, LOG_SIGMA_EMA: ema}
+            return {LOG_SIGMA: step if math.isfinite(step) else ema, facts.LOG_SIGMA_EMA: ema}
         return {LOG_SIGMA: float(log_sigma.mean())}
 
     @property
@@ -308,7 +299,7 @@ class Gaussian(Likelihood):
                               why_none=f"its decoder predicts σ for every {where}, so there is no single σ to plot")
         varies = {"fixed": SigmaVaries.FIXED, "learned-diag": SigmaVaries.PER_PIXEL_SHARED}
         return SigmaTrace(varies.get(self.sigma_mode, SigmaVaries.SHARED), LOG_SIGMA,
-                          ema_key=LOG_SIGMA_EMA if self.sigma_mode == "optimal" else None)
+                          ema_key=facts.LOG_SIGMA_EMA if self.sigma_mode == "optimal" else None)
 
     def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         if self.sigma_trace.per_image is None:
@@ -408,20 +399,18 @@ class ARELBO(Likelihood):
         ema = float(self.sigma2.mean())
         step = float(self.step_sigma2)
         s2 = step if math.isfinite(step) else ema
-        return {SIGMA2_MLE: s2, LOG_SIGMA: 0.5 * math.log(max(s2, 1e-12)), SIGMA2_EMA: ema}
+        return {facts.SIGMA2_MLE: s2, LOG_SIGMA: 0.5 * math.log(max(s2, 1e-12)), facts.SIGMA2_EMA: ema}
 
     @property
     def sigma_trace(self) -> SigmaTrace:
-        """ln σ = ½ ln of the step's σx² MLE (mean over pixels for the diagonal variants); the EMA defines the
-        density after training; Iso-D and Diag-D set σx² per image to the MLE of its residual."""
+        """ln σ = ½ ln of the step's σx² MLE (its EMA defines the density after training)."""
         varies = {"iso-i": SigmaVaries.SHARED, "iso-d": SigmaVaries.PER_IMAGE, "diag-i": SigmaVaries.PER_PIXEL_SHARED,
                   "diag-d": SigmaVaries.PER_PIXEL}[self.variance]
-        return SigmaTrace(varies, LOG_SIGMA, ema_key=SIGMA2_EMA, mle_key=SIGMA2_MLE,
+        return SigmaTrace(varies, LOG_SIGMA, ema_key=facts.SIGMA2_EMA, mle_key=facts.SIGMA2_MLE,
                           per_image=PerImageSigma.MLE if self.variance in ("iso-d", "diag-d") else None)
 
     def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
-        """Iso-D: ½ ln(mean residual² + ε); Diag-D: the mean over pixels of ½ ln(residual² + ε), the per-image MLE
-        its objective uses."""
+        """The per-image MLE its objective uses: Iso-D ½ ln(mean residual² + ε), Diag-D mean ½ ln(residual² + ε)."""
         if self.variance not in ("iso-d", "diag-d"):
             return None
         sq = (x.float() - torch.sigmoid(params.float())) ** 2
