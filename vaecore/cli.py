@@ -291,6 +291,7 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore.evaluation import metrics
+    from vaecore.evaluation.registry import describe_key
 
     if args.metrics.strip() == "list":
         for m in metrics.METRICS.values():
@@ -312,8 +313,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         return
     for key, value in result.items():
         if isinstance(value, float):
-            metric = metrics.METRICS.get(key)
-            print(f"{key:>18}: {value:.4f}  {metric.title if metric else ''}")
+            print(f"{key:>18}: {value:.4f}  {describe_key(key)}")
         else:
             print(f"{key:>18}: {value}")
 

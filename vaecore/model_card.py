@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecore.evaluation.metrics import METRICS, outcome
-from vaecore.evaluation.registry import State
+from vaecore.evaluation.registry import State, describe_key
 from vaecore.training.run_folder import CARD, EVAL, TRAIN
 from vaecore.utils import atomic_write_bytes
 
@@ -73,7 +73,7 @@ def _metrics_section(metrics: dict[str, Any]) -> list[str]:
             undefined.append(f"- {metric.label} (`{key}`): {outcome(metrics, key).reason}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
             label, unit = (f"{metric.label} (`{key}`)", f"{metric.unit} {metric.direction.arrow}".strip()) \
-                if metric else (f"`{key}`", "")
+                if metric else (f"`{key}`: {describe_key(key)}" if describe_key(key) else f"`{key}`", "")
             lines.append(f"| {label} | {value:.4g} | {unit} |")
     features = metrics.get("fd_features")
     if features:

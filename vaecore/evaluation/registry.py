@@ -230,6 +230,13 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     return get_metric(name).reason(Subject(model, dataset, sampler))
 
 
+def describe_key(key: str) -> str:
+    """What a key of an evaluation result is: a metric's title, or what a metric's extra key means ('' if neither)."""
+    if key in METRICS:
+        return METRICS[key].title
+    return next((m.extras[key] for m in METRICS.values() if key in m.extras), "")
+
+
 def in_group(group: str) -> list[str]:
     """The keys of the metrics of one group, in registration order."""
     return [k for k, m in METRICS.items() if m.group == group]
