@@ -123,7 +123,7 @@ def worker(side: str, net: str, data_path: str, args: argparse.Namespace) -> dic
             model.to(memory_format=torch.channels_last)
             x_train, x_val = (t.contiguous(memory_format=torch.channels_last) for t in (x_train, x_val))
         if args.conv_autotune:
-            from vaecore.components import conv_autotune
+            from vaecore.runtime import conv_autotune
 
             conv_autotune.enable(model)
         x_train, x_val = x_train.to(dev), x_val.to(dev)

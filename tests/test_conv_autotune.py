@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 import vaecore
 from vaecore import TrainConfig, Trainer
-from vaecore.components import conv_autotune
 from vaecore.presets import model_config
+from vaecore.runtime import conv_autotune
 from vaecore.training import run_folder as rf
 
 CONVS = [  # (in, out, kernel, stride, padding, bias, input H×W)

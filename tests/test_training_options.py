@@ -125,10 +125,10 @@ def test_cli_flags_reach_the_train_config() -> None:
 
 
 def test_bf16_autocast_on_the_cpu_is_opt_in_and_trains(tmp_path: Path, digits: vaecore.Dataset) -> None:
-    assert _trainer(tmp_path / "default", digits).amp_dtype is None  # "auto" keeps the CPU exact
+    assert _trainer(tmp_path / "default", digits).runtime.amp_dtype is None  # "auto" keeps the CPU exact
     seen: list[torch.dtype] = []
     trainer = _trainer(tmp_path / "bf16", digits, amp="bf16", max_steps=60, device="cpu")
-    assert trainer.amp_dtype == torch.bfloat16
+    assert trainer.runtime.amp_dtype == torch.bfloat16
     hook = trainer.model.decoder.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     assert trainer.fit().status == "finished"
     hook.remove()

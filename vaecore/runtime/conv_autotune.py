@@ -1,0 +1,165 @@
+"""Per-layer choice of convolution kernel on the CPU: PyTorch's own (oneDNN) or a GEMM lowering.
+
+oneDNN is fast on wide feature maps but slow on the small ones of MNIST-sized networks: Pythae's
+ConvNet spends most of its time in a 512→1024 convolution whose output is 1×1 and in transposed
+convolutions over 4×4 and 7×7 maps, which a single matrix product (unfold → GEMM, or GEMM →
+fold for a transposed convolution) computes two to five times faster, most of all under bf16.
+Which kernel wins depends on the shape, dtype and hardware, so this module measures, like
+`torch.backends.cudnn.benchmark`: the first call of a layer with a new input signature times
+both twice on a quarter of the batch (forward, and backward when autograd will need it) and keeps
+the faster of the second, warm, timings (a batch of 64 or fewer, such as a sample grid, takes
+the choice already made for a larger batch of the same images).
+
+The weights, their names and the function computed are those of the original modules (the
+lowering differs only in float rounding), so checkpoints and loading are untouched. The choices
+are part of a run's state (`choices` / `load_choices`), so a resumed run picks the same kernels
+and stays exact.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NATIVE, GEMM = "native", "gemm"
+_CHOICES = "_vaecore_conv_choices"
+TUNE_FRACTION, TUNE_MIN_BATCH = 4, 16  # timed on a quarter of the batch (at least 16 images): tuning costs ~1 step
+SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
+__all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
+           "load_choices"]
+
+
+def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                padding: tuple[int, int]) -> Tensor:
+    """`F.conv2d` (groups 1, dilation 1, zero padding) as unfold → one (B·L, C·k²) × (C·k², O) GEMM;
+    the output has the input's memory format, as PyTorch's convolution's does."""
+    x = x.to(_compute_dtype(x))
+    b, _, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho = (h + 2 * padding[0] - kh) // stride[0] + 1
+    wo = (w + 2 * padding[1] - kw) // stride[1] + 1
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride).transpose(1, 2).reshape(b * ho * wo, -1)
+    flat = weight.reshape(o, -1).t()
+    y = cols @ flat if bias is None else torch.addmm(bias.to(cols.dtype), cols, flat.to(cols.dtype))
+    y = y.reshape(b, ho, wo, o).permute(0, 3, 1, 2)  # a channels-last view
+    return y if _channels_last(x) else y.contiguous()
+
+
+def conv_transpose2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                          padding: tuple[int, int], output_padding: tuple[int, int]) -> Tensor:
+    """`F.conv_transpose2d` (groups 1, dilation 1) as one (B·HW, C) × (C, O·k²) GEMM and a fold."""
+    x = x.to(_compute_dtype(x))
+    b, c, h, w = x.shape
+    _, o, kh, kw = weight.shape
+    ho = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
+    wo = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
+    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    cols = (rows @ weight.reshape(c, -1).to(rows.dtype)).reshape(b, h * w, -1).transpose(1, 2)
+    y = F.fold(cols, (ho, wo), (kh, kw), padding=padding, stride=stride)
+    y = y if bias is None else y + bias.to(y.dtype)[:, None, None]
+    return y.contiguous(memory_format=torch.channels_last) if _channels_last(x) else y
+
+
+def _channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """autocast's dtype where it is on (cast before unfolding: the unfolded copy is k² times larger)."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+
+
+def _eligible(m: nn.Module) -> bool:
+    """Layers the lowering covers: 2-D, ungrouped, undilated, zero-padded by a number per side."""
+    if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or m.groups != 1 or m.dilation != (1, 1):
+        return False
+    return isinstance(m, nn.ConvTranspose2d) or (m.padding_mode == "zeros" and not isinstance(m.padding, str))
+
+
+def _gemm_forward(m: nn.Module) -> Callable[[Tensor], Tensor]:
+    if isinstance(m, nn.ConvTranspose2d):
+        return lambda x: conv_transpose2d_gemm(x, m.weight, m.bias, m.stride, m.padding, m.output_padding)
+    return lambda x: conv2d_gemm(x, m.weight, m.bias, m.stride, m.padding)
+
+
+def _signature(m: nn.Module, x: Tensor) -> str:
+    """What the kernel choice depends on: shape, dtype (autocast's where active), layout, and whether
+    a backward pass will follow."""
+    dtype = _compute_dtype(x)
+    grad = torch.is_grad_enabled() and (x.requires_grad or m.weight.requires_grad)
+    layout = "cl" if _channels_last(x) else "nc"
+    return f"{'x'.join(map(str, x.shape))}/{str(dtype).removeprefix('torch.')}/{layout}/{'train' if grad else 'eval'}"
+
+
+def _time(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool) -> float:
+    """Seconds of one call, with its backward when `grad` (off the real graph: nothing accumulates)."""
+    xi = x.detach().requires_grad_(x.requires_grad) if grad else x
+    t = time.perf_counter()
+    y = fn(xi)
+    if grad:
+        inputs = [p for p in (m.weight, m.bias) if p is not None and p.requires_grad]
+        inputs += [xi] if xi.requires_grad else []
+        torch.autograd.grad(y, inputs, torch.ones_like(y))
+    return time.perf_counter() - t
+
+
+def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    native = type(self).forward.__get__(self)
+    if args or kwargs or x.device.type != "cpu" or x.dim() != 4:  # e.g. ConvTranspose2d's output_size
+        return native(x, *args, **kwargs)
+    table: dict[str, str] = getattr(self, _CHOICES)
+    key = _signature(self, x)
+    choice = table.get(key)
+    if choice is None and x.shape[0] <= SMALL_BATCH:  # e.g. a sample grid: what the larger batches chose
+        rest = key.split("x", 1)[1]
+        choice = next((c for k, c in table.items() if k.split("x", 1)[1] == rest), None)
+    if choice is None:
+        gemm = _gemm_forward(self)
+        grad = key.endswith("/train")
+        probe = x[: max(TUNE_MIN_BATCH, -(-x.shape[0] // TUNE_FRACTION))]
+        best: dict[str, float] = {}
+        for name, fn in ((NATIVE, native), (GEMM, gemm), (NATIVE, native), (GEMM, gemm)):  # 2nd round: warm
+            best[name] = _time(fn, probe, self, grad)
+        choice = table[key] = min(best, key=best.__getitem__)
+    return native(x) if choice == NATIVE else _gemm_forward(self)(x)
+
+
+def enable(model: nn.Module) -> int:
+    """Let every eligible Conv2d / ConvTranspose2d of `model` pick its CPU kernel by measurement;
+    returns how many layers take part. Idempotent; `disable` restores the modules' own forward."""
+    n = 0
+    for m in model.modules():
+        if _eligible(m):
+            if not hasattr(m, _CHOICES):
+                setattr(m, _CHOICES, {})
+                m.forward = types.MethodType(_tuned_forward, m)
+            n += 1
+    return n
+
+
+def disable(model: nn.Module) -> None:
+    for m in model.modules():
+        if hasattr(m, _CHOICES):
+            del m.forward
+            delattr(m, _CHOICES)
+
+
+def choices(model: nn.Module) -> dict[str, dict[str, str]]:
+    """The kernels chosen so far, by module name and input signature (JSON-ready)."""
+    return {name: dict(getattr(m, _CHOICES)) for name, m in model.named_modules()
+            if getattr(m, _CHOICES, None)}
+
+
+def load_choices(model: nn.Module, state: dict[str, Any] | None) -> None:
+    """Re-apply recorded choices (a resumed run), so it computes with the kernels it had."""
+    modules = dict(model.named_modules())
+    for name, table in (state or {}).items():
+        m = modules.get(name)
+        if m is not None and hasattr(m, _CHOICES):
+            getattr(m, _CHOICES).update({k: v for k, v in table.items() if v in (NATIVE, GEMM)})
