@@ -14,7 +14,7 @@ import math
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vaecore.components.context import StepContext
 from vaecore.components.kinds import Geometry, PosteriorKind
@@ -49,12 +49,18 @@ class AutoEncoder(PretrainedModel):
         self.latent_dim = cfg.latent_dim
         shape = cfg.input_shape
         self.likelihood: Likelihood = build_likelihood(cfg.likelihood, shape, **cfg.likelihood_kwargs)
-        self.encoder = build_encoder(cfg.arch, shape, cfg.latent_dim, out_features=self.encoder_features())
-        self.decoder = build_decoder(cfg.arch, shape, self.decoder_input_dim(), self.likelihood.channels(shape[0]))
-        self.prior: Prior = self.build_prior()
+        self.encoder, self.decoder = self.build_networks(self.likelihood.channels(shape[0]))
+        self.prior: Prior | None = self.build_prior()
         self.terms: list[Term] = self.build_terms()
 
     # what subclasses choose -------------------------------------------------------------------
+    def build_networks(self, out_channels: int) -> tuple[nn.Module, nn.Module]:
+        """The encoder and the decoder (built in that order), from the config's `arch`; the decoder gives
+        `out_channels` maps of likelihood parameters."""
+        cfg = self.config
+        return (build_encoder(cfg.arch, cfg.input_shape, cfg.latent_dim, out_features=self.encoder_features()),
+                build_decoder(cfg.arch, cfg.input_shape, self.decoder_input_dim(), out_channels))
+
     def encoder_features(self) -> int:
         """Encoder outputs per image: (μ, log σ²) for a Gaussian posterior, the code for a point mass."""
         return 2 * self.latent_dim if self.stochastic else self.latent_dim
@@ -69,7 +75,8 @@ class AutoEncoder(PretrainedModel):
         mu, logvar = h.chunk(2, dim=1)
         return DiagonalGaussian(mu, logvar.clamp(*LOGVAR_RANGE))
 
-    def build_prior(self) -> Prior:
+    def build_prior(self) -> Prior | None:
+        """p(z); None for a family with no density over its latents."""
         return StandardNormal(self.latent_dim)
 
     def build_terms(self) -> list[Term]:

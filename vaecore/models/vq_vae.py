@@ -28,13 +28,12 @@ from torch import Tensor, nn
 
 from vaecore.components.context import StepContext
 from vaecore.components.kinds import Geometry, PosteriorKind, PriorKind
-from vaecore.components.likelihoods import build_likelihood
 from vaecore.components.nets import ARCHITECTURES, build_decoder, build_encoder
 from vaecore.components.posteriors import PointMass, Posterior
 from vaecore.components.quantizers import Quantized, VectorQuantizer
 from vaecore.config import ModelConfig, setting
 from vaecore.models.autoencoder import AutoEncoder
-from vaecore.models.base import Capabilities, LossOutput, PretrainedModel, register_model_type, scalar
+from vaecore.models.base import Capabilities, LossOutput, register_model_type, scalar
 from vaecore.models.vae import PYTHAE
 from vaecore.presets import register_preset
 
@@ -90,6 +89,20 @@ def spatial_decoder(dim: int, out_channels: int, size: tuple[int, int], hidden: 
                                             output_padding=(h - 2 * h1, w - 2 * w1)))
 
 
+def code_layout(cfg: VQVAEConfig) -> tuple[bool, tuple[int, int]]:
+    """Whether the codes form a spatial map (any conv arch: (D, H/4, W/4)) or one vector ('mlp'), and the map's
+    (h, w); ValueError for an unknown arch or an image too small for the spatial net."""
+    if cfg.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)} "
+                         "('mlp': one code per image, any conv arch: a spatial map of codes)")
+    if cfg.arch == "mlp":
+        return False, (1, 1)
+    _, h, w = cfg.input_shape
+    if min(h, w) < MIN_SIZE:
+        raise ValueError(f"the spatial VQ-VAE net needs H, W >= {MIN_SIZE}, got {h}×{w}; use arch 'mlp'")
+    return True, ((h // 2) // 2, (w // 2) // 2)
+
+
 @register_model_type
 class VQVAE(AutoEncoder):
     """Encoder → nearest codes → decoder → likelihood; a point posterior in a discrete latent space."""
@@ -106,33 +119,27 @@ class VQVAE(AutoEncoder):
     geometry: ClassVar[Geometry] = Geometry.DISCRETE
 
     def __init__(self, config: dict[str, Any] | Any) -> None:
-        PretrainedModel.__init__(self)
-        cfg = self._parse_config(config)
-        if cfg.likelihood in self.refused_likelihoods:
-            raise ValueError(f"a {self.model_type!r} model cannot use the {cfg.likelihood!r} likelihood: "
-                             f"{self.refused_likelihoods[cfg.likelihood]}")
-        if cfg.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)} "
-                             "('mlp': one code per image, any conv arch: a spatial map of codes)")
-        self.config = cfg
-        self.code_dim = d = cfg.latent_dim
-        c, h, w = cfg.input_shape
-        self.likelihood = build_likelihood(cfg.likelihood, cfg.input_shape, **cfg.likelihood_kwargs)
-        out_channels = self.likelihood.channels(c)
-        self.spatial = cfg.arch != "mlp"
-        if self.spatial:
-            if min(h, w) < MIN_SIZE:
-                raise ValueError(f"the spatial VQ-VAE net needs H, W >= {MIN_SIZE}, got {h}×{w}; use arch 'mlp'")
-            self.encoder = spatial_encoder(c, d)
-            self.decoder = spatial_decoder(d, out_channels, (h, w))
-            self.map_size = ((h // 2) // 2, (w // 2) // 2)
-        else:
-            self.encoder = build_encoder("mlp", cfg.input_shape, d, out_features=d)
-            self.decoder = build_decoder("mlp", cfg.input_shape, d, out_channels)
-            self.map_size = (1, 1)
-        self.latent_dim = d * self.map_size[0] * self.map_size[1]
-        self.terms = []
+        super().__init__(config)
+        self.code_dim = self.config.latent_dim
+        self.spatial, self.map_size = code_layout(self.config)
+        self.latent_dim = self.code_dim * self.map_size[0] * self.map_size[1]  # the width of embed(x)
         self.quantizer = self.build_quantizer()
+
+    def build_networks(self, out_channels: int) -> tuple[nn.Module, nn.Module]:
+        """The paper's spatial nets for any conv arch, MLPs for 'mlp'."""
+        cfg = self.config
+        spatial, _ = code_layout(cfg)
+        c, h, w = cfg.input_shape
+        d = cfg.latent_dim
+        if spatial:
+            return spatial_encoder(c, d), spatial_decoder(d, out_channels, (h, w))
+        return (build_encoder("mlp", cfg.input_shape, d, out_features=d),
+                build_decoder("mlp", cfg.input_shape, d, out_channels))
+
+    def build_prior(self) -> None:
+        """No density over the codes: the training-time prior is uniform (`sample_latents`); a prior over
+        code maps is fitted afterwards (the 'pixelcnn' sampler)."""
+        return None
 
     # what the VQ families choose ------------------------------------------------------------------
     def build_quantizer(self) -> nn.Module:
