@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from vaecore.files import BEST, BEST_RECORD, GRIDS
 from vaecore.models.base import PretrainedModel
 from vaecore.training import run_folder as rf
 from vaecore.utils import atomic_write_bytes, atomic_write_json, evaluating
 
-BEST = "best"
 __all__ = ["BEST", "BestModel", "sample_grids", "write_grids"]
 
 
@@ -68,7 +68,7 @@ class BestModel:
                     atomic_write_bytes(best / name, data)
         except OSError:
             rf.save_model(best, model, step=step)
-        atomic_write_json(best / "best.json", {k: v for k, v in self.state.items() if k != "bad_epochs"})
+        atomic_write_json(best / BEST_RECORD, {k: v for k, v in self.state.items() if k != "bad_epochs"})
 
 
 def sample_grids(model: PretrainedModel, x_val: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
@@ -95,7 +95,7 @@ def write_grids(out_dir: Path, grids: dict[str, torch.Tensor], epoch: int | None
     for name, grid in grids.items():
         png = to_png_bytes(grid, scale=2)
         if epoch is not None:
-            atomic_write_bytes(out_dir / "samples" / f"{'epoch' if name == 'samples' else 'recon'}_{epoch:04d}.png",
+            atomic_write_bytes(out_dir / GRIDS / f"{'epoch' if name == 'samples' else 'recon'}_{epoch:04d}.png",
                                png)
         if name == "samples":
             atomic_write_bytes(out_dir / rf.SAMPLES, png)
