@@ -1,7 +1,7 @@
 """AR-ELBO Table 3 on MNIST, briefly: train the line-up, then compare MSE and FD with three samplers.
 
     python experiments/arelbo_table3.py --epochs 10                      # the line-up, 10 epochs each
-    python experiments/arelbo_table3.py --max-steps 30 --limit 2000 --n-test 200   # CI smoke run (< 1 min)
+    python experiments/arelbo_table3.py --max-steps 20 --limit 1000 --n-test 100 --two-stage-hidden 64  # smoke run
     python experiments/arelbo_table3.py --arch arelbo-conv --epochs 100  # the paper's network and budget
 
 The line-up is the paper's: the Gaussian VAE with σx² = 1, AE, WAE-MMD, RAE, RAE-GP, the four
@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=",".join(LINEUP), help="comma-separated presets (default: the line-up)")
     p.add_argument("--two-stage-steps", type=int, default=None,
                    help="2nd-stage VAE training steps (default 3000, fewer for runs capped by --max-steps)")
+    p.add_argument("--two-stage-hidden", type=int, default=1024,
+                   help="2nd-stage VAE width: hidden units in each of its 2 MLP layers (Pythae's: 1024)")
     p.add_argument("--n-train", type=int, default=10_000, help="training latents the samplers are fitted on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--force", action="store_true", help="retrain models whose run folder already matches")
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = compare.compare({p: out / p for p in presets}, dataset, samplers=SAMPLERS, metrics=["mse", "fd"],
                            n_test=args.n_test, seed=args.seed, n_samples=n_samples, n_train=args.n_train,
-                           sampler_kwargs={"two-stage": {"steps": two_stage_steps}, "gmm": {"components": 10}},
+                           sampler_kwargs={"two-stage": {"steps": two_stage_steps, "hidden": args.two_stage_hidden},
+                                           "gmm": {"components": 10}},
                            info=info, progress=True)
     t_total = time.time() - t0
 
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_steps": args.max_steps, "epochs_trained": epochs, "steps_trained": steps,
         "train_images": int(dataset.x_train.shape[0]), "batch_size": args.batch_size, "lr": args.lr,
         "seed": args.seed, "n_test": args.n_test, "n_samples": n_samples, "two_stage_steps": two_stage_steps,
+        "two_stage_hidden": args.two_stage_hidden,
         "gmm_components": 10, "sampler_train_latents": min(args.n_train, int(dataset.x_train.shape[0])),
         "device": str(default_device()), "seconds_training": round(t_train, 1),
         "seconds_total": round(t_total, 1),
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Each model trained for {budget} on {settings['train_images']} MNIST training images "
         f"(the paper: up to {reference.ARELBO_MNIST_SETTINGS['epochs']} epochs on 60,000), network `{args.arch}`, "
         f"latent {LATENT}, batch {args.batch_size}, Adam {args.lr:g}, seed {args.seed}. "
-        f"2nd-stage VAE: {two_stage_steps} steps; GMM: 10 components; both fitted on "
+        f"2nd-stage VAE: {two_stage_steps} steps, width {args.two_stage_hidden}; GMM: 10 components; both fitted on "
         f"{settings['sampler_train_latents']} training latent means. Took {t_total:.0f} s on "
         f"{settings['device']}.", "",
         f"Command: `{settings['command']}`", "",

@@ -6,12 +6,26 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# Threads that wait for each other sleep instead of spinning: with the default (spin ~1 ms) two torch threads on a
+# 2-core machine whose cores are also busy with other work ran a training 6x slower, burning 7x the CPU.
+# Set before torch loads OpenMP; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("VAE_TEST_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))))
 
+from budget import slowdown  # noqa: E402
+
 from vaecore import Dataset, TrainConfig, load_dataset, train  # noqa: E402
 from vaecore.hub import load_folder  # noqa: E402
+
+
+def pytest_report_header() -> list[str]:
+    return [f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+            f"time limits x{slowdown():.1f} (tests/budget.py)"]
 
 
 @pytest.fixture(scope="session")

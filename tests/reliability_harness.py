@@ -22,6 +22,8 @@ import time
 import traceback
 from pathlib import Path
 
+from budget import seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -138,7 +140,7 @@ def chain(work: Path, kills: int, rng: random.Random) -> list[dict]:
     events = []
     for i, fault in enumerate(plan):
         pid = _child(folder, STEPS, fault or ("checkpoint.safetensors", QUOTA, "after"))
-        code = _wait(pid, rng.uniform(0.02, 0.3) if fault is None else 60.0)
+        code = _wait(pid, rng.uniform(0.02, 0.3) if fault is None else seconds(60))
         if code is None:
             code = _kill(pid)
         snap = work / "snaps" / f"{i:03d}"
@@ -146,7 +148,7 @@ def chain(work: Path, kills: int, rng: random.Random) -> list[dict]:
             shutil.copytree(folder, snap)
         events.append({"i": i, "fault": list(fault) if fault else "random", "exit": code, "snap": str(snap)})
     pid = _child(folder, STEPS, None)
-    events.append({"i": "final", "exit": _wait(pid, 300.0)})
+    events.append({"i": "final", "exit": _wait(pid, seconds(300))})
     return events
 
 
@@ -154,10 +156,10 @@ def live_loads(work: Path, loads: int) -> dict:
     """Train in a child while this process loads the live folder as a reader; count failures by message."""
     folder = work / "live"
     pid = _child(folder, 100_000, None)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + seconds(120)
     while not (folder / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    second = _wait(_child(folder, 100_000, None), 60.0)  # a second writer while the first runs: refused
+    second = _wait(_child(folder, 100_000, None), seconds(60))  # a second writer while the first runs: refused
     import torch
 
     torch.set_num_threads(1)
@@ -199,7 +201,7 @@ def main() -> None:
     t0 = time.monotonic()
     events = chain(work, kills, rng)
     pid = _child(work / "reference", STEPS, None)
-    ref = _wait(pid, 300.0)
+    ref = _wait(pid, seconds(300))
     live = live_loads(work, loads)
     print(json.dumps({"events": events, "reference_exit": ref, "live": live, "seconds": time.monotonic() - t0}))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from budget import seconds
 from streamlit.testing.v1 import AppTest
 
 import vaecore
@@ -20,7 +21,7 @@ from vaecore import TrainConfig, load_dataset, read_metrics, train
 from vaecore.hub import bundled_names, checkpoints_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 90
+TIMEOUT = seconds(90)
 
 
 def _usable_zoo(root: Path) -> list[str]:
@@ -58,7 +59,7 @@ def runs_dir(zoo: list[str]) -> Path:
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     """Poll until `condition()` holds; fail with `what` after `timeout` seconds."""
-    end = time.monotonic() + timeout
+    end = time.monotonic() + seconds(timeout)
     while time.monotonic() < end:
         if condition():
             return
@@ -233,7 +234,7 @@ def test_sigma_page_draws_one_trace_per_chosen_model(zoo: list[str]) -> None:
 
 
 def _wait_page(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 240, what: str = "the page") -> None:
-    end = time.monotonic() + timeout
+    end = time.monotonic() + seconds(timeout)
     while time.monotonic() < end:
         at.run()
         if done(at):

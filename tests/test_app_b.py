@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from budget import seconds
 from PIL import Image
 from plotly_json import values
 
@@ -26,7 +27,7 @@ from vaecore.latent import projection as proj
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "pages"
-TIMEOUT = 240
+TIMEOUT = seconds(240)
 
 
 def _zoo_ready(root: Path) -> bool:

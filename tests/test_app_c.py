@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from budget import seconds
 from plotly_json import values
 
 import vaecore
@@ -25,7 +26,7 @@ from vaecore.latent import interpolation as interp
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "pages"
-TIMEOUT = 240
+TIMEOUT = seconds(240)
 SHAPE = (1, 28, 28)
 
 

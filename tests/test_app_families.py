@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
 
@@ -32,7 +33,7 @@ def test_page_runs_on_family(page: str, preset: str, zoo: Path, tmp_path: Path,
 
     monkeypatch.setenv("VAE_CHECKPOINTS", str(zoo))
     monkeypatch.setenv("VAE_APP_RUNS", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=240)
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=seconds(240))
     at.query_params["model"] = preset
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -44,7 +45,7 @@ def test_training_monitor_offers_every_preset(tmp_path: Path, monkeypatch: pytes
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("VAE_APP_RUNS", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Training_monitor.py"), default_timeout=240)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Training_monitor.py"), default_timeout=seconds(240))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert list(at.selectbox(key="tm_preset").options) == list(vaecore.PRESETS)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from budget import seconds
 
 from explorer.jobs import JobManager
 from explorer.multiprocess import LOG, ProcessTrainer, failure_line, launch_command
@@ -21,7 +22,7 @@ MODEL = {"arch": "mlp", "latent_dim": 4}
 
 
 def _wait(job, timeout: float = 300.0) -> None:
-    end = time.monotonic() + timeout
+    end = time.monotonic() + seconds(timeout)
     while job.alive and time.monotonic() < end:
         time.sleep(0.2)
     assert not job.alive, "the job did not end"
@@ -48,7 +49,7 @@ def test_two_process_job_trains_stops_and_resumes(tmp_path: Path) -> None:
     assert manager.run("ddpsession", "two").label.endswith("finished at step 24")
 
     long = manager.start("ddpsession", "ae", {**TRAIN, "max_steps": 100_000}, name="long", processes=2, **MODEL)
-    end = time.monotonic() + 240
+    end = time.monotonic() + seconds(240)
     while not any(r.get("step", 0) >= 12 for r in read_metrics(long.folder)) and time.monotonic() < end:
         time.sleep(0.2)
     manager.stop("ddpsession", "long")
@@ -56,7 +57,7 @@ def test_two_process_job_trains_stops_and_resumes(tmp_path: Path) -> None:
     assert long.status == "stopped" and "2 processes" in long.message, (long.status, long.message)
     stopped_at = max(r["step"] for r in read_metrics(long.folder) if r.get("kind") == "step")
     resumed = manager.resume("ddpsession", "long")  # exact only with as many processes: relaunched with 2
-    end = time.monotonic() + 240
+    end = time.monotonic() + seconds(240)
     while not any(r.get("event") == "resumed" for r in read_metrics(long.folder)) and time.monotonic() < end:
         time.sleep(0.2)
     while max(r.get("step", 0) for r in read_metrics(long.folder)) <= stopped_at + 6 and time.monotonic() < end:
@@ -72,7 +73,7 @@ def test_a_crashed_process_is_reported_by_its_signal_not_by_torchrun_rule(tmp_pa
     script = tmp_path / "abort.py"
     script.write_text("import os\nif os.environ['RANK'] == '1':\n    os.abort()\n")
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script)], capture_output=True, text=True, timeout=120)
+                          str(script)], capture_output=True, text=True, timeout=seconds(120))
     assert run.returncode != 0 and run.stderr.strip().endswith("=")
     line = failure_line(run.stderr, run.returncode)
     assert "rank" in line and "SIGABRT" in line, line
@@ -91,7 +92,7 @@ def test_the_monitor_offers_processes_only_with_several_gpus(gpus: int, tmp_path
     monkeypatch.setenv("VAE_APP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(multiprocess, "gpu_count", lambda: gpus)
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / "1_Training_monitor.py"),
-                           default_timeout=120)
+                           default_timeout=seconds(120))
     at.run()
     assert not at.exception
     box = at.number_input(key="tm_processes")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
 from vaecore.components.nets import build_decoder, build_encoder, count_parameters
@@ -89,7 +90,7 @@ ARCH = vaecore.register_architecture("tiny-mlp", encoder, decoder, description="
 def _run(code: str, cwd: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{cwd}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=seconds(300))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

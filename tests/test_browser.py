@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from budget import ms, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,7 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + seconds(60)
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
@@ -142,7 +143,7 @@ def _box_selects_images(page) -> list[str]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_selector("h3:has-text('Selection:')", timeout=60_000)
+        page.wait_for_selector("h3:has-text('Selection:')", timeout=ms(60))
     except PlaywrightTimeout:
         return ["Latent map: a box selection showed no selected images within 60 s"]
     _settle(page)
@@ -158,7 +159,7 @@ def _slug(url: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_") or "home"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(seconds(300))
 def test_every_page_renders_in_chromium(server: str) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -178,7 +179,7 @@ def test_every_page_renders_in_chromium(server: str) -> None:
                     nav.nth(i).click()
                     page.wait_for_function("t => document.querySelector('h1') && "
                                            "document.querySelector('h1').innerText.includes(t)",
-                                           arg=titles.get(label, label), timeout=90_000)
+                                           arg=titles.get(label, label), timeout=ms(90))
                 _settle(page)
                 name = _slug(page.url)
                 _screenshot(page, name)
@@ -202,7 +203,7 @@ def _open_page(page, server: str, label: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
     title = _page_titles().get(label, label)
     page.wait_for_function("t => document.querySelector('h1') && document.querySelector('h1').innerText.includes(t)",
-                           arg=title, timeout=90_000)
+                           arg=title, timeout=ms(90))
     _settle(page)
 
 
@@ -223,7 +224,7 @@ def _box(page, fx0: float, fy0: float, fx1: float, fy1: float) -> None:
     page.mouse.up()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(seconds(300))
 def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -232,14 +233,14 @@ def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> 
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             _open_page(page, server, "Latent map")
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=90_000)
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
             headings = []
             for box in ((0.05, 0.05, 0.35, 0.35), (0.6, 0.6, 0.95, 0.95), (0.05, 0.6, 0.35, 0.95)):
                 before = _selection_heading(page)
                 _box(page, *box)
                 page.wait_for_function(
                     "prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith("
-                    "'Selection:')); return h && h.innerText !== prev; }", arg=before, timeout=60_000)
+                    "'Selection:')); return h && h.innerText !== prev; }", arg=before, timeout=ms(60))
                 _settle(page)
                 headings.append(_selection_heading(page))
             assert len(set(headings)) == 3, f"a box selection was ignored: {headings}"
@@ -248,13 +249,13 @@ def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> 
             plot.scroll_into_view_if_needed()
             area = plot.bounding_box()
             page.mouse.dblclick(area["x"] + area["width"] * 0.45, area["y"] + area["height"] * 0.48)
-            page.wait_for_selector("text=No selection yet", timeout=60_000)
+            page.wait_for_selector("text=No selection yet", timeout=ms(60))
             assert _selection_heading(page) == ""
         finally:
             browser.close()
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(seconds(400))
 def test_first_training_from_the_page_defaults_learns_and_downloads(server: str, tmp_path: Path) -> None:
     import zipfile
 
@@ -266,7 +267,7 @@ def test_first_training_from_the_page_defaults_learns_and_downloads(server: str,
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             _open_page(page, server, "Training monitor")
             page.get_by_role("button", name="Start training").click()
-            page.get_by_role("button", name=re.compile("Continue for")).wait_for(timeout=300_000)
+            page.get_by_role("button", name=re.compile("Continue for")).wait_for(timeout=ms(300))
             _settle(page)
             picker = page.locator('[data-testid="stSelectbox"]', has_text="Run").locator("input").first
             assert "finished at step" in (picker.input_value() or picker.get_attribute("aria-label") or ""), \
@@ -275,7 +276,7 @@ def test_first_training_from_the_page_defaults_learns_and_downloads(server: str,
             assert not [a for a in alerts if "collapse" in a.lower() or "mean image" in a.lower()
                         or "failed" in a.lower()], alerts
             _screenshot(page, "training_monitor")
-            with page.expect_download(timeout=60_000) as download:
+            with page.expect_download(timeout=ms(60)) as download:
                 page.get_by_role("button", name="Download the run folder (zip)").click()
             saved = tmp_path / "run.zip"
             download.value.save_as(saved)
@@ -286,7 +287,7 @@ def test_first_training_from_the_page_defaults_learns_and_downloads(server: str,
             browser.close()
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(seconds(200))
 def test_home_cards_at_800_px_keep_whole_words_and_numbers(server: str) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
 from vaecore import TrainConfig, cli
@@ -142,7 +143,7 @@ def test_compare_keeps_both_models_whose_folders_share_a_name(files: dict[str, P
 
 def _sub(*args: str, shell: str | None = None) -> subprocess.CompletedProcess:
     cmd = shell if shell else [sys.executable, "-m", "vaecore", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, shell=bool(shell))
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds(300), shell=bool(shell))
 
 
 def test_subprocess_errors_broken_pipe_and_debug(files: dict[str, Path]) -> None:

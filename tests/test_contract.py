@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
 from vaecore.components.context import StepContext
@@ -24,14 +25,14 @@ PKG = ROOT / "vaecore"
 
 
 def _run(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=seconds(120))
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
 
 def test_registry_is_complete_in_a_fresh_interpreter_whatever_the_import_order() -> None:
     listed = subprocess.run([sys.executable, "-m", "vaecore", "list-models"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120).stdout.strip().splitlines()
+                            text=True, timeout=seconds(120)).stdout.strip().splitlines()
     counts = {_run("import vaecore; print(len(vaecore.presets.PRESETS))"),
               _run("from vaecore.presets import PRESETS; print(len(PRESETS))"),
               _run("import vaecore.training.trainer, vaecore.presets as p; print(len(p.PRESETS))"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 from safetensors.torch import load_file
 
 from vaecore.training import distributed
@@ -25,7 +26,7 @@ def _run(args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "vaecore"] \
         if nproc > 1 else ["-m", "vaecore"]
     return subprocess.run([sys.executable, *launcher, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=seconds(600))
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path) -> None:

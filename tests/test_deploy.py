@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from budget import ms, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -112,7 +113,7 @@ def _as_user(args: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *args]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(seconds(600))
 def test_replay_the_dockerfile_as_a_non_root_user_on_a_read_only_copy(tmp_path: Path,
                                                                     request_cleanup: list[Path]) -> None:
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
@@ -179,7 +180,7 @@ def test_replay_the_dockerfile_as_a_non_root_user_on_a_read_only_copy(tmp_path: 
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + seconds(180)
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=4) as r:
@@ -192,7 +193,7 @@ def test_replay_the_dockerfile_as_a_non_root_user_on_a_read_only_copy(tmp_path: 
                             + (tmp_path / "server.log").read_text()[-3000:])
             time.sleep(0.5)
         _browse_and_train(url)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + seconds(120)
         while not list((writable / "runs").glob("*/*/metrics.jsonl")) and time.monotonic() < deadline:
             time.sleep(1)
         assert list((writable / "runs").glob("*/*/metrics.jsonl")), "the training wrote no run to the writable folder"
@@ -219,12 +220,12 @@ def _browse_and_train(url: str) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(url)
-            page.wait_for_selector("h1:has-text('VAE Explorer')", timeout=120_000)
+            page.wait_for_selector("h1:has-text('VAE Explorer')", timeout=ms(120))
             assert page.locator('[data-testid="stException"]').count() == 0
             page.locator('[data-testid="stSidebarNav"] a', has_text="Training monitor").first.click()
-            page.get_by_role("button", name="Start training").click(timeout=120_000)
+            page.get_by_role("button", name="Start training").click(timeout=ms(120))
             try:
-                page.wait_for_selector("h3:has-text('Runs')", timeout=120_000)
+                page.wait_for_selector("h3:has-text('Runs')", timeout=ms(120))
             except Exception as e:  # noqa: BLE001 - report what the page says instead
                 alerts = page.locator('[data-testid="stAlert"], [data-testid="stException"]').all_inner_texts()
                 page.screenshot(path="/tmp/vae-deploy-failure.png", full_page=True)

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from budget import seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,10 +54,10 @@ def test_only_the_engine_is_discovered_and_the_command_resolves() -> None:
 
 def test_installed_package_imports_from_any_folder(tmp_path: Path) -> None:
     probe = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; m.distribution('vaecore')"],
-                           cwd=tmp_path, capture_output=True, timeout=60)
+                           cwd=tmp_path, capture_output=True, timeout=seconds(60))
     if probe.returncode != 0:
         pytest.skip("vaecore is not installed in this interpreter (setup.sh runs `pip install -e .`)")
     r = subprocess.run([sys.executable, "-c", "import vaecore, vaecore.cli; print(vaecore.__file__)"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=seconds(120))
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).resolve().parent.parent == ROOT

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -45,7 +46,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     work = tmp_path_factory.mktemp("kills")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, str(HARNESS), str(work), str(KILLS), "0", str(LOADS)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=seconds(600))
     assert r.returncode == 0, r.stderr[-3000:]
     return work, json.loads(r.stdout.strip().splitlines()[-1])
 

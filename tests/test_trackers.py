@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from budget import seconds
 
 import vaecore
 from vaecore import TrainConfig, Trainer
@@ -84,7 +85,7 @@ def test_trackio_local(tmp_path: Path) -> None:
     pytest.importorskip("trackio", reason="trackio is optional (pip install -r requirements-trackers.txt)")
     env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-c", TRACKIO_SCRIPT, str(tmp_path / "run")], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=seconds(300))
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["steps"] == list(range(6, 2 * out["spe"] + 1, 6))

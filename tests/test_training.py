@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
-from vaecore import TrainConfig, Trainer, TrainingDiverged, read_metrics
+from vaecore import TrainConfig, Trainer, TrainingDiverged, cli, read_metrics
 from vaecore.presets import model_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,10 +99,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, digits: v
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vaecore", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=seconds(300))
 
 
-def test_cli_train_resume_eval_sample(tmp_path: Path) -> None:
+def test_cli_train_resume_eval_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     common = ["--data", "digits", "--arch", "mlp", "--latent-dim", "4", "--no-progress"]
     r = _cli("train", "--model", "sigma-vae", "--max-steps", "10", "--out", str(run), *common)
@@ -116,7 +117,10 @@ def test_cli_train_resume_eval_sample(tmp_path: Path) -> None:
     assert r.returncode == 0 and "fd" in json.loads(r.stdout), r.stderr  # "fid" is an alias of our FD
     r = _cli("sample", str(run), "--n", "16", "--out", str(tmp_path / "s.png"))
     assert r.returncode == 0 and (tmp_path / "s.png").exists(), r.stderr
-    r = _cli("train", "--model", "no-such", "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "unknown model 'no-such'" in r.stderr
-    r = _cli("train", "--model", "sigma-vae", "--set", "latent_dims=3", "--out", str(tmp_path / "y"), *common)
-    assert r.returncode == 2 and "latent_dims" in r.stderr
+    # the error paths in-process (a subprocess costs seconds of imports; tests/test_cli_errors.py has the rest)
+    for argv, message in ((["train", "--model", "no-such", "--out", str(tmp_path / "x")], "unknown model 'no-such'"),
+                          (["train", "--model", "sigma-vae", "--set", "latent_dims=3", "--out", str(tmp_path / "y"),
+                            *common], "latent_dims")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

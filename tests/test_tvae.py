@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from budget import seconds
 
 import vaecore
 from vaecore import TrainConfig, Trainer, build_model
@@ -193,12 +194,12 @@ def test_experiment_script_tiny_budget(tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "experiments" / "tvae_transfer.py"), "--max-steps", "20", "--limit", "1000",
            "--n-test", "500", "--latents", "10", "--repeats", "2", "--threads", "1", "--out", str(out),
            "--work-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "scores")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds(300))
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
     assert len(list((tmp_path / "scores").glob("*.json"))) == len(report["runs"])
     shutil.rmtree(tmp_path / "runs")  # a later session: no run folders, only the scored results
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds(300))
     assert again.returncode == 0 and again.stderr.count("scored before") == len(report["runs"])
     assert json.loads(out.with_suffix(".json").read_text())["table"] == report["table"]
     assert [r["name"] for r in report["table"]] == ["VAE", "VAE+", "T-VAE"]
@@ -212,7 +213,8 @@ def test_experiment_script_tiny_budget(tmp_path: Path) -> None:
     assert "| T-VAE | 10 |" in md and "epochs" in md
     for f in (tmp_path / "scores").glob("*-tvae-z10-seed0.json"):  # T-VAE not scored: --scored-only must not train it
         f.unlink()
-    partial = subprocess.run([*cmd, "--scored-only"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    partial = subprocess.run([*cmd, "--scored-only"], capture_output=True, text=True, env=env, cwd=ROOT,
+                             timeout=seconds(300))
     assert partial.returncode == 0 and "T-VAE z=10 on mnist: not every seed scored" in partial.stderr
     assert not list((tmp_path / "scores").glob("*-tvae-*.json"))
     assert [r["name"] for r in json.loads(out.with_suffix(".json").read_text())["table"]] == ["VAE", "VAE+"]
