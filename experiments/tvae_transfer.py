@@ -205,7 +205,7 @@ def scored_run(preset: str, latent: int, ds: vaecore.Dataset, aff: dict[str, tor
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"settings": settings, "result": res, "facts": facts})
     if args.commit:
-        from train_zoo import git_commit
+        from zoo_common import git_commit
 
         git_commit(ROOT, [str(path.relative_to(ROOT))],
                    f"T-VAE transfer: {MODELS[preset]} z={latent} on {ds.name}, seed {seed}, scored")

@@ -28,7 +28,7 @@ import vaecore
 from vaecore.hub import bundled_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
-from train_zoo import reference_outputs  # noqa: E402
+from zoo_common import reference_outputs  # noqa: E402
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "bundled_outputs.json").read_text())
 KAPPA = 1e6

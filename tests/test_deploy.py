@@ -9,7 +9,7 @@ training started, which must write its run only to the writable folder.
 
 Needs root (to switch to the non-root user and to make the interpreter readable to it in a private
 mount namespace: this machine's Python lives under /root). Skipped otherwise, or without Chromium.
-What a real image build would still need is listed in the README's "Deploying" section.
+What a real image build would still need is listed in docs/deploy.md.
 """
 
 from __future__ import annotations

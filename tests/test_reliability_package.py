@@ -34,9 +34,13 @@ def test_dependencies_match_requirements_txt() -> None:
     declared = _pins(project["dependencies"]) | _pins(project["optional-dependencies"]["app"])
     required = _pins((ROOT / "requirements.txt").read_text().splitlines())
     assert declared == required
-    assert _pins(project["dependencies"])["torch"] == "2.13.0"
-    setup = (ROOT / "setup.sh").read_text()
-    assert setup.index("torch==2.13.0") < setup.index("requirements-dev.txt") < setup.index("install --quiet -e .")
+    torch = _pins(project["dependencies"])["torch"]
+    assert torch == "2.13.0"
+    run = (ROOT / "run.sh").read_text()
+    assert f"TORCH=torch=={torch}\n" in run and f"pip install torch=={torch} " in (ROOT / "Dockerfile").read_text()
+    setup = run[run.index("setup_python() {"):]
+    assert setup.index('"$TORCH"') < setup.index("-r requirements-dev.txt") < setup.index('"${pip[@]}" -e .'), \
+        "run.sh installs the pinned torch first, then the requirements, then the engine"
 
 
 def test_only_the_engine_is_discovered_and_the_command_resolves() -> None:
@@ -56,7 +60,7 @@ def test_installed_package_imports_from_any_folder(tmp_path: Path) -> None:
     probe = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; m.distribution('vaecore')"],
                            cwd=tmp_path, capture_output=True, timeout=seconds(60))
     if probe.returncode != 0:
-        pytest.skip("vaecore is not installed in this interpreter (setup.sh runs `pip install -e .`)")
+        pytest.skip("vaecore is not installed in this interpreter (run.sh runs `pip install -e .`)")
     r = subprocess.run([sys.executable, "-c", "import vaecore, vaecore.cli; print(vaecore.__file__)"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=seconds(120))
     assert r.returncode == 0, r.stderr
