@@ -1,6 +1,6 @@
 """Pythae's side of `bench/race_pythae.py`, run by the Pythae virtualenv's Python (pythae==0.1.2).
 
-    /work/pythae-venv/bin/python bench/pythae_worker.py --net pythae-conv --data DATA.npz --out DIR
+    .venv-pythae/bin/python bench/pythae_worker.py --net pythae-conv --data DATA.npz --out DIR
 
 Trains one epoch through Pythae's own `TrainingPipeline` (VAE, `reconstruction_loss="mse"`,
 Adam, one eval pass per epoch, the final model saved) and times encode + decode of the test

@@ -2,11 +2,14 @@
 
     python bench/race_pythae.py [--rounds 3] [--nets pythae-conv,sigma-conv] [--limit 10000]
 
-Pythae runs in its own virtualenv (its pins differ from ours); create it once with
+Pythae runs in its own virtualenv (its pins differ from ours): by default `.venv-pythae/` in the repository,
+created once with
 
-    python3 -m venv /work/pythae-venv && /work/pythae-venv/bin/pip install torch==2.13.0 pythae==0.1.2
+    python3 -m venv .venv-pythae && .venv-pythae/bin/pip install torch==2.13.0 \
+        --index-url https://download.pytorch.org/whl/cpu && .venv-pythae/bin/pip install pythae==0.1.2
 
-(or pass --pythae-python). Each round runs, as fresh processes one after another, vaecore's
+(`--pythae-python PATH` or PYTHAE_PYTHON=PATH points at another one). Each round runs, as fresh processes one
+after another, vaecore's
 `Trainer.fit()`, Pythae's `TrainingPipeline` and a bare PyTorch loop over vaecore's model; the
 rounds interleave, so a load change on a shared machine hits every side alike. Work per side:
 one epoch of the first `--limit` MNIST training images, batch 100, Adam lr 1e-4, σ = 1 Gaussian
@@ -41,9 +44,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PYTHAE_PYTHON = "/work/pythae-venv/bin/python"
-VENV_HELP = ("python3 -m venv /work/pythae-venv && /work/pythae-venv/bin/pip install torch==2.13.0 "
-             "pythae==0.1.2")
+PYTHAE_PYTHON = ROOT / ".venv-pythae" / "bin" / "python"  # the default; PYTHAE_PYTHON / --pythae-python override it
+VENV_HELP = ("python3 -m venv .venv-pythae && .venv-pythae/bin/pip install torch==2.13.0 --index-url "
+             "https://download.pytorch.org/whl/cpu && .venv-pythae/bin/pip install pythae==0.1.2")
 
 
 def _peak_mb(device: str = "cpu") -> float:
@@ -184,7 +187,8 @@ def main() -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="every side's device")
     p.add_argument("--compile", action="store_true", help="vaecore side and the bare loop: torch.compile the loss")
     p.add_argument("--threads", type=int, help="torch threads of every side (OMP_NUM_THREADS); default: torch's")
-    p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", PYTHAE_PYTHON))
+    p.add_argument("--pythae-python", default=os.environ.get("PYTHAE_PYTHON", str(PYTHAE_PYTHON)),
+                   help="the Python of a virtualenv with pythae==0.1.2 (default: $PYTHAE_PYTHON, else .venv-pythae/)")
     p.add_argument("--worker", choices=("vaecore", "bare"), help=argparse.SUPPRESS)
     p.add_argument("--net", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -200,8 +204,8 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda: this machine has no CUDA GPU")
     if not Path(args.pythae_python).exists():
-        raise SystemExit(f"no Pythae virtualenv at {args.pythae_python}; create it with\n  {VENV_HELP}\n"
-                         "or pass --pythae-python PATH")
+        raise SystemExit(f"no Pythae virtualenv at {args.pythae_python}; create it (in the repository root) with\n"
+                         f"  {VENV_HELP}\nor point at one with --pythae-python PATH or PYTHAE_PYTHON=PATH")
 
     import numpy as np
 

@@ -5,7 +5,7 @@ Every likelihood reports per-example values summed over the D = C·H·W pixels, 
 probability for discrete ones); `nll_discrete` is always −log P of the 8-bit image
 (bin-integrated for continuous likelihoods). `objective` is the training term: the batch
 mean of `nll` unless the likelihood replaces σ by its maximum-likelihood estimate
-(σ-VAE's optimal σ and the AR-ELBO objectives of DESIGN.md §2).
+(σ-VAE's optimal σ, Rybkin et al. 2021; the AR-ELBO objectives, Lin et al. 2021).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Every encoder maps images ``(B, C, H, W)`` to ``(B, out_features)`` (by default 
 ``mu`` and ``logvar`` concatenated). Every decoder maps latents ``(B, latent_dim)`` to raw
 likelihood parameters ``(B, out_channels, H, W)`` with no output activation, because the likelihood
 decides how to squash them (sigmoid, softmax over 256 levels, ...). The reference layouts follow the
-papers' appendices (see DESIGN.md §6); where a paper fixes the image size, other sizes are refused
-with a ValueError that says which architecture to use instead.
+papers' appendices (each description in ARCHITECTURES names its source); where a paper fixes the image
+size, other sizes are refused with a ValueError that says which architecture to use instead.
 
 `register_architecture` adds a user's own network by name, without pickling: a saved config names
 the architecture as ``"<module>:<name>"``, so loading it in a fresh process says which module to

@@ -1,4 +1,5 @@
-"""Objective terms: what a family adds to the reconstruction term (DESIGN.md §3).
+"""Objective terms: what a family adds to the reconstruction term (KL: Kingma & Welling 2014; MMD: WAE, Tolstikhin et
+al. 2018; the RAE penalties: Ghosh et al. 2020).
 
 A family's loss is `likelihood.objective(params, x) + Σ_t t.weight(ctx) · t.value(model, fwd, ctx)`
 over the terms its config selects (KL with β and warm-up, MMD, the RAE penalties); each term

@@ -1,8 +1,9 @@
 """Likelihood metrics: the ELBO, the IWAE estimate of log p(x), −log pdf, −log p of the 8-bit image and
 bits/dim, and their undefined-rules (no posterior density, no likelihood, no density of that kind).
 
-Two likelihood numbers are kept apart (DESIGN.md §2): `nll-pdf` is −log of a continuous density on
-[0, 1]^D (can be negative), `nll-discrete` is −log P of the 8-bit image (≥ 0). The two are not related by a
+Two likelihood numbers are kept apart (the σ-VAE paper, Rybkin et al. 2021, reports both in its Table 4):
+`nll-pdf` is −log of a continuous density on [0, 1]^D (can be negative), `nll-discrete` is −log P of the 8-bit
+image (≥ 0). The two are not related by a
 constant on MNIST: −log P ≈ −log pdf + D·ln 255 needs every pixel inside (0, 1) with a density smooth over its
 bin, but the discretized likelihoods give the edge bins (pixels exactly 0 or 1, most of an MNIST image) the
 whole tail mass beyond them, and a density that is zero at the edges (Beta) has no finite −log pdf there.
