@@ -57,3 +57,12 @@ def test_a_dataset_built_in_python_cannot_be_reloaded(tmp_path: Path) -> None:
     assert source.built_in_python
     with pytest.raises(rf.RunFolderError, match="built in Python"):
         source.load()
+
+
+def test_resume_reloads_the_recorded_data(run: tuple[Path, vaecore.Dataset]) -> None:
+    from vaecore.training.trainer import Trainer
+
+    folder, data = run
+    trainer = Trainer.resume(folder)
+    for split in ("train", "val", "test"):
+        assert torch.equal(trainer.dataset.split(split)[0], data.split(split)[0]), split

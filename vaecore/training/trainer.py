@@ -119,7 +119,6 @@ class Trainer:
 
         `changes` may extend the run (e.g. epochs=20, max_steps=None).
         """
-        from vaecore.data.datasets import load_dataset
         from vaecore.hub import load_folder
 
         out_dir = Path(out_dir)
@@ -132,12 +131,12 @@ class Trainer:
             raise rf.RunFolderError(f"{out_dir / rf.TRAIN}: {e}") from e
         model = load_folder(out_dir)
         if dataset is None:
-            if tc.data.startswith(rf.PYTHON_DATA):
+            source = rf.data_source(tc.to_dict())  # what the run recorded, with the changes applied
+            if source.built_in_python:
                 raise rf.RunFolderError(
-                    f"{out_dir} was trained on a Dataset built in Python ({tc.data[len(rf.PYTHON_DATA):]!r}), "
+                    f"{out_dir} was trained on a Dataset built in Python ({source.name[len(rf.PYTHON_DATA):]!r}), "
                     "which cannot be reloaded by name; resume it with Trainer.resume(folder, dataset=...)")
-            seed = tc.seed if tc.data_seed is None else tc.data_seed
-            dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=seed)
+            dataset = source.load()
         trainer = cls(model, dataset, tc, out_dir, callbacks, progress)
         restored = checkpointing.load(out_dir, trainer.model, trainer.optimizers, trainer.schedulers,
                                       trainer.runtime)
