@@ -86,3 +86,41 @@ def test_draw_seed_separates_keys():
         draw_seed(-1)
     with pytest.raises(ValueError, match="dynamic"):
         Binarizer(_grey(), "none", 0)
+
+
+def _bernoulli_trainer(out, digits, **cfg):
+    import vaecore
+    from vaecore import TrainConfig, Trainer
+    from vaecore.presets import model_config
+
+    model = vaecore.build_model(model_config("bernoulli-vae", input_shape=digits.shape, arch="mlp",
+                                             latent_dim=4).to_dict(), seed=0)
+    values = {"data": "digits", "epochs": 3, "batch_size": 64, "log_every": 5, "val_limit": 200,
+              "checkpoint_every": 1000, "binarize": "dynamic", "sample_grids": False, **cfg}
+    return Trainer(model, digits, TrainConfig(**values), out)
+
+
+def test_trainer_draws_binary_batches_per_epoch_and_a_fixed_validation_set(tmp_path, digits):
+    from vaecore.data.datasets import epoch_permutation
+
+    t = _bernoulli_trainer(tmp_path, digits)
+    for epoch in (0, 1):
+        batch = t._batch(epoch, 0)
+        assert set(batch.unique().tolist()) <= {0.0, 1.0} and batch.dtype == torch.float32
+        index = epoch_permutation(t.n_train, 0, epoch)[:64]
+        assert torch.equal(batch, Binarizer(digits.x_train, "dynamic", 0).images(epoch)[index].float())
+    assert torch.equal(t.validation.x_val, binarized_split(digits.x_val, "val")[:200])
+
+
+def test_training_on_dynamic_draws_resumes_exactly(tmp_path, digits):
+    full = _bernoulli_trainer(tmp_path / "full", digits)
+    full.fit()
+    part = _bernoulli_trainer(tmp_path / "part", digits, epochs=1)
+    part.fit()
+    from vaecore import Trainer
+
+    resumed = Trainer.resume(tmp_path / "part", epochs=3)
+    assert resumed.binarizer is not None and resumed.binarizer.mode == "dynamic"
+    resumed.fit()
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resume"

@@ -16,6 +16,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from vaecore.data.binarize import BINARIZE
+
 T = TypeVar("T")
 C = TypeVar("C", bound="Config")
 
@@ -190,6 +192,7 @@ class TrainConfig(Config):
     threads: int | None = setting(None, lo=1)
     world_size: int = setting(1, lo=1)
     augment: dict[str, Any] | None = None
+    binarize: str = setting("none", choices=BINARIZE)  # dynamic: a fresh Bernoulli draw per epoch (data/binarize)
 
     def __post_init__(self) -> None:
         from vaecore.training.trackers import check_tracker_names

@@ -71,7 +71,13 @@ class Trainer:
         self.model = self.runtime.place(model)
         self.dataset = dataset
         self.x_train = dataset.x_train.to(self.runtime.device)
-        x_val = dataset.x_val[: config.val_limit][dist.rank::dist.world_size].to(self.runtime.device)
+        self.binarizer = None  # binary images drawn from the grey levels (vaecore/data/binarize)
+        x_val = dataset.x_val
+        if config.binarize != "none":
+            from vaecore.data.binarize import Binarizer, binarized_split
+            self.binarizer = Binarizer(self.x_train, config.binarize, config.seed)
+            x_val = binarized_split(x_val, "val")
+        x_val = x_val[: config.val_limit][dist.rank::dist.world_size].to(self.runtime.device)
         self.callbacks = list(callbacks)
         self.progress = progress
 
@@ -290,7 +296,8 @@ class Trainer:
         if self._perm is None or self._perm[0] != epoch:
             self._perm = (epoch, epoch_permutation(self.n_train, self.config.seed, epoch).to(self.runtime.device))
         start = index * self.batch_size + self.runtime.dist.rank * self.local_batch
-        x = self.x_train[self._perm[1][start:start + self.local_batch]]
+        rows = self._perm[1][start:start + self.local_batch]
+        x = self.binarizer.batch(epoch, rows) if self.binarizer is not None else self.x_train[rows]
         if self.augment is not None:
             from vaecore.data.transforms import apply_affine, random_affine
             x = apply_affine(x, random_affine(x.shape[0], self.augment, device=x.device))
