@@ -1,0 +1,111 @@
+"""The reproduction board end to end at a tiny budget: rows train resumably, write their result files (curve and
+per-image −log p), and the board is generated from those files alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "experiments"))
+import reproduction as repro  # noqa: E402
+
+from vaecore.evaluation.reference import REPRODUCTION_MNIST_NLL  # noqa: E402
+
+ROWS = "iwae-k1,iwae-k5,pythae-svae"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("repro")
+    threads = torch.get_num_threads()
+    repro.main(["--tiny", "--epochs", "2", "--rows", ROWS, "--out", str(base / "out"), "--runs", str(base / "runs")])
+    torch.set_num_threads(threads)
+    return base
+
+
+def test_every_row_has_its_budget_and_settings():
+    assert [r.id for r in repro.ROWS] == list(REPRODUCTION_MNIST_NLL)  # one published value per row, same order
+    assert sorted(repro.ORDER) == sorted(repro.ROW_BY_ID)
+    iwae = repro.ROW_BY_ID["iwae-k50"]
+    # Burda et al.: lr 1e-3·10^(−i/7) for 3^i passes, i = 0..7: the decays after 1, 1+3, 1+3+9, ... epochs
+    assert iwae.train["milestones"] == [sum(3 ** j for j in range(i + 1)) for i in range(7)]
+    assert iwae.published_epochs == sum(3 ** i for i in range(8)) == 3280
+    assert iwae.train["step_gamma"] == pytest.approx(10 ** (-1 / 7))
+    assert (iwae.train["batch_size"], iwae.train["eps"], iwae.model["arch"]) == (20, 1e-4, "iwae-mlp")
+    for row in repro.ROWS:
+        repro.train_config(row, repro.Budget(epochs=1), 1)  # every row's settings are valid TrainConfig values
+
+
+def test_rows_write_curves_and_per_image_values(tiny: Path):
+    for rid in ROWS.split(","):
+        res = json.loads((tiny / "out" / f"{rid}.json").read_text())
+        assert res["status"] == "done" and res["budget"]["epochs"] == 2
+        assert [p["epoch"] for p in res["curve"]] == [1, 2]
+        assert all(p["k"] == 4 and p["n_images"] == 8 and p["nll"] > 0 for p in res["curve"])
+        fin = res["final"]
+        assert fin["n_images"] == len(fin["per_image"]) == 8 and fin["k"] == 4
+        assert fin["nll"] == pytest.approx(sum(fin["per_image"]) / 8, abs=1e-3)
+        assert res["eval"]["test_seed"] == 2 and res["train"]["binarize"] in ("dynamic", "static")
+
+
+def test_the_estimate_is_the_engines_iwae_on_the_fixed_binarized_test_images(tiny: Path):
+    from vaecore.data.binarize import binarized_split
+    from vaecore.data.datasets import load_dataset
+    from vaecore.evaluation.metrics import iwae_log_likelihood
+    from vaecore.hub import load_folder
+
+    res = json.loads((tiny / "out" / "iwae-k1.json").read_text())
+    model = load_folder(tiny / "runs" / "iwae-k1")
+    x = binarized_split(load_dataset("mnist").x_test, "test")[:8]
+    want = -iwae_log_likelihood(model, x, k=4, batch_size=100, generator=torch.Generator().manual_seed(0))
+    assert res["final"]["per_image"] == pytest.approx(want.tolist(), abs=1e-3)
+
+
+def test_finished_rows_are_skipped_and_an_extended_budget_resumes(tiny: Path, capsys: pytest.CaptureFixture):
+    before = (tiny / "runs" / "iwae-k1" / "metrics.jsonl").read_text()
+    repro.main(["--tiny", "--epochs", "2", "--rows", "iwae-k1", "--out", str(tiny / "out"), "--runs",
+                str(tiny / "runs")])
+    assert "skipped" in capsys.readouterr().out
+    assert (tiny / "runs" / "iwae-k1" / "metrics.jsonl").read_text() == before
+    repro.main(["--tiny", "--epochs", "3", "--rows", "iwae-k1", "--out", str(tiny / "out"), "--runs",
+                str(tiny / "runs")])
+    res = json.loads((tiny / "out" / "iwae-k1.json").read_text())
+    assert [p["epoch"] for p in res["curve"]] == [1, 2, 3] and res["budget"]["epochs"] == 3
+    records = [json.loads(line) for line in (tiny / "runs" / "iwae-k1" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r.get("kind") == "epoch"]
+    assert steps == [5, 10, 15]  # 100 images / batch 20 = 5 steps per epoch, resumed, never retrained
+
+
+def test_board_is_generated_from_the_result_files(tiny: Path):
+    out, doc, results_md = tiny / "out", tiny / "board.md", tiny / "RESULTS.md"
+    results_md.write_text("# Results\n\nother sections stay\n")
+    repro.main(["--report", "--out", str(out), "--doc", str(doc), "--results-md", str(results_md)])
+    text = doc.read_text()
+    res = json.loads((out / "iwae-k5.json").read_text())
+    mean, se = repro.mean_se(res["final"]["per_image"])
+    assert f"{mean:.2f} ± {se:.2f}" in text
+    assert "86.76" in text and "84.78" in text and "not run" in text  # published values; rows without files
+    assert "other sections stay" in results_md.read_text() and repro.BEGIN in results_md.read_text()
+    # change a file: the board follows it, and regenerating replaces the RESULTS section instead of adding one
+    res["final"]["per_image"] = [v + 10.0 for v in res["final"]["per_image"]]
+    (out / "iwae-k5.json").write_text(json.dumps(res))
+    repro.main(["--report", "--out", str(out), "--doc", str(doc), "--results-md", str(results_md)])
+    assert f"{mean + 10:.2f} ± {se:.2f}" in doc.read_text()
+    assert results_md.read_text().count(repro.BEGIN) == 1
+
+
+def test_paired_differences_need_the_same_images():
+    a = {"final": {"per_image": [3.0, 5.0, 4.0], "n_images": 3, "first_image": 0}, "eval": {"test_seed": 2}}
+    b = {"final": {"per_image": [1.0, 2.0, 3.0], "n_images": 3, "first_image": 0}, "eval": {"test_seed": 2}}
+    diffs = [2.0, 3.0, 1.0]
+    mean = sum(diffs) / 3
+    se = (sum((d - mean) ** 2 for d in diffs) / 2 / 3) ** 0.5
+    assert repro.paired(a, b) == f"{mean:+.2f} ± {se:.2f} (higher)"
+    other = {**b, "final": {**b["final"], "n_images": 2, "per_image": [1.0, 2.0]}}
+    assert "different test images" in repro.paired(a, other)
+    assert repro.paired(a, None) == "–"
