@@ -6,6 +6,7 @@
 #   bash bench/gpu_session.sh wheels            # HERE, once: Pythae and its missing needs as wheels in .whl/
 #   bash bench/gpu_session.sh tests race amp    # THERE (carry .whl): about 8 minutes on an H200
 #   bash bench/gpu_session.sh compile           # a second call, if time is left
+#   bash bench/gpu_session.sh reproduction      # the reproduction board at its published budgets (resumable)
 #
 # The GPU image has torch but neither pythae nor pydantic; wheels travel in .whl/ (git-ignored) and
 # are installed into /tmp/site. LIMIT (training images, default 60000), TEST (inference images, default
@@ -13,6 +14,14 @@
 # (to check the script here). The device tool sends at most 64 MiB of working tree, and the tracked
 # files are about 75 MiB now (mostly checkpoints/): move checkpoints/ aside for the call (no phase
 # reads it) and back after.
+#
+# `reproduction` trains every row of experiments/reproduction.py for its published number of epochs (3280 for
+# the IWAE rows: Burda et al.'s 3^8 passes) and scores −log p(x) on all 10,000 test images at the published K,
+# writing $OUT/reproduction/<row>.json (board: `python3 experiments/reproduction.py --report --out DIR`). That is
+# tens of GPU hours in all (batch 20 leaves a GPU mostly idle: run rows side by side with REPRO_ROWS=a,b in
+# several processes), so the phase stops at REPRO_LIMIT_S (default 540) and resumes from the run folders in
+# REPRO_RUNS (default runs/reproduction-gpu; carry it to the next call). REPRO_ARGS replaces the budget flags:
+# REPRO_ARGS=--tiny DEVICE=cpu checks the phase here in about a minute.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/gpu}
@@ -57,7 +66,12 @@ for phase in "${@:-tests race amp}"; do
       amp) race bf16 100 --rounds 1 --amp bf16
            [ "$DEVICE" = cuda ] && race fp16 100 --rounds 1 --amp fp16 ;;
       compile) race compile 240 --rounds 1 --amp bf16 --compile --channels-last ;;
-      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile)" >&2; exit 2 ;;
+      reproduction)
+        # shellcheck disable=SC2086  # REPRO_ARGS is a list of flags
+        timeout "${REPRO_LIMIT_S:-540}" "$PY" experiments/reproduction.py ${REPRO_ARGS:---epochs published --final-images 10000} \
+          ${REPRO_ROWS:+--rows "$REPRO_ROWS"} --device "$DEVICE" --threads "${REPRO_THREADS:-4}" \
+          --out "$OUT/reproduction" --runs "${REPRO_RUNS:-runs/reproduction-gpu}" 2>&1 | tee "$OUT/reproduction.log" ;;
+      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile, reproduction)" >&2; exit 2 ;;
     esac
   done
 done

@@ -144,7 +144,7 @@ ORDER = ["pythae-vae", "pythae-svae", "pythae-pvae", "iwae-k1", "pythae-hvae", "
 class Budget:
     """What this machine spends per row: the same epochs for every row, and the evaluation sizes."""
 
-    epochs: int
+    epochs: int | None           # None: each row's published epochs (the GPU script's full budget)
     curve_k: int = CURVE_K
     curve_images: int = CURVE_IMAGES
     final_images: int = FINAL_IMAGES
@@ -187,6 +187,20 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 
 # training ---------------------------------------------------------------------------------------------------------
+def row_epochs(row: Row, budget: Budget) -> int:
+    """The epochs this row trains for: the budget's, or the row's published number."""
+    return budget.epochs or row.published_epochs
+
+
+def curve_epochs(total: int) -> list[int]:
+    """The epochs after which the curve is measured: every epoch up to 20, else 1, 2, 3, 5, 10, 20, 30, 50, ... and
+    the last."""
+    if total <= 20:
+        return list(range(1, total + 1))
+    series = [m * 10 ** e for e in range(8) for m in (1, 2, 3, 5)]
+    return sorted({e for e in series if e < total} | {total})
+
+
 def train_config(row: Row, budget: Budget, epochs: int) -> Any:
     from vaecore.config import TrainConfig
 
@@ -232,18 +246,19 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool) -> di
 
     path = out / f"{row.id}.json"
     res: dict[str, Any] = read_json(path) if path.is_file() else {}
-    if res.get("status") == "done" and res.get("budget", {}).get("epochs") == budget.epochs:
-        print(f"[repro] {row.id}: done at {budget.epochs} epochs, skipped", flush=True)
+    total = row_epochs(row, budget)
+    if res.get("status") == "done" and result_epochs(res) == total:
+        print(f"[repro] {row.id}: done at {total} epochs, skipped", flush=True)
         return res
     spec = {k: v for k, v in asdict(row).items() if k not in ("id", "extra")}
-    res = {"row": row.id, **spec, "budget": asdict(budget), "status": "training",
-           "curve": [p for p in res.get("curve", []) if p["epoch"] <= budget.epochs
+    res = {"row": row.id, **spec, "budget": asdict(budget), "epochs": total, "status": "training",
+           "curve": [p for p in res.get("curve", []) if p["epoch"] <= total
                      and p["k"] == budget.curve_k and p["n_images"] == budget.curve_images],
            "train_seconds": res.get("train_seconds", 0.0), "eval": {"seed": EVAL_SEED, "test_seed": _test_seed()}}
     folder = runs / row.id
     x_curve = test_images(budget.curve_images)
     done = {p["epoch"] for p in res["curve"]}
-    for epoch in range(1, budget.epochs + 1):
+    for epoch in curve_epochs(total):
         if epoch in done:
             continue
         seconds = train_to(row, budget, folder, epoch)
@@ -255,9 +270,9 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool) -> di
                              "se": se, "train_seconds": seconds, "eval_seconds": time.perf_counter() - t0})
         res["curve"].sort(key=lambda p: p["epoch"])
         atomic_write_json(path, res)
-        print(f"[repro] {row.id}: epoch {epoch}/{budget.epochs}  −log p (K={budget.curve_k}, "
+        print(f"[repro] {row.id}: epoch {epoch}/{total}  −log p (K={budget.curve_k}, "
               f"{budget.curve_images} images) {mean:.2f} ± {se:.2f}  train {seconds:.0f} s", flush=True)
-    train_to(row, budget, folder, budget.epochs)  # a no-op unless the curve was there before the run folder
+    train_to(row, budget, folder, total)  # a no-op unless the curve was there before the run folder
     model = load_folder(folder, device=str(default_device(budget.device)))
     k = budget.final_k or published_k(row)
     x = test_images(budget.final_images)
@@ -272,7 +287,7 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool) -> di
     print(f"[repro] {row.id}: final −log p (K={k}, {x.shape[0]} images) {mean:.2f} ± {se:.2f}", flush=True)
     if commit:
         rel = path.resolve().relative_to(ROOT)
-        subprocess.run(["bash", str(COMMIT), f"reproduction board: {row.id} at {budget.epochs} epochs", str(rel)],
+        subprocess.run(["bash", str(COMMIT), f"reproduction board: {row.id} at {total} epochs", str(rel)],
                        cwd=ROOT, check=False)
     return res
 
@@ -287,6 +302,11 @@ def _test_seed() -> int:
 def load_results(out: Path = OUT) -> dict[str, dict[str, Any]]:
     """Every row's result file that exists, by row id."""
     return {p.stem: read_json(p) for p in sorted(out.glob("*.json"))}
+
+
+def result_epochs(res: dict[str, Any]) -> int:
+    """The epochs a result file's row was trained for."""
+    return int(res.get("epochs") or res["budget"]["epochs"])
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -329,7 +349,7 @@ def paired(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
 
 
 def _budget_line(results: dict[str, dict[str, Any]]) -> str:
-    budgets = sorted({r["budget"]["epochs"] for r in results.values()})
+    budgets = sorted({result_epochs(r) for r in results.values()})
     finals = sorted({(r["final"]["n_images"], r["final"]["first_image"]) for r in results.values() if "final" in r})
     curves = sorted({(p["k"], p["n_images"]) for r in results.values() for p in r.get("curve", [])})
     epochs = " and ".join(str(b) for b in budgets) or "–"
@@ -354,7 +374,7 @@ def board(results: dict[str, dict[str, Any]]) -> list[str]:
         res = results.get(row.id)
         text, mean, se = _ours(res)
         pub = REPRODUCTION_MNIST_NLL[row.id]["value"]
-        epochs = res["budget"]["epochs"] if res else "–"
+        epochs = result_epochs(res) if res else "–"
         k = row.model["k"]
         lines.append(f"| {k} | {row.label} | {epochs} | {text} | {_fmt(pub)} | {_gap(mean, se, pub)} |")
     lines += ["", "Paired differences on the same test images (IWAE − VAE at the same k; the paper's claim is that "
@@ -374,7 +394,7 @@ def board(results: dict[str, dict[str, Any]]) -> list[str]:
         res = results.get(row.id)
         text, mean, se = _ours(res)
         ref = REPRODUCTION_MNIST_NLL[row.id]
-        epochs = res["budget"]["epochs"] if res else "–"
+        epochs = result_epochs(res) if res else "–"
         data = {"dynamic": "dyn. binarized", "static": "binarized once"}[row.train["binarize"]]
         lines.append(f"| {row.label} | {data} | {published_k(row)} | {epochs} | {text} | {_fmt(ref['value'])} "
                      f"({row.published_epochs}) | {_fmt(ref.get('paper'))} | {_gap(mean, se, ref['value'])} | "
@@ -441,7 +461,8 @@ def write_results_section(path: Path, out: Path = OUT) -> None:
 # command line -----------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, help="training epochs per row (the same for every row)")
+    p.add_argument("--epochs", help="training epochs per row (the same for every row), or 'published': each row's "
+                   "published budget (3280 epochs for the IWAE rows; the GPU script's full run)")
     p.add_argument("--rows", help=f"comma-separated row ids (default: all, in this order: {', '.join(ORDER)})")
     p.add_argument("--report", action="store_true", help="write the board from the result files and stop")
     p.add_argument("--out", type=Path, default=OUT, help="folder of the result files")
@@ -467,13 +488,16 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [r for r in rows if r not in ROW_BY_ID]
     if unknown:
         p.error(f"unknown row(s) {unknown}; choose from {', '.join(ORDER)}")
+    if args.epochs not in (None, "published") and not (args.epochs.isdigit() and int(args.epochs) >= 1):
+        p.error(f"--epochs must be a whole number >= 1 or 'published', got {args.epochs!r}")
+    epochs = None if args.epochs in (None, "published") else int(args.epochs)
     if args.tiny:
-        budget = Budget(epochs=args.epochs or 1, curve_k=4, curve_images=8, final_images=8, final_k=args.final_k or 4,
+        budget = Budget(epochs=epochs or 1, curve_k=4, curve_images=8, final_images=8, final_k=args.final_k or 4,
                         limit=args.limit or 100, val_limit=20, threads=args.threads, device=args.device)
     else:
-        if not args.epochs:
-            p.error("--epochs is required (or --report / --tiny)")
-        budget = Budget(epochs=args.epochs, curve_k=args.curve_k, curve_images=args.curve_images,
+        if args.epochs is None:
+            p.error("--epochs is required (a number, or 'published'), or --report / --tiny")
+        budget = Budget(epochs=epochs, curve_k=args.curve_k, curve_images=args.curve_images,
                         final_images=args.final_images, final_k=args.final_k, limit=args.limit,
                         threads=args.threads, device=args.device)
     if budget.threads:

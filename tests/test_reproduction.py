@@ -109,3 +109,15 @@ def test_paired_differences_need_the_same_images():
     other = {**b, "final": {**b["final"], "n_images": 2, "per_image": [1.0, 2.0]}}
     assert "different test images" in repro.paired(a, other)
     assert repro.paired(a, None) == "–"
+
+
+def test_budgets_and_curve_epochs():
+    assert repro.curve_epochs(10) == list(range(1, 11))
+    assert repro.curve_epochs(3280)[:6] == [1, 2, 3, 5, 10, 20] and repro.curve_epochs(3280)[-1] == 3280
+    full = repro.Budget(epochs=None)
+    assert [repro.row_epochs(r, full) for r in repro.ROWS][:1] == [3280]
+    assert repro.row_epochs(repro.ROW_BY_ID["pythae-pvae"], full) == 80
+    assert repro.row_epochs(repro.ROW_BY_ID["pythae-pvae"], repro.Budget(epochs=10)) == 10
+    for bad in (["--epochs", "0"], ["--epochs", "ten"], [], ["--epochs", "1", "--rows", "nope"]):
+        with pytest.raises(SystemExit):
+            repro.main(bad)
