@@ -31,11 +31,10 @@ checkpoints/RESULTS.md from the result files alone.
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,20 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from vaecore.evaluation.reference import REPRODUCTION_MNIST_NLL, reproduction_source  # noqa: E402
+from vaecore.evaluation.reproduction import (  # noqa: E402
+    ORDER,
+    ROW_BY_ID,
+    ROWS,
+    Row,
+    board_rows,
+    curve_points,
+    difference_verdict,
+    load_results,
+    mean_se,
+    paired_difference,
+    published_k,
+    result_epochs,
+)
 from vaecore.utils import atomic_write_json, read_json  # noqa: E402
 
 OUT = ROOT / "experiments" / "results" / "reproduction"
@@ -58,86 +71,6 @@ FINAL_IMAGES = 2000
 EVAL_SEED = 0
 BEGIN, END = "<!-- reproduction-board:begin -->", "<!-- reproduction-board:end -->"
 
-_IWAE_TRAIN = {"optimizer": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-4, "batch_size": 20,
-               "scheduler": "multistep", "milestones": [1, 4, 13, 40, 121, 364, 1093],
-               "step_gamma": 10 ** (-1 / 7)}
-_PYTHAE_IWAE_TRAIN = {**_IWAE_TRAIN, "milestones": [2, 5, 14, 28, 41, 122, 365, 1094]}
-_PYTHAE_SLOW_DECAY = {"scheduler": "multistep", "milestones": [200, 350, 500, 750, 1000], "step_gamma": 10 ** (-1 / 5)}
-_IWAE_NET = {"arch": "iwae-mlp", "latent_dim": 50, "likelihood": "bernoulli", "likelihood_kwargs": {}}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One board row: how it is trained and scored, and the published setting it follows."""
-
-    id: str
-    group: str            # "iwae" | "pythae"
-    label: str
-    preset: str
-    model: dict[str, Any]  # preset overrides
-    train: dict[str, Any]  # TrainConfig fields (besides epochs)
-    published_epochs: int
-    notes: str = ""
-    kl_warmup_epochs: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-ROWS: list[Row] = [
-    Row("iwae-k1", "iwae", "VAE = IWAE, k = 1", "iwae", {**_IWAE_NET, "k": 1},
-        {**_IWAE_TRAIN, "binarize": "dynamic"}, 3280,
-        "one training serves both k = 1 rows: the two objectives are the same at k = 1"),
-    Row("vae-k5", "iwae", "VAE, k = 5", "ciwae", {**_IWAE_NET, "k": 5, "ciwae_beta": 1.0},
-        {**_IWAE_TRAIN, "binarize": "dynamic"}, 3280, "the ELBO averaged over 5 draws (CIWAE with β = 1)"),
-    Row("vae-k50", "iwae", "VAE, k = 50", "ciwae", {**_IWAE_NET, "k": 50, "ciwae_beta": 1.0},
-        {**_IWAE_TRAIN, "binarize": "dynamic"}, 3280, "the ELBO averaged over 50 draws (CIWAE with β = 1)"),
-    Row("iwae-k5", "iwae", "IWAE, k = 5", "iwae", {**_IWAE_NET, "k": 5},
-        {**_IWAE_TRAIN, "binarize": "dynamic"}, 3280),
-    Row("iwae-k50", "iwae", "IWAE, k = 50", "iwae", {**_IWAE_NET, "k": 50},
-        {**_IWAE_TRAIN, "binarize": "dynamic"}, 3280),
-    Row("pythae-vae", "pythae", "VAE", "bernoulli-vae", {"arch": "vae-mlp-400", "latent_dim": 40},
-        {"optimizer": "adam", "lr": 1e-4, "batch_size": 100, **_PYTHAE_SLOW_DECAY, "binarize": "static"}, 500,
-        "Pythae trains on Larochelle's fixed binarization (binarized_mnist_*.amat); ours is one seeded draw of our "
-        "MNIST's grey levels"),
-    Row("pythae-vamp", "pythae", "VAMP, K = 500 pseudo-inputs", "vamp-vae",
-        {"arch": "vamp-mlp", "latent_dim": 40, "vamp_components": 500, "likelihood": "bernoulli",
-         "likelihood_kwargs": {}},
-        {"optimizer": "rmsprop", "lr": 1e-4, "beta2": 0.99, "batch_size": 100, **_PYTHAE_SLOW_DECAY,
-         "binarize": "static"}, 2000,
-        "KL weight warmed up linearly over 100 epochs as in Pythae's script (per step here, per epoch there); "
-        "Pythae's encoder clips log σ² to [−6, 2] with a hardtanh, ours does not; Larochelle's fixed binarization "
-        "there, one seeded draw here", kl_warmup_epochs=100),
-    Row("pythae-iwae", "pythae", "IWAE, 50 samples", "iwae", {**_IWAE_NET, "k": 50},
-        {**_PYTHAE_IWAE_TRAIN, "binarize": "static"}, 3280,
-        "Larochelle's fixed binarization there, one seeded draw here"),
-    Row("pythae-miwae", "pythae", "MIWAE, M = 8, K = 8", "miwae", {**_IWAE_NET, "m": 8, "k": 8},
-        {**_PYTHAE_IWAE_TRAIN, "binarize": "dynamic"}, 3280,
-        "Pythae trains on 60,000 images (train + validation), we on 50,000"),
-    Row("pythae-piwae", "pythae", "PIWAE, M = 8, K = 8", "piwae", {**_IWAE_NET, "m": 8, "k": 8},
-        {**_PYTHAE_IWAE_TRAIN, "binarize": "dynamic"}, 3280,
-        "Pythae trains on 60,000 images (train + validation), we on 50,000"),
-    Row("pythae-ciwae", "pythae", "CIWAE, β = 0.05, K = 64", "ciwae", {**_IWAE_NET, "k": 64, "ciwae_beta": 0.05},
-        {**_PYTHAE_IWAE_TRAIN, "binarize": "dynamic"}, 3280,
-        "β = 0.05 as the README's table row says (its script sets 0.5); 60,000 training images there, 50,000 here"),
-    Row("pythae-hvae", "pythae", "HVAE, n_lf = 4", "hvae",
-        {"arch": "hvae-mlp", "latent_dim": 64, "n_lf": 4, "eps_lf": 0.05, "beta_zero": 1.0,
-         "likelihood": "bernoulli", "likelihood_kwargs": {}},
-        {"optimizer": "adamax", "lr": 5e-4, "batch_size": 100, **_PYTHAE_SLOW_DECAY, "binarize": "static"},
-        2000, "Pythae's β_0 = 1 is √β_0 = β_0 = 1 here; Larochelle's fixed binarization there, one seeded draw "
-        "here"),
-    Row("pythae-svae", "pythae", "SVAE (S^10)", "svae", {"arch": "svae-mlp", "latent_dim": 11},
-        {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "binarize": "dynamic"}, 500,
-        "Pythae trains on 60,000 images (train + validation), we on 50,000"),
-    Row("pythae-pvae", "pythae", "Poincaré VAE (wrapped normal, c = 0.7)", "poincare-vae",
-        {"arch": "pvae-mlp", "latent_dim": 10, "curvature": 0.7},
-        {"optimizer": "adam", "lr": 5e-4, "batch_size": 128, "binarize": "static"}, 80,
-        "Pythae scores the grey-level test images (clamped to [1e-5, 1 − 1e-5]) with the Bernoulli likelihood, "
-        "which is not a probability of those images; we score the binarized test images. Its encoder has one shared "
-        "variance and its decoder a gyroplane first layer; ours a variance per dimension and a linear layer"),
-]
-ROW_BY_ID = {r.id: r for r in ROWS}
-ORDER = ["pythae-vae", "pythae-svae", "pythae-pvae", "iwae-k1", "pythae-hvae", "pythae-vamp", "vae-k5", "iwae-k5",
-         "iwae-k50", "vae-k50", "pythae-iwae", "pythae-miwae", "pythae-ciwae", "pythae-piwae"]
-"""Training order: the cheap rows first, so the board fills early; k = 50 and 64 rows cost ~50 decoder passes."""
 
 
 @dataclass
@@ -153,11 +86,6 @@ class Budget:
     val_limit: int = 2000
     threads: int | None = 1
     device: str = "auto"
-
-
-def published_k(row: Row) -> int:
-    """The number of importance samples of the row's published −log p(x)."""
-    return int(REPRODUCTION_MNIST_NLL[row.id]["k"])
 
 
 # evaluation --------------------------------------------------------------------------------------------------------
@@ -176,14 +104,6 @@ def nll_per_image(model: torch.nn.Module, x: torch.Tensor, k: int, seed: int = E
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     return -iwae_log_likelihood(model, x.to(device), k=k, batch_size=100, generator=gen).cpu()
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and its standard error over images (sample s.d. / √n; 0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
 
 
 # training ---------------------------------------------------------------------------------------------------------
@@ -250,7 +170,7 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool) -> di
     if res.get("status") == "done" and result_epochs(res) == total:
         print(f"[repro] {row.id}: done at {total} epochs, skipped", flush=True)
         return res
-    spec = {k: v for k, v in asdict(row).items() if k not in ("id", "extra")}
+    spec = {k: v for k, v in asdict(row).items() if k != "id"}
     res = {"row": row.id, **spec, "budget": asdict(budget), "epochs": total, "status": "training",
            "curve": [p for p in res.get("curve", []) if p["epoch"] <= total
                      and p["k"] == budget.curve_k and p["n_images"] == budget.curve_images],
@@ -299,127 +219,103 @@ def _test_seed() -> int:
 
 
 # the board --------------------------------------------------------------------------------------------------------
-def load_results(out: Path = OUT) -> dict[str, dict[str, Any]]:
-    """Every row's result file that exists, by row id."""
-    return {p.stem: read_json(p) for p in sorted(out.glob("*.json"))}
-
-
-def result_epochs(res: dict[str, Any]) -> int:
-    """The epochs a result file's row was trained for."""
-    return int(res.get("epochs") or res["budget"]["epochs"])
-
-
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _ours(res: dict[str, Any] | None) -> tuple[str, float | None, float | None]:
-    if not res or "final" not in res:
-        if res and res.get("curve"):
-            p = res["curve"][-1]
-            return f"training (epoch {p['epoch']}: {p['nll']:.2f} at K = {p['k']})", None, None
-        return "not run", None, None
-    values = res["final"]["per_image"]
-    mean, se = mean_se(values)
-    return f"{mean:.2f} ± {se:.2f}", mean, se
+def _ours(item: dict[str, Any]) -> str:
+    if item["status"] == "done":
+        return f"{item['nll']:.2f} ± {item['se']:.2f}"
+    if item["status"] == "training":
+        return f"training (epoch {item['latest_epoch']}: {item['latest_nll']:.2f} on the curve subset)"
+    return "not run"
 
 
-def _gap(mean: float | None, se: float | None, published: float | None) -> str:
-    """Ours − published, with the SE of ours (the published value is taken as exact); the verdict rule: reached when
-    ours is within 2 SE of it or below it."""
-    if mean is None or se is None or published is None:
+def _gap(item: dict[str, Any]) -> str:
+    if item["gap"] is None:
         return "–"
-    d = mean - published
-    verdict = "reached" if d <= 2 * se else "not reached"
-    return f"{d:+.2f} ± {se:.2f} ({verdict})"
+    return f"{item['gap']:+.2f} ± {item['se']:.2f} ({'reached' if item['reached'] else 'not reached'})"
 
 
 def paired(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
-    """Mean of per-image differences a − b ± its SE, on the same test images; '–' unless both are final and share
-    them."""
+    """'mean ± SE (verdict)' of the per-image differences a − b, '–' unless both are final."""
     if not a or not b or "final" not in a or "final" not in b:
         return "–"
-    fa, fb = a["final"], b["final"]
-    if (fa["n_images"], fa["first_image"]) != (fb["n_images"], fb["first_image"]) or \
-            a["eval"]["test_seed"] != b["eval"]["test_seed"]:
+    try:
+        mean, se = paired_difference(a, b)
+    except ValueError:
         return "– (different test images)"
-    mean, se = mean_se([x - y for x, y in zip(fa["per_image"], fb["per_image"], strict=True)])
-    verdict = "lower" if mean < -2 * se else "higher" if mean > 2 * se else "no difference at 2 SE"
-    return f"{mean:+.2f} ± {se:.2f} ({verdict})"
+    return f"{mean:+.2f} ± {se:.2f} ({difference_verdict(mean, se)})"
 
 
 def _budget_line(results: dict[str, dict[str, Any]]) -> str:
     budgets = sorted({result_epochs(r) for r in results.values()})
-    finals = sorted({(r["final"]["n_images"], r["final"]["first_image"]) for r in results.values() if "final" in r})
-    curves = sorted({(p["k"], p["n_images"]) for r in results.values() for p in r.get("curve", [])})
+    finals = sorted({(r["final"]["n_images"], r["final"].get("first_image", 0)) for r in results.values()
+                     if "final" in r})
+    curves = sorted({(p["k"], p["n_images"]) for p in curve_points(results)})
     epochs = " and ".join(str(b) for b in budgets) or "–"
-    fin = "; ".join(f"the first {n} test images" for n, _ in finals) or "–"
-    cur = "; ".join(f"K = {k} on the first {n} test images" for k, n in curves) or "–"
+    fin = "; ".join(f"the first {n:,} test images" for n, _ in finals) or "–"
+    cur = "; ".join(f"K = {k} on the first {n:,} test images" for k, n in curves) or "–"
     return (f"**Budget**: {epochs} epochs per row (the same for every row; each row's published budget is in its "
-            f"line), on 50,000 training images of our MNIST split (10,000 held out for validation). Final −log p(x): "
-            f"each row's published K, on {fin} (not the full 10,000, to fit this machine: 2 shared CPU cores), ± the "
-            f"standard error over those images. Learning curve: {cur}, after each epoch. Test images binarized once "
-            f"with seed TEST_SEED = {_test_seed()} (`vaecore.data.binarize`), the same images for every row.")
+            f"line), on the 50,000 training images of our MNIST split (10,000 held out for validation; the IWAE paper "
+            f"and several Pythae scripts train on 60,000). Final −log p(x): each row's published K, on {fin} (not "
+            f"the full 10,000, to fit this machine's 2 shared CPU cores), ± the standard error over those images. "
+            f"Learning curve: {cur}, after each epoch. Test images binarized once with seed TEST_SEED = "
+            f"{_test_seed()} (`vaecore.data.binarize`): the same images for every row. A row has **reached** its "
+            "published value when ours is below it or at most 2 SE above it.")
 
 
 def board(results: dict[str, dict[str, Any]]) -> list[str]:
     """The board as Markdown lines, from the result files (and the published values of `reference`)."""
     lines = [_budget_line(results), "",
              "#### IWAE paper, Table 1 (MNIST, one stochastic layer, dynamically binarized)", "",
-             f"Source: {reproduction_source('iwae')}. −log p(x) in nats with K = 5000, lower is better. \"Reached\" "
-             "when ours is below the published value or within 2 SE of it.", "",
+             f"Source: {reproduction_source('iwae')}. −log p(x) in nats with K = 5000, lower is better.", "",
              "| k | objective | ours (epochs) | −log p(x), ours | published (3280 epochs) | ours − published |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for row in [r for r in ROWS if r.group == "iwae"]:
-        res = results.get(row.id)
-        text, mean, se = _ours(res)
-        pub = REPRODUCTION_MNIST_NLL[row.id]["value"]
-        epochs = result_epochs(res) if res else "–"
-        k = row.model["k"]
-        lines.append(f"| {k} | {row.label} | {epochs} | {text} | {_fmt(pub)} | {_gap(mean, se, pub)} |")
+    for item in board_rows(results, "iwae"):
+        k = ROW_BY_ID[item["row"]].model["k"]
+        lines.append(f"| {k} | {item['label']} | {item['epochs'] or '–'} | {_ours(item)} | "
+                     f"{_fmt(item['published'])} | {_gap(item)} |")
     lines += ["", "Paired differences on the same test images (IWAE − VAE at the same k; the paper's claim is that "
               "IWAE is lower at k = 5 and 50). A difference counts when it exceeds 2 SE:", "",
-              "| k | IWAE − VAE (nats) | published |", "| --- | --- | --- |"]
+              "| k | IWAE − VAE (nats), ours | published |", "| --- | --- | --- |"]
     for k in (5, 50):
         pub = REPRODUCTION_MNIST_NLL[f"iwae-k{k}"]["value"] - REPRODUCTION_MNIST_NLL[f"vae-k{k}"]["value"]
         lines.append(f"| {k} | {paired(results.get(f'iwae-k{k}'), results.get(f'vae-k{k}'))} | {pub:+.2f} |")
     lines += ["", "#### Pythae's reproductions (MNIST)", "",
               f"Source: {reproduction_source('pythae')}; the networks, optimizers, schedules and K of its "
-              "`examples/scripts/reproducibility/` scripts. \"Pythae\" is the value Pythae obtained, \"paper\" the "
-              "value it compares with.", "",
+              "`examples/scripts/reproducibility/` scripts. \"Pythae\" is the value Pythae obtained (mean of 5 "
+              "evaluation rounds on the full test set), \"paper\" the value it compares with.", "",
               "| model | data | K | ours (epochs) | −log p(x), ours | Pythae (epochs) | paper | ours − Pythae | "
               "differences from Pythae's setting |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for row in [r for r in ROWS if r.group == "pythae"]:
-        res = results.get(row.id)
-        text, mean, se = _ours(res)
-        ref = REPRODUCTION_MNIST_NLL[row.id]
-        epochs = result_epochs(res) if res else "–"
-        data = {"dynamic": "dyn. binarized", "static": "binarized once"}[row.train["binarize"]]
-        lines.append(f"| {row.label} | {data} | {published_k(row)} | {epochs} | {text} | {_fmt(ref['value'])} "
-                     f"({row.published_epochs}) | {_fmt(ref.get('paper'))} | {_gap(mean, se, ref['value'])} | "
-                     f"{row.notes or '–'} |")
+    for item in board_rows(results, "pythae"):
+        data = {"dynamic": "dyn. binarized", "static": "binarized once"}[item["binarize"]]
+        lines.append(f"| {item['label']} | {data} | {item['k']} | {item['epochs'] or '–'} | {_ours(item)} | "
+                     f"{_fmt(item['published'])} ({item['published_epochs']}) | {_fmt(item['paper'])} | "
+                     f"{_gap(item)} | {item['notes'] or '–'} |")
     lines += ["", *curve_table(results)]
     return lines
 
 
 def curve_table(results: dict[str, dict[str, Any]]) -> list[str]:
     """The learning curve: −log p(x) on the curve subset after each epoch, per row."""
-    have = [r for r in ROWS if results.get(r.id, {}).get("curve")]
-    if not have:
+    points = curve_points(results)
+    if not points:
         return ["#### Learning curves", "", "No row has a curve point yet."]
-    epochs = sorted({p["epoch"] for r in have for p in results[r.id]["curve"]})
-    ks = sorted({(p["k"], p["n_images"]) for r in have for p in results[r.id]["curve"]})
-    how = "; ".join(f"K = {k}, first {n} test images" for k, n in ks)
+    epochs = sorted({p["epoch"] for p in points})
+    how = "; ".join(f"K = {k}, first {n:,} test images" for k, n in sorted({(p["k"], p["n_images"]) for p in points}))
     lines = ["#### Learning curves", "",
-             f"−log p(x) after each epoch ({how}; SE over those images about ±1 nat, differences between epochs of "
+             f"−log p(x) after each epoch ({how}; its SE over images is about 1 nat, but differences between epochs of "
              "one row are far more precise, being on the same images). A row still falling steeply at its last epoch "
              "is far from convergence; the published values come from 80 to 3280 epochs.", "",
              "| row | " + " | ".join(str(e) for e in epochs) + " | train s/epoch |",
              "| --- | " + " | ".join("---" for _ in epochs) + " | --- |"]
-    for row in have:
-        pts = {p["epoch"]: p for p in results[row.id]["curve"]}
-        secs = [p["train_seconds"] for p in pts.values() if p["train_seconds"] > 0]
+    for row in ROWS:
+        pts = {p["epoch"]: p for p in points if p["row"] == row.id}
+        if not pts:
+            continue
+        secs = [p["train_seconds"] for p in pts.values() if p["train_seconds"]]
         per = f"{sum(secs) / len(secs):.0f}" if secs else "–"
         lines.append(f"| {row.id} | " + " | ".join(_fmt(pts[e]["nll"], 1) if e in pts else "" for e in epochs)
                      + f" | {per} |")

@@ -100,8 +100,8 @@ def test_board_is_generated_from_the_result_files(tiny: Path):
 
 
 def test_paired_differences_need_the_same_images():
-    a = {"final": {"per_image": [3.0, 5.0, 4.0], "n_images": 3, "first_image": 0}, "eval": {"test_seed": 2}}
-    b = {"final": {"per_image": [1.0, 2.0, 3.0], "n_images": 3, "first_image": 0}, "eval": {"test_seed": 2}}
+    a = {"final": {"per_image": [3.0, 5.0, 4.0], "n_images": 3, "first_image": 0, "k": 4}, "eval": {"test_seed": 2}}
+    b = {"final": {"per_image": [1.0, 2.0, 3.0], "n_images": 3, "first_image": 0, "k": 4}, "eval": {"test_seed": 2}}
     diffs = [2.0, 3.0, 1.0]
     mean = sum(diffs) / 3
     se = (sum((d - mean) ** 2 for d in diffs) / 2 / 3) ** 0.5
@@ -121,3 +121,30 @@ def test_budgets_and_curve_epochs():
     for bad in (["--epochs", "0"], ["--epochs", "ten"], [], ["--epochs", "1", "--rows", "nope"]):
         with pytest.raises(SystemExit):
             repro.main(bad)
+
+
+def test_standard_error_and_paired_rules_of_the_board():
+    import numpy as np
+    from scipy import stats
+
+    from vaecore.evaluation import reproduction as board
+
+    values = [86.1, 90.3, 84.0, 101.2, 88.8]
+    mean, se = board.mean_se(values)
+    assert mean == pytest.approx(np.mean(values), abs=1e-12) and se == pytest.approx(stats.sem(values), abs=1e-12)
+
+    def res(per_image, seed=2):
+        return {"final": {"per_image": per_image, "k": 5000, "n_images": len(per_image), "first_image": 0},
+                "eval": {"test_seed": seed}, "curve": [], "budget": {"epochs": 3}}
+
+    a, b = res([90.0, 91.0, 95.0]), res([88.0, 90.5, 92.0])
+    d, d_se = board.paired_difference(a, b)
+    assert (d, d_se) == pytest.approx(board.mean_se([2.0, 0.5, 3.0]))
+    with pytest.raises(ValueError, match="same test images"):
+        board.paired_difference(a, res([88.0, 90.5, 92.0], seed=3))
+    with pytest.raises(ValueError, match="same test images"):
+        board.paired_difference(a, res([88.0, 90.5]))
+    assert board.reached(86.0, 0.5, 85.0) and not board.reached(86.1, 0.5, 85.0) and board.reached(80.0, 0.5, 85.0)
+    rows = {r["row"]: r for r in board.board_rows({"iwae-k5": res([85.0, 86.0, 87.0])}, "iwae")}
+    assert rows["iwae-k5"]["status"] == "done" and rows["iwae-k5"]["gap"] == pytest.approx(86.0 - 85.54)
+    assert rows["iwae-k50"]["status"] == "not run" and rows["iwae-k50"]["nll"] is None
