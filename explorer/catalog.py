@@ -13,8 +13,7 @@ from vaecore.hub import bundled_names, checkpoints_dir
 from vaecore.models.families import GROUPS, card_group, family_title
 from vaecore.models.families import group_heading as group_heading_of
 from vaecore.training import run_folder as rf
-
-PROJECT_ROOT = Path(__file__).resolve().parent
+from vaecore.utils import PROJECT_ROOT
 
 
 def runs_root() -> Path:
