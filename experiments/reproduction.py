@@ -50,6 +50,7 @@ from vaecore.evaluation.reproduction import (  # noqa: E402
     ROWS,
     Row,
     board_rows,
+    budget_text,
     curve_points,
     difference_verdict,
     load_results,
@@ -248,26 +249,9 @@ def paired(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
     return f"{mean:+.2f} ± {se:.2f} ({difference_verdict(mean, se)})"
 
 
-def _budget_line(results: dict[str, dict[str, Any]]) -> str:
-    budgets = sorted({result_epochs(r) for r in results.values()})
-    finals = sorted({(r["final"]["n_images"], r["final"].get("first_image", 0)) for r in results.values()
-                     if "final" in r})
-    curves = sorted({(p["k"], p["n_images"]) for p in curve_points(results)})
-    epochs = " and ".join(str(b) for b in budgets) or "–"
-    fin = "; ".join(f"the first {n:,} test images" for n, _ in finals) or "–"
-    cur = "; ".join(f"K = {k} on the first {n:,} test images" for k, n in curves) or "–"
-    return (f"**Budget**: {epochs} epochs per row (the same for every row; each row's published budget is in its "
-            f"line), on the 50,000 training images of our MNIST split (10,000 held out for validation; the IWAE paper "
-            f"and several Pythae scripts train on 60,000). Final −log p(x): each row's published K, on {fin} (not "
-            f"the full 10,000, to fit this machine's 2 shared CPU cores), ± the standard error over those images. "
-            f"Learning curve: {cur}, after each epoch. Test images binarized once with seed TEST_SEED = "
-            f"{_test_seed()} (`vaecore.data.binarize`): the same images for every row. A row has **reached** its "
-            "published value when ours is below it or at most 2 SE above it.")
-
-
 def board(results: dict[str, dict[str, Any]]) -> list[str]:
     """The board as Markdown lines, from the result files (and the published values of `reference`)."""
-    lines = [_budget_line(results), "",
+    lines = [budget_text(results), "",
              "#### IWAE paper, Table 1 (MNIST, one stochastic layer, dynamically binarized)", "",
              f"Source: {reproduction_source('iwae')}. −log p(x) in nats with K = 5000, lower is better.", "",
              "| k | objective | ours (epochs) | −log p(x), ours | published (3280 epochs) | ours − published |",

@@ -1,12 +1,50 @@
-"""Benchmark: Pythae's four tasks for every bundled model, from their eval.json, with Pythae's MNIST FIDs."""
+"""Benchmark: Pythae's four tasks for every bundled model, from their eval.json, with Pythae's MNIST FIDs; and the
+reproduction board (test −log p(x) on binarized MNIST beside the published values), from its result files."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from explorer import benchmark, downloads
+from explorer import benchmark, downloads, reproduction
 from vaecore.files import EVAL
+
+
+def reproduction_board() -> None:
+    """The reproduction board: ours ± SE beside the published −log p(x), and the learning curves."""
+    st.header("Reproduction board")
+    results = reproduction.load()
+    if not reproduction.has_results(results):
+        st.info("No reproduction results yet: `python experiments/reproduction.py --epochs 10` trains and scores "
+                "the rows into experiments/results/reproduction/.")
+        return
+    st.markdown(reproduction.budget_text(results))
+    help_ = {c: st.column_config.Column(help=h) for c, h in reproduction.COLUMN_HELP.items()}
+    for group, title in reproduction.GROUPS.items():
+        st.subheader(title)
+        st.caption(f"Source: {reproduction.source(group)}.")
+        rows = reproduction.table(results, group)
+        frame = pd.DataFrame(rows, columns=reproduction.COLUMNS)
+        numbers = ["−log p(x), ours", "± SE", "published", "paper", "ours − published"]
+        styled = frame.style.format(na_rep="", precision=2, subset=numbers).format(
+            na_rep="", precision=0, subset=["epochs", "test images"])
+        st.dataframe(styled, hide_index=True, width="stretch", column_config=help_, key=f"repro_{group}",
+                     placeholder="")
+        with st.expander("Differences from the published setting"):
+            st.markdown("\n".join(f"- {line}" for line in reproduction.notes(group)) or "None stated.")
+        if group == "iwae":
+            st.caption("IWAE − VAE at the same k, per-image differences on the same test images (the paper: IWAE is "
+                       "lower at k = 5 and 50); a difference counts beyond 2 SE.")
+            st.dataframe(pd.DataFrame(reproduction.paired_rows(results)), hide_index=True, key="repro_paired",
+                         placeholder="")
+    ids = reproduction.curve_rows(results)
+    shown = st.multiselect("Rows on the learning curve", ids, default=ids, key="repro_curve_rows")
+    st.plotly_chart(reproduction.curve_figure(results, shown), key="repro_curve", config={"displaylogo": False})
+    st.download_button("Board as CSV", downloads.csv_bytes([*reproduction.table(results, "iwae"),
+                                                            *reproduction.table(results, "pythae")]),
+                       file_name="reproduction_board.csv", mime="text/csv", key="repro_dl_csv",
+                       icon=":material/download:")
+
 
 st.title("Benchmark")
 st.caption("Pythae's four tasks for every bundled model — reconstruction, generation, classification and "
@@ -19,6 +57,7 @@ rows = benchmark.benchmark_rows()
 if not rows:
     st.info(f"No bundled model has an {EVAL} yet (checkpoints/<name>/{EVAL}). Run "
             "`python -m vaecore eval` on a model folder, or the zoo's eval stage.")
+    reproduction_board()
     st.stop()
 
 ours = [column for _, column in benchmark.OURS]
@@ -57,3 +96,5 @@ chartable = [c for c in [*ours, *pythae] if benchmark.has_values(rows, c)]
 if chartable:
     column = st.selectbox("Column", chartable, key="bm_chart_column")
     st.plotly_chart(benchmark.column_figure(rows, column), key="bm_chart", config={"displaylogo": False})
+
+reproduction_board()
