@@ -381,8 +381,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_results(checkpoints: Path, text: str | None = None) -> None:
     """checkpoints/RESULTS.md: the generated section on its own (the zoo run refreshes it per model)."""
+    from reproduction import results_section
+
     text = render(checkpoints) if text is None else text
-    (checkpoints / "RESULTS.md").write_text(RESULTS_HEAD + text)
+    board = "\n".join(results_section())  # the reproduction board's section, from its own result files
+    (checkpoints / "RESULTS.md").write_text(RESULTS_HEAD + text + "\n" + board + "\n")
 
 
 if __name__ == "__main__":

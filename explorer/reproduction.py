@@ -31,7 +31,8 @@ COLUMN_HELP = {
     "paper": "the value of the original paper Pythae compares with",
     "ours − published": "positive: ours is worse",
     "reached": "ours below the published value, or at most 2 SE above it",
-    "status": "done: final estimate; training: only curve points so far; not run: no result file",
+    "status": "done: final estimate; training: only curve points so far; not run: no result file; invalid: the "
+              "posterior's draws are not representable, so the estimate is not a likelihood",
 }
 
 
@@ -48,9 +49,13 @@ def table(results: dict[str, dict[str, Any]], group: str) -> list[dict[str, Any]
     """The rows of one group, one dict per row, keyed by COLUMNS (None: empty cell)."""
     out = []
     for item in board.board_rows(results, group):
+        invalid = item["valid"] is False
+        status = (f"invalid: {100 * item['unrepresentable']:.0f} % of posterior draws saturate at the ball's boundary "
+                  f"(the estimate {item['nll']:.2f} is not a likelihood)" if invalid else item["status"])
         out.append({
-            "row": item["label"], "status": item["status"], "epochs": item["epochs"],
-            "−log p(x), ours": item["nll"], "± SE": item["se"], "test images": item["n_images"], "K": item["k"],
+            "row": item["label"], "status": status, "epochs": item["epochs"],
+            "−log p(x), ours": None if invalid else item["nll"], "± SE": None if invalid else item["se"],
+            "test images": item["n_images"], "K": item["k"],
             "published": item["published"], "published epochs": item["published_epochs"], "paper": item["paper"],
             "ours − published": item["gap"],
             "reached": None if item["reached"] is None else ("yes" if item["reached"] else "no"),

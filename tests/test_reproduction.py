@@ -148,3 +148,24 @@ def test_standard_error_and_paired_rules_of_the_board():
     rows = {r["row"]: r for r in board.board_rows({"iwae-k5": res([85.0, 86.0, 87.0])}, "iwae")}
     assert rows["iwae-k5"]["status"] == "done" and rows["iwae-k5"]["gap"] == pytest.approx(86.0 - 85.54)
     assert rows["iwae-k50"]["status"] == "not run" and rows["iwae-k50"]["nll"] is None
+
+
+def test_poincare_draws_that_saturate_at_the_boundary_make_the_estimate_invalid():
+    import vaecore
+    from vaecore.evaluation import reproduction as board
+
+    torch.manual_seed(0)
+    model = vaecore.build_preset("poincare-vae", arch="pvae-mlp", latent_dim=4, curvature=0.7)
+    x = (torch.rand(6, 1, 28, 28) < 0.3).float()
+    assert board.unrepresentable_fraction(model, x, n=20) == 0.0
+    last = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias[4:] = 20.0  # log σ² = 20: tangent draws of length ~e^10 end on the boundary in float32
+    assert board.unrepresentable_fraction(model, x, n=20) == 1.0
+    assert board.unrepresentable_fraction(vaecore.build_preset("iwae", arch="iwae-mlp", latent_dim=4), x) is None
+    res = {"final": {"per_image": [40.0, 41.0], "k": 500, "first_image": 0, "unrepresentable": 1.0},
+           "eval": {"test_seed": 2}, "curve": [], "budget": {"epochs": 1}}
+    item = next(r for r in board.board_rows({"pythae-pvae": res}) if r["row"] == "pythae-pvae")
+    assert item["valid"] is False and item["gap"] is None and item["reached"] is None
+    assert repro._ours(item).startswith("invalid")

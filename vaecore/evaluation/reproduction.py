@@ -5,6 +5,11 @@ schedule, binarization, K, budget), and what a row's result file says (−log p(
 the RESULTS.md section, the app's Benchmark page) is computed from those files by the functions here. The published
 values live in `reference.REPRODUCTION_MNIST_NLL`.
 
+An estimate is **invalid** when the posterior's draws are not the points the density is evaluated at: for a
+posterior on the Poincaré ball, a draw whose tangent vector does not come back from the point (relative error above
+`ROUND_TRIP_TOLERANCE`) has saturated at the ball's boundary in floating point, and the importance weight of such a
+draw is not p(x, z)/q(z|x) of any z. More than `MAX_UNREPRESENTABLE` of such draws make the row's number invalid.
+
 Verdict rules, stated once: a row **reached** its published value when ours is below it or above it by at most 2
 standard errors over the test images (the published value taken as exact); two rows **differ** when the mean of
 their per-image differences on the same test images exceeds 2 standard errors of that mean.
@@ -21,8 +26,11 @@ from typing import Any
 from vaecore.evaluation.reference import REPRODUCTION_MNIST_NLL
 
 __all__ = ["ORDER", "ROWS", "ROW_BY_ID", "Row", "board_rows", "budget_text", "curve_points", "difference_verdict",
-           "final_summary", "load_results", "mean_se", "paired_difference", "published_k", "reached", "result_epochs"]
+           "final_summary", "load_results", "mean_se", "paired_difference", "published_k", "reached", "result_epochs",
+           "unrepresentable_fraction"]
 
+ROUND_TRIP_TOLERANCE = 1e-3
+MAX_UNREPRESENTABLE = 0.01
 MAX_RESULT_BYTES = 20_000_000  # a result file holds at most 10,000 per-image values: far below this
 
 _IWAE_TRAIN = {"optimizer": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-4, "batch_size": 20,
@@ -141,14 +149,35 @@ def result_epochs(res: dict[str, Any]) -> int:
     return int(res.get("epochs") or res["budget"]["epochs"])
 
 
+def unrepresentable_fraction(model: Any, x: Any, n: int = 100, seed: int = 0) -> float | None:
+    """The fraction of n posterior draws per image of `x` whose tangent vector does not round-trip through the
+    point it reaches (posteriors with `from_tangent` / `to_tangent`, i.e. on the Poincaré ball); None for others."""
+    import torch
+
+    from vaecore.utils import evaluating
+
+    device = next(model.parameters()).device
+    with evaluating(model), torch.no_grad():
+        q = model.posterior(x.to(device))
+        if not (hasattr(q, "from_tangent") and hasattr(q, "to_tangent")):
+            return None
+        gen = torch.Generator(device=device).manual_seed(seed)
+        u = q.scale * torch.randn((n, *q.loc.shape), generator=gen, device=device, dtype=q.loc.dtype)
+        back = q.to_tangent(q.from_tangent(u))
+        err = (back - u).norm(dim=-1) / u.norm(dim=-1).clamp_min(1e-30)
+        return float((~(err <= ROUND_TRIP_TOLERANCE)).double().mean())
+
+
 def final_summary(res: dict[str, Any] | None) -> dict[str, Any] | None:
     """The final −log p(x): mean and SE over its per-image values, K and the images; None before it exists."""
     if not res or "final" not in res:
         return None
     fin = res["final"]
     mean, se = mean_se(fin["per_image"])
+    bad = fin.get("unrepresentable")
     return {"nll": mean, "se": se, "k": fin["k"], "n_images": len(fin["per_image"]),
-            "first_image": fin.get("first_image", 0), "test_seed": res.get("eval", {}).get("test_seed")}
+            "first_image": fin.get("first_image", 0), "test_seed": res.get("eval", {}).get("test_seed"),
+            "unrepresentable": bad, "valid": bad is None or bad <= MAX_UNREPRESENTABLE}
 
 
 def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float]:
@@ -193,9 +222,10 @@ def board_rows(results: dict[str, dict[str, Any]], group: str | None = None) -> 
             "nll": fin["nll"] if fin else None, "se": fin["se"] if fin else None,
             "n_images": fin["n_images"] if fin else None,
             "latest_epoch": last["epoch"] if last else None, "latest_nll": last["nll"] if last else None,
-            "gap": None, "reached": None,
+            "gap": None, "reached": None, "valid": fin["valid"] if fin else None,
+            "unrepresentable": fin["unrepresentable"] if fin else None,
         }
-        if fin:
+        if fin and fin["valid"]:
             item["gap"] = fin["nll"] - ref["value"]
             item["reached"] = reached(fin["nll"], fin["se"], ref["value"])
         out.append(item)
