@@ -161,13 +161,17 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool) -> dict[str, Any]:
-    """Train the row to the budget with a curve point per epoch, then the final estimate; resumable at each step."""
+def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool, rescore: bool = False) -> dict[str, Any]:
+    """Train the row to the budget with a curve point per epoch, then the final estimate; resumable at each step.
+    `rescore` recomputes the final estimate of a finished row from its run folder (no training)."""
     from vaecore.hub import load_folder
     from vaecore.utils import default_device
 
     path = out / f"{row.id}.json"
     res: dict[str, Any] = read_json(path) if path.is_file() else {}
+    if rescore and res.get("status") == "done":
+        res = {**res, "status": "training"}
+        res.pop("final", None)
     total = row_epochs(row, budget)
     if res.get("status") == "done" and result_epochs(res) == total:
         print(f"[repro] {row.id}: done at {total} epochs, skipped", flush=True)
@@ -387,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tiny", action="store_true",
                    help="a smoke run: 1 epoch on 100 images, K = 4 on 8 test images (override with the flags above)")
     p.add_argument("--commit", action="store_true", help="commit each finished row with /work/coord/commit_results.sh")
+    p.add_argument("--rescore", action="store_true",
+                   help="recompute the final estimate of finished rows from their run folders (no training)")
     args = p.parse_args(argv)
     if args.report:
         write_report(args.out, args.doc, args.results_md)
@@ -412,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(budget.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     for rid in rows:
-        run_row(ROW_BY_ID[rid], budget, args.out, args.runs, args.commit)
+        run_row(ROW_BY_ID[rid], budget, args.out, args.runs, args.commit, args.rescore)
 
 
 if __name__ == "__main__":

@@ -169,3 +169,17 @@ def test_poincare_draws_that_saturate_at_the_boundary_make_the_estimate_invalid(
     item = next(r for r in board.board_rows({"pythae-pvae": res}) if r["row"] == "pythae-pvae")
     assert item["valid"] is False and item["gap"] is None and item["reached"] is None
     assert repro._ours(item).startswith("invalid")
+
+
+def test_rescore_recomputes_the_final_estimate_without_training(tiny: Path):
+    path = tiny / "out" / "pythae-svae.json"
+    before = json.loads(path.read_text())
+    log = (tiny / "runs" / "pythae-svae" / "metrics.jsonl").read_text()
+    before["final"]["per_image"] = [0.0] * 8  # a stale estimate the rescore must replace
+    path.write_text(json.dumps(before))
+    repro.main(["--tiny", "--epochs", "2", "--rows", "pythae-svae", "--out", str(tiny / "out"), "--runs",
+                str(tiny / "runs"), "--rescore"])
+    after = json.loads(path.read_text())
+    assert after["status"] == "done" and min(after["final"]["per_image"]) > 0
+    assert after["curve"] == before["curve"]
+    assert (tiny / "runs" / "pythae-svae" / "metrics.jsonl").read_text() == log
