@@ -53,6 +53,7 @@ from vaecore.evaluation.reproduction import (  # noqa: E402
     budget_text,
     curve_points,
     difference_verdict,
+    final_summary,
     load_results,
     mean_se,
     paired_difference,
@@ -310,7 +311,9 @@ def curve_table(results: dict[str, dict[str, Any]]) -> list[str]:
             continue
         secs = [p["train_seconds"] for p in pts.values() if p["train_seconds"]]
         per = f"{sum(secs) / len(secs):.0f}" if secs else "–"
-        lines.append(f"| {row.id} | " + " | ".join(_fmt(pts[e]["nll"], 1) if e in pts else "" for e in epochs)
+        fin = final_summary(results.get(row.id))
+        name = f"{row.id} (invalid: draws saturate)" if fin and not fin["valid"] else row.id
+        lines.append(f"| {name} | " + " | ".join(_fmt(pts[e]["nll"], 1) if e in pts else "" for e in epochs)
                      + f" | {per} |")
     return lines
 

@@ -117,8 +117,10 @@ def curve_figure(results: dict[str, dict[str, Any]], rows: Sequence[str] | None 
         pts = sorted((p for p in points if p["row"] == row.id), key=lambda p: p["epoch"])
         if not pts:
             continue
+        fin = board.final_summary(results.get(row.id))
+        name = f"{row.id} (invalid: draws saturate)" if fin and not fin["valid"] else row.id
         fig.add_trace(go.Scatter(
-            x=[p["epoch"] for p in pts], y=[p["nll"] for p in pts], mode="lines+markers", name=row.id,
+            x=[p["epoch"] for p in pts], y=[p["nll"] for p in pts], mode="lines+markers", name=name,
             error_y={"type": "data", "array": [p["se"] for p in pts], "visible": True, "thickness": 1},
             hovertemplate=f"{row.label}<br>epoch %{{x}}: %{{y:.2f}} nats<extra></extra>"))
     ks = sorted({(p["k"], p["n_images"]) for p in points})
