@@ -213,9 +213,10 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool, resco
     res["vaecore_commit"] = git_commit()
     atomic_write_json(path, res)
     print(f"[repro] {row.id}: final −log p (K={k}, {x.shape[0]} images) {mean:.2f} ± {se:.2f}", flush=True)
-    if commit:
-        rel = path.resolve().relative_to(ROOT)
-        subprocess.run(["bash", str(COMMIT), f"reproduction board: {row.id} at {total} epochs", str(rel)],
+    if commit:  # the row's file and the board regenerated from every file in `out`
+        write_report(out, DOC, results_md=None)
+        paths = [str(f.resolve().relative_to(ROOT)) for f in (path, DOC)]
+        subprocess.run(["bash", str(COMMIT), f"reproduction board: {row.id} at {total} epochs", *paths],
                        cwd=ROOT, check=False)
     return res
 
@@ -397,7 +398,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true",
                    help="a smoke run: 1 epoch on 100 images, K = 4 on 8 test images (override with the flags above)")
-    p.add_argument("--commit", action="store_true", help="commit each finished row with /work/coord/commit_results.sh")
+    p.add_argument("--commit", action="store_true",
+                   help="commit each finished row's file and the regenerated docs/reproduction.md with "
+                        "/work/coord/commit_results.sh (RESULTS.md's section is refreshed by --report)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the final estimate of finished rows from their run folders (no training)")
     args = p.parse_args(argv)
