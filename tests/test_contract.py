@@ -49,11 +49,10 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """vaecore modules a module imports at import time (function-level imports excluded)."""
-    tree = ast.parse(path.read_text())
+def _imports(path: Path) -> set[str]:
+    """vaecore modules a module imports anywhere in it: at the top, in functions, under TYPE_CHECKING."""
     found: set[str] = set()
-    for node in tree.body:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
@@ -62,9 +61,13 @@ def _top_level_imports(path: Path) -> set[str]:
     return found
 
 
-def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
+def _graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PKG.rglob("*.py")}
-    graph = {m: {i for i in _top_level_imports(p) if i in modules and i != m} for m, p in modules.items()}
+    return {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+
+
+def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
+    graph = _graph()
     # a package's __init__ importing its own submodules is not a cycle with them
     graph = {m: {i for i in deps if not (m == i.rsplit(".", 1)[0] or i == m.rsplit(".", 1)[0])}
              for m, deps in graph.items()}

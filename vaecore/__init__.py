@@ -8,7 +8,7 @@ model types are complete.
 
 from __future__ import annotations
 
-from vaecore import models  # noqa: F401  (registers every family and its presets)
+from vaecore import model_card, models  # noqa: F401  (registers every family, its presets and the card writer)
 from vaecore.components.nets import register_architecture
 from vaecore.config import ModelConfig, TrainConfig
 from vaecore.data.datasets import Dataset, load_dataset

@@ -214,8 +214,7 @@ def _train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_train_options(t: argparse.ArgumentParser) -> None:
-    from vaecore.training.optim import OPTIMIZERS, SCHEDULERS
-    from vaecore.training.trackers import TRACKERS
+    from vaecore.config import OPTIMIZERS, SCHEDULERS, TRACKERS
 
     o = t.add_argument_group("optimizer and schedule")
     o.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")

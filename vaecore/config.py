@@ -22,6 +22,10 @@ T = TypeVar("T")
 C = TypeVar("C", bound="Config")
 
 MAX_LATENT_DIM = 4096
+OPTIMIZERS = ("adam", "adamw", "adamax", "sgd", "rmsprop")
+SCHEDULERS = ("none", "plateau", "cosine", "step", "multistep")
+TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
+AMP = ("auto", "bf16", "fp16", "none")
 
 
 def setting(default: Any = dataclasses.MISSING, *, lo: float | None = None, hi: float | None = None,
@@ -32,6 +36,13 @@ def setting(default: Any = dataclasses.MISSING, *, lo: float | None = None, hi: 
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def check_tracker_names(names: list[str]) -> None:
+    """ValueError naming the first unknown experiment tracker and the known ones."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ValueError(f"setting 'log_to' has unknown tracker {name!r}; choose from {', '.join(TRACKERS)}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, what: str = "config") -> T:
@@ -144,6 +155,7 @@ class TrainConfig(Config):
         from vaecore.utils import check_device
 
         super().validate()
+        check_tracker_names(self.log_to)
         try:
             check_device(self.device)
         except ValueError as e:
@@ -158,14 +170,14 @@ class TrainConfig(Config):
     batch_size: int = setting(128, lo=1)
     lr: float = setting(1e-3, lo=0, lo_open=True)
     seed: int = setting(0, lo=0)
-    optimizer: str = setting("adam", choices=("adam", "adamw", "adamax", "sgd", "rmsprop"))
+    optimizer: str = setting("adam", choices=OPTIMIZERS)
     weight_decay: float = setting(0.0, lo=0)
     momentum: float = setting(0.0, lo=0, hi=1)
     nesterov: bool = False
     beta1: float = setting(0.9, lo=0, hi=1)
     beta2: float = setting(0.999, lo=0, hi=1)
     eps: float = setting(1e-8, lo=0, lo_open=True)
-    scheduler: str = setting("none", choices=("none", "plateau", "cosine", "step", "multistep"))
+    scheduler: str = setting("none", choices=SCHEDULERS)
     plateau: bool = False
     plateau_patience: int = setting(5, lo=0)
     plateau_factor: float = setting(0.5, lo=0, lo_open=True, hi=1)
@@ -185,7 +197,7 @@ class TrainConfig(Config):
     sample_grids: bool = True
     log_to: list[str] = field(default_factory=list)
     device: str = "auto"
-    amp: str = setting("auto", choices=("auto", "bf16", "fp16", "none"))
+    amp: str = setting("auto", choices=AMP)
     compile: bool = False
     channels_last: bool = False
     conv_autotune: bool = False  # CPU: each conv layer times oneDNN against a GEMM lowering, keeps the faster
@@ -195,10 +207,7 @@ class TrainConfig(Config):
     binarize: str = setting("none", choices=BINARIZE)  # dynamic: a fresh Bernoulli draw per epoch (data/binarize)
 
     def __post_init__(self) -> None:
-        from vaecore.training.trackers import check_tracker_names
-
         super().__post_init__()
-        check_tracker_names(self.log_to)
         if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.milestones) or \
                 list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"setting 'milestones' must be increasing epoch counts >= 1, got {self.milestones!r}")

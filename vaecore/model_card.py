@@ -12,20 +12,22 @@ from typing import Any
 
 from vaecore.evaluation.metrics import METRICS, outcome
 from vaecore.evaluation.registry import State, describe_key
-from vaecore.training.run_folder import CARD, EVAL, TRAIN
+from vaecore.files import CARD, EVAL, TRAIN
+from vaecore.models.base import MODEL_TYPES, register_card_writer
 from vaecore.utils import atomic_write_bytes
 
 _COMMON = {"model_type", "preset", "input_shape", "latent_dim", "arch", "likelihood",
            "likelihood_kwargs", "dataset"}
 
 
+@register_card_writer
 def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, Any] | None = None,
                      extra: str = "") -> None:
     """A README.md model card: what the model is, its data, and its metrics when known."""
     if metrics is None and (folder / EVAL).is_file():
         metrics = json.loads((folder / EVAL).read_text())
     train = json.loads((folder / TRAIN).read_text()) if (folder / TRAIN).is_file() else {}
-    family = _family(config.get("model_type"))
+    family = MODEL_TYPES.get(str(config.get("model_type")))
     title = getattr(family, "title", "") or str(config.get("model_type"))
     what = getattr(family, "what", "") or "a model"
     lik = config.get("likelihood", "?")
@@ -83,9 +85,3 @@ def _metrics_section(metrics: dict[str, Any]) -> list[str]:
         lines += ["", "Undefined for this model:", "", *undefined]
     return lines
 
-
-def _family(model_type: str | None) -> type | None:
-    """The family class (the registry is read lazily: no import cycle with models.base)."""
-    from vaecore.models.base import MODEL_TYPES
-
-    return MODEL_TYPES.get(model_type or "")

@@ -22,6 +22,7 @@ builds the right class from a config.json.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,17 +35,25 @@ from vaecore.components.context import StepContext
 from vaecore.components.kinds import Geometry, PosteriorKind, PriorKind
 from vaecore.config import ModelConfig
 from vaecore.files import WEIGHTS
-from vaecore.model_card import write_model_card
 from vaecore.utils import atomic_save_safetensors
 
 MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
 PIXEL_TOLERANCE = 1e-4
+CardWriter = Callable[[Path, dict[str, Any], "dict[str, Any] | None"], None]
+_CARD_WRITER: list[CardWriter] = []
 
 
 def register_model_type(cls: type[PretrainedModel]) -> type[PretrainedModel]:
     """Class decorator: make a model type loadable by its `model_type` name."""
     MODEL_TYPES[cls.model_type] = cls
     return cls
+
+
+def register_card_writer(writer: CardWriter) -> CardWriter:
+    """Set what `save_pretrained` writes the model card (README.md) with: `vaecore.model_card` registers itself (a
+    card labels metrics from the evaluation registry, a layer above the models; importing vaecore imports it)."""
+    _CARD_WRITER[:] = [writer]
+    return writer
 
 
 @dataclass
@@ -172,7 +181,8 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
                         metrics: dict[str, Any] | None = None, **kwargs: Any) -> str | None:
         """Save weights, config and a model card that states the model, data and metrics."""
         out = super().save_pretrained(save_directory, config=config or self.config.to_dict(), **kwargs)
-        write_model_card(Path(save_directory), self.config.to_dict(), metrics)
+        for write_card in _CARD_WRITER:
+            write_card(Path(save_directory), self.config.to_dict(), metrics)
         return out
 
     @classmethod

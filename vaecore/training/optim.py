@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
-OPTIMIZERS = ("adam", "adamw", "adamax", "sgd", "rmsprop")
-SCHEDULERS = ("none", "plateau", "cosine", "step", "multistep")
+from vaecore.config import OPTIMIZERS, SCHEDULERS
 
 
 def build_optimizer(config: Any, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:

@@ -99,10 +99,8 @@ def save_model(folder: str | Path, model: Any, step: int | None = None, card: bo
 
 def write_card(folder: Path, config: dict[str, Any]) -> None:
     """README.md model card through the engine's card writer (itself an atomic write)."""
-    try:
-        from vaecore.model_card import write_model_card
-    except ImportError:
-        from vaecore.hub import write_model_card  # type: ignore[no-redef]
+    from vaecore.model_card import write_model_card
+
     write_model_card(folder, config)
 
 

@@ -15,17 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
+from vaecore.config import check_tracker_names
+
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb", "trackio": "trackio"}
 SKIP = frozenset({"kind", "step", "time", "epoch", "eta_s", "total_steps"})
 PROJECT = "vae-explorer"
-
-
-def check_tracker_names(names: list[str]) -> None:
-    """ValueError naming the unknown tracker and the known ones."""
-    for name in names:
-        if name not in TRACKERS:
-            raise ValueError(f"setting 'log_to' has unknown tracker {name!r}; choose from {', '.join(TRACKERS)}")
 
 
 def parse_trackers(text: str | None) -> list[str]:
