@@ -270,9 +270,9 @@ class JobManager:
               name: str | None = None, processes: int = 1, **overrides: Any) -> Job:
         """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder;
         `processes` > 1 launches it with torchrun (DDP, one process per GPU; gloo on the CPU)."""
-        from vaecore.presets import get_preset
+        from vaecore.presets import model_config
 
-        get_preset(preset)
+        model_config(preset, **overrides)  # an unknown preset or a setting its family lacks fails here, not later
         tc = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train or {}))
         with self._lock:
             self._check_capacity(session)
@@ -296,8 +296,7 @@ class JobManager:
                 from vaecore.presets import build_preset
 
                 dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
-                model = build_preset(preset, seed=tc.seed,
-                                     **{"input_shape": dataset.shape, "dataset": dataset.name, **overrides})
+                model = build_preset(preset, data=dataset, seed=tc.seed, **overrides)
                 return Trainer(model, dataset, tc, folder)
 
             return self._launch(session, folder, make)

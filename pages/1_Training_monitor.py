@@ -6,20 +6,19 @@ import hashlib
 
 import streamlit as st
 
-from explorer import caches, downloads, figures, multiprocess, state, tables, widgets
+from explorer import caches, downloads, figures, multiprocess, settings_form, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
-from vaecore.components.likelihoods import LIKELIHOODS
 from vaecore.files import METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
             "fashion-mnist": "Fashion-MNIST (needs a folder)"}
 DEFAULT_DATA = "digits"
-DEFAULT_EPOCHS = 20
-DEFAULT_BATCH = 32
-DEFAULT_LR = 2e-3
+# this page's starting values, for runs that finish in about a minute on the digits (the settings themselves, with
+# their labels, help and ranges, are the config fields': explorer/settings_form.py)
+APP_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 2e-3, "log_every": 10, "checkpoint_every": 100}
+APP_VAL_LIMIT = 1000
 NEEDS_FOLDER = ("fashion-mnist",)
-DEFAULT = "(preset default)"
 STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "stopping": ":material/pause_circle:", "finished": ":green[:material/check_circle:]",
                "stopped": ":material/pause_circle:", "diverged": ":orange[:material/warning:]",
@@ -35,47 +34,24 @@ manager = caches.job_manager()
 
 
 def settings_panel() -> None:
-    """The new-run settings and the Start button."""
+    """The new-run settings and the Start button; the settings' widgets come from the config fields."""
     with st.expander("New run", expanded=not manager.runs(sid)):
-        c1, c2, c3 = st.columns(3)
-        preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("sigma-vae"), key="tm_preset",
+        preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("sigma-vae"), key="tm_preset",
                               persist_state="session")
-        likelihood = c2.selectbox("Likelihood", [DEFAULT, *LIKELIHOODS], key="tm_likelihood",
-                                  persist_state="session",
-                                  help="Overrides the preset's decoder likelihood (its settings reset to defaults).")
-        latent = c3.number_input("Latent size", 1, 512, value=None, placeholder=str(
-            PRESETS[preset].config.get("latent_dim", 16)), key="tm_latent", persist_state="session")
         st.caption(f"**{preset}**: {PRESETS[preset].description}"
                    + (f" · {PRESETS[preset].source}" if PRESETS[preset].source else ""))
-        c1, c2, c3 = st.columns(3)
-        beta = c1.number_input("β (KL weight)", 0.0, 100.0, value=None, step=0.1, format="%.4g",
-                               placeholder=str(PRESETS[preset].config.get("beta", 1.0)), key="tm_beta",
-                               persist_state="session")
-        lr = c2.number_input("Learning rate", 1e-6, 1.0, value=DEFAULT_LR, format="%.1e", key="tm_lr",
-                             persist_state="session",
-                             help="Type any value from 1e-6 to 1 (e.g. 3e-4); Adam's usual range is 1e-4 … 3e-3.")
-        epochs = c3.number_input("Epochs", 1, 500, value=DEFAULT_EPOCHS, key="tm_epochs", persist_state="session")
+        overrides = settings_form.model_inputs(st.columns(3), preset)
+        train = settings_form.train_inputs(st.columns(3), "main", APP_DEFAULTS)
         c1, c2, c3 = st.columns(3)
         data = c1.selectbox("Dataset", list(DATASETS), index=list(DATASETS).index(DEFAULT_DATA),
                             format_func=DATASETS.get, key="tm_data", persist_state="session")
         data_dir = c2.text_input("Data folder", key="tm_data_dir", persist_state="session",
                                  disabled=data not in NEEDS_FOLDER,
                                  placeholder="folder with the four IDX files" if data in NEEDS_FOLDER else "")
-        limit = c3.number_input("Training images (0 = all)", 0, 60_000, value=0, step=1000, key="tm_limit",
-                                persist_state="session")
+        train |= settings_form.train_inputs([c3], "data", APP_DEFAULTS)
         c1, c2 = st.columns([1, 5], vertical_alignment="center")
         with c2.popover("Advanced"):
-            max_steps = st.number_input("Max steps (0 = no limit)", 0, 10_000_000, value=0, key="tm_max_steps",
-                                        persist_state="session")
-            batch = st.select_slider("Batch size", [16, 32, 64, 128, 256, 512], value=DEFAULT_BATCH, key="tm_batch",
-                                     persist_state="session")
-            log_every = st.number_input("Log every N steps", 1, 1000, value=10, key="tm_log_every",
-                                        persist_state="session")
-            ckpt_every = st.number_input("Checkpoint, samples and reconstructions every N steps", 10, 100_000,
-                                         value=100, key="tm_ckpt_every", persist_state="session")
-            warmup = st.number_input("KL warm-up steps", 0, 100_000, value=0, key="tm_warmup",
-                                     persist_state="session")
-            seed = st.number_input("Seed", 0, 2**31 - 1, value=0, key="tm_seed", persist_state="session")
+            train |= settings_form.train_inputs([st], "advanced", APP_DEFAULTS)
             gpus = multiprocess.gpu_count()
             processes = st.number_input(
                 f"GPUs (processes, DistributedDataParallel; this server has {gpus})", 1, max(1, gpus), value=1,
@@ -87,12 +63,8 @@ def settings_panel() -> None:
             if problem:
                 st.error(f"**Data folder**: {problem}")
                 return
-            overrides = {k: v for k, v in {"likelihood": None if likelihood == DEFAULT else likelihood,
-                                           "latent_dim": latent, "beta": beta}.items() if v is not None}
-            train = {"data": data, "data_dir": (data_dir.strip() or None) if data in NEEDS_FOLDER else None,
-                     "limit": limit or None, "epochs": int(epochs), "max_steps": max_steps or None, "lr": float(lr),
-                     "batch_size": batch, "log_every": int(log_every), "checkpoint_every": int(ckpt_every),
-                     "kl_warmup_steps": int(warmup), "seed": int(seed), "val_limit": 1000}
+            train |= {"data": data, "data_dir": (data_dir.strip() or None) if data in NEEDS_FOLDER else None,
+                      "val_limit": APP_VAL_LIMIT}
             try:
                 job = manager.start(sid, preset, train, processes=int(processes), **overrides)
             except (JobError, ValueError, KeyError) as e:
@@ -232,7 +204,8 @@ settings_panel()
 runs = manager.runs(sid)
 if not runs:
     st.info("No runs yet in this session. Open **New run** and press **Start training**: the defaults (σ-VAE on "
-            f"the 8×8 digits, {DEFAULT_EPOCHS} epochs) give recognisable reconstructions in well under a minute.")
+            f"the 8×8 digits, {APP_DEFAULTS['epochs']} epochs) give recognisable reconstructions in well under a "
+            "minute.")
     st.stop()
 
 st.subheader("Runs")

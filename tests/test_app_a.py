@@ -157,7 +157,7 @@ def test_training_monitor_trains_stops_and_resumes(runs_dir: Path) -> None:
     at.selectbox(key="tm_data").set_value("digits")
     at.number_input(key="tm_max_steps").set_value(20)
     at.number_input(key="tm_log_every").set_value(5)
-    at.select_slider(key="tm_batch").set_value(32)
+    at.select_slider(key="tm_batch_size").set_value(32)
     at.button(key="tm_start").click().run()
     no_exceptions(at)
     session = runs_dir / at.session_state["vae_session_id"]
@@ -504,7 +504,7 @@ def test_five_browser_sessions_train_at_once_through_the_page(runs_dir: Path) ->
         at.query_params["sid"] = f"crowd{i}session"
         at.run()
         at.number_input(key="tm_max_steps").set_value(CROWD_STEPS)
-        at.number_input(key="tm_ckpt_every").set_value(1000)
+        at.number_input(key="tm_checkpoint_every").set_value(1000)
         at.button(key="tm_start").click().run()
         no_exceptions(at)
         pages.append(at)

@@ -13,9 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from vaecore.cli_flags import (
+    add_flags,
+    add_model_flags,
+    flag_of,
+    given,
+    given_model,
+    model_settings,
+    refuse_unknown_to_family,
+)
 from vaecore.files import APP_RUN, SAMPLES
 
 DEFAULT_EVAL = "elbo,mse"
+COMPARE_N_TEST = 1000
 SAMPLER_TRAIN = 10_000  # samplers.fit_sampler's default n_train
 METRIC_ALIASES = {"fid": "fd"}  # our Fréchet distance uses the bundled classifier's features, see metrics.METRICS
 
@@ -104,22 +114,28 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     import vaecore
+    from vaecore.config import TrainConfig
     from vaecore.presets import train_config
     from vaecore.training import distributed
     from vaecore.training.trainer import Trainer, TrainingDiverged
 
     vaecore.list_models()
-    _check_device(args.device)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        _fail(f"--out {args.out} is a file; a run folder is a folder: choose another --out")
-    dist_ctx = distributed.setup(args.device or "auto")  # under torchrun: join the process group
+    out = _check_run_folder(args.out)
+    train = given(args, TrainConfig)
+    if train.get("data_dir"):
+        train["data_dir"] = str(Path(train["data_dir"]).resolve())
+    overrides = {**_parse_set(args.set), **given_model(args)}
+    dist_ctx = distributed.setup(train.get("device") or "auto")  # under torchrun: join the process group
     rank0 = dist_ctx.is_main
     progress = not args.no_progress and rank0
     if args.resume:
-        out = Path(args.out)
-        changes = {k: v for k, v in {"epochs": args.epochs, "max_steps": args.max_steps}.items() if v is not None}
+        changes = _resume_changes(args, out, train, overrides)
+        if rank0:
+            for name, (old, new) in changes.items():
+                print(f"resuming with {flag_of(TrainConfig, name)} {_shown(new)} (train.json had {_shown(old)}); "
+                      "recorded in train.json", file=sys.stderr)
         try:
-            trainer = Trainer.resume(out, progress=progress, **changes)
+            trainer = Trainer.resume(out, progress=progress, **{k: new for k, (_, new) in changes.items()})
             result = trainer.fit()
         except (FileNotFoundError, ValueError) as e:
             _fail(str(e))
@@ -134,37 +150,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.model = args.model or spec["preset"]
     if not args.model:
         _fail("--model is required (see `python -m vaecore list-models`)")
-    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    tc_values = {"data": args.data, "data_dir": data_dir, "limit": args.limit, "epochs": args.epochs,
-                 "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "plateau": args.plateau or None, "kl_warmup_steps": args.kl_warmup, "grad_clip": args.grad_clip,
-                 "log_every": args.log_every, "device": args.device, "val_limit": args.val_limit,
-                 "divergence_factor": args.divergence_factor,
-                 **_train_options(args)}
-    overrides = _parse_set(args.set)
-    for key, value in {"latent_dim": args.latent_dim, "beta": args.beta, "likelihood": args.likelihood,
-                       "arch": args.arch}.items():
-        if value is not None:
-            overrides[key] = value
     try:
+        _check_model_settings(args.model, overrides)
         if spec is not None:  # a run described by a settings file (the app's multi-process jobs)
-            from vaecore.config import TrainConfig
-
             tc = TrainConfig.from_dict(spec["train"])
             overrides = {**spec.get("overrides", {}), **overrides}
         else:
-            tc = train_config(args.model, **tc_values)
+            tc = train_config(args.model, **train)
         dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
-        overrides.setdefault("input_shape", dataset.shape)
-        overrides.setdefault("dataset", dataset.name)
-        shape = overrides["input_shape"]
-        if not isinstance(shape, list | tuple) or tuple(shape) != tuple(dataset.shape):
-            _fail(f"--set input_shape={shape} does not match the data's images "
-                  f"{list(dataset.shape)}; the data sets the input shape, so leave input_shape out")
-        model = vaecore.build_preset(args.model, seed=tc.seed, **overrides)
+        model = vaecore.build_preset(args.model, data=dataset, seed=tc.seed, **overrides)
     except (KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
-    out = Path(args.out)
     from vaecore.training.run_folder import holds_run
 
     if holds_run(out):
@@ -179,6 +175,79 @@ def cmd_train(args: argparse.Namespace) -> None:
     distributed.finish(dist_ctx)
     if rank0:
         print(f"{result.status} at step {result.step}: {out}")
+
+
+def _check_run_folder(text: str) -> Path:
+    """--out of train: a folder path, not empty, not a file."""
+    if not text.strip():
+        _fail("--out is empty; give the run folder, e.g. --out runs/my-vae")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; a run folder is a folder: choose another --out")
+    return out
+
+
+FIXED = {"preset": "the model is chosen by --model", "model_type": "the model is chosen by --model",
+         "input_shape": "the data sets it (choose the data with --data)",
+         "dataset": "the data sets it (choose the data with --data)"}
+
+
+def _check_model_settings(preset_name: str, overrides: dict[str, Any]) -> None:
+    """The preset exists and its family takes every model setting given; the preset and the data's fields are
+    not settings (--model names the preset, the data sets the input shape)."""
+    from vaecore.presets import get_preset
+
+    kind = get_preset(preset_name).config.get("model_type", "vae")
+    for name, why in FIXED.items():
+        if name in overrides:
+            _fail(f"--set {name}: {why}, so leave it out")
+    refuse_unknown_to_family(preset_name, kind, overrides, _model_flag)
+
+
+def _model_flag(name: str) -> str:
+    """How the command line names model setting `name`: its flag, else --set."""
+    return f"--{name.replace('_', '-')}" if name in model_settings() else f"--set {name}"
+
+
+def _resume_changes(args: argparse.Namespace, out: Path, train: dict[str, Any],
+                    overrides: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The recorded and new values of the settings this resume changes; one error line for a flag that would
+    change what the run is (its model, data or optimisation): a resumed run continues exactly."""
+    from vaecore.config import TrainConfig, meta_of
+    from vaecore.training import run_folder as rf
+    from vaecore.utils import read_json
+
+    if args.settings:
+        _fail("--settings describes a new run; --resume continues the run recorded in --out (leave --settings out)")
+    if not (out / rf.TRAIN).is_file():
+        return {}  # Trainer.resume says what is missing
+    try:
+        recorded = rf.read_train_json(out)
+        config = read_json(out / rf.CONFIG) if (out / rf.CONFIG).is_file() else {}
+    except ValueError as e:
+        _fail(str(e))
+    keep = "a resumed run continues with its recorded settings: leave it out, or start a new run in another --out"
+    if args.model and args.model != config.get("preset"):
+        _fail(f"--model {args.model} differs from the run's model {config.get('preset')!r} ({out / rf.CONFIG}); "
+              f"{keep}")
+    for name, value in overrides.items():
+        if config.get(name) != value:
+            _fail(f"{_model_flag(name)} {_shown(value)} differs from the run's {name}={_shown(config.get(name))} "
+                  f"({out / rf.CONFIG}); {keep}")
+    changes = {}
+    for name, value in train.items():
+        old = recorded.get(name)
+        if old == value:
+            continue
+        if not meta_of(TrainConfig, name).resumable:
+            _fail(f"{flag_of(TrainConfig, name)} {_shown(value)} differs from the run's {name}={_shown(old)} "
+                  f"({out / rf.TRAIN}); {keep}")
+        changes[name] = (old, value)
+    return changes
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _read_settings(path: str) -> dict[str, Any]:
@@ -196,62 +265,16 @@ def _read_settings(path: str) -> dict[str, Any]:
     return spec
 
 
-def _train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The optimizer, schedule, checkpoint, tracker and speed flags as TrainConfig values (None: not given)."""
-    from vaecore.training.trackers import parse_trackers
-
-    try:
-        log_to = parse_trackers(args.log_to) if args.log_to is not None else None
-    except ValueError as e:
-        _fail(str(e))
-    return {"optimizer": args.optimizer, "weight_decay": args.weight_decay, "momentum": args.momentum,
-            "scheduler": args.scheduler, "step_size": args.step_size, "step_gamma": args.step_gamma,
-            "min_lr": args.min_lr, "early_stopping": args.early_stopping, "keep_best": False if args.no_keep_best
-            else None, "checkpoint_every": args.checkpoint_every, "amp": args.amp, "log_to": log_to,
-            "compile": args.compile or None, "channels_last": args.channels_last or None,
-            "conv_autotune": args.conv_autotune or None, "threads": args.threads,
-            "sample_grids": False if args.no_sample_grids else None}
-
-
-def _add_train_options(t: argparse.ArgumentParser) -> None:
-    from vaecore.config import OPTIMIZERS, SCHEDULERS, TRACKERS
-
-    o = t.add_argument_group("optimizer and schedule")
-    o.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
-    o.add_argument("--weight-decay", type=float)
-    o.add_argument("--momentum", type=float, help="sgd / rmsprop momentum")
-    o.add_argument("--scheduler", choices=SCHEDULERS, help="learning-rate schedule, stepped per epoch")
-    o.add_argument("--step-size", type=int, help="step schedule: epochs between decays")
-    o.add_argument("--step-gamma", type=float, help="step schedule: decay factor")
-    o.add_argument("--min-lr", type=float, help="cosine / plateau floor")
-    c = t.add_argument_group("checkpoints, stopping and tracking")
-    c.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="stop after this many epochs without a better validation loss")
-    c.add_argument("--no-keep-best", action="store_true", help="do not keep the best model in <out>/best")
-    c.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (besides every epoch end)")
-    c.add_argument("--no-sample-grids", action="store_true", help="no per-epoch sample grids in <out>/samples")
-    c.add_argument("--log-to", metavar="TRACKERS", help=f"comma-separated: {', '.join(TRACKERS)}")
-    s = t.add_argument_group("speed")
-    s.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"),
-                   help="mixed precision: on CUDA auto picks bf16 (or fp16 with a GradScaler); on the CPU only "
-                        "bf16 applies (autocast, fast with AMX / AVX-512 BF16); auto = fp32 on the CPU")
-    s.add_argument("--compile", action="store_true", help="torch.compile the loss")
-    s.add_argument("--channels-last", action="store_true", help="channels-last memory format for conv nets")
-    s.add_argument("--conv-autotune", action="store_true",
-                   help="CPU: each conv layer times PyTorch's kernel against a GEMM lowering on its first batch "
-                        "and keeps the faster (1.5-3.5x on Pythae's ConvNet)")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
-
-
-def _load_model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_model_and_data(name: str, ec: Any) -> tuple[Any, Any]:
+    """The model `name` and the data it is evaluated on: --data, else the data it was trained on."""
     import vaecore
     from vaecore.training import run_folder as rf
 
-    _check_device(args.device)
-    folder = Path(args.model)
+    _check_device(ec.device)
+    folder = Path(name)
     source = rf.read_data_source(folder) if (folder / rf.TRAIN).is_file() else None
-    model = vaecore.load(args.model, device=args.device)
-    data, data_dir, seed = args.data, args.data_dir, args.seed
+    model = vaecore.load(name, device=ec.device)
+    data, data_dir, seed = ec.data, ec.data_dir, ec.seed
     if data is None and source is not None and not source.built_in_python:
         data, data_dir = source.name, data_dir or source.data_dir
         seed = seed if source.seed is None else source.seed
@@ -288,24 +311,35 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
     return samplers.fit_sampler(model, dataset, name, **kwargs)
 
 
+def _eval_config(args: argparse.Namespace, **defaults: Any) -> Any:
+    """The EvalConfig of the eval / sample / compare flags given (`defaults` for a command's own defaults)."""
+    from vaecore.config import EvalConfig
+
+    try:
+        return EvalConfig(**{**defaults, **given(args, EvalConfig)})
+    except ValueError as e:
+        _fail(str(e))
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore.evaluation import metrics
     from vaecore.evaluation.registry import describe_key
 
-    if args.metrics.strip() == "list":
+    ec = _eval_config(args, metrics=DEFAULT_EVAL)
+    if ec.metrics.strip() == "list":
         for m in metrics.METRICS.values():
             print(f"{m.key:>16}  {m.title}{'  [per image]' if m.per_image else ''}\n{'':>18}{m.description}")
         return
-    names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",") if m.strip()]
+    names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in ec.metrics.split(",") if m.strip()]
     unknown = [m for m in names if m not in metrics.METRICS]
     if unknown or not names:
-        _fail(f"unknown metric(s) {unknown or args.metrics!r}; choose from {', '.join(metrics.METRICS)}")
-    _check_sampler([args.sampler])
-    model, dataset = _load_model_and_data(args)
+        _fail(f"unknown metric(s) {unknown or ec.metrics!r}; choose from {', '.join(metrics.METRICS)}")
+    _check_sampler([ec.sampler])
+    model, dataset = _load_model_and_data(args.model, ec)
     folder = Path(args.model) if Path(args.model).is_dir() else None
-    sampler = _sampler(model, args.sampler, dataset, folder, args.components)
-    result = metrics.evaluate(model, dataset, names, n_test=args.n_test, seed=args.seed, iwae_k=args.iwae_k,
-                              sampler=sampler, fid_weights=args.fid_weights, progress=not args.json)
+    sampler = _sampler(model, ec.sampler, dataset, folder, ec.components)
+    result = metrics.evaluate(model, dataset, names, n_test=ec.n_test, seed=ec.seed, iwae_k=ec.iwae_k,
+                              sampler=sampler, fid_weights=ec.fid_weights, progress=not args.json)
     result = _clean(result)
     if args.json:
         print(json.dumps(result))
@@ -323,22 +357,23 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from vaecore.data.images import save_grid
     from vaecore.evaluation import metrics
 
-    _check_sampler([args.sampler])
+    ec = _eval_config(args)
+    _check_sampler([ec.sampler])
     _check_out(args.out)
-    if args.sampler == "prior":
+    if ec.sampler == "prior":
         import vaecore
 
-        _check_device(args.device)
-        model = vaecore.load(args.model, device=args.device)
+        _check_device(ec.device)
+        model = vaecore.load(args.model, device=ec.device)
         dataset = None
     else:
-        model, dataset = _load_model_and_data(args)
+        model, dataset = _load_model_and_data(args.model, ec)
     folder = Path(args.model) if Path(args.model).is_dir() else None
-    sampler = _sampler(model, args.sampler, dataset, folder, args.components)
+    sampler = _sampler(model, ec.sampler, dataset, folder, ec.components)
     with torch.no_grad():
-        images = metrics.generate(model, args.n, sampler=sampler, seed=args.seed)
+        images = metrics.generate(model, args.n, sampler=sampler, seed=ec.seed)
     path = save_grid(images, args.out, nrow=max(1, int(math.sqrt(args.n))))
-    print(f"wrote {args.n} samples ({args.sampler}) to {path}")
+    print(f"wrote {args.n} samples ({ec.sampler}) to {path}")
 
 
 def _unique_names(specs: list[str]) -> list[str]:
@@ -362,36 +397,37 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from vaecore.evaluation import compare
     from vaecore.utils import atomic_write_bytes
 
-    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    ec = _eval_config(args, n_test=COMPARE_N_TEST)
+    samplers = [s.strip() for s in ec.sampler.split(",") if s.strip()]
     _check_sampler(samplers)
     if not samplers:
         _fail("--sampler is empty; give at least one, e.g. prior")
     if args.layout not in compare.LAYOUTS:
         _fail(f"unknown layout {args.layout!r}; choose from {', '.join(compare.LAYOUTS)}")
-    metric_names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in args.metrics.split(",")
-                    if m.strip()] if args.metrics else None
+    metric_names = [METRIC_ALIASES.get(m.strip(), m.strip()) for m in ec.metrics.split(",")
+                    if m.strip()] if ec.metrics else None
     from vaecore.evaluation.metrics import METRICS
 
     unknown = [m for m in metric_names or [] if m not in METRICS]
     if unknown:
         _fail(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     out = _check_out(args.out)
-    _check_device(args.device)
+    _check_device(ec.device)
     models, folders = {}, {}
     for spec, name in zip(args.models, _unique_names(args.models), strict=True):
-        models[name] = vaecore.load(spec, device=args.device)
+        models[name] = vaecore.load(spec, device=ec.device)
         if Path(spec).is_dir():
             folders[name] = spec
     shapes = {name: tuple(m.config.input_shape) for name, m in models.items()}
     if len(set(shapes.values())) > 1:
         _fail(f"the models take different image shapes ({shapes}); compare models trained on the same data")
     first = next(iter(models.values()))
-    dataset = vaecore.load_dataset(args.data or first.config.dataset, args.data_dir, seed=args.seed)
+    dataset = vaecore.load_dataset(ec.data or first.config.dataset, ec.data_dir, seed=ec.seed)
     if tuple(dataset.shape) != tuple(first.config.input_shape):
         _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the models take "
               f"{tuple(first.config.input_shape)}; pass the dataset they were trained on with --data")
-    rows = compare.compare(models, dataset, samplers=samplers, metrics=metric_names, n_test=args.n_test,
-                           seed=args.seed, folders=folders, progress=True)
+    rows = compare.compare(models, dataset, samplers=samplers, metrics=metric_names, n_test=ec.n_test,
+                           seed=ec.seed, folders=folders, progress=True)
     md = compare.to_markdown(rows, layout=args.layout, reference=args.reference)
     atomic_write_bytes(out, md.encode())
     atomic_write_bytes(out.with_suffix(".json"), compare.to_json(rows).encode())
@@ -412,11 +448,10 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vaecore.components.likelihoods import LIKELIHOODS
-    from vaecore.components.nets import ARCHITECTURES
-    from vaecore.samplers import SAMPLERS
+    """The command line; the train / eval / sample / compare settings are flags generated from the config fields
+    (`vaecore.cli_flags`)."""
+    from vaecore.config import EvalConfig, TrainConfig
 
-    archs, samplers, likelihoods = " | ".join(ARCHITECTURES), " | ".join(SAMPLERS), ", ".join(LIKELIHOODS)
     p = CliParser(prog="vaecore", description="Train, evaluate and sample VAEs.")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of a failure (any position)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -425,52 +460,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a preset into a run folder")
     t.add_argument("--model", help="preset name (see list-models)")
-    t.add_argument("--data", default=None, help="mnist | fashion-mnist | digits | idx | file.npz | hf://owner/name")
-    t.add_argument("--data-dir", default=None, help="folder (or file) with the dataset")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    t.add_argument("--limit", type=int, help="use only the first N training images")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--latent-dim", type=int)
-    t.add_argument("--beta", type=float)
-    t.add_argument("--likelihood", help=f"override the likelihood: {likelihoods}")
-    t.add_argument("--arch", help=archs)
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any model setting, e.g. --set beta=4 --set likelihood_kwargs.sigma=learned")
-    t.add_argument("--plateau", action="store_true", help="ReduceLROnPlateau on the validation loss")
-    t.add_argument("--kl-warmup", type=int, dest="kl_warmup", help="steps of linear KL warm-up")
-    t.add_argument("--grad-clip", type=float)
-    t.add_argument("--log-every", type=int)
-    t.add_argument("--val-limit", type=int, help="validation images evaluated each epoch")
-    t.add_argument("--device", default=None, help="auto | cpu | cuda")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly (a flag that changes "
+                   "the run is refused; epochs, steps, logging and device flags apply and are recorded)")
     t.add_argument("--settings", metavar="FILE", help="take the preset, training settings and model overrides from a "
                    f"JSON file ({{\"preset\", \"train\", \"overrides\"}}, as the app's {APP_RUN})")
     t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--divergence-factor", type=float, help="stop when the loss rises above its best by more than "
-                   "this many times its scale (default 100; raise it to tolerate spikes)")
-    _add_train_options(t)
+    add_flags(t.add_argument_group("training settings (TrainConfig)"), TrainConfig)
+    m = t.add_argument_group("model settings (each family takes its own; the others are refused)")
+    add_model_flags(m)
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any model setting, e.g. --set k=10 --set likelihood_kwargs.sigma=learned")
     t.set_defaults(func=cmd_train)
 
     def model_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("model", help="run folder, bundled checkpoint name or Hub repo id")
-        q.add_argument("--data", default=None, help="dataset (default: the one the model was trained on)")
-        q.add_argument("--data-dir", default=None)
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--device", default=None)
-        q.add_argument("--sampler", default="prior", help=samplers)
-        q.add_argument("--components", type=positive_int, default=10, help="GMM components")
+        add_flags(q, EvalConfig, ("data", "data_dir", "seed", "device", "sampler", "components"))
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
     model_args(e)
-    e.add_argument("--metrics", default=DEFAULT_EVAL,
-                   help="comma-separated metric names ('list' describes them all)")
-    e.add_argument("--n-test", type=positive_int, default=10000)
-    e.add_argument("--iwae-k", type=positive_int, default=1000)
-    e.add_argument("--fid-weights", default=None, help="Inception weights (safetensors) for standard FID")
+    add_flags(e, EvalConfig, ("metrics", "n_test", "iwae_k", "fid_weights"))
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 
@@ -482,13 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="evaluate several models on the same test subset")
     c.add_argument("models", nargs="+")
-    c.add_argument("--sampler", default="prior", help=f"comma-separated samplers of: {samplers}")
-    c.add_argument("--metrics", default=None)
-    c.add_argument("--n-test", type=positive_int, default=1000)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--data", default=None)
-    c.add_argument("--data-dir", default=None)
-    c.add_argument("--device", default=None)
+    add_flags(c, EvalConfig, ("sampler", "metrics", "n_test", "seed", "data", "data_dir", "device"))
     c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4 | pythae")
     c.add_argument("--reference", action="store_true", help="show the papers' published numbers beside ours")
     c.add_argument("--out", default="compare.md")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaecore.config import ModelConfig, TrainConfig
+from vaecore.data.datasets import Dataset
 from vaecore.models.base import MODEL_TYPES, PretrainedModel
 from vaecore.utils import seed_everything
 
@@ -92,20 +93,30 @@ def train_config(name: str, **overrides: Any) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
-def build_model(config: dict[str, Any] | ModelConfig, seed: int | None = None) -> PretrainedModel:
-    """Instantiate the family class that the config's `model_type` names; `seed` fixes its initial weights."""
-    data = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
-    kind = data.get("model_type", "vae")
-    if kind not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type {kind!r}; known: {sorted(MODEL_TYPES)}")
+def build_model(config: ModelConfig | dict[str, Any], seed: int | None = None) -> PretrainedModel:
+    """Instantiate the family class that the config's `model_type` names (a dict, e.g. a config.json, is read
+    into the family's config first); `seed` fixes its initial weights."""
+    if not isinstance(config, ModelConfig):
+        if not isinstance(config, dict):
+            raise ValueError(f"a model config must be a ModelConfig or a dict, got {type(config).__name__}")
+        config = config_class(config.get("model_type", "vae")).from_dict(dict(config))
     if seed is not None:
         seed_everything(seed)
-    return MODEL_TYPES[kind](data)
+    return MODEL_TYPES[config.model_type](config)
 
 
-def build_preset(name: str, *, input_shape: tuple[int, int, int] | None = None, dataset: str | None = None,
-                 seed: int | None = None, **overrides: Any) -> PretrainedModel:
-    """Preset + overrides + data → an initialised model (the CLI, `vaecore.train` and the app use this)."""
+def build_preset(name: str, *, data: Dataset | None = None, input_shape: tuple[int, int, int] | None = None,
+                 dataset: str | None = None, seed: int | None = None, **overrides: Any) -> PretrainedModel:
+    """Preset + overrides + data → an initialised model: the one path of the CLI, `vaecore.train` and the app.
+
+    `data` gives the input shape and the dataset's name (an `input_shape` that disagrees with its images is a
+    ValueError); without it, `input_shape` and `dataset` say them.
+    """
+    if data is not None:
+        if input_shape is not None and tuple(input_shape) != tuple(data.shape):
+            raise ValueError(f"input_shape {list(input_shape)} does not match the data's images {list(data.shape)}; "
+                             "the data sets the input shape, so leave input_shape out")
+        input_shape, dataset = data.shape, dataset or data.name
     if input_shape is not None:
         overrides["input_shape"] = tuple(input_shape)
     if dataset is not None:

@@ -34,7 +34,8 @@ class WAEConfig(ModelConfig):
 
     model_type: str = "wae"
     mmd_kernel: str = setting("imq", choices=MMD_KERNELS)
-    mmd_weight: float = setting(10.0, lo=0)
+    mmd_weight: float = setting(10.0, lo=0, app="model", label="MMD weight",
+                                help="weight of MMD²(q(z), prior) in the objective")
 
 
 @dataclass

@@ -40,7 +40,8 @@ class BetaTCVAEConfig(VAEConfig):
 
     model_type: str = "beta-tc-vae"
     alpha: float = setting(1.0, lo=0)
-    beta: float = setting(6.0, lo=0)
+    beta: float = setting(6.0, lo=0, label="β (total-correlation weight)",
+                          help="weight of the total correlation (the KL splits into α·MI + β·TC + γ·dim-wise KL)")
     gamma: float = setting(1.0, lo=0)
     estimator: str = setting("mws", choices=ESTIMATORS)
 

@@ -28,7 +28,8 @@ class DisentangledBetaVAEConfig(VAEConfig):
     """`beta` weights |KL − C|; the capacity C rises to `capacity` nats over `capacity_warmup_epochs`."""
 
     model_type: str = "disentangled-beta-vae"
-    beta: float = setting(10.0, lo=0)
+    beta: float = setting(10.0, lo=0, label="β (weight of |KL − C|)",
+                          help="weight of the distance between the KL and the capacity C")
     capacity: float = setting(50.0, lo=0)
     capacity_warmup_epochs: float = setting(25.0, lo=0)
 

@@ -27,7 +27,8 @@ class IWAEConfig(VAEConfig):
     """An IWAE: `k` importance samples per image in the training bound."""
 
     model_type: str = "iwae"
-    k: int = setting(5, lo=1, hi=10_000)
+    k: int = setting(5, lo=1, hi=10_000, app="model", label="K (importance samples)", app_hi=100,
+                     help="importance samples per image in the bound")
 
 
 @register_model_type

@@ -21,7 +21,7 @@ from vaecore.components.context import StepContext
 from vaecore.components.kinds import PosteriorKind
 from vaecore.components.msssim import ms_ssim, msssim_plan
 from vaecore.components.objectives import kl_to_prior
-from vaecore.config import ModelConfig, setting
+from vaecore.config import ModelConfig, kl_weight, setting
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import Capabilities, LossOutput, register_model_type, scalar
 from vaecore.models.vae import PYTHAE
@@ -34,7 +34,7 @@ class MSSSIMVAEConfig(ModelConfig):
     the MS-SSIM setting asked for, reduced where the images are too small (see `model.msssim`)."""
 
     model_type: str = "msssim-vae"
-    beta: float = setting(1e-3, lo=0)
+    beta: float = kl_weight(1e-3)
     window: int = setting(11, lo=3, hi=31)
     scales: int = setting(5, lo=1, hi=5)
     window_sigma: float = setting(1.5, lo=0, lo_open=True)

@@ -20,7 +20,7 @@ from vaecore.components.kinds import Geometry, PosteriorKind
 from vaecore.components.objectives import KLTerm, Term
 from vaecore.components.posteriors import Posterior
 from vaecore.components.priors import Prior
-from vaecore.config import ModelConfig, setting
+from vaecore.config import ModelConfig, kl_weight, setting
 from vaecore.models.autoencoder import LOGVAR_RANGE, AutoEncoder
 from vaecore.models.base import Capabilities, register_model_type
 from vaecore.models.vae import PYTHAE
@@ -34,7 +34,7 @@ class PoincareVAEConfig(ModelConfig):
     model_type: str = "poincare-vae"
     curvature: float = setting(1.0, lo=0, lo_open=True, hi=100)
     prior_scale: float = setting(1.0, lo=0, lo_open=True, hi=100)
-    beta: float = setting(1.0, lo=0)
+    beta: float = kl_weight(1.0)
 
 
 @register_model_type

@@ -18,7 +18,7 @@ from vaecore.components.kinds import Geometry, PosteriorKind
 from vaecore.components.objectives import KLTerm, Term
 from vaecore.components.posteriors import Posterior
 from vaecore.components.priors import Prior
-from vaecore.config import MAX_LATENT_DIM, ModelConfig, setting
+from vaecore.config import MAX_LATENT_DIM, ModelConfig, kl_weight, setting
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import Capabilities, register_model_type
 from vaecore.models.vae import PYTHAE
@@ -33,7 +33,7 @@ class SVAEConfig(ModelConfig):
 
     model_type: str = "svae"
     latent_dim: int = setting(16, lo=2, hi=MAX_LATENT_DIM)
-    beta: float = setting(1.0, lo=0)
+    beta: float = kl_weight(1.0)
 
 
 @register_model_type

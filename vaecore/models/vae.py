@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from vaecore.components.objectives import KLTerm, Term
 from vaecore.components.priors import Prior, StandardNormal, VampPrior
-from vaecore.config import ModelConfig, setting
+from vaecore.config import ModelConfig, kl_weight, setting
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import register_model_type
 from vaecore.presets import register_preset
@@ -25,7 +25,7 @@ class VAEConfig(ModelConfig):
     """A VAE: `beta` weights the KL; `prior` is 'normal' or 'vamp' (with `vamp_components` pseudo-inputs)."""
 
     model_type: str = "vae"
-    beta: float = setting(1.0, lo=0)
+    beta: float = kl_weight(1.0)
     prior: str = setting("normal", choices=PRIORS)
     vamp_components: int = setting(50, lo=1, hi=10_000)
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from vaecore.components.context import StepContext
 from vaecore.components.discriminators import ImageDiscriminator
 from vaecore.components.objectives import kl_to_prior
-from vaecore.config import ModelConfig, setting
+from vaecore.config import ModelConfig, kl_weight, setting
 from vaecore.models.aae import bce_logits
 from vaecore.models.autoencoder import AutoEncoder
 from vaecore.models.base import LossOutput, ParamGroup, register_model_type, scalar
@@ -41,7 +41,7 @@ class VAEGANConfig(ModelConfig):
     block `feature_layer` gives Dis_l."""
 
     model_type: str = "vaegan"
-    beta: float = setting(1.0, lo=0)
+    beta: float = kl_weight(1.0)
     gamma: float = setting(1.0, lo=0)
     pixel_weight: float = setting(0.0, lo=0)
     disc_channels: int = setting(32, lo=1, hi=4096)

@@ -50,7 +50,8 @@ class VQVAEConfig(ModelConfig):
     model_type: str = "vqvae"
     latent_dim: int = setting(16, lo=1, hi=1024)
     num_codes: int = setting(128, lo=2, hi=65_536)
-    beta: float = setting(0.25, lo=0)
+    beta: float = setting(0.25, lo=0, cli=True, app="model", label="β (commitment weight)", app_hi=100,
+                          help="weight of the commitment loss ‖z_e − sg z_q‖² (the paper's β = 0.25)")
     ema: bool = True
     ema_decay: float = setting(0.99, lo=0, hi=0.9999)
     code_restart: bool = True

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vaecore.config import check_tracker_names
+from vaecore.config import TrainConfig, check_value
 
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb", "trackio": "trackio"}
 SKIP = frozenset({"kind", "step", "time", "epoch", "eta_s", "total_steps"})
@@ -24,9 +24,7 @@ PROJECT = "vae-explorer"
 
 def parse_trackers(text: str | None) -> list[str]:
     """'tensorboard,mlflow' → ['tensorboard', 'mlflow'] (checked)."""
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    check_tracker_names(names)
-    return names
+    return check_value(TrainConfig, "log_to", [n.strip() for n in (text or "").split(",") if n.strip()])
 
 
 class Tracker:
@@ -171,7 +169,7 @@ CLASSES: dict[str, type[Tracker]] = {"tensorboard": TensorBoardTracker, "mlflow"
 
 def build_trackers(names: list[str], run_dir: str | Path, config: dict[str, Any]) -> list[Tracker]:
     """One callback per named tracker; ValueError saying what to install when a package is missing."""
-    check_tracker_names(names)
+    check_value(TrainConfig, "log_to", names)
     out = []
     for name in names:
         try:

@@ -23,13 +23,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaecore.config import TrainConfig
+from vaecore.config import TrainConfig, meta_of
 from vaecore.data.datasets import Dataset, epoch_permutation
 from vaecore.models.base import PretrainedModel
 from vaecore.training import checkpointing
@@ -123,10 +123,18 @@ class Trainer:
                progress: bool = False, **changes: Any) -> Trainer:
         """Re-open a run folder and continue exactly where its last checkpoint left off.
 
-        `changes` may extend the run (e.g. epochs=20, max_steps=None).
+        `changes` may set the settings a resume can change (`Meta.resumable`: extend the run with epochs=20,
+        max_steps=None; logging, checkpoints, device, threads); any other is a ValueError, since a resumed run
+        continues with the settings it was trained with.
         """
         from vaecore.hub import load_folder
 
+        fixed = sorted(k for k in changes if k not in TrainConfig.__dataclass_fields__
+                       or not meta_of(TrainConfig, k).resumable)
+        if fixed:
+            can = [f.name for f in fields(TrainConfig) if meta_of(TrainConfig, f.name).resumable]
+            raise ValueError(f"resuming cannot change {', '.join(fixed)}: a resumed run continues with the "
+                             f"settings it was trained with (a resume may change {', '.join(can)})")
         out_dir = Path(out_dir)
         if not rf.holds_run(out_dir):
             raise FileNotFoundError(f"{out_dir / CHECKPOINT} not found: nothing to resume in {out_dir}")
@@ -357,7 +365,5 @@ def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfi
     from vaecore.presets import build_preset
 
     config = config or TrainConfig()
-    overrides.setdefault("input_shape", dataset.shape)
-    overrides.setdefault("dataset", dataset.name)
-    model = build_preset(preset, seed=config.seed, **overrides)
+    model = build_preset(preset, data=dataset, seed=config.seed, **overrides)
     return Trainer(model, dataset, config, out_dir, callbacks, progress).fit()
