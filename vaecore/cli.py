@@ -122,6 +122,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     vaecore.list_models()
     out = _check_run_folder(args.out)
     train = given(args, TrainConfig)
+    _check_device(train.get("device"))
     if train.get("data_dir"):
         train["data_dir"] = str(Path(train["data_dir"]).resolve())
     overrides = {**_parse_set(args.set), **given_model(args)}
