@@ -49,21 +49,58 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """vaecore modules a module imports anywhere in it: at the top, in functions, under TYPE_CHECKING."""
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """vaecore modules a module imports anywhere in it: at the top, in functions, under TYPE_CHECKING
+    (`from vaecore import files` imports the module vaecore.files)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            subs = {f"{node.module}.{a.name}" for a in node.names}
+            found.update(subs & modules)
+            if subs - modules:
+                found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("vaecore"))
     return found
 
 
+# The engine's layers, lowest first (docs/architecture.md): a module imports only from its own unit (a package or
+# module named here) and from lower layers. The preset registry sits below the families that register into it;
+# the model card (labelled by the metric registry) above the evaluation it reads, registering the writer that
+# save_pretrained uses; the comparison tables (over trained runs and samplers) at the top with the CLI.
+LAYERS = (
+    ("vaecore.utils", "vaecore.files", "vaecore.limits", "vaecore.runtime"),
+    ("vaecore.data",),
+    ("vaecore.config",),
+    ("vaecore.components",),
+    ("vaecore.models.base",),
+    ("vaecore.presets",),
+    ("vaecore.models",),
+    ("vaecore.hub",),
+    ("vaecore.latent",),
+    ("vaecore.samplers",),
+    ("vaecore.evaluation",),
+    ("vaecore.model_card",),
+    ("vaecore.training",),
+    ("vaecore.evaluation.compare",),
+    ("vaecore",),
+    ("vaecore.cli_flags",),
+    ("vaecore.cli",),
+    ("vaecore.__main__",),
+)
+
+
+def _unit(module: str) -> tuple[int, str]:
+    """(layer, unit) of a module: the longest unit name that is the module or a package above it."""
+    units = [(layer, u) for layer, names in enumerate(LAYERS) for u in names
+             if module == u or (u != "vaecore" and module.startswith(u + "."))]
+    assert units, f"{module} is in no layer of LAYERS: add it"
+    return max(units, key=lambda lu: len(lu[1]))
+
+
 def _graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PKG.rglob("*.py")}
-    return {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    return {m: {i for i in _imports(p, set(modules)) if i in modules and i != m} for m, p in modules.items()}
 
 
 def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
@@ -84,11 +121,23 @@ def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
     for m in graph:
         if m not in state:
             visit(m, [m])
-    for path in PKG.rglob("*.py"):
+    for path in [*PKG.rglob("*.py"), *(ROOT / "explorer").rglob("*.py"), *(ROOT / "pages").rglob("*.py"),
+                 ROOT / "app.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("vaecore", "explorer")):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.relative_to(ROOT)} imports private {private} from {node.module}"
+
+
+def test_imports_go_down_the_layers_function_level_imports_included() -> None:
+    upward = []
+    for m, deps in _graph().items():
+        layer, unit = _unit(m)
+        for dep in deps:
+            dep_layer, dep_unit = _unit(dep)
+            if dep_unit != unit and dep_layer >= layer:
+                upward.append(f"{m} ({unit}) imports {dep} ({dep_unit})")
+    assert not upward, "imports against the layer order (tests/test_contract.py LAYERS):\n" + "\n".join(sorted(upward))
 
 
 def test_no_engine_module_is_over_650_lines() -> None:

@@ -14,7 +14,7 @@ Every sampler follows one contract (scikit-learn style):
 settings, the training subset or the model weights changed.
 """
 
-from vaecore.evaluation.metrics import latent_means
+from vaecore.latent.encode import latent_means
 from vaecore.samplers.base import (
     FORMAT,
     FORMAT_VERSION,

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vaecore import files
-from vaecore.evaluation.metrics import latent_means
+from vaecore.latent.encode import latent_means
 from vaecore.utils import atomic_save_safetensors, atomic_write_json
 
 FORMAT = "vaecore-sampler"

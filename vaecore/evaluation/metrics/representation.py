@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from vaecore.evaluation import downstream
 from vaecore.evaluation.registry import Direction, EvalContext, Metric, Subject, register_metric, register_pass
-from vaecore.evaluation.runtime import ProgressFn, batches
-from vaecore.utils import evaluating
+from vaecore.latent.encode import latent_means
 
 KNN_K = 5
 KNN_TRAIN = 10_000
@@ -41,14 +39,6 @@ KMEANS = register_metric(Metric(
     "clustering accuracy (fraction): k-means with k = number of classes on the test latent means, clusters "
     "matched one-to-one to labels by the Hungarian algorithm (Pythae's clustering task)",
     pass_name="representation", undefined=(needs_labels,)))
-
-
-def latent_means(model: torch.nn.Module, x: Tensor, batch_size: int = 1000, progress: ProgressFn | None = None,
-                 stage: str = "encode") -> Tensor:
-    """The latent point of every image, (N, d), on the model's device (`model.embed`: the posterior
-    mean, the code itself for deterministic encoders)."""
-    with evaluating(model):
-        return torch.cat([model.embed(x[s]).float() for s in batches(x.shape[0], batch_size, stage, progress)])
 
 
 def knn_accuracy(z_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, z_test: Tensor | np.ndarray,
