@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--settings", metavar="FILE", help="take the preset, training settings and model overrides from a "
                    f"JSON file ({{\"preset\", \"train\", \"overrides\"}}, as the app's {APP_RUN})")
     t.add_argument("--no-progress", action="store_true")
-    add_flags(t.add_argument_group("training settings (TrainConfig)"), TrainConfig)
+    add_flags(t.add_argument_group("training settings (TrainConfig; a preset may set its own defaults)"), TrainConfig)
     m = t.add_argument_group("model settings (each family takes its own; the others are refused)")
     add_model_flags(m)
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
     model_args(e)
-    add_flags(e, EvalConfig, ("metrics", "n_test", "iwae_k", "fid_weights"))
+    add_flags(e, EvalConfig, ("metrics", "n_test", "iwae_k", "fid_weights"), defaults={"metrics": DEFAULT_EVAL})
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 
@@ -492,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="evaluate several models on the same test subset")
     c.add_argument("models", nargs="+")
-    add_flags(c, EvalConfig, ("sampler", "metrics", "n_test", "seed", "data", "data_dir", "device"))
+    add_flags(c, EvalConfig, ("sampler", "metrics", "n_test", "seed", "data", "data_dir", "device"),
+              defaults={"n_test": COMPARE_N_TEST})
     c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4 | pythae")
     c.add_argument("--reference", action="store_true", help="show the papers' published numbers beside ours")
     c.add_argument("--out", default="compare.md")

@@ -95,12 +95,26 @@ def _help(cls: type, name: str) -> str:
     return meta.help + (f" ({' | '.join(names())})" if names else "")
 
 
-def add_flags(parser: Any, cls: type, names: Iterable[str] | None = None) -> None:
-    """A flag for each field of `cls` with CLI metadata (only `names`, when given)."""
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def add_flags(parser: Any, cls: type, names: Iterable[str] | None = None,
+              defaults: dict[str, Any] | None = None) -> None:
+    """A flag for each field of `cls` with CLI metadata (only `names`, when given); the help shows the field's
+    default, or the command's own from `defaults`."""
     wanted = set(names) if names is not None else None
     for f in dataclasses.fields(cls):
         if flag_of(cls, f.name) and (wanted is None or f.name in wanted):
-            _add(parser, cls, f.name, _help(cls, f.name))
+            default = (defaults or {}).get(f.name, _default(f))
+            shown = f" (default {_shown(default)})" if default not in (None, [], "") else ""
+            _add(parser, cls, f.name, _help(cls, f.name) + shown)
 
 
 def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
