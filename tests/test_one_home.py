@@ -24,8 +24,9 @@ OTHER_FILES = {("experiments/zoo_table.py", files.CARD), ("experiments/tvae_tran
                ("experiments/train_zoo.py", files.CARD), ("experiments/arelbo_table3.py", files.CARD)}
 
 
-# the papers' numbers as printed, under the papers' own row labels ("VAE", "IWAE", ...): not our titles or labels
-PAPER_LABELS = ROOT / "vaecore" / "evaluation" / "reference.py"
+# the papers' numbers as printed and the reproduction board's rows, under the papers' own row labels ("VAE",
+# "IWAE", ...): not our titles or labels
+PAPER_LABELS = (ROOT / "vaecore" / "evaluation" / "reference.py", ROOT / "vaecore" / "evaluation" / "reproduction.py")
 
 
 def _not_text(tree: ast.AST) -> set[int]:
@@ -82,7 +83,7 @@ def test_metric_labels_are_spelled_once() -> None:
     found: dict[str, list[str]] = {}
     homes: dict[str, set[Path]] = {}
     for path in SOURCES:
-        if path == PAPER_LABELS:
+        if path in PAPER_LABELS:
             continue
         for text, line in _literals(path):
             if text in spellings and families.get(text) != path:  # "IWAE": the metric's short label and a family
@@ -117,7 +118,7 @@ def test_family_titles_are_spelled_once() -> None:
     homes, metric_texts = _family_homes(), _metric_spellings()
     found: dict[str, list[str]] = {}
     for path in SOURCES:
-        if path == PAPER_LABELS:
+        if path in PAPER_LABELS:
             continue
         for text, line in _literals(path):
             if text in homes and path != homes[text] and not (text in metric_texts and path.is_relative_to(

@@ -22,7 +22,7 @@ from vaecore.cli_flags import (
     model_settings,
     refuse_unknown_to_family,
 )
-from vaecore.files import APP_RUN, SAMPLES
+from vaecore.files import APP_RUN, SAMPLES, TRAIN
 
 DEFAULT_EVAL = "elbo,mse"
 COMPARE_N_TEST = 1000
@@ -133,8 +133,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         changes = _resume_changes(args, out, train, overrides)
         if rank0:
             for name, (old, new) in changes.items():
-                print(f"resuming with {flag_of(TrainConfig, name)} {_shown(new)} (train.json had {_shown(old)}); "
-                      "recorded in train.json", file=sys.stderr)
+                print(f"resuming with {flag_of(TrainConfig, name)} {_shown(new)} ({TRAIN} had {_shown(old)}); "
+                      f"recorded in {TRAIN}", file=sys.stderr)
         try:
             trainer = Trainer.resume(out, progress=progress, **{k: new for k, (_, new) in changes.items()})
             result = trainer.fit()
