@@ -75,7 +75,6 @@ EVAL_SEED = 0
 BEGIN, END = "<!-- reproduction-board:begin -->", "<!-- reproduction-board:end -->"
 
 
-
 @dataclass
 class Budget:
     """What this machine spends per row: the same epochs for every row, and the evaluation sizes."""
@@ -101,12 +100,23 @@ def test_images(n: int) -> torch.Tensor:
 
 
 def nll_per_image(model: torch.nn.Module, x: torch.Tensor, k: int, seed: int = EVAL_SEED) -> torch.Tensor:
-    """−log p(x) per image in nats, the engine's IWAE estimate with K = k importance samples (float64, CPU)."""
+    """−log p(x) per image in nats, the engine's IWAE estimate with K = k importance samples (float64, CPU); a
+    progress bar on a terminal."""
     from vaecore.evaluation.metrics import iwae_log_likelihood
 
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    return -iwae_log_likelihood(model, x.to(device), k=k, batch_size=100, generator=gen).cpu()
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=-(-x.shape[0] // 100), unit="batch", desc=f"−log p, K = {k}", leave=False)
+        progress = lambda stage, done, total: bar.update(done - bar.n)  # noqa: E731
+    try:
+        return -iwae_log_likelihood(model, x.to(device), k=k, batch_size=100, generator=gen, progress=progress).cpu()
+    finally:
+        if progress is not None:
+            bar.close()
 
 
 # training ---------------------------------------------------------------------------------------------------------
@@ -124,10 +134,11 @@ def curve_epochs(total: int) -> list[int]:
     return sorted({e for e in series if e < total} | {total})
 
 
-def train_config(row: Row, budget: Budget, epochs: int) -> Any:
+def train_config(row: Row, budget: Budget, epochs: int, n_train: int) -> Any:
+    """The row's TrainConfig for `epochs` epochs over `n_train` training images (the KL warm-up is in epochs)."""
     from vaecore.config import TrainConfig
 
-    steps_per_epoch = max(1, (budget.limit or 50_000) // row.train["batch_size"])
+    steps_per_epoch = max(1, n_train // row.train["batch_size"])
     values = {**row.train, "data": "mnist", "epochs": epochs, "limit": budget.limit, "val_limit": budget.val_limit,
               "threads": budget.threads, "device": budget.device, "keep_best": False, "seed": 0,
               "kl_warmup_steps": row.kl_warmup_epochs * steps_per_epoch, "log_every": 100}
@@ -147,8 +158,8 @@ def train_to(row: Row, budget: Budget, folder: Path, epoch: int) -> float:
         if trainer.step >= trainer.total_steps:
             return 0.0
     else:
-        config = train_config(row, budget, epoch)
-        data = load_dataset("mnist", limit=budget.limit, seed=config.seed)
+        data = load_dataset("mnist", limit=budget.limit, seed=0)
+        config = train_config(row, budget, epoch, data.x_train.shape[0])
         model = build_preset(row.preset, input_shape=data.shape, dataset=data.name, seed=config.seed, **row.model)
         trainer = Trainer(model, data, config, folder, progress=sys.stderr.isatty())
     result = trainer.fit()
@@ -203,6 +214,7 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool, resco
     model = load_folder(folder, device=str(default_device(budget.device)))
     k = budget.final_k or published_k(row)
     x = test_images(budget.final_images)
+    print(f"[repro] {row.id}: final −log p with K = {k} on {x.shape[0]} test images ...", flush=True)
     t0 = time.perf_counter()
     values = nll_per_image(model, x, k)
     mean, se = mean_se(values.tolist())

@@ -38,7 +38,7 @@ def test_every_row_has_its_budget_and_settings():
     assert iwae.train["step_gamma"] == pytest.approx(10 ** (-1 / 7))
     assert (iwae.train["batch_size"], iwae.train["eps"], iwae.model["arch"]) == (20, 1e-4, "iwae-mlp")
     for row in repro.ROWS:
-        repro.train_config(row, repro.Budget(epochs=1), 1)  # every row's settings are valid TrainConfig values
+        repro.train_config(row, repro.Budget(epochs=1), 1, 50_000)  # every row's settings are valid
 
 
 def test_rows_write_curves_and_per_image_values(tiny: Path):
