@@ -23,6 +23,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
 from pathlib import Path
@@ -167,6 +168,14 @@ def test_replay_the_dockerfile_as_a_non_root_user_on_a_read_only_copy(tmp_path: 
     script = [f"mount --bind {shlex.quote(str(prefix))} {shlex.quote(str(py))}",
               shlex.join(_as_user(["env", "-i", *[f"{k}={v}" for k, v in env.items()],
                                    f"{py}/bin/python3", "-m", "venv", "--system-site-packages", str(venv)]))]
+    if sys.prefix != sys.base_prefix:  # the tests run in a virtualenv (run.sh's .venv), which holds the packages
+        outer = base / "env"
+        outer.mkdir()
+        site = Path(sysconfig.get_path("purelib")).relative_to(sys.prefix)
+        add = f"import site; site.addsitedir({str(outer / site)!r})"
+        pth = f"echo {shlex.quote(add)} > {venv / site / 'outer.pth'}"
+        script += [f"mount --bind {shlex.quote(sys.prefix)} {shlex.quote(str(outer))}",
+                   shlex.join(_as_user(["sh", "-c", pth]))]  # addsitedir: its .pth files count too
     for line in pins:  # the Dockerfile's pip installs, offline: every pin must already be what is installed
         args = shlex.split(line.split("pip install", 1)[1])
         args = [a for i, a in enumerate(args) if a != "--index-url" and (i == 0 or args[i - 1] != "--index-url")]
