@@ -14,6 +14,7 @@ import torch
 
 from vaecore import PretrainedModel
 from vaecore.components.likelihood_facts import PerImageSigma
+from vaecore.latent.encode import encode
 from vaecore.models.families import family_title
 
 
@@ -64,19 +65,10 @@ def family(model_or_config: Any) -> str:
         return kind
 
 
-@torch.no_grad()
 def embed(model: PretrainedModel, x: torch.Tensor, batch: int = 500,
           progress: Callable[[float, str], None] | None = None) -> torch.Tensor:
     """The latent point of each image (B, d) on the CPU (`model.embed`: the posterior mean, an AE's code)."""
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch].to(model.device, torch.float32)
-        out.append(model.embed(xb).reshape(len(xb), -1).float().cpu())
-        if progress is not None:
-            done = min(i + batch, len(x))
-            progress(done / len(x), f"encoded {done:,} / {len(x):,} images")
-    return torch.cat(out) if out else torch.zeros(0, facts(model).latent_dim)
+    return encode(model, x, batch, progress)
 
 
 @torch.no_grad()

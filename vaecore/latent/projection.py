@@ -18,6 +18,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from vaecore.latent.encode import encode
+
 Progress = Callable[[float, str], None]
 
 
@@ -72,18 +74,10 @@ def _check_method(method: str) -> None:
 @torch.no_grad()
 def encode_images(model: torch.nn.Module, images: Tensor, batch_size: int = 500,
                   progress: Progress | None = None) -> np.ndarray:
-    """Posterior means (N, d) as float32 NumPy, encoded `batch_size` images at a time."""
-    n = images.shape[0]
-    if n == 0:
+    """Posterior means (N, d) as float32 NumPy, encoded `batch_size` images at a time (`latent.encode.encode`)."""
+    if images.shape[0] == 0:
         raise ValueError("no images to encode")
-    out = []
-    for start in range(0, n, batch_size):
-        batch = images[start:start + batch_size].to(model.device, torch.float32)
-        out.append(model.embed(batch).float().cpu())
-        if progress is not None:
-            done = min(start + batch_size, n)
-            progress(done / n, f"encoded {done:,} / {n:,} images")
-    return torch.cat(out).numpy()
+    return encode(model, images, batch_size, progress).numpy()
 
 
 SMALL = 5000
