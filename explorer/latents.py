@@ -202,81 +202,79 @@ def nearest_neighbours(z: np.ndarray, i: int, k: int = 8, among: np.ndarray | No
     return [(int(pool[j]), float(d[j])) for j in order]
 
 
+def _subset_key(spec: str, source: str, n: int, subset: Sequence[int], method: str, dim: int,
+                params: dict[str, Any]) -> tuple[Any, ...]:
+    model = load_model(spec)
+    idx = tuple(int(i) for i in subset)
+    return (*_latent_key(spec, model, source, n), "subset", hash(idx), method, int(dim),
+            tuple(sorted(params.items())))
+
+
 def subset_map(spec: str, source: str, n: int, subset: Sequence[int], method: str, dim: int,
                params: dict[str, Any]) -> np.ndarray:
     """A fresh projection of the latents of a subset of images only (the map's 'isolate selection')."""
-    model = load_model(spec)
-    idx = tuple(int(i) for i in subset)
-    key = (*_latent_key(spec, model, source, n), "subset", hash(idx), method, int(dim),
-           tuple(sorted(params.items())))
+    key = _subset_key(spec, source, n, subset, method, dim, params)
     found = _recall("maps", key)
     if found is None:
-        z = latents_for(spec, source, n)[list(idx)]
-        found = _remember("maps", key, proj.project(z, method, dim, **params), keep=24)
+        z = latents_for(spec, source, n)[[int(i) for i in subset]]
+        coords, fitted = proj.fit_projection(z, method, dim, **params)
+        _remember("projections", key, fitted, keep=4)
+        found = _remember("maps", key, coords, keep=24)
     return found
 
 
 class MapInverse:
-    """From map coordinates back to latents: exact for PCA (the inverse of its linear map) and for a
-    model whose latent is the map itself (2-D latent shown as is); `UmapInverse` for a 2-D UMAP map."""
+    """From the coordinates of the map as drawn back to latents: `projection.invert` of the very projection
+    that placed the points (PCA exactly, a 2-D UMAP approximately), or the identity where a model's 2-D
+    latent is decoded directly."""
 
-    def __init__(self, z: np.ndarray, dim: int) -> None:
-        self.mean = z.mean(0)
-        if z.shape[1] <= 64:
-            _, _, vt = np.linalg.svd(z - self.mean, full_matrices=False)
-            self.components = vt[:dim]
-        else:  # wide latents (a VQ code map): a full SVD of their many repeated rows took 20 s, sklearn's PCA 1 s
-            from sklearn.decomposition import PCA
-
-            k = max(1, min(dim, z.shape[1], len(z)))
-            self.components = PCA(n_components=k, random_state=0).fit(z).components_.astype(z.dtype)
-
-    def transform(self, z: np.ndarray) -> np.ndarray:
-        return (z - self.mean) @ self.components.T
+    def __init__(self, fitted: Any, dims: int, how: str, axis_names: tuple[str, ...] = ()) -> None:
+        self.fitted, self.dims, self.how = fitted, int(dims), how
+        self.axis_names = axis_names or tuple(f"map {a}" for a in "xyz"[:self.dims])
 
     def inverse(self, coords: np.ndarray) -> np.ndarray:
-        return coords @ self.components + self.mean
+        c = np.asarray(coords, dtype=np.float32)[:, :self.dims]
+        return c if self.fitted is None else proj.invert(self.fitted, c)
 
 
-def pca_coordinates(spec: str, source: str, n: int, dim: int) -> tuple[np.ndarray, MapInverse]:
-    """A PCA map that can be decoded: coordinates (n, dim) and the inverse back to latents."""
-    z = latents_for(spec, source, n)
-    inverse = MapInverse(z, min(dim, z.shape[1]))
-    coords = inverse.transform(z)
-    if coords.shape[1] < dim:
-        coords = np.hstack([coords, np.zeros((len(coords), dim - coords.shape[1]), dtype=coords.dtype)])
-    return coords.astype(np.float32), inverse
+_HOW = {"pca": "PCA's exact inverse of the map as drawn: the other latent directions at the data mean",
+        "umap": "UMAP's inverse_transform, an approximation that interpolates the latents of nearby map points"}
 
 
-class UmapInverse:
-    """From 2-D UMAP map coordinates back to latents with umap-learn's `inverse_transform`: an
-    approximation that interpolates the latents of the map's nearby points, not an exact inverse."""
+def map_inverse(spec: str, source: str, n: int, method: str, dim: int, params: dict[str, Any],
+                subset: Sequence[int] | None = None) -> MapInverse | None:
+    """The inverse of the map drawn with these settings (of the isolated `subset` when given): PCA in 2-D or
+    3-D (refitted, identically, when its estimator was evicted), a 2-D UMAP while its estimator is cached;
+    None for t-SNE, a 3-D UMAP or an evicted UMAP."""
+    key = (_map_key(spec, source, n, method, dim, params) if subset is None
+           else _subset_key(spec, source, n, subset, method, dim, params))
+    fitted = _recall("projections", key)
+    if fitted is None and method == "pca":
+        z = latents_for(spec, source, n)
+        if subset is not None:
+            z = z[[int(i) for i in subset]]
+        coords, fitted = proj.fit_projection(z, method, dim, **params)
+        _remember("projections", key, fitted, keep=4)
+        _remember("maps", key, coords, keep=24)
+    if not proj.invertible(fitted) or (method == "umap" and dim != 2):
+        return None
+    k = int(getattr(fitted, "n_components_", dim))
+    return MapInverse(fitted, k, _HOW[method])
 
-    def __init__(self, reducer: Any) -> None:
-        self.reducer = reducer
-        self.components = np.zeros((2, 1))  # two map coordinates go in (as for a 2-D PCA inverse)
 
-    def inverse(self, coords: np.ndarray) -> np.ndarray:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.asarray(self.reducer.inverse_transform(np.asarray(coords, dtype=np.float32)), dtype=np.float32)
+def latent_plane() -> MapInverse:
+    """The identity 'inverse' of a model whose latent is 2-D: its two latent coordinates are decoded as they are."""
+    return MapInverse(None, 2, "the model's own 2-D latent, decoded as is", ("z₁", "z₂"))
 
 
-def umap_inverse(spec: str, source: str, n: int, params: dict[str, Any]) -> UmapInverse | None:
-    """The inverse of a 2-D UMAP map drawn before with these settings, or None (not fitted, or evicted)."""
-    reducer = map_projection(spec, source, n, "umap", 2, params)
-    return None if reducer is None or not hasattr(reducer, "inverse_transform") else UmapInverse(reducer)
-
-
-def manifold_grid(inverse: MapInverse | UmapInverse, coords: np.ndarray,
-                  steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Latents (steps², d) decoded over an even grid spanning the map (rows: top to bottom), and the grid."""
+def manifold_grid(inverse: MapInverse, coords: np.ndarray, steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Latents (steps², d) decoded over an even grid spanning the central 96 % of the map's first two axes (rows:
+    top to bottom; a third axis at 0, the data mean for PCA), and the grid's map coordinates (steps², dims)."""
     lo, hi = np.percentile(coords[:, :2], 2, axis=0), np.percentile(coords[:, :2], 98, axis=0)
     xs, ys = np.linspace(lo[0], hi[0], steps), np.linspace(hi[1], lo[1], steps)
-    grid = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
-    return inverse.inverse(grid[:, :inverse.components.shape[0]]).astype(np.float32), grid
+    grid = np.zeros((steps * steps, inverse.dims), dtype=np.float32)
+    grid[:, :2] = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
+    return inverse.inverse(grid).astype(np.float32), grid
 
 
 def selection_signature(selection: Any) -> str:
@@ -298,3 +296,14 @@ def updated_selection(stored: list[int], seen: str | None, signature: str, indic
     if seen is None or signature == seen:
         return stored
     return list(indices)
+
+
+def figure_signature(*parts: Any) -> str:
+    """A fingerprint of what the map's figure draws (the points shown, rings, colouring), to tell a figure the page
+    redrew from a selection the user changed."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(np.asarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    return digest.hexdigest()

@@ -100,6 +100,7 @@ subset_state = st.session_state.get("map_subset") or {}
 subset = subset_state.get("indices") if subset_state.get("key") == (spec, source, n) else None
 shown = np.arange(len(coords)) if subset is None else np.asarray(subset)
 shown_coords = coords if subset is None else latents.subset_map(spec, source, n, subset, method, dim, params)
+shown_coords_all = shown_coords
 t1, t2, t3 = st.columns([3, 4, 3])
 colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format_func=latents.QUANTITIES.get,
                          key="map_colour", help="Per-image quantities are computed once per model and source; "
@@ -119,17 +120,25 @@ if subset is not None:
         st.rerun()
 
 stored = latents.map_selection(spec, source)
-neighbours_of = st.session_state.get("map_neighbours_of")
+view = (spec, source, n, None if subset is None else tuple(subset))  # what the map shows: neighbours belong to it
+on_map = set(int(j) for j in shown)
+neighbours_state = st.session_state.get("map_neighbours") or {}
+neighbours_of = neighbours_state.get("i") if neighbours_state.get("view") == view else None
+neighbours_of = neighbours_of if neighbours_of in on_map else None
 colour = None if colour_by == "label" else quantities[colour_by][shown]
 marked = [j for j, _ in latents.nearest_neighbours(z_all, neighbours_of, 8, among=shown)] \
-    if isinstance(neighbours_of, int) and neighbours_of < n else []
+    if neighbours_of is not None else []
 fig = figures.latent_map_figure(shown_coords, None if labels is None else labels[shown], x[shown],
                                 thumbnails=int(thumbs) if dim == 2 else 0, indices=shown, colour=colour,
                                 colour_title=latents.QUANTITIES.get(colour_by, ""), marked=marked)
 
 left, right = st.columns([3, 1])
 chart_key = f"map_chart_{dim}"
-fresh_chart = chart_key not in st.session_state
+# a figure redrawn by the page itself (rings, colours, a filter) may come back without the chart's selection:
+# that is not the user clearing it, so the remembered selection stays
+figure_signature = latents.figure_signature(view, shown, marked, colour_by, thumbs, dim)
+fresh_chart = chart_key not in st.session_state or st.session_state.get("map_figure_seen") != figure_signature
+st.session_state["map_figure_seen"] = figure_signature
 with left:
     event = st.plotly_chart(fig, key=chart_key, on_select="rerun",
                             selection_mode=("points", "box", "lasso") if dim == 2 else ("points",),
@@ -149,24 +158,26 @@ indices = latents.updated_selection(stored, seen, signature, found)
 st.session_state["map_selection_seen"] = signature
 if indices != stored:
     latents.set_map_selection(spec, source, indices)
-indices = [i for i in indices if i < n]
+indices = [i for i in indices if i in on_map]
 
 with right:
     st.markdown("**Point**")
-    default = indices[0] if indices else 0
-    i = int(st.number_input("Image index", 0, n - 1, value=min(default, n - 1), key=f"map_point_{default}"))
+    default = indices[0] if indices else (int(shown[0]) if len(shown) else 0)
+    i = int(st.number_input("Image index", 0, n - 1, value=min(default, n - 1), key=f"map_point_{default}",
+                            help="The first selected image; type any index of the source."))
+    if i not in on_map:
+        st.caption(f"#{i} is not on the map as shown (filtered out, or outside the isolated selection).")
     recon = caches.reconstruction_pairs(model, x[i:i + 1])
     c1, c2 = st.columns(2)
     c1.image(widgets.image_png(recon[0]), caption=f"#{i} {widgets.label_text(y, i)}")
     c2.image(widgets.image_png(recon[1]), caption="reconstruction")
     facts_line = [f"{latents.QUANTITIES[q].split(' (')[0]} {float(v[i]):.4g}" for q, v in quantities.items()]
     st.caption(" · ".join(facts_line))
-    if st.button("Nearest neighbours", key="map_nn", icon=":material/hub:",
-                 help="The 8 images whose latents are closest to this one (Euclidean distance in z), ringed "
-                      "on the map."):
-        st.session_state["map_neighbours_of"] = i
-        st.rerun()
-    if isinstance(neighbours_of, int) and neighbours_of < n:
+    st.button("Nearest neighbours", key="map_nn", icon=":material/hub:", disabled=i not in on_map,
+              on_click=lambda: st.session_state.update(map_neighbours={"view": view, "i": i}),
+              help="The 8 images on the map whose latents are closest to this one (Euclidean distance in z), "
+                   "ringed on the map; the selection and this panel stay as they are.")
+    if neighbours_of is not None:
         near = latents.nearest_neighbours(z_all, neighbours_of, 8, among=shown)
         st.markdown(f"**Nearest to #{neighbours_of}** (latent distance)")
         cols = st.columns(4)
@@ -215,34 +226,33 @@ with st.expander("Downloads: latents and map coordinates"):
         icon=":material/download:")
 
 st.subheader("Decode the map")
-umap_inv = latents.umap_inverse(spec, source, n, params) if method == "umap" and dim == 2 else None
-if method != "pca" and model_facts.latent_dim != 2 and umap_inv is None:
+inverse = latents.map_inverse(spec, source, n, method, dim, params, subset)
+map_points = coords if subset is None else shown_coords_all
+if inverse is None and model_facts.latent_dim == 2:
+    inverse, map_points = latents.latent_plane(), z_all
+if inverse is None:
     st.caption("Decoding map positions needs an invertible projection: PCA (exact inverse), a 2-D UMAP map "
                f"(its inverse_transform), or a model with a 2-D latent. {method.upper()}"
                + (" in 3-D" if method == "umap" else "") + " has no inverse here.")
 else:
-    if umap_inv is not None:
-        pca_coords, inverse = coords, umap_inv
-        how = ("UMAP's inverse_transform, an approximation that interpolates the latents of nearby map "
-               "points")
-    else:
-        pca_coords, inverse = latents.pca_coordinates(spec, source, n, 2)
-        how = "PCA inverse: other latent directions are at the data mean"
+    row = i if subset is None else (subset.index(i) if i in subset else 0)
     c1, c2, c3 = st.columns([1, 1, 2])
-    lo, hi = pca_coords.min(0), pca_coords.max(0)
+    lo, hi = map_points.min(0), map_points.max(0)
     hi = np.where(hi - lo < 1e-6, lo + 1.0, hi)  # a collapsed map (all codes equal) still gets a slider range
-    px = c1.slider("map x", float(lo[0]), float(hi[0]), float(pca_coords[i, 0]), key=f"map_dec_x_{i}")
-    py = c1.slider("map y", float(lo[1]), float(hi[1]), float(pca_coords[i, 1]), key=f"map_dec_y_{i}")
-    zp = inverse.inverse(np.array([[px, py]], dtype=np.float32))
+    start = [float(np.clip(map_points[row, a], lo[a], hi[a])) for a in range(inverse.dims)]
+    at = [c1.slider(name, float(lo[a]), float(hi[a]), start[a], key=f"map_dec_{'xyz'[a]}_{i}")
+          for a, name in enumerate(inverse.axis_names)]
+    zp = inverse.inverse(np.array([at], dtype=np.float32))
     decoded = model.decode(torch.from_numpy(zp).to(model.device)).detach().cpu()
-    c2.image(widgets.image_png(decoded[0], 140), caption=f"decoded at ({px:.2f}, {py:.2f})")
-    c2.caption(f"Starts at the picked point; decoded through {how}.")
+    c2.image(widgets.image_png(decoded[0], 140), caption="decoded at (" + ", ".join(f"{v:.2f}" for v in at) + ")")
+    c2.caption(f"Starts at #{i}'s point on the map; decoded through {inverse.how}.")
     steps = c3.select_slider("Manifold grid", [5, 8, 10, 12, 15], value=10, key="map_grid_steps",
-                             help="Decode an even grid over the central 96 % of the 2-D map.")
-    zg, _ = latents.manifold_grid(inverse, pca_coords, steps)
+                             help="Decode an even grid over the central 96 % of the map's first two axes.")
+    zg, _ = latents.manifold_grid(inverse, map_points, steps)
     grid = model.decode(torch.from_numpy(zg).to(model.device)).detach().cpu()
-    c3.image(widgets.grid_png(grid, nrow=steps, scale=1), caption=f"{steps}×{steps} decoded grid over the "
-             f"{'UMAP' if umap_inv is not None else 'PCA'} map (left→right: map x, top→bottom: map y)")
+    c3.image(widgets.grid_png(grid, nrow=steps, scale=1), caption=f"{steps}×{steps} decoded grid over the map "
+             f"(left→right: {inverse.axis_names[0]}, top→bottom: {inverse.axis_names[1]}"
+             + (f", {inverse.axis_names[2]} at 0" if inverse.dims > 2 else "") + ")")
     c3.download_button("Grid as PNG", widgets.grid_png(grid, nrow=steps, scale=2), file_name="manifold_grid.png",
                        mime="image/png", key="map_dl_grid", icon=":material/download:")
 

@@ -434,9 +434,10 @@ def test_map_inverse_and_downloads_round_trip() -> None:
     from explorer.latents import MapInverse, manifold_grid, nearest_neighbours
 
     z = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
-    inv = MapInverse(z, 2)
-    assert np.allclose(inv.inverse(inv.transform(z)), z, atol=1e-5)
-    zg, grid = manifold_grid(inv, inv.transform(z), 4)
+    coords, fitted = proj.fit_projection(z, "pca", 2)
+    inv = MapInverse(fitted, 2, "PCA")
+    assert np.allclose(inv.inverse(coords), z, atol=1e-5)
+    zg, grid = manifold_grid(inv, coords, 4)
     assert zg.shape == (16, 2) and grid.shape == (16, 2)
     near = nearest_neighbours(z, 3, 2)
     assert len(near) == 2 and near[0][1] <= near[1][1] and 3 not in [j for j, _ in near]

@@ -176,6 +176,35 @@ def _umap(x: np.ndarray, k: int, seed: int, n_neighbors: int, min_dist: float, m
         return reducer.fit_transform(x), reducer
 
 
+def invertible(fitted: Any) -> bool:
+    """Whether map coordinates of a projection fitted by `fit_projection` can be turned back into latents
+    (PCA exactly, UMAP approximately; t-SNE has no inverse)."""
+    return fitted is not None and hasattr(fitted, "inverse_transform")
+
+
+def invert(fitted: Any, coords: np.ndarray) -> np.ndarray:
+    """Latents (N, d) at map coordinates (N, k) of the projection `fit_projection` fitted and drew.
+
+    PCA: the exact inverse of the drawn linear map (whitening undone) on the plane or space it spans, the
+    other latent directions at the data mean, so a plotted point's coordinates give back that image's latent
+    projected on the map's components. UMAP: its `inverse_transform`, an approximation that interpolates the
+    latents of nearby map points. Columns beyond the projection's own (a map padded with zeros) are ignored.
+    """
+    if not invertible(fitted):
+        raise ValueError("this projection has no inverse (t-SNE, or a degenerate map of fewer than 3 points)")
+    c = np.asarray(coords, dtype=np.float32)
+    if c.ndim != 2:
+        raise ValueError(f"map coordinates must be (N, k), got shape {c.shape}")
+    k = int(getattr(fitted, "n_components_", getattr(fitted, "n_components", c.shape[1])))
+    if c.shape[1] < k:
+        raise ValueError(f"the map has {k} coordinates per point, got {c.shape[1]}")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(fitted.inverse_transform(c[:, :k]), dtype=np.float32)
+
+
 # selections ----------------------------------------------------------------------------------------
 
 def indices_from_points(points: Iterable[Mapping[str, Any]], n: int | None = None) -> list[int]:
@@ -258,6 +287,6 @@ def nearest(coords: np.ndarray, point: Iterable[float], k: int = 1) -> list[int]
 
 
 __all__ = [
-    "METHODS", "PARAMS", "Param", "default_params", "encode_images", "indices_from_points", "nearest",
-    "points_in_box", "points_in_polygon", "project", "selection_indices",
+    "METHODS", "PARAMS", "Param", "default_params", "encode_images", "fit_projection", "indices_from_points",
+    "invert", "invertible", "nearest", "points_in_box", "points_in_polygon", "project", "selection_indices",
 ]
