@@ -33,9 +33,14 @@ def test_every_metric_declares_what_it_is() -> None:
         assert m.short_title.startswith(m.short)
     assert R.METRICS["nll-discrete"].title == "−log p of 8-bit images (nats, ↓)"
     assert R.METRICS["elbo"].direction is R.Direction.HIGHER and R.METRICS["fd"].direction is R.Direction.LOWER
-    assert {k for k, m in R.METRICS.items() if m.per_sampler} == {"fd", "classifier-score"}
-    assert {k for k, m in R.METRICS.items() if m.comparable is R.Comparable.SAME_LIKELIHOOD} == \
-        {"elbo", "iwae", "nll-pdf"}
+    assert {k for k, m in R.METRICS.items() if m.per_sampler} == \
+        {"fd", "precision", "recall", "density", "coverage", "classifier-score"}
+    assert {k for k, m in R.METRICS.items() if m.comparable is R.Comparable.SAME_LIKELIHOOD} == {"elbo", "iwae"}
+    assert {k for k, m in R.METRICS.items() if not m.comparable.ranked} == {"nll-pdf"}
+    for key, m in R.METRICS.items():  # every mean says what its ± is over
+        assert not (m.per_image and m.seeded), key
+        assert m.uncertainty == ("SE over test images" if m.per_image else "s.d. over seeds" if m.seeded else "")
+    assert all(m.seeded for m in R.METRICS.values() if m.per_sampler) and R.METRICS["kmeans"].seeded
     with pytest.raises(ValueError, match="unknown metric 'sharpness'; choose from elbo"):
         R.get_metric("sharpness")
 

@@ -18,6 +18,7 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples.png"
 GMM_SAMPLES = "samples-gmm.png"  # a prior-less model's grid: decoded draws of its fitted GMM (the zoo writes it)
 EVAL = "eval.json"
+PER_IMAGE = "per_image.safetensors"  # beside eval.json: its per-image values on a recorded set of test images
 LOCK = "train.lock"
 BEST = "best"  # subfolder: the model of the lowest validation loss so far
 BEST_RECORD = "best.json"  # in BEST: when and at what validation loss it was saved

@@ -119,6 +119,11 @@ class Likelihood(nn.Module):
         """−log P of the 8-bit image; None where the likelihood defines no such probability."""
         return None
 
+    def nll_interior(self, params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """−log pdf(y) at values strictly inside (0, 1) (dequantised data), with nothing clamped; `nll` unless the
+        likelihood clamps its inputs for training."""
+        return self.nll(params, y)
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -595,6 +600,13 @@ class Beta(Likelihood):
         a, b = self._concentrations(params)
         xc = x.clamp(self.eps, 1 - self.eps)
         return -flat_sum(torch.distributions.Beta(a, b).log_prob(xc))
+
+    def nll_interior(self, params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The exact −log pdf at y in (0, 1): no clamping into [eps, 1 − eps] (which the training term needs)."""
+        if bool(((y <= 0) | (y >= 1)).any()):
+            raise ValueError("nll_interior needs values strictly inside (0, 1)")
+        a, b = self._concentrations(params)
+        return -flat_sum(torch.distributions.Beta(a, b).log_prob(at_least_float32(y)))
 
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Bin-integrated with the regularised incomplete beta function (SciPy; no gradient)."""

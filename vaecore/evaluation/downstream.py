@@ -11,6 +11,7 @@ from torch import Tensor
 
 PROBE_MAX_ITER = 1000
 KMEANS_INITS = 10
+KMEANS_RESTARTS = 10
 
 
 def _arr(t: Tensor | np.ndarray) -> np.ndarray:
@@ -25,13 +26,21 @@ def linear_probe_accuracy(z_train: Tensor | np.ndarray, y_train: Tensor | np.nda
                           y_test: Tensor | np.ndarray, seed: int = 0) -> float:
     """Test accuracy of a single linear softmax layer (multinomial logistic regression) fitted on the
     standardised training embeddings: how linearly the latent space separates the classes."""
+
+    return float(linear_probe_correct(z_train, y_train, z_test, y_test, seed).mean())
+
+
+def linear_probe_correct(z_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, z_test: Tensor | np.ndarray,
+                         y_test: Tensor | np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per test image, whether the linear probe fitted on the training embeddings classifies it right (bool, (N,)):
+    its mean is the probe's accuracy, its standard error the binomial one."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER, random_state=seed))
     probe.fit(_arr(z_train), _labels(y_train))
-    return float(probe.score(_arr(z_test), _labels(y_test)))
+    return probe.predict(_arr(z_test)) == _labels(y_test)
 
 
 def matched_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -56,4 +65,23 @@ def kmeans_accuracy(z: Tensor | np.ndarray, y: Tensor | np.ndarray, k: int | Non
     k = k or len(np.unique(labels))
     clusters = KMeans(n_clusters=k, n_init=KMEANS_INITS, random_state=seed).fit_predict(_arr(z))
     return matched_accuracy(clusters, labels)
+
+
+def kmeans_restarts(z: Tensor | np.ndarray, y: Tensor | np.ndarray, restarts: int = KMEANS_RESTARTS,
+                    seed: int = 0, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`restarts` independent k-means runs (one k-means++ start each, seeds seed … seed + restarts − 1) on the
+    embeddings: (matched accuracy, inertia) of each run. Their mean ± s.d. is the clustering accuracy with its
+    spread; the run of lowest inertia is what sklearn's n_init rule would keep."""
+    from sklearn.cluster import KMeans
+
+    if restarts < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
+    labels, data = _labels(y), _arr(z)
+    k = k or len(np.unique(labels))
+    acc, inertia = [], []
+    for r in range(restarts):
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed + r).fit(data)
+        acc.append(matched_accuracy(km.labels_, labels))
+        inertia.append(float(km.inertia_))
+    return np.asarray(acc), np.asarray(inertia)
 

@@ -14,8 +14,10 @@ adding a metric is one module. `vaecore.evaluation.metrics.evaluate` is a loop o
 
 Conventions: metrics of likelihoods are per example, summed over the D = C·H·W values, in nats; a
 `per_image` metric is the mean over the test images of one value per image (its standard error and paired
-differences are defined on those values); a `per_sampler` metric scores generated images, so it depends on
-where z is drawn (the prior or a fitted sampler).
+differences are defined on those values: `vaecore.evaluation.uncertainty`); a `seeded` metric is the mean over
+sample seeds or restarts, with their s.d. as its spread; a `per_sampler` metric scores generated images, so it
+depends on where z is drawn (the prior or a fitted sampler). A stored evaluation keeps each metric's uncertainty
+under "uncertainty" ({key: {"se", "n", "over", "sd"}}), which `outcome` reads back.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 from vaecore.components.likelihoods import Likelihood
 from vaecore.data.datasets import Dataset
 from vaecore.evaluation.runtime import ProgressFn, device_of, generator_for
+from vaecore.evaluation.uncertainty import Estimate, Over, estimate_from
 
 
 class Direction(enum.StrEnum):
@@ -54,6 +57,12 @@ class Comparable(enum.StrEnum):
 
     ALL = "all models that define it"
     SAME_LIKELIHOOD = "models with the same likelihood"  # a density whose scale depends on the likelihood family
+    NONE = "no models: it is reported, never ranked"  # a continuous density of discrete data is unbounded
+
+    @property
+    def ranked(self) -> bool:
+        """Whether values may be put in order at all (within the models this says)."""
+        return self is not Comparable.NONE
 
 
 class State(enum.StrEnum):
@@ -98,8 +107,10 @@ class Metric:
     """One metric: what it is called and means, which way is better, and when it is undefined.
 
     `undefined` holds rules checked in order (the first reason wins); `pass_name` names the registered
-    evaluation pass that computes it; `extras` are the further result keys its pass writes, with what
-    they mean; `when_undefined` the values those keys take when the metric is undefined.
+    evaluation pass that computes it; `per_image`: the mean of one value per test image (SE over images);
+    `seeded`: the mean over sample seeds or restarts (their s.d. is the spread); `extras` are the further result
+    keys its pass writes, with what they mean; `when_undefined` the values those keys take when the metric is
+    undefined.
     """
 
     key: str
@@ -113,6 +124,7 @@ class Metric:
     undefined: tuple[Rule, ...] = ()
     per_image: bool = False
     per_sampler: bool = False
+    seeded: bool = False
     comparable: Comparable = Comparable.ALL
     extras: Mapping[str, str] = field(default_factory=dict)
     when_undefined: Mapping[str, Any] = field(default_factory=dict)
@@ -127,6 +139,11 @@ class Metric:
         """A column header, e.g. '−log p ↓'."""
         return f"{self.short} {self.direction.arrow}".strip()
 
+    @property
+    def uncertainty(self) -> str:
+        """What its ± means: 'SE over test images', 's.d. over seeds' or '' (a single number)."""
+        return "SE over test images" if self.per_image else "s.d. over seeds" if self.seeded else ""
+
     def reason(self, subject: Subject) -> str | None:
         """Why this metric is undefined for `subject`, or None."""
         for rule in self.undefined:
@@ -140,7 +157,8 @@ class Metric:
 class EvalContext:
     """What a pass works on and writes to: the model, the evaluated test images (x, y), the settings, and
     the result so far (`out`: metric and extra keys; `notes`: why a metric is undefined; `per_image`: the
-    per-image values behind each `per_image` metric, float64 on the CPU)."""
+    per-image values behind each `per_image` metric, float64 on the CPU; `seeds`: the values over sample seeds or
+    restarts behind each `seeded` metric, whose mean is its value)."""
 
     model: torch.nn.Module
     dataset: Dataset
@@ -151,10 +169,13 @@ class EvalContext:
     iwae_k: int = 1000
     sampler: Any = None
     n_samples: int = 5000
+    sample_seeds: int = 3
+    kmeans_restarts: int = 10
     progress: ProgressFn | None = None
     out: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     per_image: dict[str, torch.Tensor] = field(default_factory=dict)
+    seeds: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -244,26 +265,35 @@ def in_group(group: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A metric in a stored evaluation: its value, or why it is undefined, or that it was not run."""
+    """A metric in a stored evaluation: its value (with its uncertainty where stored), or why it is undefined, or
+    that it was not run."""
 
     state: State
     value: Any = None
     reason: str = ""
+    estimate: Estimate | None = None
 
     def text(self, fmt: Callable[[Any], str] = str) -> str:
-        """The value formatted by `fmt`, 'undefined: <reason>' or 'not run'."""
+        """The value formatted by `fmt` (with ' ± SE' or ' ± s.d.' where known), 'undefined: <reason>' or
+        'not run'."""
         if self.state is State.VALUE:
-            return fmt(self.value)
+            if self.estimate is None:
+                return fmt(self.value)
+            spread = self.estimate.sd if self.estimate.over is Over.SEEDS else self.estimate.se
+            return f"{fmt(self.value)} ± {fmt(spread)}" + (" s.d." if self.estimate.over is Over.SEEDS else "")
         return f"undefined: {self.reason}" if self.state is State.UNDEFINED else "not run"
 
 
 def outcome(result: Mapping[str, Any], key: str) -> Outcome:
-    """Read metric `key` from an evaluation result (evaluate's dict, an eval.json): a value, undefined with
-    its reason (from `notes`), or not run (the key is absent)."""
+    """Read metric `key` (or a sampler's copy of it, e.g. fd_gmm) from an evaluation result (evaluate's dict, an
+    eval.json): a value with its uncertainty (from "uncertainty"), undefined with its reason (from `notes`), or not
+    run (the key is absent)."""
     notes = result.get("notes") or {}
     if key not in result:
         return Outcome(State.NOT_RUN)
     value = result[key]
     if value is None:
         return Outcome(State.UNDEFINED, reason=str(notes.get(key) or "no finite value"))
-    return Outcome(State.VALUE, value)
+    stored = (result.get("uncertainty") or {}).get(key)
+    est = estimate_from(value, stored) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return Outcome(State.VALUE, value, estimate=est)

@@ -1,7 +1,9 @@
-"""Metrics of generated images: the Fréchet distance to the test images and the classifier score, both in the
-feature space of the bundled small classifier (`vaecore.evaluation.features`), NOT Inception-v3: their values
-are comparable between models, never with FID/IS in papers. They depend on where z is drawn (the model's prior
-or a fitted sampler), so `compare` computes them once per sampler."""
+"""Metrics of generated images: the Fréchet distance to the test images, improved precision and recall
+(Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) and the classifier score, all in the feature
+space of the bundled small classifier (`vaecore.evaluation.features`), NOT Inception-v3: their values are
+comparable between models, never with FID/IS/precision numbers in papers. They depend on where z is drawn (the
+model's prior or a fitted sampler), so `compare` computes them once per sampler, and on the draw: each is the
+mean over `sample_seeds` sets of generated images (seeds seed + 3, seed + 4, …) with their s.d. as its spread."""
 
 from __future__ import annotations
 
@@ -53,18 +55,44 @@ def needs_samples(s: Subject) -> str | None:
 
 SAMPLE_RULES = (needs_decoder, needs_feature_classifier, needs_samples)
 
+PRDC_K = 5  # nearest neighbours of the manifold balls (Naeem et al.'s default)
+
 FD = register_metric(Metric(
     "fd", "Fréchet distance, small classifier", "FD", "squared feature units", Direction.LOWER, GROUP,
     "Fréchet distance between features of generated and test images under the bundled small classifier "
-    "(fd_features names it); squared feature units; NOT comparable with Inception-FID",
-    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True,
+    "(fd_features names it); squared feature units; NOT comparable with Inception-FID; mean ± s.d. over sample "
+    "seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True,
     extras={"fd_features": "the feature network of fd (e.g. 'MNIST-classifier')"},
     when_undefined={"fd_features": None}))
+PRECISION = register_metric(Metric(
+    "precision", "improved precision", "precision", "fraction", Direction.HIGHER, GROUP,
+    f"fraction of generated images inside the test images' manifold (the union of balls reaching each test image's "
+    f"{PRDC_K}th nearest test neighbour) in the classifier's features (Kynkäänniemi et al. 2019): fidelity; mean ± "
+    "s.d. over sample seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True))
+RECALL = register_metric(Metric(
+    "recall", "improved recall", "recall", "fraction", Direction.HIGHER, GROUP,
+    f"fraction of test images inside the generated images' manifold ({PRDC_K}th-neighbour balls) in the classifier's "
+    "features (Kynkäänniemi et al. 2019): diversity; mean ± s.d. over sample seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True))
+DENSITY = register_metric(Metric(
+    "density", "density", "density", "expected balls per sample", Direction.HIGHER, GROUP,
+    f"how many test images' {PRDC_K}-NN balls contain a generated image on average, divided by {PRDC_K} (Naeem et "
+    "al. 2020): fidelity robust to outliers, 1 for samples distributed as the test images, can exceed 1; mean ± s.d. "
+    "over sample seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True))
+COVERAGE = register_metric(Metric(
+    "coverage", "coverage", "coverage", "fraction", Direction.HIGHER, GROUP,
+    f"fraction of test images whose {PRDC_K}-NN ball contains at least one generated image (Naeem et al. 2020): "
+    "diversity robust to outliers; mean ± s.d. over sample seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True))
 CLASSIFIER_SCORE = register_metric(Metric(
     "classifier-score", "classifier score", "CS", "effective classes", Direction.HIGHER, GROUP,
     "exp(E_x KL(p(y|x) ‖ p(y))) of generated images under the bundled classifier, in [1, classes]; the "
-    "Inception-Score formula, NOT comparable with the Inception Score",
-    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True))
+    "Inception-Score formula, NOT comparable with the Inception Score; mean ± s.d. over sample seeds",
+    pass_name="generation", undefined=SAMPLE_RULES, per_sampler=True, seeded=True))
+PRDC_KEYS = ("precision", "recall", "density", "coverage")
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
@@ -88,6 +116,52 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     tr_cross = float(np.sqrt(np.clip(cross, 0, None)).sum())
     fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_cross)
     return max(fd, 0.0)
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = PRDC_K, block: int = 1024) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) of `fake`
+    features against `real` ones, Euclidean, with k-th nearest-neighbour balls (a point is not its own neighbour).
+
+    precision = mean over fake f of [f lies in some real ball B(r, NN_k(r))]; recall = mean over real r of [r lies
+    in some fake ball]; density = (1/k) · mean over fake f of the number of real balls containing f; coverage =
+    mean over real r of [its ball contains some fake]. float64, blocks of `block` rows: memory O(block · N).
+    """
+    r = np.asarray(real, dtype=np.float64)
+    f = np.asarray(fake, dtype=np.float64)
+    if r.ndim != 2 or f.ndim != 2 or r.shape[1] != f.shape[1]:
+        raise ValueError(f"need two (N, F) feature arrays with the same F, got {r.shape} and {f.shape}")
+    if not 1 <= k < min(r.shape[0], f.shape[0]):
+        raise ValueError(f"k = {k} needs more than k points in each set ({r.shape[0]} real, {f.shape[0]} fake)")
+    r_radius, f_radius = _knn_radius(r, k, block), _knn_radius(f, k, block)
+    in_real = np.zeros(f.shape[0], dtype=bool)
+    balls = np.zeros(f.shape[0], dtype=np.int64)
+    recalled = np.zeros(r.shape[0], dtype=bool)
+    covered = np.zeros(r.shape[0], dtype=bool)
+    for start in range(0, r.shape[0], block):
+        rows = slice(start, start + block)
+        d = _distances(r[rows], f)
+        inside = d < r_radius[rows, None]
+        in_real |= inside.any(axis=0)
+        balls += inside.sum(axis=0)
+        recalled[rows] = (d < f_radius[None, :]).any(axis=1)
+        covered[rows] = d.min(axis=1) < r_radius[rows]
+    return {"precision": float(in_real.mean()), "recall": float(recalled.mean()),
+            "density": float(balls.mean() / k), "coverage": float(covered.mean())}
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of a and b, (len(a), len(b))."""
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(sq, 0, None))
+
+
+def _knn_radius(x: np.ndarray, k: int, block: int) -> np.ndarray:
+    """Distance of each row to its k-th nearest other row."""
+    out = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], block):
+        d = _distances(x[start:start + block], x)
+        out[start:start + block] = np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself (distance 0)
+    return out
 
 
 def _symmetrise(m: np.ndarray) -> np.ndarray:
@@ -115,13 +189,33 @@ def generate(model: torch.nn.Module, n: int, sampler: Any = None, seed: int = 0,
         return torch.cat([model.decode(z[s]).float().cpu() for s in batches(n, batch_size, "generate", None)])
 
 
+SEED_OFFSET = 3  # generated images of sample seed i are drawn with seed + SEED_OFFSET + i
+
+
 @register_pass("generation")
 def _generation_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
-    """fd and the classifier score of the same `n_samples` generated images."""
+    """fd, precision/recall, density/coverage and the classifier score of the same `n_samples` generated images,
+    for each of `sample_seeds` seeds; each value is the mean over the seeds."""
+    if ctx.sample_seeds < 1:
+        raise ValueError(f"sample_seeds must be >= 1, got {ctx.sample_seeds}")
     clf = load_feature_classifier(ctx.dataset.name).to(ctx.device)
-    images = generate(ctx.model, ctx.n_samples, ctx.sampler, ctx.seed + 3, ctx.batch_size)
+    real = clf.features(ctx.x) if {"fd", *PRDC_KEYS} & set(wanted) else None
+    values: dict[str, list[float]] = {m: [] for m in wanted}
+    for i in range(ctx.sample_seeds):
+        images = generate(ctx.model, ctx.n_samples, ctx.sampler, ctx.seed + SEED_OFFSET + i, ctx.batch_size)
+        feats = clf.features(images) if real is not None else None
+        if "fd" in wanted:
+            values["fd"].append(frechet_distance(feats, real))
+        if set(PRDC_KEYS) & set(wanted):
+            scores = prdc(real, feats, PRDC_K)
+            for m in PRDC_KEYS:
+                if m in wanted:
+                    values[m].append(scores[m])
+        if "classifier-score" in wanted:
+            values["classifier-score"].append(clf.classifier_score(images))
+        if ctx.progress is not None:
+            ctx.progress("generation (seeds)", i + 1, ctx.sample_seeds)
+    for m, vals in values.items():
+        ctx.out[m], ctx.seeds[m] = float(np.mean(vals)), vals
     if "fd" in wanted:
-        ctx.out["fd"] = frechet_distance(clf.features(images), clf.features(ctx.x))
         ctx.out["fd_features"] = clf.name
-    if "classifier-score" in wanted:
-        ctx.out["classifier-score"] = clf.classifier_score(images)

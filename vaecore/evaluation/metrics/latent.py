@@ -45,6 +45,23 @@ def needs_standard_normal_prior(s: Subject) -> str | None:
     return None
 
 
+def needs_density_posterior_and_prior(s: Subject) -> str | None:
+    caps = s.caps
+    if not caps.elbo:
+        return caps.why_no_elbo or "the model defines no posterior density q(z|x)"
+    if getattr(s.model, "prior", None) is None:
+        return "the model has no prior density p(z)"
+    return None
+
+
+KL_DRAWS = 16  # Monte Carlo draws per image where KL(q ‖ p) has no closed form
+
+KL = register_metric(Metric(
+    "kl", "KL(q(z|x) ‖ p(z))", "KL", "nats", Direction.NONE, GROUP,
+    "the rate: KL of each test image's posterior to the model's prior, in nats, closed form where one is "
+    f"registered (Gaussian to N(0, I)), else the mean of log q(z|x) − log p(z) over {KL_DRAWS} draws; the mean over "
+    "images bounds I(x; z) from above",
+    pass_name="kl", undefined=(needs_density_posterior_and_prior,), per_image=True))
 ACTIVE_UNITS = register_metric(Metric(
     "active-units", "active units", "active", "dimensions", Direction.NONE, GROUP,
     f"count of latent dimensions with Cov_x(E_q[z_j]) > {ACTIVE_THRESHOLD} (Burda et al.), out of d",
@@ -143,6 +160,31 @@ def mutual_information(model: torch.nn.Module, x: Tensor, batch_size: int = 1000
             acc = torch.logaddexp(acc, torch.logsumexp(lp, dim=1))
         log_qz.append(acc - math.log(n_mix))
     return float(neg_entropy - torch.cat(log_qz).mean())
+
+
+def kl_per_image(model: torch.nn.Module, x: Tensor, batch_size: int = 500,
+                 generator: torch.Generator | None = None, progress: ProgressFn | None = None) -> Tensor:
+    """KL(q(z|x) ‖ p(z)) per image in nats, (N,) float64: closed form where registered, else a Monte Carlo mean
+    over KL_DRAWS draws."""
+    reason = undefined_reason(model, "kl")
+    if reason:
+        raise ValueError(f"KL is undefined: {reason}")
+    out = []
+    with evaluating(model):
+        for s in batches(x.shape[0], batch_size, "kl", progress):
+            q = model.posterior(x[s])
+            kl = q.kl(model.prior)
+            if kl is None:
+                z = q.rsample(KL_DRAWS, generator=generator)
+                kl = (q.log_prob(z) - model.prior_log_prob(z)).double().mean(dim=0)
+            out.append(kl.double().cpu())
+    return torch.cat(out)
+
+
+@register_pass("kl")
+def _kl_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
+    values = kl_per_image(ctx.model, ctx.x, ctx.batch_size, ctx.generator(6), ctx.progress)
+    ctx.out["kl"], ctx.per_image["kl"] = float(values.mean()), values
 
 
 @register_pass("active-units")

@@ -1,12 +1,19 @@
-"""Likelihood metrics: the ELBO, the IWAE estimate of log p(x), −log pdf, −log p of the 8-bit image and
-bits/dim, and their undefined-rules (no posterior density, no likelihood, no density of that kind).
+"""Likelihood metrics: the ELBO, the IWAE estimate of log p(x), −log pdf, −log p of the 8-bit image, its bound
+from the density on dequantised data, bits/dim, the IWAE K-curve, and their undefined-rules (no posterior
+density, no likelihood, no density of that kind, data the likelihood cannot score).
 
-Two likelihood numbers are kept apart (the σ-VAE paper, Rybkin et al. 2021, reports both in its Table 4):
-`nll-pdf` is −log of a continuous density on [0, 1]^D (can be negative), `nll-discrete` is −log P of the 8-bit
-image (≥ 0). The two are not related by a
-constant on MNIST: −log P ≈ −log pdf + D·ln 255 needs every pixel inside (0, 1) with a density smooth over its
-bin, but the discretized likelihoods give the edge bins (pixels exactly 0 or 1, most of an MNIST image) the
-whole tail mass beyond them, and a density that is zero at the edges (Beta) has no finite −log pdf there.
+The likelihoods in the field's units: `nll-discrete` is −log P of the 8-bit image (≥ 0, nats per image), the
+number every model with a likelihood is ranked on (bits/dim = nll-discrete / (D ln 2)). A continuous density of
+8-bit data is unbounded (a density can pile up on the 256 levels), so `nll-pdf`, −log pdf of the images as they
+are, is reported but never ranked. A density is compared only on **uniformly dequantised** data y = (255 x + u)/256,
+u ~ U(0, 1)^D (Theis et al. 2016): `nll-dequant` = E_u[−log pdf(y)] + D ln 256 bounds −log P(x) of the discrete
+model that integrates the density over the 256 bins [k/256, (k+1)/256) of every value (Jensen), so it is in the
+units of nll-discrete and ranks with it. The two discrete numbers are −log P under two discretisations of one
+model (nll-discrete integrates the decoder over bins centred on k/255), both bounded by IWAE.
+
+A likelihood is not asked to score data it cannot: the Beta density is 0 at pixel values exactly 0 and 1, and
+the Bernoulli is a distribution over binary images; on test images with such values their ELBO and IWAE are
+undefined (with the reason), never computed on clamped or grey-level data.
 """
 
 from __future__ import annotations
@@ -67,29 +74,64 @@ def needs_8bit_probability(s: Subject) -> str | None:
     return None
 
 
+def scores_the_data(s: Subject) -> str | None:
+    """The likelihood must assign the test images a probability or density: not a Beta density at pixels exactly 0
+    or 1 (zero density), not a Bernoulli on grey levels (a distribution over binary images)."""
+    lik, data = s.likelihood, s.dataset
+    if lik is None or data is None:
+        return None
+    if lik.scoring.zero_density_at_edges and _has_edge_pixels(data):
+        return (f"the {lik.name!r} density is 0 at pixel values exactly 0 and 1, which the test images contain, so "
+                "log p(x|z) = −∞ for every z; it is not computed on clamped pixels, which are other data (−log p of "
+                "the 8-bit images, nll-discrete, and the dequantised bound, nll-dequant, are finite)")
+    if lik.scoring.binary_only and _has_grey_levels(data):
+        return (f"the {lik.name!r} likelihood is a distribution over binary images and the test images have grey "
+                "levels: its cross-entropy on them is not a log-probability of the data (binarize the data, e.g. "
+                "the reproduction board's test set, to score it)")
+    return None
+
+
 def _has_edge_pixels(dataset: Dataset) -> bool:
     x = dataset.split("test")[0]
     return bool(((x == 0) | (x == 1)).any())
 
 
+def _has_grey_levels(dataset: Dataset) -> bool:
+    x = dataset.split("test")[0]
+    return bool(((x != 0) & (x != 1)).any())
+
+
+def needs_dequantisable_density(s: Subject) -> str | None:
+    """A density on [0, 1]^D to integrate over the bins of the dequantised data."""
+    lik = s.likelihood
+    if not lik.scoring.density:
+        kind = "discrete: nll-discrete is already −log P of the 8-bit image" if lik.discrete else \
+            "not a density on [0, 1]^D"
+        return f"the {lik.name!r} likelihood is {kind}"
+    return None
+
+
 BOUND_RULES = (needs_posterior_density, needs_likelihood)
+DATA_RULES = BOUND_RULES + (scores_the_data,)
+DEQUANT_SEED_OFFSET = 5
 
 ELBO = register_metric(Metric(
     "elbo", "ELBO", "ELBO", "nats", Direction.HIGHER, GROUP,
     "evidence lower bound E_q[log p(x|z)] − KL, 1 draw of z per image; nats per example (higher is better)",
-    pass_name="elbo", undefined=BOUND_RULES, per_image=True, comparable=Comparable.SAME_LIKELIHOOD))
+    pass_name="elbo", undefined=DATA_RULES, per_image=True, comparable=Comparable.SAME_LIKELIHOOD))
 IWAE = register_metric(Metric(
     "iwae", "IWAE log-likelihood", "IWAE", "nats", Direction.HIGHER, GROUP,
-    "IWAE estimate of log p(x), log (1/K) Σ_k p(x|z_k)p(z_k)/q(z_k|x) with K = iwae_k draws; nats per example "
-    "(higher is better); in the model's own likelihood (density, 8-bit probability, or Bernoulli cross-entropy on "
-    "grey values)",
-    pass_name="iwae", undefined=BOUND_RULES, per_image=True, comparable=Comparable.SAME_LIKELIHOOD))
+    "IWAE estimate of log p(x), log (1/K) Σ_k p(x|z_k)p(z_k)/q(z_k|x) with K = iwae_k draws (settings.iwae_k); "
+    "nats per example (higher is better), a lower bound in expectation; in the model's own likelihood (a density "
+    "or an 8-bit probability), undefined where that likelihood cannot score the test images",
+    pass_name="iwae", undefined=DATA_RULES, per_image=True, comparable=Comparable.SAME_LIKELIHOOD))
 NLL_PDF = register_metric(Metric(
-    "nll-pdf", "−log pdf", "−log pdf", "nats", Direction.LOWER, GROUP,
-    "−log pdf(x) of the continuous density on [0,1]^D, estimated as −IWAE(K = iwae_k) (an upper bound in "
-    "expectation); nats per example, can be negative; None for discrete and Bernoulli decoders",
+    "nll-pdf", "−log pdf (not dequantised)", "−log pdf", "nats", Direction.LOWER, GROUP,
+    "−log pdf(x) of the continuous density at the 8-bit images themselves, −IWAE(K = iwae_k); nats per example, "
+    "can be negative. NEVER ranked: a density of discrete data is unbounded (σ → 0 on exact pixel values earns "
+    "−∞); compare nll-dequant or nll-discrete instead. None for discrete and Bernoulli decoders",
     pass_name="iwae", undefined=BOUND_RULES + (needs_continuous_density,), per_image=True,
-    comparable=Comparable.SAME_LIKELIHOOD))
+    comparable=Comparable.NONE))
 NLL_DISCRETE = register_metric(Metric(
     "nll-discrete", "−log p of 8-bit images", "−log p", "nats", Direction.LOWER, GROUP,
     "−log P(x) of the 8-bit image, −IWAE(K = iwae_k) with the bin-integrated likelihood; nats per example (≥ 0); "
@@ -99,6 +141,13 @@ BPD = register_metric(Metric(
     "bpd", "bits per dimension", "bits/dim", "bits/dim", Direction.LOWER, GROUP,
     "bits per dimension of the 8-bit image: nll-discrete / (D·ln 2)",
     pass_name="iwae", undefined=BOUND_RULES + (needs_8bit_probability,), per_image=True))
+NLL_DEQUANT = register_metric(Metric(
+    "nll-dequant", "−log p bound from the dequantised density", "−log p (deq.)", "nats", Direction.LOWER, GROUP,
+    "E_u[−log pdf((255x + u)/256)] + D ln 256 with u ~ U(0, 1)^D, one u per image and −log pdf by −IWAE(K = "
+    "iwae_k): an upper bound on −log P(x) of the 8-bit image under the discrete model the density induces on bins "
+    "of width 1/256 (uniform dequantisation, Theis et al. 2016); nats per example, in the units of nll-discrete; "
+    "None for discrete and Bernoulli decoders",
+    pass_name="dequant", undefined=BOUND_RULES + (needs_dequantisable_density,), per_image=True))
 
 
 # computations ----------------------------------------------------------------------------------------
@@ -207,6 +256,68 @@ def _iwae_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
             ctx.out[m], ctx.per_image[m] = float(-log_p8.mean()), -log_p8
         else:
             ctx.out[m], ctx.per_image[m] = bits_per_dim(-log_p8, d), -log_p8 / (d * math.log(2))
+
+
+def dequantise(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """y = (255 x + u)/256 with u ~ U(0, 1) per value, as float32 strictly inside (0, 1): a y that float32 would
+    round to 1 (u within 2⁻¹⁶ of 1 at the top level) is kept at the largest float32 below 1."""
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float64)
+    y = ((torch.round(x.double() * 255) + u) / 256).float()
+    return y.clamp(torch.finfo(torch.float32).tiny, 1 - 2.0 ** -24)
+
+
+def nll_dequantised(model: torch.nn.Module, x: Tensor, k: int = 1000, batch_size: int = 100,
+                    generator: torch.Generator | None = None, progress: ProgressFn | None = None) -> Tensor:
+    """Per image, −IWAE(K) of the density at one uniform dequantisation of x, plus D ln 256: an upper bound (in
+    expectation) on −log P of the 8-bit image under the density integrated over bins of width 1/256; (N,) nats.
+    ValueError where the decoder is not a density."""
+    reason = undefined_reason(model, "nll-dequant")
+    if reason:
+        raise ValueError(f"the dequantised bound is undefined: {reason}")
+    y = dequantise(x.to(device_of(model)), generator)
+    ll = iwae_terms(model, y, k, ("nll_interior",), batch_size, None, generator, progress,
+                    f"dequantised iwae (K={k})")["nll_interior"]
+    d = math.prod(x.shape[1:])
+    return -ll + d * math.log(256)
+
+
+def iwae_k_curve(model: torch.nn.Module, x: Tensor, ks: Sequence[int] = (1, 10, 100, 1000, 5000),
+                 discrete: bool = False, batch_size: int = 20, generator: torch.Generator | None = None,
+                 progress: ProgressFn | None = None) -> dict[int, Tensor]:
+    """IWAE estimates of log p(x) per image at each K of `ks` from ONE sequence of max(ks) draws per image: the
+    estimate at K uses the first K draws (nested), so the curve shows how the bound tightens with K.
+    `discrete=True` scores −log P of the 8-bit image. {K: (N,) float64 in nats}."""
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1 or ks[-1] > 100_000:
+        raise ValueError(f"K must be between 1 and 100000, got {ks}")
+    if not model.capabilities.elbo:
+        raise ValueError(f"importance weighting needs a posterior density; {undefined_reason(model, 'iwae')}")
+    term = "nll_discrete" if discrete else "nll"
+    device = device_of(model)
+    out: dict[int, list[Tensor]] = {k: [] for k in ks}
+    with evaluating(model), channels_last_on_cpu(model):
+        for s in batches(x.shape[0], batch_size, "K-curve", progress):
+            xb = x[s].to(device, torch.float32)
+            q = model.posterior(xb)
+            acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=device)
+            done = 0
+            for k in ks:
+                while done < k:
+                    step = min(k - done, max(1, 2048 // xb.shape[0]))
+                    w = model.log_importance_weights(xb, step, generator, scores=(term,), posterior=q)[term]
+                    if w is None:
+                        raise ValueError(f"the {model.likelihood.name!r} likelihood defines no 8-bit probability")
+                    acc = torch.logaddexp(acc, torch.logsumexp(w.double(), dim=0))
+                    done += step
+                out[k].append((acc - math.log(k)).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+@register_pass("dequant")
+def _dequant_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
+    values = nll_dequantised(ctx.model, ctx.x, ctx.iwae_k, min(ctx.batch_size, 100),
+                             ctx.generator(DEQUANT_SEED_OFFSET), ctx.progress)
+    ctx.out["nll-dequant"], ctx.per_image["nll-dequant"] = float(values.mean()), values
 
 
 @register_pass("elbo")
