@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import torch  # noqa: E402
 from zoo_common import (  # noqa: E402
+    ALIASES,
     BY_NAME,
     CHECK_METRICS,
     CHECK_N_TEST,
@@ -49,22 +50,26 @@ from zoo_common import (  # noqa: E402
 from zoo_table import write_results  # noqa: E402
 
 import vaecore  # noqa: E402
-from vaecore.files import CATALOG, CONFIG, EVAL, TRAIN, WEIGHTS, sampler_files  # noqa: E402
+from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS, sampler_files  # noqa: E402
 from vaecore.model_card import write_model_card  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
-EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "knn", "probe", "kmeans", "active-units",
-                "kl-per-dim", "mutual-info", "expected-gap", "fd", "classifier-score"]
+EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "nll-dequant", "mse", "knn", "probe", "kmeans", "kl",
+                "active-units", "kl-per-dim", "mutual-info", "expected-gap", "fd", "precision", "recall", "density",
+                "coverage", "classifier-score"]
+SAMPLER_METRICS = ["fd", "precision", "recall", "density", "coverage"]  # per fitted sampler: <metric>_<sampler>
 # Samplers fitted (on 10k training latents) and bundled for the generation columns. The 2-stage VAE
 # (5–6 CPU-minutes and 8.7 MB per model) has a stage of its own that adds its FD to eval.json without
 # bundling its weights: --stage two-stage.
 FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
+IWAE_K = 100  # importance samples per test image of IWAE, −log p, −log pdf and the dequantised bound
+SAMPLE_SEEDS = 3  # sets of generated images behind each FD, precision/recall and density/coverage
 TWO_STAGE_KEY = "fd_two-stage"
 GMM_FILES = sampler_files("gmm")
-BUNDLE = (rf.CONFIG, rf.WEIGHTS, rf.TRAIN, rf.METRICS, rf.SAMPLES, rf.GMM_SAMPLES, rf.EVAL, rf.CARD,
+BUNDLE = (rf.CONFIG, rf.WEIGHTS, rf.TRAIN, rf.METRICS, rf.SAMPLES, rf.GMM_SAMPLES, rf.EVAL, PER_IMAGE, rf.CARD,
           *GMM_FILES)  # MAF (316 kB) refits in ~20 s on demand
 MAX_FILE_BYTES = 10 * 2**20  # a Hub repo or Space without LFS refuses larger files
 DONE = "zoo-trained.json"
@@ -116,25 +121,48 @@ def train_entry(entry: ZooEntry, stage: Path, dataset: vaecore.Dataset, threads:
 
 
 def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
-    """eval.json (test metrics, the prior's and a fitted GMM's Fréchet distance) and the model card."""
+    """eval.json (test metrics with their SE or seed spread; FD, precision/recall and density/coverage of the prior's
+    and each fitted sampler's images), per_image.safetensors (the per-image values on the evaluated test images)
+    and the model card."""
     from vaecore import samplers
     from vaecore.evaluation import metrics
+    from vaecore.evaluation.per_image import per_image_from, save_per_image
 
     model = vaecore.load(folder)
-    result = metrics.evaluate(model, dataset, EVAL_METRICS, n_test=EVAL_N_TEST, seed=SEED, iwae_k=100,
-                              n_samples=EVAL_N_TEST, progress=True)
+    old = json.loads((folder / EVAL).read_text()) if (folder / EVAL).is_file() else {}
+    common = {"n_test": EVAL_N_TEST, "seed": SEED, "n_samples": EVAL_N_TEST, "sample_seeds": SAMPLE_SEEDS}
+    result = metrics.evaluate(model, dataset, EVAL_METRICS, iwae_k=IWAE_K, progress=True, per_image=True, **common)
+    store = per_image_from(result, metrics.image_set(result))
+    result.pop("per_image")
     for name, kwargs in FITTED_SAMPLERS.items():
         sampler = samplers.load_or_fit(model, folder, name, dataset, **kwargs)
-        fitted = metrics.evaluate(model, dataset, ["fd"], n_test=EVAL_N_TEST, seed=SEED, sampler=sampler,
-                                  n_samples=EVAL_N_TEST)
-        result[f"fd_{name}"] = fitted.get("fd")
+        fitted = metrics.evaluate(model, dataset, SAMPLER_METRICS, sampler=sampler, **common)
+        for m in SAMPLER_METRICS:
+            result[f"{m}_{name}"] = fitted.get(m)
+            if m in fitted["uncertainty"]:
+                result["uncertainty"][f"{m}_{name}"] = fitted["uncertainty"][m]
+            if m in fitted["notes"]:
+                result["notes"][f"{m}_{name}"] = fitted["notes"][m]
+    if old.get(TWO_STAGE_KEY) is not None:  # the 2-stage VAE is refitted by its own stage (5-6 CPU-minutes a model)
+        result[TWO_STAGE_KEY] = old[TWO_STAGE_KEY]
+        if TWO_STAGE_KEY in (old.get("uncertainty") or {}):
+            result["uncertainty"][TWO_STAGE_KEY] = old["uncertainty"][TWO_STAGE_KEY]
     result["n_test"] = EVAL_N_TEST
     if not model.capabilities.prior_samples:
         write_gmm_samples(folder, model)
     check = metrics.evaluate(model, dataset, CHECK_METRICS, n_test=CHECK_N_TEST, seed=SEED)
     result["check"] = {k: check[k] for k in CHECK_METRICS}
+    save_per_image(folder, store)
     write_eval(folder, result)
     return result
+
+
+def evaluated_now(folder: Path) -> bool:
+    """Whether `folder` holds an evaluation of this protocol: per-image values and the sample seeds of SAMPLE_SEEDS."""
+    if not (folder / EVAL).is_file() or not (folder / PER_IMAGE).is_file():
+        return False
+    saved = json.loads((folder / EVAL).read_text())
+    return (saved.get("settings") or {}).get("sample_seeds") == SAMPLE_SEEDS and all(k in saved for k in EVAL_METRICS)
 
 
 def write_eval(folder: Path, result: dict) -> None:
@@ -157,13 +185,16 @@ def add_two_stage_fd(entry: ZooEntry, repo: Path, dataset: vaecore.Dataset, comm
     t = time.time()
     sampler = samplers.load_or_fit(model, repo / "runs" / "zoo-two-stage" / entry.name, "two-stage", dataset,
                                    progress=True)
-    fd = metrics.evaluate(model, dataset, ["fd"], n_test=EVAL_N_TEST, seed=SEED, sampler=sampler,
-                          n_samples=EVAL_N_TEST).get("fd")
+    res = metrics.evaluate(model, dataset, ["fd"], n_test=EVAL_N_TEST, seed=SEED, sampler=sampler,
+                           n_samples=EVAL_N_TEST, sample_seeds=SAMPLE_SEEDS)
+    fd = res.get("fd")
     with install_lock(repo):
         saved = json.loads((folder / EVAL).read_text())  # stored with sorted keys: the card's order back
         first = [k for k in EVAL_METRICS if k in saved]
         result = {**{k: saved[k] for k in first}, **{k: v for k, v in saved.items() if k not in first},
                   TWO_STAGE_KEY: fd}
+        if "fd" in res["uncertainty"]:
+            result.setdefault("uncertainty", {})[TWO_STAGE_KEY] = res["uncertainty"]["fd"]
         write_eval(folder, result)
         write_results(repo / "checkpoints")
         if commit:
@@ -226,7 +257,7 @@ def write_catalog(checkpoints: Path) -> None:
             hub[e.name] = {**catalog_row(e.name, stage / e.name),
                            "publish": f"python -m vaecore publish runs/zoo/{e.name} {HUB_OWNER}/{e.name}",
                            "eval": json.loads((stage / e.name / EVAL).read_text())}
-    atomic_write_json(checkpoints / CATALOG, {"models": rows, "hub_models": list(hub.values())})
+    atomic_write_json(checkpoints / CATALOG, {"models": rows, "aliases": ALIASES, "hub_models": list(hub.values())})
 
 
 def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
@@ -344,6 +375,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--commit", action="store_true", help="git-commit each model as it is installed")
     p.add_argument("--phase", choices=["all", "train", "finish"], default="all", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=None, help="another budget for every model (a quick check)")
+    p.add_argument("--resume", action="store_true",
+                   help="--stage eval: skip models already evaluated with this protocol (per-image values, seeds)")
+    p.add_argument("--no-install", dest="install", action="store_false",
+                   help="--stage eval: write eval.json, per_image.safetensors and the card only (no catalog, reference "
+                        "outputs or RESULTS.md)")
     args = p.parse_args(argv)
     if args.epochs:
         for i, e in enumerate(ZOO):
@@ -359,8 +395,15 @@ def main(argv: list[str] | None = None) -> None:
             torch.set_num_threads(args.threads)
         dataset = vaecore.load_dataset("mnist", seed=SEED)
         for e in entries:
-            if trained_epochs(checkpoints / e.name):
-                evaluate_folder(checkpoints / e.name, dataset)
+            if not trained_epochs(checkpoints / e.name):
+                continue
+            if args.resume and evaluated_now(checkpoints / e.name):
+                print(f"[zoo] {e.name}: already evaluated with this protocol", flush=True)
+                continue
+            t = time.time()
+            evaluate_folder(checkpoints / e.name, dataset)
+            print(f"[zoo] {e.name}: evaluated in {time.time() - t:.0f}s", flush=True)
+            if args.install:
                 install(e.name, checkpoints / e.name, args.repo, args.commit)
         print(f"[zoo] evaluated {len(entries)} models in {time.time() - t0:.0f}s", flush=True)
         return

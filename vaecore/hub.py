@@ -42,6 +42,14 @@ def bundled_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file() and (p / WEIGHTS).is_file())
 
 
+def _alias_of(name: str) -> str:
+    """The preset a preset is an alias of ('' for none or an unknown name)."""
+    from vaecore.presets import PRESETS
+
+    preset = PRESETS.get(name)
+    return preset.alias_of if preset is not None else ""
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """The local folder for a path, a bundled name or a Hub repo id (downloading through the cache)."""
     s = str(name_or_path)
@@ -50,6 +58,9 @@ def resolve(name_or_path: str | Path) -> Path:
         return path
     if s and (checkpoints_dir() / s).is_dir():
         return checkpoints_dir() / s
+    alias = _alias_of(s)
+    if alias and (checkpoints_dir() / alias).is_dir():  # a preset declared the same model as a bundled one
+        return checkpoints_dir() / alias
     if path.exists():
         raise ModelLoadError(f"{s} is a file, not a model folder: pass the folder that holds {CONFIG} "
                              f"and {WEIGHTS}")

@@ -28,16 +28,23 @@ class Preset:
     train: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     group: str = ""  # the zoo group it is shown in when not its family's (models.families.GROUPS)
+    alias_of: str = ""  # another preset with the same configuration: the same model under another paper's name
 
 
 PRESETS: dict[str, Preset] = {}
 
 
 def register_preset(name: str, description: str, source: str = "", train: dict[str, Any] | None = None,
-                    group: str = "", **config: Any) -> Preset:
+                    group: str = "", alias_of: str = "", **config: Any) -> Preset:
     """Add a preset to the registry (each family module registers its own); `group` files it under another
-    group of the zoo than its family's (the T-VAE paper's VAE baselines sit with the T-VAE)."""
-    preset = Preset(name, description, {"preset": name, **config}, dict(train or {}), source, group)
+    group of the zoo than its family's (the T-VAE paper's VAE baselines sit with the T-VAE); `alias_of` declares it
+    the same model as an earlier preset (ValueError unless the two configurations and training settings are equal
+    but for the name)."""
+    if alias_of:
+        other = get_preset(alias_of)
+        if {**other.config, "preset": name} != {"preset": name, **config} or dict(train or {}) != other.train:
+            raise ValueError(f"preset {name!r} is declared an alias of {alias_of!r} but its settings differ")
+    preset = Preset(name, description, {"preset": name, **config}, dict(train or {}), source, group, alias_of)
     PRESETS[name] = preset
     return preset
 

@@ -91,9 +91,11 @@ for _v, _what in [("iso-i", "one σx² for all pixels and images"), ("iso-d", "o
     register_preset(f"arelbo-{_v}", f"AR-ELBO {_v.title()}: σx² set to its MLE every step, {_what}",
                     ARELBO, likelihood="arelbo", likelihood_kwargs={"variance": _v})
 _TRAINABLE = {"iso-i": "learned", "diag-i": "learned-diag", "iso-d": "per-example", "diag-d": "per-pixel"}
+_SAME_AS = {"iso-i": "sigma-vae-learned", "diag-d": "sigma-vae-per-pixel"}  # one model, two papers' names
 for _v, _sigma in _TRAINABLE.items():
     register_preset(f"trainable-{_v}", f"{_v.title()} with Σx a trainable parameter (Dai & Wipf), the "
-                    "AR-ELBO baseline", ARELBO, **gaussian(_sigma))
+                    "AR-ELBO baseline" + (f"; the same model as `{_SAME_AS[_v]}`" if _v in _SAME_AS else ""),
+                    ARELBO, alias_of=_SAME_AS.get(_v, ""), **gaussian(_sigma))
 
 register_preset("vamp-vae", "VAE with a VampPrior of 50 learned pseudo-inputs (σ-VAE decoder)",
                 PYTHAE, prior="vamp", vamp_components=50, **gaussian("optimal"))
