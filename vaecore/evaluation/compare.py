@@ -1,12 +1,15 @@
-"""Comparison tables: several models on one test subset, one seed, in the papers' layouts.
+"""Comparison tables: several models on the same test images and seed, in the papers' layouts, every number with
+its uncertainty.
 
     rows = compare({"σ-VAE": m1, "VAE": m2}, dataset, samplers=["prior", "gmm"], n_test=1000)
     print(to_markdown(rows, layout="arelbo-table3", reference=True))
 
 `compare` returns one row per model × sampler. Metrics that do not depend on the sampler
 (likelihoods, MSE, KNN, …) are computed once per model and repeated in its rows; those that
-do (the Fréchet distance, the classifier score) are computed per sampler. Every model sees the
-same test images and the same seed.
+do (the Fréchet distance, precision/recall, the classifier score) are computed per sampler, over
+`sample_seeds` seeds. Every model sees the same test images and the same seed; each row holds
+"uncertainty" (SE over images, s.d. over seeds) and, with `per_image=True`, its per-image values
+("per_image", a `PerImage`) for paired differences. The tables print value ± SE or ± s.d.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from torch import nn
 
 from vaecore.evaluation import metrics as M
 from vaecore.evaluation import reference as ref
-from vaecore.evaluation.registry import METRICS, check_names
+from vaecore.evaluation.registry import METRICS, State, check_names, outcome
+from vaecore.evaluation.uncertainty import RULE, Over
 from vaecore.samplers import Progress, Sampler, fit_sampler, load_or_fit
 
 __all__ = ["DEFAULT_METRICS", "LAYOUTS", "SAMPLE_METRICS", "compare", "has_prior", "to_json", "to_markdown"]
@@ -43,7 +47,7 @@ LAYOUTS: dict[str, str] = {
 
 _SAMPLER_LABELS = {"prior": "prior", "two-stage": "2nd stage", "gmm": "GMM", "maf": "MAF", "vamp": "VampPrior"}
 _ID_KEYS = ("model", "preset", "sampler", "dataset", "n_test", "n_samples", "seed", "iwae_k", "epochs", "steps",
-            "note", "notes", "fd_features")
+            "note", "notes", "fd_features", "params", "uncertainty", "per_image")
 
 
 def has_prior(model: nn.Module) -> bool:
@@ -91,7 +95,8 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
             iwae_k: int = 100, batch_size: int = 500, n_train: int = 10_000, fid_weights: str | None = None,
             sampler_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
             folders: Mapping[str, str | Path] | None = None, info: Mapping[str, Mapping[str, Any]] | None = None,
-            progress: Progress | bool | None = None) -> list[dict[str, Any]]:
+            progress: Progress | bool | None = None, sample_seeds: int = 3,
+            per_image: bool = False) -> list[dict[str, Any]]:
     """Evaluate every model on the same `n_test` test images and seed; one row per model × sampler.
 
     `models` maps a display name to a model, a run folder or a bundled/Hub name. "prior" means
@@ -99,7 +104,7 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
     hold no sample metrics. Other samplers are fitted on `n_train` training latents with
     `sampler_kwargs[name]` (e.g. {"gmm": {"components": 10}}) and, for models with a folder
     (`folders`, or given as a path), saved there and reused. `info[name]` adds fields (e.g.
-    epochs) to a model's rows.
+    epochs) to a model's rows. Generated-image metrics are means over `sample_seeds` seeds.
     """
     names = check_names(list(DEFAULT_METRICS if metrics is None else metrics))
     for s in samplers:
@@ -118,21 +123,29 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
     for key, model, folder in entries:
         model.eval()
         ident: dict[str, Any] = {"model": key, "preset": getattr(getattr(model, "config", None), "preset", None),
-                                 "dataset": getattr(dataset, "name", None), "n_test": n_test, "seed": seed}
+                                 "dataset": getattr(dataset, "name", None), "n_test": n_test, "seed": seed,
+                                 "params": sum(p.numel() for p in model.parameters())}
         if folder is not None:
             ident.update(_training_info(folder))
         ident.update((info or {}).get(key, {}))
         report(done / total, f"{key}: {', '.join(fixed) or 'no sampler-free metrics'}")
-        base = M.evaluate(model, dataset, fixed, iwae_k=iwae_k, **common) if fixed else {}
+        base = M.evaluate(model, dataset, fixed, iwae_k=iwae_k, per_image=per_image, **common) if fixed else {}
         notes = dict(base.pop("notes", None) or {})
-        ident["n_test"] = (base.pop("settings", None) or {}).get("n_test", n_test)
+        spread = dict(base.pop("uncertainty", None) or {})
+        settings = base.pop("settings", None) or {}
+        ident["n_test"] = settings.get("n_test", n_test)
+        if per_image and fixed:
+            from vaecore.evaluation.per_image import per_image_from
+
+            ident["per_image"] = per_image_from(base, M.image_set({"settings": settings}))
+        base.pop("per_image", None)
         if any(METRICS[m].pass_name == "iwae" for m in fixed):
             ident["iwae_k"] = iwae_k
         done += 1
         for name in samplers:
             report(done / total, f"{key}: sampler {name}")
             row = {**ident, "sampler": name, **base}
-            row_notes = dict(notes)
+            row_notes, row_spread = dict(notes), dict(spread)
             if sampled:
                 row["n_samples"] = n_samples
                 sampler, note = _sampler_for(model, name, dataset, folder, n_train, seed,
@@ -142,11 +155,12 @@ def compare(models: Mapping[str, Any], dataset: Any, samplers: Sequence[str] = (
                                note="; ".join(n for n in (ident.get("note"), note) if n))
                 else:
                     res = M.evaluate(model, dataset, sampled, sampler=sampler, n_samples=n_samples,
-                                     fid_weights=fid_weights, **common)
+                                     fid_weights=fid_weights, sample_seeds=sample_seeds, **common)
                     res.pop("settings", None)
                     row_notes.update(res.pop("notes", None) or {})
+                    row_spread.update(res.pop("uncertainty", None) or {})
                     row.update(res)
-            row["notes"] = row_notes
+            row["notes"], row["uncertainty"] = row_notes, row_spread
             rows.append(row)
             done += 1
     report(1.0, f"compared {len(entries)} model(s) × {len(samplers)} sampler(s)")
@@ -182,8 +196,9 @@ def _clean(value: Any) -> Any:
 
 
 def to_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as a JSON array (NaN/inf as null, tensors as numbers)."""
-    return json.dumps([_clean(dict(r)) for r in rows], indent=2, ensure_ascii=False) + "\n"
+    """The rows as a JSON array (NaN/inf as null, tensors as numbers; per-image values left out)."""
+    return json.dumps([_clean({k: v for k, v in r.items() if k != "per_image"}) for r in rows], indent=2,
+                      ensure_ascii=False) + "\n"
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -202,6 +217,40 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, list | tuple):
         return f"[{len(value)} values]"
     return str(value).replace("|", "\\|")
+
+
+def _cell(row: Mapping[str, Any] | None, key: str, digits: int = 2) -> str:
+    """A metric of a row with its uncertainty: 'v ± SE' (over images) or 'v ± s.d.' (over seeds), '—' if None."""
+    if row is None:
+        return "not run"
+    o = outcome(row, key)
+    if o.state is not State.VALUE or o.estimate is None or isinstance(o.value, bool):
+        return _fmt(row.get(key), digits)
+    e = o.estimate
+    spread = e.sd if e.over is Over.SEEDS else e.se
+    return f"{_fmt(float(o.value), digits)} ± {_fmt(spread, digits)}" + (" s.d." if e.over is Over.SEEDS else "")
+
+
+def _first_row(per_sampler: Mapping[str, Mapping[str, Any]], key: str) -> Mapping[str, Any] | None:
+    return next((r for r in per_sampler.values() if r.get(key) is not None), None)
+
+
+PYTHAE_SAMPLERS = ("Our samplers' budgets differ too: GMM with 10 components and a MAF (10,000 Adam steps) fitted on "
+                   "the posterior means of 10,000 training images, where Pythae fits its samplers on posterior draws "
+                   "of its training set (MAF and 2-stage VAE for 200 epochs).")
+OUR_SAMPLERS = ("Our samplers: a GMM with 10 components and the 2-stage VAE fitted on the posterior means of 10,000 "
+                "training images (the 2-stage VAE by its own stage, one sample seed), not the paper's settings.")
+
+
+def _budget_note(rows: Sequence[Mapping[str, Any]], theirs: str, samplers: str) -> str:
+    """Our networks' size and training budget beside the paper's, from the rows."""
+    params = sorted({int(r["params"]) for r in rows if r.get("params")})
+    epochs = sorted({float(r["epochs"]) for r in rows if r.get("epochs") is not None})
+    size = (f"{params[0] / 1e6:.2f} M" if len(params) == 1 else f"{params[0] / 1e6:.2f}–{params[-1] / 1e6:.2f} M") \
+        if params else "?"
+    ep = ", ".join(f"{e:g}" for e in epochs) or "?"
+    return (f"- Budget: our networks have {size} parameters and trained {ep} epochs, one seed, one configuration; "
+            f"{theirs}. {samplers} The orderings, not the values, are comparable.")
 
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
@@ -301,11 +350,11 @@ def _arelbo_table3(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[s
     body = []
     for model, per in grouped.items():
         paper = ref.reference_row("arelbo-table3", str(_first(per, "preset"))) if reference else None
-        cells = [_fmt(model), _training(per), _fmt(_first(per, "mse"))]
+        cells = [_fmt(model), _training(per), _cell(_first_row(per, "mse"), "mse")]
         if reference:
             cells.append(_fmt(paper.get("mse") if paper else None))
         for s in order:
-            cells.append(_fmt(per[s].get("fd")) if s in per else "not run")
+            cells.append(_cell(per.get(s), "fd"))
             if reference and s in paper_key:
                 cells.append(_fmt(paper.get(paper_key[s]) if paper else None))
         if reference:
@@ -317,12 +366,15 @@ def _arelbo_table3(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[s
     notes.append("- 'prior' draws z from the model's prior; '2nd stage' from a 2-stage VAE (Dai & Wipf) and "
                  "'GMM' from a Gaussian mixture, both fitted on the training latent means. AE and RAE have no "
                  "prior (— as in the paper).")
+    notes.append(f"- ± is the s.d. over sample seeds (FD) or the SE over test images (MSE); {RULE}.")
     if reference:
         s = ref.ARELBO_MNIST_SETTINGS
         notes.append(f"- paper: {ref.SOURCES['arelbo']}, Table 3 (MNIST), trained up to {s['epochs']} epochs, "
                      f"batch {s['batch_size']}, latent {s['latent_dim']}, FID from {s['fid_samples']:,} samples. "
                      f"Note: {ref.FID_NOTE}. — in a paper column: not reported, or unreadable in our copy "
                      "of the paper.")
+        notes.append(_budget_note(rows, f"the paper's network ({s['architecture']}, {_arch_params('arelbo-conv')} "
+                                        f"parameters) trained up to {s['epochs']} epochs", OUR_SAMPLERS))
     return _table(header, body) + notes
 
 
@@ -341,23 +393,26 @@ def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
     body = []
     for model, per in grouped.items():
         paper = ref.reference_row("pythae-table4", str(_first(per, "preset"))) if reference else None
-        cells = [_fmt(model), _training(per), _fmt(_first(per, "mse"))]
+        cells = [_fmt(model), _training(per), _cell(_first_row(per, "mse"), "mse")]
         for s in order:
-            cells.append(_fmt(per[s].get("fd")) if s in per else "not run")
+            cells.append(_cell(per.get(s), "fd"))
             if reference:  # a VampPrior model's own prior is Pythae's "VAMP" sampler
                 key = "vamp" if s == "prior" and paper and "vamp" in paper else s
                 cells.append(_fmt(paper.get(key) if paper else None))
-        cells += [_fmt(_first(per, "probe"), 3), _fmt(_first(per, "kmeans"), 3)]
+        cells += [_cell(_first_row(per, "probe"), "probe", 3), _cell(_first_row(per, "kmeans"), "kmeans", 3)]
         if reference:
             cells.append(paper["label"] if paper else "not in Pythae's benchmark")
         body.append(cells)
     notes = ["", "- Protocol: MSE summed over the pixels of a test image; FD from generated images per sampler "
              "(GMM with 10 components, MAF 2 × 3 × 128 and the 2-stage VAE fitted on training latent means); "
              "linear probe: multinomial logistic regression on standardised training latent means, scored on "
-             "the test latent means; k-means: k = 10 on the test latent means, clusters matched one-to-one to "
-             "labels (Hungarian)."]
+             "the test latent means (± SE over them); k-means: k = 10 on the test latent means, clusters matched "
+             "one-to-one to labels (Hungarian), mean ± s.d. over 10 runs; FD ± s.d. over sample seeds."]
     if reference:
         st = ref.PYTHAE_MNIST_SETTINGS
+        notes.append(_budget_note(rows, f"Pythae's MNIST ConvNet has {_arch_params('pythae-conv')} parameters, "
+                                        f"trained {st['epochs']} epochs, the best of {st['configs_per_model']} "
+                                        "configurations", PYTHAE_SAMPLERS))
         notes.append(f"- Pythae: {ref.SOURCES['pythae']}, appendix Table 4 (MNIST, ConvNet): FID on Inception "
                      f"features from {st['fid_samples']:,} samples, {st['epochs']} epochs, lr {st['lr']}, the best "
                      f"of {st['configs_per_model']} configurations per model by validation FID; not comparable "
@@ -366,11 +421,19 @@ def _pythae(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
     return _table(header, body) + notes
 
 
+def _arch_params(arch: str) -> str:
+    """The parameter count of a Gaussian VAE with latent 16 on MNIST in network `arch`, e.g. '17.2 M'."""
+    from vaecore.presets import build_preset
+
+    model = build_preset("gaussian-vae", input_shape=(1, 28, 28), arch=arch, latent_dim=16)
+    return f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M"
+
+
 def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[str]:
     grouped = _by_model(rows)
     feats = _features(rows)
-    pdf, p8, fd = (METRICS[k] for k in ("nll-pdf", "nll-discrete", "fd"))
-    header = ["model", "trained", f"{pdf.short} ({pdf.unit}/image)"] + ([f"{pdf.short} (paper, CIFAR)"] if reference
+    deq, p8, fd = (METRICS[k] for k in ("nll-dequant", "nll-discrete", "fd"))
+    header = ["model", "trained", f"{deq.short} ({deq.unit}/image)"] + (["−log pdf (paper, CIFAR)"] if reference
                                                                         else [])
     header += [f"{p8.short} ({p8.unit}/image)"] + ([f"{p8.short} (paper, CIFAR)"] if reference else [])
     header += [f"{fd.short} prior ({feats} feats)"]
@@ -384,19 +447,22 @@ def _sigma_table4(rows: Sequence[Mapping[str, Any]], reference: bool) -> list[st
             return f"< {_fmt(v, 1)}" if v is not None else "—"
 
         prior = per.get("prior")
-        cells = [_fmt(model), _training(per), _fmt(_first(per, "nll-pdf"), 1)]
+        cells = [_fmt(model), _training(per), _cell(_first_row(per, "nll-dequant"), "nll-dequant", 1)]
         if reference:
             cells.append(bound("nll_pdf"))
-        cells.append(_fmt(_first(per, "nll-discrete"), 1))
+        cells.append(_cell(_first_row(per, "nll-discrete"), "nll-discrete", 1))
         if reference:
             cells.append(bound("nll_discrete"))
-        cells.append(_fmt(prior.get("fd")) if prior else "not run")
+        cells.append(_cell(prior, "fd"))
         if reference:
             cells += [_fmt(paper.get("fid") if paper else None, 1), paper["label"] if paper else "not in the paper"]
         body.append(cells)
-    notes = ["", "- −log pdf: the continuous density of the image in [0, 1]^D (can be negative); −log p: the "
-             "probability of the 8-bit image (256 bins per value; bits/dim = −log p / (D ln 2)); both in nats "
-             "per image, lower is better; '—' where the likelihood does not define it."]
+    notes = ["", "- −log p: the probability of the 8-bit image (256 bins per value; bits/dim = −log p / (D ln 2)); "
+             "−log p (deq.): the continuous density on uniformly dequantised images, E_u[−log pdf((255x + u)/256)] + "
+             "D ln 256, an upper bound on −log p of the discrete model the density induces (in the same units). The "
+             "density of the 8-bit images themselves (−log pdf, unbounded on discrete data) is not tabled: it ranks "
+             "nothing. Nats per image, lower is better, ± SE over the test images; '—' where the likelihood does not "
+             "define it."]
     if reference:
         notes.append(f"- paper: {ref.SOURCES['sigma']}, appendix Table 4, on CIFAR-10 (not this dataset): "
                      "its values are upper bounds (negative ELBOs), printed '< value'; compare the ordering of "
