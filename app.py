@@ -12,7 +12,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from explorer import catalog, latents, state, widgets
+from explorer import catalog, latents, state, widgets, zoo
+from explorer import home as home_sections
 from vaecore.files import EVAL
 
 ROOT = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ PAGES = (
 
 
 def home() -> None:
-    """What this is, in two lines, and the bundled models as cards."""
+    """What this is, in two lines; the zoo table with the picked models side by side; the cards behind a toggle."""
     st.title("VAE Explorer")
     st.markdown("Train, load, compare and look inside variational autoencoders — σ-VAE, AR-ELBO, β-VAE, "
                 "IWAE, WAE, RAE and more — on MNIST-like images.  \n"
@@ -39,11 +40,15 @@ def home() -> None:
         for col, (path, title, icon) in zip(st.columns(3), pages[start:start + 3], strict=False):
             col.page_link(path, label=title, icon=icon)
     models = catalog.bundled_catalog()
-    if not models:
+    runs = state.session_runs()
+    if not models and not runs:
         st.info("No bundled checkpoints found in `checkpoints/`. Train a model on the Training monitor page, "
                 "or point the sidebar picker at a model folder.")
         return
-    st.subheader(f"Bundled models ({len(models)})")
+    home_sections.side_by_side(home_sections.zoo_table(runs))
+    if not models or not st.toggle(f"Show the {len(models)} bundled models as cards", key="home_cards",
+                                   help="Each card: what the model is, its metrics, its samples and health flags."):
+        return
     st.caption("Every card shows the same test metrics: **−log p** of the 8-bit images (nats, lower is better; "
                "comparable across every model with a density, unlike ELBOs of different likelihoods), **MSE** of "
                "the reconstructions, **FD** of prior samples (small MNIST classifier) and the number of **active** "
@@ -63,10 +68,10 @@ def home() -> None:
 
 
 def model_card(m: dict) -> None:
-    """One bundled model: title, facts, the shared card metrics, collapse warnings, samples, a Use button."""
+    """One bundled model: title, facts, the shared card metrics, health flags, samples, a Use button."""
     st.markdown(f"**{m.get('title') or m['name']}**")
     st.caption(f"`{m['name']}` · {m.get('family') or '?'} · {m.get('likelihood') or '?'} · "
-               f"latent {m.get('latent_dim') or '?'} · "
+               f"latent {zoo.latent_label(m.get('config') or {})} · "
                f"{m.get('data') or '?'}")
     if m.get("description"):
         st.caption(m["description"])
@@ -75,10 +80,13 @@ def model_card(m: dict) -> None:
         st.markdown(widgets.card_metrics_markdown(values))
     else:
         st.caption(f"no {EVAL} yet")
-    for warning in widgets.card_warnings(m):
-        st.warning(warning, icon=":material/warning:")
-    if m.get("hub_repo_id"):
-        st.caption(f"Hub: `{m['hub_repo_id']}`")
+    for flag in zoo.folder_flags(m["folder"]):
+        st.warning(flag.message, icon=":material/warning:")
+    if m.get("hub_repo_id") and m.get("hub_published"):
+        st.caption(f"On the Hub: `{m['hub_repo_id']}`")
+    else:
+        st.caption(f"Not on the Hub yet; publish it with `python -m vaecore publish checkpoints/{m['name']} "
+                   f"<user>/{m['name']}`.")
     if m["samples"] is not None:
         widgets.show_png_file(m["samples"], caption=m["samples_caption"])
     st.button("Use this model", key=f"use_{m['name']}", on_click=state.set_pick, args=("Bundled", m["name"]))

@@ -133,14 +133,15 @@ def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
 
 
 def sampler_folder(spec: str) -> Path:
-    """Where a model's fitted samplers live: its own local folder when writable, else (read-only folders,
-    Hub repos) a per-model cache folder seeded with any sampler files shipped with the model."""
+    """Where a model's fitted samplers live: the app writes only under its own folders, so a run of the app's
+    (under `runs_root`) keeps them in its folder, and every other model (bundled, a picked folder, a Hub repo) in
+    a per-model cache folder seeded with any sampler files shipped with the model."""
     import shutil
 
     from vaecore.hub import resolve
 
     folder = local_folder(spec)
-    if folder is not None and os.access(folder, os.W_OK):
+    if folder is not None and folder.resolve().is_relative_to(runs_root().resolve()):
         return folder
     folder = folder or resolve(spec)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[-80:] or "model"

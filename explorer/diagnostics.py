@@ -1,22 +1,24 @@
-"""Collapse diagnostics the pages show as warnings: KL per latent dimension, reconstructions against
-the mean image, and generated samples that are all alike or blank. No Streamlit."""
+"""Collapse diagnostics the pages show as warnings, from the engine's checks (`vaecore.evaluation.checks`): KL per
+latent dimension, reconstructions against the mean image, generated samples that are blank, faint or all alike.
+No Streamlit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from explorer.models import facts
 from vaecore import PretrainedModel
-from vaecore.evaluation import metrics
+from vaecore.data.images import split_grid
+from vaecore.evaluation import checks, metrics
+from vaecore.evaluation.checks import Flag
 from vaecore.evaluation.registry import undefined_reason
 
 ACTIVE_KL = metrics.COLLAPSED_KL  # the engine's: less KL is a collapsed dimension (eval's kl-per-dim_collapsed)
-MEAN_LIKE = 0.9
-FLAT_SAMPLES = 0.1
-BLANK = 0.02
 
 
 @dataclass
@@ -28,8 +30,6 @@ class Collapse:
     latent_dim: int
     recon_mse: float
     mean_mse: float
-    sample_spread: float | None = None
-    sample_max: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -56,21 +56,11 @@ def kl_per_dimension(model: PretrainedModel, x: torch.Tensor) -> list[float] | N
 
 
 @torch.no_grad()
-def sample_stats(samples: torch.Tensor, data: torch.Tensor) -> tuple[float, float]:
-    """(spread, max): the samples' pixel s.d. across images relative to the data's, and their brightest pixel."""
-    spread = float(samples.std(0).mean() / data.std(0).mean().clamp_min(1e-8))
-    return spread, float(samples.max())
-
-
-@torch.no_grad()
 def diagnose(model: PretrainedModel, x: torch.Tensor, mean_image: torch.Tensor,
              samples: torch.Tensor | None = None) -> Collapse:
-    """Collapse diagnostics of a model on images x (B, C, H, W), with the training data's mean image.
-
-    Warns when every dimension's KL is below ACTIVE_KL nats (posterior collapse), when the
-    reconstructions are no closer to the images than the mean image is, and when generated samples
-    are all alike or blank.
-    """
+    """Collapse diagnostics of a model on images x (B, C, H, W), with the training data's mean image: the engine's
+    checks (`vaecore.evaluation.checks`) of its KL per dimension, its reconstructions against the mean image and
+    its samples against x."""
     model.eval()
     x = x.to(model.device)
     recon = model.reconstruct(x)
@@ -79,34 +69,32 @@ def diagnose(model: PretrainedModel, x: torch.Tensor, mean_image: torch.Tensor,
     kl = kl_per_dimension(model, x)
     active = None if kl is None else sum(k > ACTIVE_KL for k in kl)
     out = Collapse(kl, active, facts(model).latent_dim, recon_mse, mean_mse)
-    if kl is not None and active == 0:
-        out.warnings.append(f"Posterior collapse: the KL of every latent dimension is below {ACTIVE_KL} nats "
-                            f"(largest {max(kl):.3g}), so z carries no information about the image.")
-    elif kl is not None and active is not None and active < max(1, len(kl) // 8):
+    flags = checks.evaluation_flags({"kl-per-dim": kl}) if kl is not None else []
+    if kl is not None and not flags and active is not None and active < max(1, len(kl) // 8):
         out.warnings.append(f"Only {active} of {len(kl)} latent dimensions are active (KL > {ACTIVE_KL} nats).")
-    if mean_mse > 0 and recon_mse > MEAN_LIKE * mean_mse:
-        out.warnings.append(f"Reconstructions are no better than the mean image: squared error {recon_mse:.3g} "
-                            f"against {mean_mse:.3g} for the mean image.")
+    flags += checks.reconstruction_flags(recon_mse, mean_mse)
     if samples is not None:
-        out.sample_spread, out.sample_max = sample_stats(samples.cpu(), x.cpu())
-        if out.sample_max < BLANK:
-            out.warnings.append(f"Samples are blank: the brightest pixel of any sample is {out.sample_max:.3f}.")
-        elif out.sample_spread < FLAT_SAMPLES:
-            out.warnings.append(f"Samples are all nearly the same image: their pixel spread is "
-                                f"{out.sample_spread:.1%} of the data's.")
+        flags += checks.sample_flags(samples.cpu(), x.cpu())
+    out.warnings = [f.message for f in flags] + out.warnings
     return out
 
 
+def stored_sample_flags(grid_png: Path, image_shape: tuple[int, int, int], reference: torch.Tensor) -> list[Flag]:
+    """The engine's sample checks on the images of a stored sample grid (its cells, without the separators, which
+    are its brightest pixels); [] when the file is missing or is not a grid of such images."""
+    from PIL import Image
+
+    try:
+        with Image.open(grid_png) as img:
+            pixels = np.asarray(img.convert("L" if image_shape[0] == 1 else "RGB"))
+        cells = split_grid(pixels, image_shape[1], image_shape[2])
+    except (OSError, ValueError):
+        return []
+    if tuple(cells.shape[1:]) != tuple(reference.shape[1:]) or len(cells) < 2:
+        return []
+    return checks.sample_flags(cells, reference)
+
+
 def collapse_from_eval(eval_result: dict[str, Any]) -> list[str]:
-    """Warnings from a stored evaluation (eval.json): no active dimension by its KL per dimension."""
-    kl = eval_result.get("kl-per-dim")
-    if isinstance(kl, list) and kl and all(isinstance(v, int | float) for v in kl) and max(kl) < ACTIVE_KL:
-        return [f"Posterior collapse: every latent dimension has KL below {ACTIVE_KL} nats."]
-    return []
-
-
-def image_stats_warning(png_pixels: torch.Tensor) -> str | None:
-    """A warning for a stored sample grid that is blank (every pixel dark), else None."""
-    if png_pixels.numel() and float(png_pixels.max()) < BLANK:
-        return f"The stored samples are blank (brightest pixel {float(png_pixels.max()):.3f})."
-    return None
+    """Warnings from a stored evaluation (eval.json): the engine's `evaluation_flags`."""
+    return [f.message for f in checks.evaluation_flags(eval_result)]

@@ -7,7 +7,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -162,30 +161,6 @@ def card_metrics_markdown(values: dict[str, float | None]) -> str:
         text = "—" if v is None else (f"{v:.0f}" if key in ("nll-discrete", "fd", "active-units") else f"{v:.3g}")
         parts.append(f"{label}&nbsp;**{text}**")
     return " · ".join(parts)
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def _png_max(path: str, stamp: float) -> float:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return float(np.asarray(img.convert("L")).max()) / 255.0
-
-
-def card_warnings(entry: dict[str, Any]) -> list[str]:
-    """Collapse warnings for a bundled model's card: from its eval.json and its stored samples."""
-    from explorer.diagnostics import BLANK, collapse_from_eval
-
-    warnings = collapse_from_eval(entry.get("eval") or {})
-    samples = entry.get("samples")
-    if samples is not None:
-        try:
-            brightest = _png_max(str(samples), Path(samples).stat().st_mtime)
-        except OSError:
-            brightest = 1.0
-        if brightest < BLANK:
-            warnings.append(f"Its samples are blank: the brightest pixel of the stored grid is {brightest:.3f}.")
-    return warnings
 
 
 def model_summary_markdown(model: PretrainedModel) -> str:

@@ -83,6 +83,7 @@ def figure_traces(at: AppTest, index: int = 0) -> list[dict]:
 def test_home_shows_cards_and_sets_the_shared_picker(zoo: list[str]) -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_exceptions(at)
+    at.toggle(key="home_cards").set_value(True).run()
     use = [b for b in at.button if b.label == "Use this model"]
     assert len(use) == len(bundled_names()) >= 2
     assert len(at.image) >= len(zoo)
@@ -98,6 +99,7 @@ def test_home_shows_cards_and_sets_the_shared_picker(zoo: list[str]) -> None:
 def test_home_cards_show_the_same_metrics_grouped_and_warn_of_collapse(zoo: list[str]) -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     no_exceptions(at)
+    at.toggle(key="home_cards").set_value(True).run()
     lines = [m.value for m in at.markdown if "−log p" in m.value and "MSE" in m.value]
     assert len(lines) == len(bundled_names())
     assert all([part.split("&nbsp;")[0] for part in line.split(" · ")] == ["−log p", "MSE", "FD", "active"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from vaecore.config import ModelConfig, TrainConfig
 from vaecore.data.datasets import Dataset
-from vaecore.models.base import MODEL_TYPES, PretrainedModel
+from vaecore.models.base import MODEL_TYPES, Capabilities, PretrainedModel
 from vaecore.utils import seed_everything
 
 
@@ -110,6 +110,16 @@ def build_model(config: ModelConfig | dict[str, Any], seed: int | None = None) -
     if seed is not None:
         seed_everything(seed)
     return MODEL_TYPES[config.model_type](config)
+
+
+def capabilities_of(config: ModelConfig | dict[str, Any]) -> Capabilities:
+    """What a model of this config can do (`PretrainedModel.capabilities`: ELBO, prior samples, latent shape and
+    kinds) without weights or memory: the model is built on PyTorch's meta device. A table of many models reads
+    their facts this way instead of loading each."""
+    import torch
+
+    with torch.device("meta"):
+        return build_model(config).capabilities
 
 
 def build_preset(name: str, *, data: Dataset | None = None, input_shape: tuple[int, int, int] | None = None,

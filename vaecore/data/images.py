@@ -29,6 +29,33 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
     return arr[0] if c == 1 else np.transpose(arr, (1, 2, 0))
 
 
+def split_grid(grid: np.ndarray, height: int, width: int, padding: int = 2) -> torch.Tensor:
+    """The images (B, C, H, W) in [0, 1] of a grid `make_grid` drew (and `to_png_bytes` may have enlarged by an
+    integer scale, found from the grid's size): the inverse of both, without the separators. Cells of the last row
+    that hold only the padding value are dropped. ValueError when no scale fits the grid's size."""
+    a = np.asarray(grid)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or height < 1 or width < 1:
+        raise ValueError(f"a grid is (H, W) or (H, W, C) with positive cell sizes, got {a.shape} and {height}×{width}")
+    for scale in range(1, 17):
+        rows_px, cols_px = a.shape[0] / scale - padding, a.shape[1] / scale - padding
+        if (a.shape[0] % scale == 0 and a.shape[1] % scale == 0 and rows_px > 0 and cols_px > 0
+                and rows_px % (height + padding) == 0 and cols_px % (width + padding) == 0):
+            break
+    else:
+        raise ValueError(f"a {a.shape[1]}×{a.shape[0]} grid is not made of {width}×{height} cells with "
+                         f"{padding}-pixel separators at any integer scale")
+    small = a[::scale, ::scale].astype(np.float32) / 255.0
+    rows, cols = int(rows_px) // (height + padding), int(cols_px) // (width + padding)
+    cells = [small[padding + r * (height + padding):padding + r * (height + padding) + height,
+                   padding + c * (width + padding):padding + c * (width + padding) + width]
+             for r in range(rows) for c in range(cols)]
+    while len(cells) > 1 and np.all(cells[-1] == 1.0):  # an incomplete last row is filled with the padding
+        cells.pop()
+    return torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2).contiguous()
+
+
 def to_png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
     """Encode a uint8 image array as PNG, optionally enlarged by an integer factor."""
     import io
