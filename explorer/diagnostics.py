@@ -47,6 +47,32 @@ def kl_undefined_reason(model: PretrainedModel) -> str:
     return undefined_reason(model, "kl-per-dim") or ""
 
 
+USAGE_IMAGES = 2000
+"""Test images the latent-usage numbers are computed on (the bundled evaluations' n_test)."""
+
+
+@dataclass
+class LatentUsage:
+    """How much of its latent a model uses on some images, as the engine computes it."""
+
+    active: int
+    latent_size: int
+    kl: list[float] | None
+    collapsed: int | None
+    kl_why_not: str
+
+
+def latent_usage(model: PretrainedModel, x: torch.Tensor) -> LatentUsage:
+    """The engine's active units (`metrics.active_units`, eval's `active-units`) and KL per dimension on x, with the
+    count of dimensions under COLLAPSED_KL nats (eval's `kl-per-dim_collapsed`), or why KL per dimension is
+    undefined."""
+    x = x.to(model.device)
+    active = int(metrics.active_units(model, x, metrics.ACTIVE_THRESHOLD)) if len(x) >= 2 else 0
+    kl = kl_per_dimension(model, x)
+    return LatentUsage(active, facts(model).latent_dim, kl, None if kl is None else sum(k < ACTIVE_KL for k in kl),
+                       kl_undefined_reason(model))
+
+
 def kl_per_dimension(model: PretrainedModel, x: torch.Tensor) -> list[float] | None:
     """The engine's E_x KL(q(z_j|x) ‖ N(0, 1)) per latent dimension over x, in nats (`metrics.kl_per_dimension`);
     None where the engine leaves it undefined (`kl_undefined_reason` says why)."""

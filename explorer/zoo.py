@@ -22,6 +22,7 @@ from explorer.catalog import bundled_catalog, finite, read_json_file
 from explorer.diagnostics import stored_sample_flags
 from vaecore.evaluation import checks
 from vaecore.evaluation.checks import Flag
+from vaecore.evaluation.per_image import load_per_image
 from vaecore.evaluation.registry import METRICS
 from vaecore.files import CONFIG, EVAL, GMM_SAMPLES, SAMPLES, TRAIN
 from vaecore.models.families import card_group, family_title
@@ -116,14 +117,11 @@ def _values(result: dict[str, Any]) -> dict[str, float | None]:
 
 
 def standard_error(folder: Path, key: str = SE_METRIC) -> float | None:
-    """The standard error over the test images of a metric, from the per-image values stored beside eval.json;
-    None where none are stored."""
+    """The standard error over the test images of a metric, from the per-image values stored beside eval.json
+    (`evaluation.per_image`); None where none are stored."""
     try:
-        from vaecore.evaluation.per_image import load_per_image  # the stored per-image values (issue 24)
-    except ImportError:
-        return None
-    try:
-        return float(load_per_image(folder).estimate(key).se)
+        store = load_per_image(folder)
+        return None if store is None else float(store.estimate(key).se)
     except (KeyError, OSError, ValueError):
         return None
 

@@ -256,17 +256,20 @@ else:
     c3.download_button("Grid as PNG", widgets.grid_png(grid, nrow=steps, scale=2), file_name="manifold_grid.png",
                        mime="image/png", key="map_dl_grid", icon=":material/download:")
 
-st.subheader(METRICS["kl-per-dim"].label)
-kl_why_not = diagnostics.kl_undefined_reason(model)
-if kl_why_not:
-    st.caption(f"Not defined for this model: {kl_why_not}.")
+st.subheader("Latent usage")
+m_usage = min(n, diagnostics.USAGE_IMAGES)
+usage = diagnostics.latent_usage(model, x[:m_usage])
+st.markdown(f"**{usage.active} of {usage.latent_size} {METRICS['active-units'].label}** on the first {m_usage:,} "
+            f"{source} images — the engine's `active-units`, the number the zoo table shows (computed there on the "
+            f"first {diagnostics.USAGE_IMAGES:,} test images): {METRICS['active-units'].description}.")
+if usage.kl_why_not:
+    st.caption(f"{METRICS['kl-per-dim'].label}: not defined for this model: {usage.kl_why_not}.")
 else:
-    kl = diagnostics.kl_per_dimension(model, x[:1000])
-    st.plotly_chart(figures.kl_per_dim_figure(kl), key="map_kl_dims", config={"displaylogo": False})
-    active = sum(k > COLLAPSED_KL for k in kl)
-    st.caption(f"{active} of {len(kl)} dimensions carry more than {COLLAPSED_KL} nats of KL on the first "
-               f"{min(n, 1000):,} images (computed by the engine, as eval's kl-per-dim); grey bars carry no "
-               "information (posterior collapse at a glance).")
+    st.plotly_chart(figures.kl_per_dim_figure(usage.kl), key="map_kl_dims", config={"displaylogo": False})
+    st.caption(f"{METRICS['kl-per-dim'].label} on the same images (the engine's `kl-per-dim`): "
+               f"{usage.collapsed} dimension{'s' if usage.collapsed != 1 else ''} carry under {COLLAPSED_KL} nats "
+               "(grey: collapsed by KL, a stricter reading than active units, which look at how the posterior "
+               "means vary across images).")
 
 latent_geometry = model.capabilities.geometry
 if latent_geometry in (Geometry.SPHERE, Geometry.POINCARE_BALL):

@@ -29,6 +29,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for d in (2, 3):
         build_model(model_config("vae", input_shape=(1, 28, 28), dataset="mnist", latent_dim=d, arch="mlp").to_dict(),
                     seed=d + 1).save_pretrained(root / f"vae-z{d}")
+    build_model(model_config("vamp-vae", input_shape=(1, 28, 28), dataset="mnist", latent_dim=2, arch="mlp").to_dict(),
+                seed=0).save_pretrained(root / "vamp-z2")
     return root
 
 
@@ -114,3 +116,29 @@ def test_neighbour_rings_stay_with_the_view_they_were_asked_on(page) -> None:
     assert not any(t.get("name") == "neighbours" for t in fig["data"]), "rings of #0 drawn on a subset without #0"
     assert not any("Nearest to" in m.value for m in at.markdown)
     assert at.number_input(key="map_point_50").value == 50  # the point panel starts inside the subset
+
+
+@pytest.mark.parametrize("name", ["vae-z3", "vamp-z2"])
+def test_latent_usage_is_the_engines_on_the_same_images(page, zoo: Path, name: str) -> None:
+    """Active units and KL per dimension equal `evaluate` on the map's images; a VampPrior model gets the engine's
+    reason instead of KL numbers against N(0, 1)."""
+    from vaecore.evaluation.metrics import evaluate
+    from vaecore.evaluation.registry import undefined_reason
+
+    at = page(name)
+    at.run()
+    _ok(at)
+    model = load_folder(zoo / name).eval()
+    result = evaluate(model, load_dataset("mnist", limit=1), ["active-units", "kl-per-dim"], n_test=N)
+    headline = next(m.value for m in at.markdown if "active units" in m.value)
+    assert headline.startswith(f"**{result['active-units']} of {model.capabilities.latent_size} active units**")
+    kl_chart = [c for c in at.get("plotly_chart") if c.proto.id and "map_kl_dims" in c.proto.id]
+    if result["kl-per-dim"] is None:
+        reason = undefined_reason(model, "kl-per-dim")
+        assert reason and any(reason in c.value for c in at.caption) and not kl_chart
+    else:
+        bars = json.loads(kl_chart[0].proto.spec)["data"][0]
+        page_kl = dict(zip(bars["x"], values(bars["y"]), strict=True))
+        assert np.allclose([page_kl[f"z{j}"] for j in range(len(result["kl-per-dim"]))], result["kl-per-dim"],
+                           rtol=1e-9, atol=0)
+        assert any(f"{result['kl-per-dim_collapsed']} dimension" in c.value for c in at.caption)
