@@ -34,7 +34,8 @@ OURS: tuple[tuple[str, str], ...] = (
 )
 SORT_DEFAULT = OURS[0][1]
 _METRIC_OF = {column: key.split("_")[0] for key, column in OURS}
-PYTHAE_PREFIX = "Pythae Table 4 FID (Inception, 100 epochs)"
+PYTHAE_PREFIX = "Pythae FID"
+"""Pythae's appendix Table 4 (MNIST): FID on Inception features after 100 epochs (the columns' help says so)."""
 # (key in PYTHAE_TABLE4_MNIST, column)
 PYTHAE: tuple[tuple[str, str], ...] = tuple((k, f"{PYTHAE_PREFIX}: {label}") for k, label in (
     ("prior", "prior"), ("gmm", "GMM"), ("two-stage", "2-stage"), ("maf", "MAF")))
@@ -91,6 +92,17 @@ def benchmark_rows(entries: Sequence[dict[str, Any]] | None = None) -> list[dict
     return rows
 
 
+def column_order(ours: Sequence[str] | None = None) -> list[str]:
+    """The table's columns: each of Pythae's FIDs right beside our FD of the same sampler (so both are on screen),
+    the other tasks after them, Pythae's model name last."""
+    theirs = dict(PYTHAE)
+    out = ["model", "epochs"]
+    for key, column in OURS:
+        sampler = "prior" if key == "fd" else key.removeprefix("fd_") if key.startswith("fd_") else None
+        out += [column] + ([theirs[sampler]] if sampler in theirs else [])
+    return [*out, "Pythae model"]
+
+
 def has_values(rows: Sequence[dict[str, Any]], column: str) -> bool:
     """Whether any row has a value in a column."""
     return any(r.get(column) is not None for r in rows)
@@ -126,9 +138,11 @@ def column_figure(rows: Sequence[dict[str, Any]], column: str) -> Any:
     import plotly.graph_objects as go
 
     shown = [r for r in rows if r.get(column) is not None]
-    fig = go.Figure(go.Bar(x=[r["model"] for r in shown], y=[r[column] for r in shown],
-                           text=[f"{r[column]:.4g}" for r in shown], textposition="auto",
-                           hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
-    fig.update_layout(height=320, title=f"{column} — {better_direction(column)}",
-                      margin={"l": 50, "r": 10, "t": 50, "b": 80})
+    shown.reverse()  # horizontal bars draw bottom-up: the table's first row on top
+    fig = go.Figure(go.Bar(y=[r["model"] for r in shown], x=[r[column] for r in shown], orientation="h",
+                           text=[f"{r[column]:.3g}" for r in shown], textposition="auto",
+                           hovertemplate="%{y}: %{x:.3g}<extra></extra>"))
+    fig.update_layout(height=max(240, 20 * len(shown) + 80), title=f"{column} — {better_direction(column)}",
+                      yaxis={"automargin": True, "tickfont": {"size": 12}}, bargap=0.25,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig

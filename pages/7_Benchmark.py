@@ -71,21 +71,18 @@ hide_empty = c3.toggle("Hide columns without any value", value=False, key="bm_hi
 rows = benchmark.sorted_rows(rows, sort_by, descending) if sort_by != "model" else \
     sorted(rows, key=lambda r: r["model"], reverse=descending)
 
-columns = ["model", "epochs", *ours, "Pythae model", *pythae]
+columns = benchmark.column_order()
 if hide_empty:
     columns = [c for c in columns if c == "model" or benchmark.has_values(rows, c)]
 frame = pd.DataFrame(rows, columns=columns)
-numbers = [c for c in columns if c not in ("model", "Pythae model", "epochs")]
-styled = frame.style.format(na_rep="").format(na_rep="", precision=4, subset=numbers)
-if "epochs" in columns:
-    styled = styled.format(na_rep="", precision=0, subset=["epochs"])
-config = {c: st.column_config.Column(help=benchmark.COLUMN_HELP.get(c)) for c in columns
-          if c in benchmark.COLUMN_HELP}
-config.update({c: st.column_config.Column(help="Pythae's published FID for this model on MNIST (Inception "
-                                               "features, 100 epochs); not comparable with our FD")
+config: dict[str, object] = {c: st.column_config.NumberColumn(c, format="%.3g", help=benchmark.COLUMN_HELP.get(c))
+                             for c in columns if c not in ("model", "Pythae model", "epochs")}
+config.update({c: st.column_config.NumberColumn(c, format="%.3g", help="Pythae's published FID for this model on MNIST "
+                                                "(Inception features, 100 epochs); not comparable with our FD")
                for c in pythae if c in columns})
-config["model"] = st.column_config.Column(pinned=True)
-st.dataframe(styled, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config=config,
+config["epochs"] = st.column_config.NumberColumn("epochs", format="%d", help=benchmark.COLUMN_HELP.get("epochs"))
+config["model"] = st.column_config.TextColumn("model", pinned=True)
+st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config=config,
              key="bm_table", placeholder="")
 st.caption(benchmark.caption())
 st.download_button("Table as CSV", downloads.csv_bytes(rows), file_name="pythae_benchmark.csv", mime="text/csv",

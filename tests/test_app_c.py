@@ -142,7 +142,17 @@ def test_benchmark_page_has_one_row_per_bundled_model_with_its_eval_json(bundled
         paper = PYTHAE_TABLE4_MNIST.get(preset, {})
         for key, column in benchmark.PYTHAE:
             assert _same(row[column], paper.get(key)), (row["model"], column)
-    assert any(c.startswith("Pythae Table 4 FID (Inception, 100 epochs)") for c in frame.columns)
+    columns = list(frame.columns)
+    for _, theirs in benchmark.PYTHAE:  # each of Pythae's FIDs right beside our FD of the same sampler
+        sampler = theirs.split(": ")[1]
+        assert columns.index(theirs) == columns.index(f"FD {sampler}") + 1, columns
+    assert max(len(c) for c in columns) <= 20, columns  # short headers: the table fits a 1400 px window
+    formats = {name: c.get("type_config", {}).get("format")
+               for name, c in json.loads(at.dataframe[0].proto.columns).items()}
+    assert all(formats[c] == "%.3g" for c in columns if c not in ("model", "epochs", "Pythae model")), formats
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = chart["data"][0]
+    assert bars["orientation"] == "h" and chart["layout"]["height"] >= 20 * len(bars["y"])
     assert any("not our FD with their FID in absolute value" in c.value for c in at.caption)
     proto = at.dataframe[0].proto
     assert proto.HasField("placeholder") and proto.placeholder == ""  # missing values are empty cells, not None
