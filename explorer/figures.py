@@ -99,29 +99,72 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
     return fig
 
 
+TRACE_COLOURS = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999933",
+                 "#882255", "#44AA99")
+"""Colours told apart also by colour-blind readers (Okabe & Ito, then Tol's muted set), one per trace."""
+TRACE_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+TRACE_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
+
+
+def trace_style(i: int) -> dict[str, Any]:
+    """The i-th trace's colour, dash and marker: no two of the first 30 traces share all three, so curves that lie
+    on each other stay visible (a dash over a solid line)."""
+    return {"color": TRACE_COLOURS[i % len(TRACE_COLOURS)], "dash": TRACE_DASHES[i % len(TRACE_DASHES)],
+            "symbol": TRACE_SYMBOLS[i % len(TRACE_SYMBOLS)]}
+
+
+def coinciding(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+               fraction: float = 0.02) -> list[tuple[str, str, float]]:
+    """Pairs of curves (x, y) that lie on each other: over their common x range, y differs by at most `fraction`
+    of the plotted y range at every point of the first (the second interpolated). (a, b, largest difference)."""
+    ys = [v for _, y in curves.values() for v in y]
+    if not ys:
+        return []
+    tol = fraction * max(max(ys) - min(ys), 1e-12)
+    names = [k for k, (x, _) in curves.items() if len(x)]
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            xa, ya = np.asarray(curves[a][0], float), np.asarray(curves[a][1], float)
+            xb, yb = np.asarray(curves[b][0], float), np.asarray(curves[b][1], float)
+            order = np.argsort(xb)
+            lo, hi = max(xa.min(), xb.min()), min(xa.max(), xb.max())
+            inside = (xa >= lo) & (xa <= hi)
+            if inside.sum() < 2:
+                continue
+            gap = float(np.abs(ya[inside] - np.interp(xa[inside], xb[order], yb[order])).max())
+            if gap <= tol:
+                out.append((a, b, gap))
+    return out
+
+
 def sigma_figure(traces: dict[str, Sequence[dict[str, Any]]], x: str = "epoch", quantity: str = "log_sigma",
                  beta: float | None = 0.01, log_x: bool = False) -> go.Figure:
     """ln σ against training time for several models, with the σ = 1 and β-VAE levels (σ-VAE Fig. 5).
 
-    The reference levels are drawn below the curves (a fixed-σ model's curve lies exactly on one), and
-    their labels are placed in axis units, so they sit on their own line on the log-scale σ² view too.
+    The reference levels are drawn below the curves (a fixed-σ model's curve lies exactly on one) and named in the
+    legend, not on the plot where a label would sit on the curves; each curve has its own colour, dash and marker.
     """
     fig = go.Figure()
     log_y = quantity == "sigma2"
     levels = [(1.0 if log_y else 0.0, "dash", "gray",
-               "fixed σ = 1 (Gaussian VAE): " + ("σ² = 1" if log_y else "ln σ = 0"), "bottom")]
+               "fixed σ = 1 (Gaussian VAE): " + ("σ² = 1" if log_y else "ln σ = 0"))]
     if beta:
         level = beta if log_y else 0.5 * math.log(beta)
         levels.append((level, "dot", "firebrick", f"β-VAE, β = {beta:g}: " + (f"σ² = {beta:g}" if log_y
-                       else f"ln σ = ½ ln β = {level:.2f}"), "top"))
-    for level, dash, colour, text, side in levels:
+                       else f"ln σ = ½ ln β = {level:.2f}")))
+    for level, dash, colour, text in levels:
         fig.add_hline(y=level, line_dash=dash, line_color=colour, line_width=1, layer="below")
-        fig.add_annotation(text=text, xref="paper", x=1.0, xanchor="right", y=math.log10(level) if log_y else level,
-                           yref="y", yanchor=side, showarrow=False, font={"color": colour, "size": 11})
-    for label, records in traces.items():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=text, legendgroup="reference",
+                                 line={"dash": dash, "color": colour, "width": 1}, hoverinfo="skip"))
+    for i, (label, records) in enumerate(traces.items()):
         xs, ys = sigma_trace(records, x, quantity)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, line={"width": 2.5},
-                                 marker={"size": 5 if len(xs) < 60 else 3}))
+        style = trace_style(i)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
+                                 line={"width": 2.5, "color": style["color"], "dash": style["dash"]},
+                                 marker={"size": 6 if len(xs) < 60 else 4, "symbol": style["symbol"],
+                                         "color": style["color"]},
+                                 hovertemplate=f"{label}: %{{y:.3g}}<extra></extra>"))
     fig.update_layout(height=480, xaxis_title="epoch" if x == "epoch" else "step",
                       yaxis_title="σ² (σx² MLE for AR-ELBO)" if log_y else "ln σ",
                       legend={"orientation": "h", "y": -0.2}, margin={"l": 50, "r": 20, "t": 30, "b": 40})

@@ -59,6 +59,10 @@ def plot() -> None:
                                         log_x=bool(log_x)), key="sc_figure")
         st.caption(f"{len(traces)} trace{'s' if len(traces) != 1 else ''}: " + ", ".join(traces)
                    + (" · refreshing live" if live else ""))
+        curves = {k: tables.sigma_trace(v, x_axis or "epoch", quantity or "log_sigma") for k, v in traces.items()}
+        for a, b, gap in figures.coinciding(curves):
+            st.caption(f"**{a}** and **{b}** lie on one curve (they differ by at most {gap:.2g} at every logged "
+                       "point): the dashed or dotted one is drawn over the other.")
         summary = tables.sigma_summary(traces, sources)
         if summary:  # an empty table would draw an empty grey box under the chart
             st.dataframe(tables.display_rows(summary), hide_index=True, column_config={

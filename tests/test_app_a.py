@@ -227,12 +227,13 @@ def test_sigma_page_draws_one_trace_per_chosen_model(zoo: list[str]) -> None:
     no_exceptions(at)
     at.multiselect(key="sc_bundled").set_value(zoo[:2]).run()
     no_exceptions(at)
-    assert sorted(t["name"] for t in figure_traces(at)) == sorted(zoo[:2])
+    curves = lambda: [t for t in figure_traces(at) if t.get("legendgroup") != "reference"]  # noqa: E731
+    assert sorted(t["name"] for t in curves()) == sorted(zoo[:2])
     at.multiselect(key="sc_bundled").set_value(zoo[:1]).run()
-    assert [t["name"] for t in figure_traces(at)] == zoo[:1]
+    assert [t["name"] for t in curves()] == zoo[:1]
     at.segmented_control(key="sc_y").set_value("sigma2").run()
     no_exceptions(at)
-    assert len(figure_traces(at)) == 1
+    assert len(curves()) == 1
 
 
 def _wait_page(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 240, what: str = "the page") -> None:
@@ -346,7 +347,7 @@ def test_sigma_trace_reads_log_sigma_and_arelbo_mle() -> None:
     assert xs == [0.5, 1.0] and ys == pytest.approx([-1.0, 0.5 * np.log(0.01)])
     assert tables.sigma_trace(records, "step", "sigma2")[1] == pytest.approx([np.exp(-2.0), 0.01])
     fig = figures.sigma_figure({"a": records, "b": records[:1]}, beta=0.01)
-    assert len(fig.data) == 2 and len(fig.layout.shapes) == 2
+    assert len([t for t in fig.data if t.legendgroup != "reference"]) == 2 and len(fig.layout.shapes) == 2
     assert fig.layout.shapes[1].y0 == pytest.approx(0.5 * np.log(0.01))
     assert not tables.logs_sigma([{"kind": "step", "loss": 1.0}])
 
@@ -467,15 +468,29 @@ def test_progress_after_continue_has_no_stale_eta() -> None:
     assert p["eta_s"] is None and p["total_steps"] == 20 and p["step"] == 10
 
 
-def test_sigma_figure_labels_sit_on_their_lines_below_the_curves() -> None:
+def test_sigma_figure_names_the_levels_in_the_legend_and_keeps_every_curve_visible() -> None:
     records = [{"kind": "step", "step": s, "epoch": s / 10, "log_sigma": 0.0} for s in range(1, 5)]
-    fig = figures.sigma_figure({"gaussian-vae": records}, quantity="sigma2", beta=0.01)
-    labels = {a.text.split(":")[0]: a.y for a in fig.layout.annotations}
-    assert labels["fixed σ = 1 (Gaussian VAE)"] == 0.0 and labels["β-VAE, β = 0.01"] == -2.0  # log10 units
-    assert all(shape.layer == "below" for shape in fig.layout.shapes)
-    assert fig.data[0].line.width > 1 and "markers" in fig.data[0].mode
-    linear = figures.sigma_figure({"gaussian-vae": records}, quantity="log_sigma", beta=0.01)
-    assert {a.text.split(":")[0]: round(a.y, 3) for a in linear.layout.annotations}["β-VAE, β = 0.01"] == -2.303
+    fig = figures.sigma_figure({"gaussian-vae": records, "beta-vae": records, "c": records}, quantity="sigma2",
+                               beta=0.01)
+    assert not fig.layout.annotations  # no label on the plot, where it sat on the curves
+    names = [t.name for t in fig.data if t.legendgroup == "reference"]
+    assert names == ["fixed σ = 1 (Gaussian VAE): σ² = 1", "β-VAE, β = 0.01: σ² = 0.01"]
+    assert [s.y0 for s in fig.layout.shapes] == [1.0, 0.01] and all(s.layer == "below" for s in fig.layout.shapes)
+    curves = [t for t in fig.data if t.legendgroup != "reference"]
+    styles = {(t.line.color, t.line.dash, t.marker.symbol) for t in curves}
+    assert len(styles) == 3 and len({t.line.color for t in curves}) == 3 and len({t.line.dash for t in curves}) == 3
+    assert all(t.line.width > 1 and "markers" in t.mode for t in curves)
+    shifted = [{**r, "log_sigma": -1.0} for r in records]
+    pairs = figures.coinciding({k: tables.sigma_trace(v, "epoch") for k, v in
+                                {"gaussian-vae": records, "beta-vae": records, "sigma": shifted}.items()})
+    assert [(a, b) for a, b, _ in pairs] == [("gaussian-vae", "beta-vae")]
+
+
+def test_trace_colours_are_far_apart() -> None:
+    """Every pair of trace colours differs by at least 80 in RGB distance (the old palette had near twins)."""
+    rgb = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in figures.TRACE_COLOURS]
+    gaps = [sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) ** 0.5 for i, p in enumerate(rgb) for q in rgb[i + 1:]]
+    assert min(gaps) >= 80, min(gaps)
 
 
 def test_sigma_page_leaves_out_failed_runs_and_says_why(runs_dir: Path, tmp_path: Path) -> None:
