@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaecore.data.datasets import _images_from_array, _labels_from_array, _pick_splits
+from vaecore.data.arrays import images_from_array, labels_from_array
+from vaecore.data.formats.npz import pick_splits
 
 MAX_IMAGES = 20_000
 MAX_ARRAY_BYTES = 256 * 2**20
@@ -160,7 +161,7 @@ def parse_array(name: str, data: bytes, shape: tuple[int, int, int], max_images:
         raise ValueError(f"{name}: too large to decode on this server") from err
     if not arrays:
         raise ValueError(f"{name}: the .npz file holds no arrays")
-    picked = _pick_splits(arrays, name)  # type: ignore[arg-type]
+    picked = pick_splits(arrays, name)  # type: ignore[arg-type]
     xs, ys = [], []
     for split in ("train", "val", "test"):
         x = picked.get(f"x_{split}")
@@ -170,9 +171,9 @@ def parse_array(name: str, data: bytes, shape: tuple[int, int, int], max_images:
             raise ValueError(f"{name}: images have dtype {x.dtype}; expected uint8 (0..255) or floats in [0, 1]")
         if x.ndim == 2 and x.shape == tuple(shape[1:]):
             x = x[None]
-        images = _images_from_array(x, f"{name} [{'x' if split == 'train' else 'x_' + split}]")
+        images = images_from_array(x, f"{name} [{'x' if split == 'train' else 'x_' + split}]")
         xs.append(images)
-        ys.append(_labels_from_array(picked.get(f"y_{split}"), len(images), f"{name} [y_{split}]"))
+        ys.append(labels_from_array(picked.get(f"y_{split}"), len(images), f"{name} [y_{split}]"))
     c, h, w = shape
     for images in xs:
         if images.shape[2:] != (h, w):

@@ -17,8 +17,9 @@ from vaecore.data.datasets import (
     epoch_permutation,
     iterate_minibatches,
     load_dataset,
-    read_idx,
 )
+from vaecore.data.formats import idx as idx_format
+from vaecore.data.formats.idx import read_idx
 
 FASHION_CANDIDATES = [
     Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist",
@@ -81,14 +82,15 @@ def test_mnist_val_is_last_10000_of_training_file(mnist: Dataset) -> None:
 
 
 def test_mnist_limit_and_decode_cache(mnist: Dataset) -> None:
-    hits = data._decode_idx_cached.cache_info().hits
+    hits = idx_format.decode_idx_cached.cache_info().hits
     small = load_dataset("mnist", limit=100)
-    assert data._decode_idx_cached.cache_info().hits >= hits + 4
+    assert idx_format.decode_idx_cached.cache_info().hits >= hits + 4
     assert len(small.x_train) == 100 and len(small.y_train) == 100
     assert len(small.x_val) == 10000 and len(small.x_test) == 10000
     assert torch.equal(small.x_train, mnist.x_train[:100])
-    small.x_train.fill_(0.5)
-    assert not torch.equal(load_dataset("mnist", limit=100).x_train, small.x_train)
+    small.x_train.fill_(0.5)  # a float copy: neither the dataset nor the decode cache changes
+    assert torch.equal(load_dataset("mnist", limit=100).x_train, mnist.x_train[:100])
+    assert small.images["train"].dtype == torch.uint8 and small.images["train"].nbytes == 100 * 784
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True])
@@ -109,7 +111,7 @@ def test_mnist_md5_mismatch(tmp_path: Path) -> None:
     message = str(info.value)
     assert "t10k-labels-idx1-ubyte.gz" in message and "md5" in message
     assert "ec29112dd5afa0611ce80d1b7f02629c" in message
-    assert data._file_md5(target) in message
+    assert idx_format.file_md5(target) in message
 
 
 def test_mnist_from_uncompressed_copy_is_md5_checked(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ MAX_ARRAY_BYTES = 8 * 2**30  # an array file claiming more than this is refused 
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def images_from_array(array: np.ndarray, what: str) -> np.ndarray:
-    """Validate an image array and return it as float32 (N, C, H, W) in [0, 1]."""
+def check_images(array: np.ndarray, what: str) -> np.ndarray:
+    """Validate an image array; return it as (N, C, H, W), uint8 for 8-bit data (bool as 0/255) and float32
+    in [0, 1] for float data."""
     kind = array.dtype.kind
     if kind not in "buif":
         raise ValueError(
@@ -41,14 +42,12 @@ def images_from_array(array: np.ndarray, what: str) -> np.ndarray:
     if array.shape[0] == 0 or 0 in array.shape[2:]:
         raise ValueError(f"{what}: empty image array of shape {array.shape}")
     if kind == "b":
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return np.ascontiguousarray(array, dtype=np.uint8) * np.uint8(255)
     if kind in "ui":
         lo, hi = int(array.min()), int(array.max())
         if lo < 0 or hi > 255:
             raise ValueError(f"{what}: integer images must be 8-bit values 0..255, got range [{lo}, {hi}]")
-        x = np.ascontiguousarray(array, dtype=np.float32)
-        x /= np.float32(255)
-        return x
+        return np.ascontiguousarray(array, dtype=np.uint8)
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: float images contain NaN or infinite values")
     lo, hi = float(array.min()), float(array.max())
@@ -58,6 +57,15 @@ def images_from_array(array: np.ndarray, what: str) -> np.ndarray:
             "store 8-bit data as uint8 or divide it by 255"
         )
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def images_from_array(array: np.ndarray, what: str) -> np.ndarray:
+    """Validate an image array and return it as float32 (N, C, H, W) in [0, 1] (8-bit data as k / 255)."""
+    x = check_images(array, what)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32)
+        x /= np.float32(255)
+    return x
 
 
 def labels_from_array(labels: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
@@ -82,8 +90,9 @@ def labels_from_array(labels: np.ndarray | None, n: int, what: str) -> np.ndarra
     return labels
 
 
-def _npy_header(f: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a .npy header, refusing object dtypes and sizes that cannot be real."""
+def _npy_header(f: IO[bytes], what: str, max_bytes: int | None = MAX_ARRAY_BYTES
+                ) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """Shape, dtype and Fortran order from a .npy header, refusing object dtypes and sizes that cannot be real."""
     start = f.tell()
     if f.read(6) != NPY_MAGIC:
         raise ValueError(f"{what}: not a NumPy .npy array (no \\x93NUMPY header); save images with numpy.save "
@@ -93,27 +102,29 @@ def _npy_header(f: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = fmt.read_magic(f)
         if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(f)
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
         elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(f)
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
             from numpy.lib import _format_impl
 
-            shape, _, dtype = _format_impl._read_array_header(f, version)
+            shape, fortran, dtype = _format_impl._read_array_header(f, version)
     except (ValueError, OSError, EOFError, AttributeError) as err:
         raise ValueError(f"{what}: corrupt .npy header ({err})") from err
     if dtype.hasobject:
         raise ValueError(f"{what}: object (pickled) arrays are not supported; save plain numeric arrays")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"{what}: corrupt .npy header (shape {shape})")
     size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if size > MAX_ARRAY_BYTES:
+    if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{what}: header claims shape {shape} of {dtype} ({size / 2**30:.3g} GiB), over the "
                          f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB limit; the file is corrupt or too large to load")
-    return shape, dtype
+    return shape, dtype, bool(fortran)
 
 
 def _read_npy(f: IO[bytes], what: str) -> np.ndarray:
     start = f.tell()
-    shape, dtype = _npy_header(f, what)
+    shape, dtype, _ = _npy_header(f, what)
     if isinstance(f, io.BufferedReader):
         need = int(np.prod(shape, dtype=object)) * dtype.itemsize
         have = os.fstat(f.fileno()).st_size - f.tell()
@@ -127,8 +138,66 @@ def _read_npy(f: IO[bytes], what: str) -> np.ndarray:
         raise ValueError(f"{what}: truncated or corrupt .npy data ({err})") from err
 
 
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a .npy file (as {"x": ...}) or a .npz file, each checked as `_read_npy` does."""
+def npy_layout(path: Path, max_bytes: int | None = None) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file, from its header alone (C order only)."""
+    with open(path, "rb") as f:
+        shape, dtype, fortran = _npy_header(f, str(path), max_bytes)
+        offset = f.tell()
+    if fortran:
+        raise ValueError(f"{path}: Fortran-ordered arrays are not supported here; save it in C order")
+    return shape, dtype, offset
+
+
+def npz_member_names(path: Path) -> list[str]:
+    """The array names a .npz archive holds (without reading any of them)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [n[:-4] if n.endswith(".npy") else n for n in archive.namelist()]
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{path}: corrupt .npz archive ({err})") from err
+
+
+class NpzMember:
+    """One array of a .npz archive opened for sequential reading: `shape`, `dtype`, `read(rows)`; its header
+    is checked (no object dtype, size within `max_bytes`) before any data is read."""
+
+    def __init__(self, path: Path, key: str, max_bytes: int | None = MAX_ARRAY_BYTES) -> None:
+        self.path, self.key = path, key
+        try:
+            self._zip = zipfile.ZipFile(path)
+            self._member = self._zip.open(key + ".npy")
+        except KeyError as err:
+            raise ValueError(f"{path}: no array {key!r} in the archive") from err
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ValueError(f"{path}: corrupt .npz archive ({err})") from err
+        self.shape, self.dtype, fortran = _npy_header(self._member, f"{path} [{key}]", max_bytes)
+        if fortran or not self.shape:
+            self.close()
+            raise ValueError(f"{path} [{key}]: expected a C-ordered array with at least one dimension")
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.position = 0
+
+    def read(self, rows: int) -> np.ndarray:
+        """The next `rows` rows (C order)."""
+        want = rows * self.row_bytes
+        data = self._member.read(want)
+        if len(data) != want:
+            raise ValueError(f"{self.path} [{self.key}]: truncated array data at row {self.position}")
+        self.position += rows
+        return np.frombuffer(data, dtype=self.dtype).reshape(rows, *self.shape[1:])
+
+    def skip_to(self, row: int) -> None:
+        while self.position < row:
+            self.read(min(4096, row - self.position))
+
+    def close(self) -> None:
+        self._member.close()
+        self._zip.close()
+
+
+def read_arrays(path: Path, keys: set[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of a .npy file (as {"x": ...}) or a .npz file, each checked as `_read_npy` does;
+    with `keys`, only those members of a .npz are read (the others, pickled or not, are never touched)."""
     if not path.is_file():
         raise FileNotFoundError(f"array file not found: {path}; pass the path of an existing .npz or .npy file")
     with open(path, "rb") as f:
@@ -144,6 +213,8 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if keys is not None and key not in keys:
+                    continue
                 with archive.open(info) as member:
                     out[key] = _read_npy(member, f"{path} [{key}]")
     except (zipfile.BadZipFile, OSError, EOFError) as err:

@@ -1,0 +1,248 @@
+"""The on-disk dataset cache and uint8 storage: a cache is reused, invalidated when the files change,
+survives an interrupted build (resumed, never used half-built); a disk store reads rows in any order
+without holding the dataset in memory (RSS measured in a subprocess); batches are the same from worker
+processes as in-process, ranks read disjoint shards, flips and dequantisation depend only on the batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vaecore
+from vaecore.data import arraycache, filecache
+from vaecore.data.cache import cache_root
+from vaecore.data.pipeline import Augment, BatchStream, batch_generator, dequantize, hflip, shard_rows
+from vaecore.data.storage import ArrayStore, FileStore, SubsetStore, to_unit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VAECORE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def folder_of_images(root: Path, n: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((6, 5, 3), (i * 20, 255 - i * 20, 7), np.uint8)).save(root / f"{i:03d}.png")
+    return root
+
+
+def load(folder: Path, **kw) -> vaecore.Dataset:
+    return vaecore.load_dataset("imagefolder", str(folder), progress=False, **kw)
+
+
+def every_image(ds: vaecore.Dataset) -> list[bytes]:
+    return sorted(x.numpy().tobytes() for s in ("train", "val", "test") for x in ds.images[s].take(slice(None)))
+
+
+def test_cache_lives_outside_the_data_and_is_reused(tmp_path: Path, cache_dir: Path) -> None:
+    folder = folder_of_images(tmp_path / "pics")
+    first = load(folder, storage="disk")
+    assert cache_root() == cache_dir and Path(first.info["cache"]).parent == cache_dir
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:03d}.png" for i in range(12)]  # nothing written there
+    manifest = json.loads((Path(first.info["cache"]) / "manifest.json").read_text())
+    assert manifest["format"] == "imagefolder" and manifest["source"] == str(folder.resolve())
+    assert manifest["fingerprint"]["files"] == 12 and manifest["settings"]["preprocess"]["image_size"] is None
+    stamp = (Path(first.info["cache"]) / "all.images.npy").stat().st_mtime_ns
+    second = load(folder, storage="disk")
+    assert second.info["cache"] == first.info["cache"]
+    assert (Path(second.info["cache"]) / "all.images.npy").stat().st_mtime_ns == stamp  # not rebuilt
+    assert not second.images["train"].in_memory and load(folder).images["train"].in_memory  # auto: small → memory
+
+
+def test_cache_is_rebuilt_when_a_file_changes(tmp_path: Path) -> None:
+    folder = folder_of_images(tmp_path / "pics")
+    before = every_image(load(folder))
+    Image.fromarray(np.full((6, 5, 3), 99, np.uint8)).save(folder / "005.png")
+    os.utime(folder / "005.png", ns=(1, 1))  # even with an old time stamp: the size or time differs
+    after = every_image(load(folder))
+    assert after != before and np.full((3, 6, 5), 99, np.uint8).tobytes() in after
+    (folder / "011.png").unlink()
+    assert len(every_image(load(folder))) == 11
+
+
+def test_an_interrupted_build_resumes_and_is_never_used_half_built(tmp_path: Path, cache_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capfd: pytest.CaptureFixture) -> None:
+    folder = folder_of_images(tmp_path / "pics", n=30)
+    clean = every_image(load(folder, image_size=4))
+    for p in cache_dir.iterdir():  # start over
+        if p.is_dir():
+            import shutil
+            shutil.rmtree(p)
+    monkeypatch.setattr(filecache, "CHUNK", 4)
+    monkeypatch.setattr(filecache, "SAVE_EVERY", 4)
+    real = filecache.decode_image
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise KeyboardInterrupt  # the process killed mid-build
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(filecache, "decode_image", dying)
+    with pytest.raises(KeyboardInterrupt):
+        load(folder, image_size=4)
+    assert not [p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]  # no complete cache
+    partial = [p for p in cache_dir.iterdir() if p.name.endswith(".partial")]
+    assert len(partial) == 1 and (partial[0] / "progress.json").is_file()
+    monkeypatch.setattr(filecache, "decode_image", real)
+    calls["n"] = 0
+    counted = filecache.decode_image
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(filecache, "decode_image", counting)
+    capfd.readouterr()
+    resumed = load(folder, image_size=4)
+    assert "resuming the interrupted cache build" in capfd.readouterr().err
+    assert calls["n"] == 30 - 16  # the 16 images recorded before the interruption are not decoded again
+    assert every_image(resumed) == clean
+    assert not [p for p in cache_dir.iterdir() if p.name.endswith(".partial")]
+
+
+def test_an_interrupted_array_build_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 5)):
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, n)).astype(np.uint8),
+                                                           "y": np.ones((n, 1), np.uint8)})
+    clean = every_image(vaecore.load_dataset("svhn", str(tmp_path), progress=False))
+    monkeypatch.setenv("VAECORE_CACHE", str(tmp_path / "cache2"))
+    monkeypatch.setattr(arraycache, "CHUNK", 3)
+    real = arraycache.transform_array
+    state = {"n": 0}
+
+    def dying(*args, **kwargs):
+        state["n"] += 1
+        if state["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(arraycache, "transform_array", dying)
+    with pytest.raises(KeyboardInterrupt):
+        vaecore.load_dataset("svhn", str(tmp_path), progress=False, image_size=16)
+    monkeypatch.setattr(arraycache, "transform_array", real)
+    resized = vaecore.load_dataset("svhn", str(tmp_path), progress=False, image_size=16)
+    fresh = vaecore.load_dataset("svhn", str(tmp_path), progress=False, image_size=16, storage="disk")
+    assert every_image(resized) == every_image(fresh) and resized.shape == (3, 16, 16)
+    assert len(clean) == 25
+
+
+def test_file_store_reads_rows_in_any_order(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).integers(0, 256, (50, 3, 4, 5)).astype(np.uint8)
+    path = tmp_path / "x.npy"
+    np.save(path, data)
+    store = FileStore(path)
+    assert len(store) == 50 and store.image_shape == (3, 4, 5) and store.dtype == torch.uint8
+    rows = np.array([7, 3, 4, 5, 49, 0, 7, 12, 13])
+    assert torch.equal(store.take(rows), torch.from_numpy(data[rows]))
+    assert torch.equal(store.take(slice(10, 20)), torch.from_numpy(data[10:20]))
+    sub = SubsetStore(store, np.array([9, 8, 7]))
+    assert torch.equal(sub.subset([2, 0]).take(slice(None)), torch.from_numpy(data[[7, 9]]))
+    assert torch.equal(to_unit(store.take([1])), torch.from_numpy(data[[1]].astype(np.float32) / np.float32(255)))
+    assert torch.equal(store.to_memory().tensor, torch.from_numpy(data))
+    with pytest.raises(IndexError):
+        store.take([50])
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 10)
+    with pytest.raises(ValueError, match="truncated"):
+        FileStore(path)
+
+
+def test_uint8_in_memory_costs_its_size_and_floats_are_bit_identical() -> None:
+    ds = vaecore.load_dataset("mnist", progress=False)
+    assert ds.nbytes == 70_000 * 784  # uint8: a quarter of the float32 copy it replaced
+    k = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_unit(k), torch.from_numpy(np.arange(256).astype(np.float32) / np.float32(255)))
+
+
+def test_a_memory_mapped_dataset_is_read_without_holding_it(tmp_path: Path) -> None:
+    n, shape = 12_000, (3, 64, 64)  # 147 MB on disk
+    path = tmp_path / "big.npy"
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *shape))
+    arr[:] = np.arange(n, dtype=np.uint64).astype(np.uint8)[:, None, None, None]
+    arr.flush()
+    del arr
+    script = textwrap.dedent(f"""
+        import resource, sys, numpy as np, torch
+        sys.path.insert(0, {str(ROOT)!r})
+        from vaecore.data.storage import FileStore
+        from vaecore.data.pipeline import BatchStream
+        def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        store = FileStore({str(path)!r})
+        store.take(np.arange(8))
+        base = rss()
+        perm = torch.randperm({n}, generator=torch.Generator().manual_seed(0))
+        stream = BatchStream(store, perm, 256, start=0, stop={n} // 256, seed=0, epoch=0)
+        total = 0
+        for i in range({n} // 256):
+            x = stream.next_batch()
+            total += int((x[:, 0, 0, 0] * 255).round().long().sum())
+        want = int((np.arange({n}) % 256)[perm[: {n} // 256 * 256].numpy()].sum())
+        print(rss() - base, total == want)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grew, right = out.stdout.split()
+    assert right == "True"
+    assert int(grew) < path.stat().st_size / 4, f"RSS grew {int(grew) / 2**20:.0f} MiB reading a 147 MB store"
+
+
+def test_ranks_read_disjoint_shards_of_each_global_batch() -> None:
+    perm = torch.randperm(100, generator=torch.Generator().manual_seed(3))
+    for index in range(100 // 20):
+        shards = [shard_rows(perm, index, 20, rank, 4) for rank in range(4)]
+        rows = torch.cat(shards)
+        assert all(len(s) == 5 for s in shards) and len(set(rows.tolist())) == 20
+        assert torch.equal(rows, perm[index * 20:(index + 1) * 20])
+
+
+def test_worker_processes_give_the_same_batches_with_flips_by_batch(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).integers(0, 256, (64, 1, 3, 4)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", data)
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    aug = Augment(hflip=True)
+
+    def batches(store, workers: int, start: int = 0) -> list[torch.Tensor]:
+        s = BatchStream(store, perm, 16, start=start, stop=4, seed=5, epoch=2, rank=1, world=2, augment=aug,
+                        workers=workers)
+        return [s.next_batch() for _ in range(4 - start)]
+
+    in_process = batches(ArrayStore(data), 0)
+    from_workers = batches(FileStore(tmp_path / "x.npy"), 2)
+    assert all(torch.equal(a, b) for a, b in zip(in_process, from_workers, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(in_process[2:], batches(ArrayStore(data), 0, start=2), strict=True))
+    plain = torch.from_numpy(data[shard_rows(perm, 0, 16, 1, 2).numpy()]).float() / 255
+    flipped = [torch.equal(in_process[0][i], plain[i].flip(-1)) and not torch.equal(plain[i], plain[i].flip(-1))
+               for i in range(8)]
+    assert 0 < sum(flipped) < 8  # some flipped, some not
+    x = torch.from_numpy(data[:4])
+    g1, g2 = batch_generator(5, 2, 0, 1, 1), batch_generator(5, 2, 0, 1, 1)
+    assert torch.equal(hflip(x, g1), hflip(x, g2))
+
+
+def test_dequantisation_stays_in_each_values_bin() -> None:
+    k = torch.arange(256, dtype=torch.uint8).repeat(40).reshape(40, 1, 16, 16)
+    x = dequantize(k, torch.Generator().manual_seed(0))
+    lo, hi = k.double() / 256, (k.double() + 1) / 256
+    assert x.dtype == torch.float32 and bool(((x >= lo) & (x <= hi)).all())
+    assert abs(float((x.double() * 256 - k.double()).mean()) - 0.5) < 0.02  # E[u] = ½ over 10,240 draws
+    with pytest.raises(ValueError, match="8-bit"):
+        dequantize(torch.rand(2, 1, 2, 2), torch.Generator())
