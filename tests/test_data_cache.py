@@ -246,3 +246,24 @@ def test_dequantisation_stays_in_each_values_bin() -> None:
     assert abs(float((x.double() * 256 - k.double()).mean()) - 0.5) < 0.02  # E[u] = ½ over 10,240 draws
     with pytest.raises(ValueError, match="8-bit"):
         dequantize(torch.rand(2, 1, 2, 2), torch.Generator())
+
+
+def test_training_batches_are_the_same_from_memory_and_from_disk(tmp_path: Path) -> None:
+    from vaecore.data.datasets import epoch_permutation
+    from vaecore.data.pipeline import TrainBatches
+
+    data = np.random.default_rng(2).integers(0, 256, (70, 3, 4, 4)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", data)
+    aug = Augment(hflip=True, dequantize=True)
+    kw = {"batch_size": 20, "seed": 4, "device": "cpu", "rank": 1, "world": 2, "augment": aug}
+    memory = TrainBatches(ArrayStore(data), **kw)
+    disk = TrainBatches(FileStore(tmp_path / "x.npy"), workers=2, **kw)
+    order = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    a = [memory.batch(e, i) for e, i in order]
+    b = [disk.batch(e, i) for e, i in order]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    resumed = TrainBatches(FileStore(tmp_path / "x.npy"), workers=0, **kw)
+    assert torch.equal(resumed.batch(1, 1), a[4]) and torch.equal(resumed.batch(1, 2), a[5])
+    plain = TrainBatches(ArrayStore(data), batch_size=20, seed=4, device="cpu")
+    rows = epoch_permutation(70, 4, 3)[20:40]
+    assert torch.equal(plain.batch(3, 1), torch.from_numpy(data[rows.numpy()]).float() / 255)  # as x_train[perm]

@@ -453,3 +453,30 @@ def test_existing_formats_keep_uint8_and_transforms_apply(tmp_path: Path) -> Non
     assert torch.equal(load(str(tmp_path / "a.npz")).x_train, torch.ones(17, 1, 4, 4))
     assert load("digits").images["train"].dtype == torch.float32
     assert os.environ["VAECORE_CACHE"].endswith("cache")
+
+
+def test_data_info_says_what_a_folder_holds_without_caching_it(tmp_path: Path, cache_dir: Path) -> None:
+    from vaecore.data.inspect import describe, format_description
+
+    root = tmp_path / "info"
+    for name in ("b", "a"):
+        (root / name).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(rgb(i, 12, 10)).save(root / "a" / f"{i}.png")
+    Image.fromarray(rgb(9, 20, 16)).save(root / "b" / "big.png")
+    Image.fromarray(np.full((12, 10), 5, np.uint8)).save(root / "b" / "grey.png")
+    (root / "b" / "notes.md").write_text("x")
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    info = describe(root)
+    assert info["format"] == "imagefolder" and info["images"] == 5 and info["classes"] == ["a", "b"]
+    assert info["class_counts"] == {"a": 3, "b": 2} and info["modes"] == {"RGB": 4, "L": 1}
+    assert "mixes grey (1 images, e.g. b/grey.png)" in info["refused"]
+    text = format_description(describe(root, channels=3, image_size=8))
+    assert "will load as: 3 x 8 x 8 (RGB) uint8" in text and "grey→RGB: 1" in text
+    assert "1 non-image file(s) (e.g. b/notes.md)" in text and "b/broken.png" in text
+    assert not cache_dir.exists()  # headers only: nothing decoded, nothing cached
+    (tmp_path / "cifar-10-batches-bin").mkdir()
+    for name in [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]:
+        (tmp_path / "cifar-10-batches-bin" / name).write_bytes(bytes(3073 * 2))
+    cifar = describe(tmp_path / "cifar-10-batches-bin")
+    assert cifar["format"] == "cifar10" and cifar["parts"] == {"train": 10, "test": 2}

@@ -26,6 +26,9 @@ UNSUPPORTED = {
     "pythae-resnet": [(1, 8, 8), (1, 48, 48), (3, 64, 32)],
     "mlp": [],
     **{name: [] for name in PAPER_MLPS},
+    "sigma-conv-wide": [(1, 4, 4), (3, 28, 7)],
+    "burgess-conv": [(1, 8, 8), (3, 15, 28)],
+    "locatello-conv": [(1, 8, 8), (1, 28, 12)],
 }
 
 
@@ -58,6 +61,9 @@ def test_expected_support_matrix():
         ("pythae-resnet", (1, 28, 28)), ("pythae-resnet", (3, 32, 32)),
         ("mlp", (1, 28, 28)), ("mlp", (1, 8, 8)), ("mlp", (3, 32, 32)),
         *((name, shape) for name in PAPER_MLPS for shape in SHAPES),
+        ("sigma-conv-wide", (1, 28, 28)), ("sigma-conv-wide", (1, 8, 8)), ("sigma-conv-wide", (3, 32, 32)),
+        ("burgess-conv", (1, 28, 28)), ("burgess-conv", (3, 32, 32)),
+        ("locatello-conv", (1, 28, 28)), ("locatello-conv", (3, 32, 32)),
     }
     assert set(CASES) == expected
 
@@ -184,3 +190,39 @@ def test_paper_decoders_mirror_the_encoders():
             hidden = [w for w in hidden for _ in (0, 1)]
         assert enc[:-1] == hidden, name
         assert dec[:-1] == hidden[::-1], name
+
+
+BUILT_IN = [a for a in ARCHITECTURES if ":" not in a]
+
+
+@pytest.mark.parametrize("arch", BUILT_IN)
+@pytest.mark.parametrize("side", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_architecture_at_28_32_64_px_grey_and_colour(arch: str, side: int, channels: int):
+    shape = (channels, side, side)
+    check_supported(arch, shape)
+    enc, dec = build_encoder(arch, shape, 10).eval(), build_decoder(arch, shape, 10, 2 * channels).eval()
+    with torch.no_grad():
+        assert enc(torch.rand(2, *shape)).shape == (2, 20)
+        assert dec(torch.randn(2, 10)).shape == (2, 2 * channels, side, side)
+
+
+def test_disentanglement_nets_are_the_papers_layouts():
+    enc = build_encoder("locatello-conv", (1, 64, 64), 10)
+    convs = [m for m in enc if isinstance(m, nn.Conv2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in convs] == [(c, (4, 4), (2, 2)) for c in (32, 32, 64, 64)]
+    assert [m.out_features for m in enc if isinstance(m, nn.Linear)] == [256, 20]
+    sizes, x = [], torch.zeros(1, 1, 64, 64)
+    for m in enc:
+        x = m(x)
+        if isinstance(m, nn.Conv2d):
+            sizes.append(x.shape[-1])
+    assert sizes == [32, 16, 8, 4]
+    dec = build_decoder("locatello-conv", (1, 64, 64), 10, 1)
+    assert [m.out_features for m in dec if isinstance(m, nn.Linear)] == [256, 64 * 4 * 4]
+    assert [m.out_channels for m in dec if isinstance(m, nn.ConvTranspose2d)] == [64, 32, 32, 1]
+    burgess = build_encoder("burgess-conv", (1, 64, 64), 10)
+    assert [m.out_channels for m in burgess if isinstance(m, nn.Conv2d)] == [32] * 4
+    assert [m.out_features for m in burgess if isinstance(m, nn.Linear)] == [256, 256, 20]
+    wide = build_encoder("sigma-conv-wide", (3, 32, 32), 20)
+    assert [m.out_channels for m in wide if isinstance(m, nn.Conv2d)] == [128, 256, 512]

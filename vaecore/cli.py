@@ -302,7 +302,7 @@ def _sampler(model: Any, name: str, dataset: Any, folder: Path | None, component
 
     if name == "prior":
         return None
-    n_fit = min(SAMPLER_TRAIN, int(dataset.x_train.shape[0]))
+    n_fit = min(SAMPLER_TRAIN, dataset.size("train"))
     if name == "gmm" and components > n_fit:
         _fail(f"--components {components} is more than the {n_fit} training latents the GMM is fitted on; "
               f"use at most {n_fit}")
@@ -505,7 +505,30 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--private", action="store_true")
     pb.add_argument("--token", default=None)
     pb.set_defaults(func=cmd_publish)
+    _add_data_commands(sub)
     return p
+
+
+def _add_data_commands(sub: Any) -> None:
+    d = sub.add_parser("data", help="inspect a dataset folder or file")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    i = dsub.add_parser("info", help="what a folder or file holds (count, sizes, modes, classes) and what loading it "
+                                     "would convert; reads headers only")
+    i.add_argument("path")
+    i.add_argument("--format", help="the format (default: detected from the folder)")
+    i.add_argument("--image-size", type=positive_int, help="as for train: the size it would be resized to")
+    i.add_argument("--channels", type=int, choices=(1, 3), help="as for train: 1 (grey) or 3 (RGB)")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.add_argument("--no-progress", action="store_true")
+    i.set_defaults(func=cmd_data_info)
+
+
+def cmd_data_info(args: argparse.Namespace) -> None:
+    from vaecore.data.inspect import describe, format_description
+
+    info = describe(args.path, args.format, image_size=args.image_size, channels=args.channels,
+                    progress=not args.no_progress)
+    print(json.dumps(info, indent=2, default=str) if args.json else format_description(info))
 
 
 class CliParser(argparse.ArgumentParser):

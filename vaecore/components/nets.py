@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from vaecore.components.benchmark_nets import RESNET_SIZES, celeba_conv_decoder, resnet_decoder, resnet_encoder
+from vaecore.components.disentangle_nets import DISENTANGLE_NETS, disentangle_decoder, disentangle_encoder
+from vaecore.components.disentangle_nets import MIN_SIZE as _DISENT_MIN_SIZE
 
 __all__ = [
     "ARCHITECTURES",
@@ -45,9 +47,15 @@ ARCHITECTURES: dict[str, str] = {
     "pythae-resnet": "Pythae ResNet benchmark: strided convs + 2 residual blocks (128 ch); 28x28 (MNIST), "
                      "32x32 (CIFAR-10) or 64x64 (CelebA)",
     "mlp": "fully connected 512-256 hidden units, ReLU; any image shape",
+    "sigma-conv-wide": "σ-VAE conv net as on CIFAR (App. B): 3 stride-2 convs starting at 128 channels (128-256-512) "
+                       "+ linear; any H, W >= 8",
+    "burgess-conv": "Burgess et al. 2018 dSprites net: 4 convs of 32 (4x4, stride 2), 2 FC of 256; any H, W >= 16",
+    "locatello-conv": "Locatello et al. 2019 (disentanglement_lib) net: convs 32-32-64-64 (4x4, stride 2), FC 256; "
+                      "any H, W >= 16",
 }
 
 _SIGMA_CHANNELS = (32, 64, 128)
+_SIGMA_WIDE = (128, 256, 512)
 _SIGMA_MIN_SIZE = 8
 _PYTHAE_SIZES = (28, 32, 64)
 
@@ -113,10 +121,12 @@ def check_supported(arch: str, input_shape: Sequence[int]) -> None:
     _check_arch(arch)
     c, h, w = _normalise_shape(input_shape)
     fallback = "use 'sigma-conv' (any H, W >= 8) or 'mlp' (any shape) instead"
-    if arch == "sigma-conv" and (h < _SIGMA_MIN_SIZE or w < _SIGMA_MIN_SIZE):
+    if arch in ("sigma-conv", "sigma-conv-wide") and (h < _SIGMA_MIN_SIZE or w < _SIGMA_MIN_SIZE):
         raise ValueError(
-            f"'sigma-conv' needs H and W >= {_SIGMA_MIN_SIZE}, got shape {(c, h, w)}; use 'mlp' instead"
+            f"{arch!r} needs H and W >= {_SIGMA_MIN_SIZE}, got shape {(c, h, w)}; use 'mlp' instead"
         )
+    if arch in DISENTANGLE_NETS and (h < _DISENT_MIN_SIZE or w < _DISENT_MIN_SIZE):
+        raise ValueError(f"{arch!r} needs H and W >= {_DISENT_MIN_SIZE}, got shape {(c, h, w)}; {fallback}")
     if arch == "arelbo-conv" and (h % 4 or w % 4):
         raise ValueError(
             f"'arelbo-conv' needs H and W divisible by 4 (e.g. 28x28, 32x32), got shape {(c, h, w)};"
@@ -147,27 +157,28 @@ def _sigma_sizes(h: int, w: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def _sigma_encoder(shape: Shape, out_features: int) -> list[nn.Module]:
+def _sigma_encoder(shape: Shape, out_features: int, widths: tuple[int, ...] = _SIGMA_CHANNELS) -> list[nn.Module]:
     c, h, w = shape
     layers: list[nn.Module] = []
     in_ch = c
-    for ch in _SIGMA_CHANNELS:
+    for ch in widths:
         layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1), nn.ReLU()]
         in_ch = ch
     fh, fw = _sigma_sizes(h, w)[-1]
     return layers + [nn.Flatten(), nn.Linear(in_ch * fh * fw, out_features)]
 
 
-def _sigma_decoder(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
+def _sigma_decoder(shape: Shape, latent_dim: int, out_channels: int,
+                   widths: tuple[int, ...] = _SIGMA_CHANNELS) -> list[nn.Module]:
     """Mirror of the encoder; per-layer output_padding reproduces each recorded size exactly."""
     _, h, w = shape
     sizes = _sigma_sizes(h, w)
     fh, fw = sizes[-1]
-    top = _SIGMA_CHANNELS[-1]
+    top = widths[-1]
     layers: list[nn.Module] = [
         nn.Linear(latent_dim, top * fh * fw), nn.ReLU(), nn.Unflatten(1, (top, fh, fw)),
     ]
-    channels = list(reversed(_SIGMA_CHANNELS[:-1])) + [out_channels]
+    channels = list(reversed(widths[:-1])) + [out_channels]
     in_ch = top
     for i, ch in enumerate(channels):
         (sh, sw), (th, tw) = sizes[-1 - i], sizes[-2 - i]
@@ -354,7 +365,9 @@ _ENCODERS: dict[str, Callable[[Shape, int], list[nn.Module]]] = {
     "pythae-conv": _pythae_encoder,
     "pythae-resnet": resnet_encoder,
     "mlp": _mlp_encoder,
+    "sigma-conv-wide": lambda shape, out: _sigma_encoder(shape, out, _SIGMA_WIDE),
     **{name: _paper_encoder(name) for name in PAPER_MLPS},
+    **{name: (lambda shape, out, n=name: disentangle_encoder(n, shape, out)) for name in DISENTANGLE_NETS},
 }
 
 _DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
@@ -363,7 +376,10 @@ _DECODERS: dict[str, Callable[[Shape, int, int], list[nn.Module]]] = {
     "pythae-conv": _pythae_decoder,
     "pythae-resnet": resnet_decoder,
     "mlp": _mlp_decoder,
+    "sigma-conv-wide": lambda shape, latent, out: _sigma_decoder(shape, latent, out, _SIGMA_WIDE),
     **{name: _paper_decoder(name) for name in PAPER_MLPS},
+    **{name: (lambda shape, latent, out, n=name: disentangle_decoder(n, shape, latent, out))
+       for name in DISENTANGLE_NETS},
 }
 _CUSTOM: dict[str, str] = {}
 """Registered user architectures: qualified name → the module that registered it."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +70,15 @@ class BadFiles:
                              f"{allowed}): {self.describe()}; fix or remove them")
 
     def describe(self) -> str:
-        reasons = Counter(reason.split(":")[0] for _, reason in self.items)
-        first = ", ".join(f"{n} ({r})" for n, r in self.items[:SHOWN])
-        more = f" and {len(self.items) - SHOWN} more" if len(self.items) > SHOWN else ""
-        return "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + f" — {first}{more}"
+        """'reason: count (first names)' per kind of reason, e.g. 'corrupt or truncated: 2 (a.png, b.png)'."""
+        groups: dict[str, list[str]] = {}
+        for name, reason in self.items:
+            groups.setdefault(reason.split(":")[0], []).append(name)
+        parts = []
+        for reason, names in sorted(groups.items()):
+            more = f", and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+            parts.append(f"{reason}: {len(names)} ({', '.join(names[:SHOWN])}{more})")
+        return "; ".join(parts)
 
 
 def scan_folder(root: Path, *, skip_dirs: tuple[str, ...] = ()) -> FileScan:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from vaecore.data.storage import ImageStore, to_unit
 
-__all__ = ["Augment", "BatchStream", "batch_generator", "dequantize", "hflip", "shard_rows"]
+__all__ = ["Augment", "BatchStream", "TrainBatches", "batch_generator", "dequantize", "hflip", "shard_rows"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,54 @@ class BatchStream:
             x = to_unit(x)
         self.index += 1
         return x
+
+
+class TrainBatches:
+    """The training batches of a run, by (epoch, index): rank `rank`'s shard of global batch `index` of the
+    epoch's permutation (`datasets.epoch_permutation(n, seed, epoch)`), float32 on `device`.
+
+    A dataset in memory is indexed directly (its uint8 images moved to a CUDA device once when they take
+    under a quarter of its free memory); a dataset on disk streams through a DataLoader with `workers`
+    processes, restarted where a resumed run asks.
+    """
+
+    def __init__(self, store: ImageStore, *, batch_size: int, seed: int, device: torch.device | str,
+                 rank: int = 0, world: int = 1, augment: Augment = Augment(), workers: int = 0) -> None:
+        self.device = torch.device(device)
+        self.n, self.batch_size, self.seed = len(store), batch_size, seed
+        self.rank, self.world, self.augment, self.workers = rank, world, augment, workers
+        if augment.dequantize and store.dtype != torch.uint8:
+            raise ValueError("dequantize needs 8-bit data (uint8 images); this dataset is stored as floats")
+        if store.in_memory and self.device.type == "cuda" and store.device != self.device:
+            free, _ = torch.cuda.mem_get_info(self.device)
+            store = store.to(self.device) if store.nbytes < free // 4 else store
+        self.store = store
+        self._perm: tuple[int, Tensor] | None = None
+        self._stream: BatchStream | None = None
+
+    def permutation(self, epoch: int) -> Tensor:
+        from vaecore.data.datasets import epoch_permutation
+
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, epoch_permutation(self.n, self.seed, epoch))
+        return self._perm[1]
+
+    def batch(self, epoch: int, index: int) -> Tensor:
+        """Batch `index` of epoch `epoch` (this rank's shard), float32 in [0, 1] (or dequantised)."""
+        steps = self.n // self.batch_size
+        if not self.store.in_memory:
+            s = self._stream
+            if s is None or s.epoch != epoch or s.index != index:
+                self._stream = s = BatchStream(self.store, self.permutation(epoch), self.batch_size, start=index,
+                                               stop=max(steps, index + 1), seed=self.seed, epoch=epoch,
+                                               rank=self.rank, world=self.world, augment=self.augment,
+                                               workers=self.workers, device=self.device)
+            return s.next_batch()
+        rows = shard_rows(self.permutation(epoch), index, self.batch_size, self.rank, self.world)
+        x = self.store.take(rows)
+        x = x.to(self.device, non_blocking=x.device.type == "cpu" and x.is_pinned())
+        if self.augment.hflip:
+            x = hflip(x, batch_generator(self.seed, epoch, index, self.rank, 1))
+        if self.augment.dequantize:
+            return dequantize(x, batch_generator(self.seed, epoch, index, self.rank, 2, self.device))
+        return to_unit(x)

@@ -9,7 +9,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from vaecore.samplers.base import NormalSampler, Progress, Sampler, SamplerLoadError, model_fingerprint, sampler_files
+from vaecore.samplers.base import (
+    VALIDATION_LIMIT,
+    NormalSampler,
+    Progress,
+    Sampler,
+    SamplerLoadError,
+    model_fingerprint,
+    sampler_files,
+)
 from vaecore.samplers.hypersphere import HypersphereUniformSampler
 from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
@@ -42,11 +50,20 @@ def build_sampler(name: str, **kwargs: Any) -> Sampler:
         raise ValueError(f"bad settings {kwargs} for sampler {name!r}: {e}") from e
 
 
-def _training_subset(x: torch.Tensor, n_train: int | None, seed: int) -> torch.Tensor:
-    if n_train is None or n_train >= x.shape[0]:
-        return x
-    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:n_train]
-    return x[idx]
+def _training_subset(dataset: Any, n_train: int | None, seed: int) -> torch.Tensor:
+    """A seeded subset of the training images as float32, read in one batch (not the whole split)."""
+    n = dataset.size("train") if hasattr(dataset, "size") else dataset.x_train.shape[0]
+    if n_train is None or n_train >= n:
+        idx = slice(None)
+    else:
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:n_train]
+    return dataset.take("train", idx) if hasattr(dataset, "take") else dataset.x_train[idx]
+
+
+def _validation_images(dataset: Any) -> torch.Tensor | None:
+    if hasattr(dataset, "take"):
+        return dataset.take("val", slice(0, VALIDATION_LIMIT))
+    return getattr(dataset, "x_val", None)
 
 
 def fit_sampler(model: nn.Module, dataset: Any, name: str, *, n_train: int | None = 10_000, seed: int = 0,
@@ -54,8 +71,9 @@ def fit_sampler(model: nn.Module, dataset: Any, name: str, *, n_train: int | Non
     """Build sampler `name` and fit it on the latent means of (a seeded subset of) the training images;
     the learned ones (MAF, IAF, 2-stage) keep their best state on the validation images' latents."""
     sampler = build_sampler(name, **kwargs)
-    x = _training_subset(dataset.x_train, n_train, seed)
-    val = {"x_val": dataset.x_val} if sampler.uses_validation and getattr(dataset, "x_val", None) is not None else {}
+    x = _training_subset(dataset, n_train, seed)
+    x_val = _validation_images(dataset) if sampler.uses_validation else None
+    val = {"x_val": x_val} if x_val is not None else {}
     sampler.fit(model, x, seed=seed, progress=progress, **val)
     sampler.fit_info["dataset"] = getattr(dataset, "name", None)
     return sampler
@@ -81,7 +99,7 @@ def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *
         except SamplerLoadError as e:
             warnings.warn(f"refitting the {name!r} sampler: {e}", stacklevel=2)
         else:
-            n_all = dataset.x_train.shape[0]
+            n_all = dataset.size("train") if hasattr(dataset, "size") else dataset.x_train.shape[0]
             n_expected = 0 if name == "vamp" else (n_all if n_train is None else min(n_train, n_all))
             info = saved.fit_info
             same = (saved.settings() == wanted.settings() and info.get("seed") == seed

@@ -137,4 +137,4 @@ def _load(req: LoadRequest) -> Dataset:
 
 register_format("celeba", "CelebA aligned faces (--data-dir with img_align_celeba/, list_eval_partition.txt), "
                 "centre crop 140 -> 64x64 RGB, 40 attributes as factors", _load,
-                defaults={"arch": "pythae-conv", "latent_dim": 64, "likelihood": "gaussian"})
+                defaults={"arch": "pythae-conv", "latent_dim": 64})  # Pythae and AR-ELBO on CelebA

@@ -16,12 +16,12 @@ from vaecore.data.datasets import Dataset, holdout_size
 from vaecore.data.formats.registry import LoadRequest, register_format
 from vaecore.data.storage import SubsetStore
 
-__all__ = ["read_cifar_file"]
+__all__ = ["LAYOUTS", "count_records", "find_folder", "read_cifar_file"]
 
 PIXELS = 3 * 32 * 32
 MAX_RECORDS = 1_000_000  # per file; a file claiming more is not CIFAR
 HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
-_LAYOUTS = {
+LAYOUTS = {
     "cifar10": {"folder": "cifar-10-batches-bin", "train": [f"data_batch_{i}.bin" for i in range(1, 6)],
                 "test": ["test_batch.bin"], "labels": 1, "classes": 10, "names": "batches.meta.txt",
                 "archive": "cifar-10-binary.tar.gz", "python": ("cifar-10-batches-py", "data_batch_1")},
@@ -33,7 +33,7 @@ _LAYOUTS = {
 
 def _refuse_python(folder: Path, kind: str) -> None:
     """The pickled python version: refused, naming the binary archive to download instead."""
-    layout = _LAYOUTS[kind]
+    layout = LAYOUTS[kind]
     py_folder, py_file = layout["python"]
     candidates = [folder, folder / py_folder]
     for c in candidates:
@@ -43,8 +43,8 @@ def _refuse_python(folder: Path, kind: str) -> None:
                              f"{layout['folder']} folder with --data-dir")
 
 
-def _find(folder: Path, kind: str) -> Path:
-    layout = _LAYOUTS[kind]
+def find_folder(folder: Path, kind: str) -> Path:
+    layout = LAYOUTS[kind]
     if folder.is_file():
         raise ValueError(f"{folder} is a file; extract {layout['archive']} and pass its {layout['folder']} folder")
     for c in (folder, folder / layout["folder"]):
@@ -56,7 +56,7 @@ def _find(folder: Path, kind: str) -> Path:
                             f"{layout['folder']} folder with --data-dir")
 
 
-def _records(path: Path, label_bytes: int) -> int:
+def count_records(path: Path, label_bytes: int) -> int:
     """Number of records of a binary file, from its size (refusing pickles and sizes that are not CIFAR)."""
     record = label_bytes + PIXELS
     size = path.stat().st_size
@@ -73,7 +73,7 @@ def _records(path: Path, label_bytes: int) -> int:
 
 def read_cifar_file(path: Path, label_bytes: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 3, 32, 32), labels uint8 (N, label_bytes)) of one binary file, sizes checked first."""
-    _records(path, label_bytes)
+    count_records(path, label_bytes)
     raw = np.fromfile(path, dtype=np.uint8).reshape(-1, label_bytes + PIXELS)
     labels = raw[:, :label_bytes]
     if int(labels[:, -1].max()) >= classes:
@@ -84,7 +84,7 @@ def read_cifar_file(path: Path, label_bytes: int, classes: int) -> tuple[np.ndar
 
 def _part(folder: Path, names: list[str], label_bytes: int, classes: int) -> ArrayPart:
     """A part of one or more binary files, read only when the cache is built."""
-    n = sum(_records(folder / name, label_bytes) for name in names)
+    n = sum(count_records(folder / name, label_bytes) for name in names)
     loaded: dict[str, np.ndarray] = {}
 
     def load() -> dict[str, np.ndarray]:
@@ -110,8 +110,8 @@ def _class_names(folder: Path, name: str, classes: int) -> list[str] | None:
 
 
 def _load(req: LoadRequest, kind: str) -> Dataset:
-    layout = _LAYOUTS[kind]
-    folder = _find(req.folder(kind, f"the extracted {layout['folder']} folder ({layout['archive']} from {HOME})"),
+    layout = LAYOUTS[kind]
+    folder = find_folder(req.folder(kind, f"the extracted {layout['folder']} folder ({layout['archive']} from {HOME})"),
                    kind)
     files = layout["train"] + layout["test"]
     fingerprint = fingerprint_files([(n, (folder / n).stat()) for n in files])
@@ -126,7 +126,7 @@ def _load(req: LoadRequest, kind: str) -> Dataset:
                    layout["classes"]), info={"preprocessed": True, "cache": str(entry.folder)})
 
 
-_SIGMA_CIFAR = {"arch": "sigma-conv-wide", "latent_dim": 20, "likelihood": "gaussian"}
+_SIGMA_CIFAR = {"arch": "sigma-conv-wide", "latent_dim": 20}  # the σ-VAE paper on CIFAR (App. B)
 register_format("cifar10", "CIFAR-10 binary version (--data-dir cifar-10-batches-bin), 32x32 RGB, 40k/10k/10k",
                 lambda req: _load(req, "cifar10"), aliases=("cifar-10", "cifar"), defaults=_SIGMA_CIFAR)
 register_format("cifar100", "CIFAR-100 binary version (--data-dir cifar-100-binary), 32x32 RGB, 100 fine classes",

@@ -118,7 +118,7 @@ def _load_npz(req: LoadRequest) -> Dataset:
     return dsprites_dataset(entry, "dsprites", req)
 
 
-_DSPRITES = {"arch": "burgess-conv", "latent_dim": 10, "likelihood": "bernoulli"}
+_DSPRITES = {"arch": "locatello-conv", "latent_dim": 10}  # Locatello et al. 2019 (their decoder: Bernoulli)
 register_format("dsprites", f"DeepMind's dSprites ({FILE}) with its 6 ground-truth factors, 64x64 binary",
                 _load_npz, defaults=_DSPRITES)
 register_format("dsprites-procedural", "dSprites generated here (the exact 737,280-image factor grid, 64x64), "

@@ -202,13 +202,15 @@ def describe_folder(path: Path, pre: Preprocess, progress: Any = False) -> dict[
     good = [(n, h) for n, h in zip(names, headers, strict=True) if not isinstance(h, str)]
     sizes = Counter(f"{w}x{h}" for _, (w, h, _) in good)
     modes = Counter(m for _, (_, _, m) in good)
-    info: dict[str, Any] = {"path": str(path), "layout": plan.layout, "images": len(good),
+    info: dict[str, Any] = {"path": str(path), "layout": plan.layout, "images": len(good), "image_files": len(names),
                             "parts": {p: len(v) for p, v in plan.parts.items()}, "sizes": dict(sizes.most_common(8)),
                             "distinct_sizes": len(sizes), "modes": dict(modes), "classes": plan.classes,
                             "skipped": plan.skipped, "bad": len(bad.items), "bad_summary": bad.describe() if bad.items
                             else "", "will_convert": {}}
     if plan.labels is not None:
-        counts = Counter(int(v) for labels in plan.labels.values() for v in labels)
+        label_of = {n: int(v) for part, labels in plan.labels.items() for n, v in zip(plan.parts[part], labels,
+                                                                                       strict=True)}
+        counts = Counter(label_of[n] for n, _ in good)
         info["class_counts"] = {plan.classes[k]: counts[k] for k in sorted(counts)}  # type: ignore[index]
     try:
         channels, (h, w) = decide_shape([hd for _, hd in good], pre, [n for n, _ in good], str(path))

@@ -14,7 +14,7 @@ from typing import Any
 
 from vaecore.data.preprocess import Preprocess
 
-__all__ = ["FORMATS", "Format", "LoadRequest", "register_format", "resolve_format"]
+__all__ = ["FORMATS", "Format", "LoadRequest", "model_defaults", "register_format", "resolve_format"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,11 @@ def resolve_format(key: str, data_dir: str | None) -> tuple[Format, LoadRequest]
         raise ValueError(f"unknown dataset {key!r}; valid names: {', '.join(names)} "
                          "(or a path ending in .npz/.npy, or hf://owner/name)")
     return FORMATS[low], LoadRequest(key, data_dir, recorded_name=low, recorded_dir=folder)
+
+
+def model_defaults(data: str, fixed: dict[str, Any]) -> dict[str, Any]:
+    """The papers' model settings for dataset `data` (architecture, latent size) that `fixed` (the preset's
+    fields and the user's choices) leaves open; {} for data without defaults or an unknown name."""
+    name = _ALIASES.get(str(data).lower(), str(data).lower())
+    fmt = FORMATS.get(name)
+    return {} if fmt is None else {k: v for k, v in fmt.defaults.items() if fixed.get(k) is None}

@@ -94,4 +94,4 @@ def _load(req: LoadRequest) -> Dataset:
 
 
 register_format("svhn", f"SVHN cropped digits (--data-dir with {FILES['train']}, {FILES['test']}), 32x32 RGB",
-                _load, defaults={"arch": "sigma-conv", "latent_dim": 20, "likelihood": "gaussian"})
+                _load, defaults={"arch": "sigma-conv", "latent_dim": 20})  # the σ-VAE paper on SVHN
