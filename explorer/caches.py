@@ -55,9 +55,11 @@ def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
-def load_data(name: str, data_dir: str | None = None, limit: int | None = None, seed: int = 0) -> Dataset:
-    """A dataset, loaded once per process and (name, folder, limit, seed of its splits)."""
-    return vaecore.load_dataset(name, data_dir or None, limit=limit, seed=seed)
+def load_data(name: str, data_dir: str | None = None, limit: int | None = None, seed: int = 0,
+              image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """A dataset, loaded once per process and (name, folder, limit, seed of its splits, transform)."""
+    return vaecore.load_dataset(name, data_dir or None, limit=limit, seed=seed, image_size=image_size,
+                                channels=channels, progress=False)
 
 
 def dataset_for(model: PretrainedModel, data_dir: str | None = None) -> Dataset:
@@ -112,7 +114,8 @@ def run_source(folder: Path) -> DataSource | None:
 def run_dataset(folder: Path) -> Dataset:
     """The dataset a run folder trained on (`run_source`; MNIST when the folder records none), cached."""
     source = run_source(folder) or rf.DataSource("mnist")
-    return load_data(source.name, source.data_dir, source.limit, source.seed or 0)
+    return load_data(source.name, source.data_dir, source.limit, source.seed or 0, source.image_size,
+                     source.channels)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -295,7 +295,8 @@ class JobManager:
                 from vaecore.data.datasets import load_dataset
                 from vaecore.presets import build_preset
 
-                dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
+                dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed, image_size=tc.image_size,
+                                       channels=tc.channels, storage=tc.data_storage, progress=False)
                 model = build_preset(preset, data=dataset, seed=tc.seed, **overrides)
                 return Trainer(model, dataset, tc, folder)
 

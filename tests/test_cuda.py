@@ -29,7 +29,7 @@ def _fit(digits: Dataset, out: Path, **train: object) -> Trainer:
 @pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
 def test_training_on_the_gpu_keeps_the_data_there_and_improves(amp: str, digits: Dataset, tmp_path: Path) -> None:
     trainer = _fit(digits, tmp_path / amp, device="cuda", amp=amp)
-    assert trainer.x_train.device.type == "cuda" and next(trainer.model.parameters()).device.type == "cuda"
+    assert trainer.batches.store.device.type == "cuda" and next(trainer.model.parameters()).device.type == "cuda"
     assert (trainer.runtime.scaler is not None) == (amp == "fp16")
     losses = [r["loss"] for r in read_metrics(tmp_path / amp) if r.get("kind") == "step"]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0], losses

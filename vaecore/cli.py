@@ -158,7 +158,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides = {**spec.get("overrides", {}), **overrides}
         else:
             tc = train_config(args.model, **train)
-        dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed)
+        dataset = vaecore.load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed, image_size=tc.image_size,
+                                       channels=tc.channels, storage=tc.data_storage, progress=progress)
         model = vaecore.build_preset(args.model, data=dataset, seed=tc.seed, **overrides)
     except (KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
@@ -276,10 +277,13 @@ def _load_model_and_data(name: str, ec: Any) -> tuple[Any, Any]:
     source = rf.read_data_source(folder) if (folder / rf.TRAIN).is_file() else None
     model = vaecore.load(name, device=ec.device)
     data, data_dir, seed = ec.data, ec.data_dir, ec.seed
+    size = channels = None
     if data is None and source is not None and not source.built_in_python:
         data, data_dir = source.name, data_dir or source.data_dir
         seed = seed if source.seed is None else source.seed
-    dataset = vaecore.load_dataset(data or model.config.dataset, data_dir, seed=seed)
+        size, channels = source.image_size, source.channels  # the transform it was trained through
+    dataset = vaecore.load_dataset(data or model.config.dataset, data_dir, seed=seed, image_size=size,
+                                   channels=channels)
     if tuple(dataset.shape) != tuple(model.config.input_shape):
         _fail(f"dataset {dataset.name!r} has images of shape {dataset.shape}, but the model takes "
               f"{tuple(model.config.input_shape)}; pass the dataset it was trained on with --data")

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from vaecore.data.binarize import BINARIZE
+from vaecore.data.datasets import STORAGE
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Config")
@@ -251,12 +252,32 @@ class TrainConfig(Config):
     """How a run trains; saved as train.json in the run folder so `--resume` continues it."""
 
     data: str = setting("mnist", cli=True,
-                        help="mnist | fashion-mnist | digits | idx | file.npz | hf://owner/name")
+                        help="mnist | fashion-mnist | digits | idx | imagefolder | celeba | cifar10 | cifar100 | "
+                             "svhn | dsprites | dsprites-procedural | file.npz | hf://owner/name (docs/data.md)")
     data_dir: str | None = setting(None, cli=True, metavar="DIR", help="folder (or file) with the dataset")
     limit: int | None = setting(None, lo=1, cli=True, app="data", label="Training images", none="all",
                                 app_hi=60_000, help="use only the first N training images")
     data_seed: int | None = setting(None, lo=0, hi=MAX_SEED,
                                     help="seed of the data's split and subset (default: the run's seed)")
+    image_size: int | None = setting(None, lo=4, hi=1024, cli=True, metavar="PX", app="data", label="Image size",
+                                     none="as the data", app_hi=256,
+                                     help="resize (shorter side) and centre-crop the images to PX x PX; recorded, so "
+                                          "--resume, eval and the app rebuild the same data")
+    channels: int | None = setting(None, choices=(1, 3), cli=True, app="data", label="Channels", none="as the data",
+                                   help="convert the images to 1 (grey) or 3 (RGB) channels; without it, data that "
+                                        "mixes grey and colour images is refused")
+    hflip: bool = setting(False, cli=True, app="advanced", label="Flip training images left-right",
+                          help="augmentation: each training image mirrored left-right with probability 1/2 "
+                               "(drawn per batch from the seed)")
+    dequantize: bool = setting(False, cli=True, app="advanced", label="Dequantise training images",
+                               help="training batches of 8-bit data as (k + u) / 256 with u ~ U[0, 1) instead of "
+                                    "k / 255, for continuous likelihoods (validation and evaluation keep k / 255)")
+    data_storage: str = setting("auto", choices=STORAGE, cli=True, resumable=True,
+                                help="where a cached dataset is read from: memory, disk (batch by batch from the "
+                                     "cache file, for data larger than memory), or auto (memory when under 2 GiB)")
+    data_workers: int = setting(0, lo=0, hi=64, cli=True, resumable=True,
+                                help="DataLoader worker processes reading a dataset from disk (0: in the training "
+                                     "process)")
     epochs: int = setting(10, lo=1, cli=True, app="main", label="Epochs", app_hi=500, resumable=True,
                           help="passes over the training images")
     max_steps: int | None = setting(None, lo=1, cli=True, app="advanced", label="Max steps", none="no limit",

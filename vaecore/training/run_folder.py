@@ -159,9 +159,11 @@ def dataset_record(dataset: Any, seed: int) -> dict[str, Any]:
     or `python:NAME` for a Dataset built by hand, which resume then asks for."""
     source = getattr(dataset, "source", None)
     if not source:
-        return {"data": PYTHON_DATA + str(dataset.name), "data_dir": None, "limit": None, "data_seed": None}
+        return {"data": PYTHON_DATA + str(dataset.name), "data_dir": None, "limit": None, "data_seed": None,
+                "image_size": None, "channels": None}
     return {"data": source["name"], "data_dir": source["data_dir"], "limit": source["limit"],
-            "data_seed": None if source["seed"] == seed else source["seed"]}
+            "data_seed": None if source["seed"] == seed else source["seed"],
+            "image_size": source.get("image_size"), "channels": source.get("channels")}
 
 
 @dataclass(frozen=True)
@@ -173,29 +175,35 @@ class DataSource:
     data_dir: str | None = None
     limit: int | None = None
     seed: int | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    storage: str = "auto"
 
     @property
     def built_in_python(self) -> bool:
         """A Dataset made by hand in Python: it cannot be reloaded by name."""
         return self.name.startswith(PYTHON_DATA)
 
-    def load(self, *, limit: int | None | bool = True) -> Any:
-        """The dataset again (`limit=True`: the run's limit; None: every training image); a RunFolderError for
-        a Dataset built in Python."""
+    def load(self, *, limit: int | None | bool = True, progress: Any = True) -> Any:
+        """The dataset again (`limit=True`: the run's limit; None: every training image), through the same
+        transform; a RunFolderError for a Dataset built in Python."""
         if self.built_in_python:
             raise RunFolderError(f"the run was trained on a Dataset built in Python ({self.name[len(PYTHON_DATA):]!r}),"
                                  " which cannot be reloaded by name; pass that dataset yourself")
         return load_dataset(self.name, self.data_dir, limit=self.limit if limit is True else limit,
-                            seed=0 if self.seed is None else self.seed)
+                            seed=0 if self.seed is None else self.seed, image_size=self.image_size,
+                            channels=self.channels, storage=self.storage, progress=progress)
 
 
 def data_source(train: dict[str, Any]) -> DataSource:
-    """The data a train.json (or the app's run settings, same fields) names: `data`, `data_dir`, `limit` and the
-    seed of its splits."""
+    """The data a train.json (or the app's run settings, same fields) names: `data`, `data_dir`, `limit`, the
+    seed of its splits, its transform (`image_size`, `channels`) and where it is read from (`data_storage`)."""
     seed = train.get("data_seed") if isinstance(train.get("data_seed"), int) else train.get("seed")
-    limit = train.get("limit")
+    limit, size, channels = train.get("limit"), train.get("image_size"), train.get("channels")
+    storage = train.get("data_storage") if train.get("data_storage") in ("auto", "memory", "disk") else "auto"
     return DataSource(str(train.get("data") or "mnist"), train.get("data_dir") or None,
-                      limit if isinstance(limit, int) else None, seed if isinstance(seed, int) else None)
+                      limit if isinstance(limit, int) else None, seed if isinstance(seed, int) else None,
+                      size if isinstance(size, int) else None, channels if channels in (1, 3) else None, storage)
 
 
 def read_data_source(folder: str | Path) -> DataSource:

@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from vaecore.config import TrainConfig, meta_of
-from vaecore.data.datasets import Dataset, epoch_permutation
+from vaecore.data.datasets import Dataset
+from vaecore.data.pipeline import Augment, TrainBatches
 from vaecore.models.base import PretrainedModel
 from vaecore.training import checkpointing
 from vaecore.training import run_folder as rf
@@ -70,14 +71,13 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.model = self.runtime.place(model)
         self.dataset = dataset
-        self.x_train = dataset.x_train.to(self.runtime.device)
-        self.binarizer = None  # binary images drawn from the grey levels (vaecore/data/binarize)
-        x_val = dataset.x_val
-        if config.binarize != "none":
-            from vaecore.data.binarize import Binarizer, binarized_split
-            self.binarizer = Binarizer(self.x_train, config.binarize, config.seed)
-            x_val = binarized_split(x_val, "val")
-        x_val = x_val[: config.val_limit][dist.rank::dist.world_size].to(self.runtime.device)
+        n_val = dataset.size("val") if config.val_limit is None else min(config.val_limit, dataset.size("val"))
+        val_rows = torch.arange(n_val)[dist.rank::dist.world_size]
+        if config.binarize != "none":  # binary images drawn from the grey levels (vaecore/data/binarize)
+            from vaecore.data.binarize import binarized_split
+            x_val = binarized_split(dataset.x_val, "val")[val_rows].to(self.runtime.device)
+        else:
+            x_val = dataset.take("val", val_rows, self.runtime.device)
         self.callbacks = list(callbacks)
         self.progress = progress
 
@@ -89,15 +89,18 @@ class Trainer:
         self.schedulers = [build_scheduler(config, opt) for opt in self.optimizers]
         self._loss, self._ddp_reduces = self.runtime.loss_function(self.model, len(self.groups) > 1)
 
-        self.n_train = self.x_train.shape[0]
+        self.n_train = dataset.size("train")
         if self.n_train == 0:
             raise ValueError("the training set is empty; check --limit and the dataset")
         self.batch_size = min(config.batch_size, self.n_train)
         if self.batch_size % dist.world_size:
             raise ValueError(f"batch size {self.batch_size} does not split over {dist.world_size} processes; "
                              f"choose a multiple of {dist.world_size}")
-        self.local_batch = self.batch_size // dist.world_size
         self.steps_per_epoch = max(1, self.n_train // self.batch_size)
+        self.batches = TrainBatches(dataset.images["train"], batch_size=self.batch_size, seed=config.seed,
+                                    device=self.runtime.device, rank=dist.rank, world=dist.world_size,
+                                    augment=Augment(hflip=config.hflip, dequantize=config.dequantize),
+                                    workers=config.data_workers)
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.augment = None
@@ -114,7 +117,6 @@ class Trainer:
         self._last_ckpt = 0  # the step of the last checkpoint written
         self._last_val: tuple[int, float] | None = None  # (step, validation loss) of the last validation
         self._last_grid = -1  # the step of the last sample grids
-        self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation of the training set)
         self._stop = threading.Event()
         self._trackers_added = False
 
@@ -150,7 +152,7 @@ class Trainer:
                 raise rf.RunFolderError(
                     f"{out_dir} was trained on a Dataset built in Python ({source.name[len(rf.PYTHON_DATA):]!r}), "
                     "which cannot be reloaded by name; resume it with Trainer.resume(folder, dataset=...)")
-            dataset = source.load()
+            dataset = source.load(progress=progress)
         trainer = cls(model, dataset, tc, out_dir, callbacks, progress)
         restored = checkpointing.load(out_dir, trainer.model, trainer.optimizers, trainer.schedulers,
                                       trainer.runtime)
@@ -301,11 +303,7 @@ class Trainer:
 
     def _batch(self, epoch: int, index: int) -> torch.Tensor:
         """This rank's shard of batch `index` of the epoch's permutation."""
-        if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, epoch_permutation(self.n_train, self.config.seed, epoch).to(self.runtime.device))
-        start = index * self.batch_size + self.runtime.dist.rank * self.local_batch
-        rows = self._perm[1][start:start + self.local_batch]
-        x = self.binarizer.batch(epoch, rows) if self.binarizer is not None else self.x_train[rows]
+        x = self.batches.batch(epoch, index)
         if self.augment is not None:
             from vaecore.data.transforms import apply_affine, random_affine
             x = apply_affine(x, random_affine(x.shape[0], self.augment, device=x.device))
@@ -340,7 +338,7 @@ class Trainer:
         self._last_grid = self.step
         if not self.config.sample_grids or not self.runtime.dist.is_main:
             return
-        grids = sample_grids(self.model, self.dataset.x_val, self.runtime.device)
+        grids = sample_grids(self.model, self.dataset.take("val", slice(0, 32)), self.runtime.device)
         write_grids(self.out_dir, grids, epoch)
         for cb in self.callbacks:
             cb({"kind": "images", "step": self.step, "epoch": epoch, **grids})
