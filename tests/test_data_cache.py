@@ -234,8 +234,11 @@ def test_worker_processes_give_the_same_batches_with_flips_by_batch(tmp_path: Pa
                for i in range(8)]
     assert 0 < sum(flipped) < 8  # some flipped, some not
     x = torch.from_numpy(data[:4])
-    g1, g2 = batch_generator(5, 2, 0, 1, 1), batch_generator(5, 2, 0, 1, 1)
+    g1, g2 = batch_generator(5, 2, 0, 1), batch_generator(5, 2, 0, 1)
     assert torch.equal(hflip(x, g1), hflip(x, g2))
+    whole = hflip(torch.from_numpy(data[:16]), batch_generator(5, 2, 0, 1))  # ranks' slices of one global draw
+    halves = [hflip(torch.from_numpy(data[8 * r:8 * r + 8]), batch_generator(5, 2, 0, 1), 8 * r, 16) for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), whole)
 
 
 def test_dequantisation_stays_in_each_values_bin() -> None:
@@ -267,3 +270,14 @@ def test_training_batches_are_the_same_from_memory_and_from_disk(tmp_path: Path)
     plain = TrainBatches(ArrayStore(data), batch_size=20, seed=4, device="cpu")
     rows = epoch_permutation(70, 4, 3)[20:40]
     assert torch.equal(plain.batch(3, 1), torch.from_numpy(data[rows.numpy()]).float() / 255)  # as x_train[perm]
+
+
+def test_augmented_batches_do_not_depend_on_the_number_of_ranks() -> None:
+    from vaecore.data.pipeline import TrainBatches
+
+    data = np.random.default_rng(3).integers(0, 256, (40, 1, 3, 3)).astype(np.uint8)
+    kw = {"batch_size": 8, "seed": 1, "device": "cpu", "augment": Augment(hflip=True, dequantize=True)}
+    one = TrainBatches(ArrayStore(data), **kw)
+    ranks = [TrainBatches(ArrayStore(data), rank=r, world=4, **kw) for r in range(4)]
+    for epoch, index in ((0, 0), (0, 3), (2, 1)):
+        assert torch.equal(torch.cat([t.batch(epoch, index) for t in ranks]), one.batch(epoch, index))

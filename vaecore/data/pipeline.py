@@ -1,7 +1,8 @@
 """Training batches: this rank's shard of each global batch of an epoch's permutation, read from the
 dataset's store — directly for data in memory, through a `torch.utils.data.DataLoader` with worker
-processes for data on disk — with per-batch augmentation that depends only on (seed, epoch, batch,
-rank), so a resumed run and any number of workers see the same batches.
+processes for data on disk — with per-batch augmentation drawn for the whole global batch from a
+generator seeded by (seed, epoch, batch) alone, each rank taking its slice: a resumed run, any number of
+workers and any number of ranks see the same images.
 
 - `shard_rows`: rank r of w takes the r-th contiguous slice of batch_size / w rows of each global batch
   (the ranks' rows are disjoint and together are the global batch);
@@ -39,25 +40,29 @@ def shard_rows(perm: Tensor, index: int, batch_size: int, rank: int = 0, world: 
     return perm[start:start + local]
 
 
-def batch_generator(seed: int, epoch: int, index: int, rank: int, tag: int, device: torch.device | str = "cpu"
+def batch_generator(seed: int, epoch: int, index: int, tag: int, device: torch.device | str = "cpu"
                     ) -> torch.Generator:
-    """A generator seeded by (seed, epoch, batch, rank, tag) alone."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index), int(rank), int(tag)])
+    """A generator seeded by (seed, epoch, batch, tag) alone."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index), int(tag)])
     return torch.Generator(device=device).manual_seed(int(state.generate_state(1, np.uint64)[0] >> 1))
 
 
-def hflip(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Each image of (B, C, H, W) mirrored left-right with probability ½ (the draws from `generator`, on the CPU)."""
-    mask = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+def hflip(x: Tensor, generator: torch.Generator, offset: int = 0, total: int | None = None) -> Tensor:
+    """Images (B, C, H, W) mirrored left-right with probability ½ each: the draws are made for a global batch
+    of `total` images (on the CPU) and x is its part from `offset`."""
+    total = x.shape[0] if total is None else total
+    mask = (torch.rand(total, generator=generator) < 0.5)[offset:offset + x.shape[0]].to(x.device)
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
-def dequantize(x: Tensor, generator: torch.Generator) -> Tensor:
-    """uint8 `k` → float32 `(k + u) / 256`, u ~ U[0, 1) drawn from `generator` (on x's device)."""
+def dequantize(x: Tensor, generator: torch.Generator, offset: int = 0, total: int | None = None) -> Tensor:
+    """uint8 `k` → float32 `(k + u) / 256`, u ~ U[0, 1) drawn for a global batch of `total` images (on x's
+    device), x being its part from `offset`."""
     if x.dtype != torch.uint8:
         raise ValueError("dequantisation needs 8-bit data (uint8 images); this dataset is stored as floats")
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    return (x.to(torch.float32) + u).div_(256)
+    total = x.shape[0] if total is None else total
+    u = torch.rand((total, *x.shape[1:]), generator=generator, device=x.device, dtype=torch.float32)
+    return (x.to(torch.float32) + u[offset:offset + x.shape[0]]).div_(256)
 
 
 class _EpochBatches(torch.utils.data.Dataset):
@@ -76,7 +81,7 @@ class _EpochBatches(torch.utils.data.Dataset):
         index = self.start + i
         x = self.store.take(shard_rows(self.perm, index, self.batch_size, self.rank, self.world))
         if self.augment.hflip:
-            x = hflip(x, batch_generator(self.seed, self.epoch, index, self.rank, 1))
+            x = hflip(x, batch_generator(self.seed, self.epoch, index, 1), self.rank * x.shape[0], self.batch_size)
         return x
 
 
@@ -87,7 +92,7 @@ class BatchStream:
                  epoch: int, rank: int = 0, world: int = 1, augment: Augment = Augment(), workers: int = 0,
                  device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.seed, self.epoch, self.rank, self.augment = seed, epoch, rank, augment
+        self.seed, self.epoch, self.rank, self.augment, self.batch_size = seed, epoch, rank, augment, batch_size
         self.index = start
         batches = _EpochBatches(store, perm.cpu(), batch_size, rank, world, start, stop, seed, epoch, augment)
         if store.in_memory or workers == 0:
@@ -106,7 +111,8 @@ class BatchStream:
         x = next(self._it)
         x = x.to(self.device, non_blocking=x.is_pinned())
         if self.augment.dequantize:
-            x = dequantize(x, batch_generator(self.seed, self.epoch, self.index, self.rank, 2, self.device))
+            gen = batch_generator(self.seed, self.epoch, self.index, 2, self.device)
+            x = dequantize(x, gen, self.rank * x.shape[0], self.batch_size)
         else:
             x = to_unit(x)
         self.index += 1
@@ -157,8 +163,9 @@ class TrainBatches:
         rows = shard_rows(self.permutation(epoch), index, self.batch_size, self.rank, self.world)
         x = self.store.take(rows)
         x = x.to(self.device, non_blocking=x.device.type == "cpu" and x.is_pinned())
+        offset = self.rank * x.shape[0]
         if self.augment.hflip:
-            x = hflip(x, batch_generator(self.seed, epoch, index, self.rank, 1))
+            x = hflip(x, batch_generator(self.seed, epoch, index, 1), offset, self.batch_size)
         if self.augment.dequantize:
-            return dequantize(x, batch_generator(self.seed, epoch, index, self.rank, 2, self.device))
+            return dequantize(x, batch_generator(self.seed, epoch, index, 2, self.device), offset, self.batch_size)
         return to_unit(x)
