@@ -64,9 +64,9 @@ def make_folder(folder: Path, n: int, side: int, workers: int) -> float:
 
 def run_child(code: str, env: dict[str, str]) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON object last."""
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, **env}, cwd=ROOT)
-    if out.returncode:
+    if out.returncode or not out.stdout.strip():
         raise SystemExit(f"child failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -99,6 +99,7 @@ def main() -> None:
     cache = work / "cache"
     env = {"VAECORE_CACHE": str(cache), "OMP_NUM_THREADS": str(args.threads)}
     prelude = PRELUDE.format(root=str(ROOT), threads=args.threads)
+    child = lambda body: prelude + textwrap.dedent(body)  # noqa: E731
     fig: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                  "threads": args.threads, "workers": args.workers, "n": args.n, "big": args.big}
 
@@ -107,16 +108,16 @@ def main() -> None:
     import shutil
 
     shutil.rmtree(cache, ignore_errors=True)
-    fig["cache_build"] = run_child(prelude + f"""
+    fig["cache_build"] = run_child(child(f"""
         import vaecore
         t = time.perf_counter()
         ds = vaecore.load_dataset("imagefolder", {str(folder)!r}, storage="disk", progress=False)
         s = time.perf_counter() - t
         print(json.dumps({{"seconds": s, "images_per_s": {args.n} / s, "peak_rss": peak(),
                           "cache_bytes": ds.nbytes, "shape": list(ds.shape)}}))
-    """, env)
+    """), env)
 
-    fig["loader"] = run_child(prelude + f"""
+    fig["loader"] = run_child(child(f"""
         import vaecore
         from vaecore.data.pipeline import TrainBatches
         ds = vaecore.load_dataset("imagefolder", {str(folder)!r}, storage="disk", progress=False)
@@ -132,9 +133,9 @@ def main() -> None:
                 x = tb.batch(0, i)
             out[name] = steps * 128 / (time.perf_counter() - t)
         print(json.dumps(out))
-    """, env)
+    """), env)
 
-    fig["training"] = run_child(prelude + f"""
+    fig["training"] = run_child(child(f"""
         import vaecore
         model = vaecore.build_preset("sigma-vae", input_shape=(3, {args.side}, {args.side}), seed=0)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -145,7 +146,7 @@ def main() -> None:
             opt.zero_grad(); loss.backward(); opt.step()
         print(json.dumps({{"images_per_s": {args.steps} * 128 / (time.perf_counter() - t),
                           "arch": model.config.arch}}))
-    """, env)
+    """), env)
     fig["loader_over_training"] = fig["loader"]["disk"] / fig["training"]["images_per_s"]
 
     big = work / f"big-{args.big}.npy"
@@ -159,7 +160,7 @@ def main() -> None:
             arr[s:e] = rng.integers(0, 256, (e - s, 3, 1, 1), dtype=np.uint8)  # per-image colours
         arr.flush()
         del arr
-    fig["big_disk_training"] = run_child(prelude + f"""
+    fig["big_disk_training"] = run_child(child(f"""
         import tempfile, numpy as np, vaecore
         from vaecore.data.storage import FileStore
         from vaecore.config import TrainConfig
@@ -177,25 +178,25 @@ def main() -> None:
             s = time.perf_counter() - t
         print(json.dumps({{"images": n, "bytes": store.nbytes, "peak_rss": peak(), "rss_before": before,
                           "seconds": s}}))
-    """, env)
+    """), env)
 
-    fig["big_in_memory"] = run_child(prelude + f"""
+    fig["big_in_memory"] = run_child(child(f"""
         from vaecore.data.storage import FileStore
         before = rss()
         store = FileStore({str(big)!r}).to_memory()
         print(json.dumps({{"bytes": store.nbytes, "rss_growth": rss() - before}}))
-    """, env)
+    """), env)
     fig["big_in_memory"]["ratio"] = (fig["big_in_memory"]["rss_growth"] / fig["big_in_memory"]["bytes"])
 
     if args.dsprites:
-        fig["dsprites"] = run_child(prelude + """
+        fig["dsprites"] = run_child(child("""
             import vaecore
             t = time.perf_counter()
             ds = vaecore.load_dataset("dsprites-procedural", storage="disk", progress=False)
             s = time.perf_counter() - t
             print(json.dumps({"seconds": s, "images": sum(ds.size(k) for k in ("train", "val", "test")),
                               "cache_bytes": ds.factors.grid.nbytes, "peak_rss": peak()}))
-        """, env)
+        """), env)
 
     gb = 2**30
     print(f"machine: {fig['machine']}; torch threads {args.threads}; DataLoader workers {args.workers}")

@@ -3,7 +3,8 @@
 Arrays follow the rules of `vaecore.data` (uint8 0..255 or floats in [0, 1]; (N, H, W), (N, H, W, C) or
 (N, C, H, W); keys x_train/y_train/x_test/…, x/y, images/labels, or a single array) and must already
 have the model's height and width. PNGs are converted to the model's channels and resized to its
-H×W. Anything else raises ValueError with a message that says what was wrong and what is accepted.
+H×W; colour stays colour for a colour model, and every conversion made is counted (`Uploaded.notes`) so the
+page can say so. Anything else raises ValueError with a message that says what was wrong and what is accepted.
 Nothing is ever unpickled.
 
 Sizes are checked before anything is decoded: array shapes and dtypes from the .npy headers (inside a
@@ -46,6 +47,12 @@ class Uploaded:
     images: Tensor
     labels: Tensor | None
     names: list[str] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)  # conversion made for the model → how many images
+
+    def note(self, what: str, n: int) -> Uploaded:
+        if n:
+            self.notes[what] = self.notes.get(what, 0) + n
+        return self
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -179,11 +186,17 @@ def parse_array(name: str, data: bytes, shape: tuple[int, int, int], max_images:
         if images.shape[2:] != (h, w):
             raise ValueError(f"{name}: images are {images.shape[2]}×{images.shape[3]} pixels, the model takes "
                              f"{h}×{w}; resize them first (or upload PNGs, which are resized for you)")
-    x = _to_model_channels(np.concatenate(xs), c, name)
+    joined = np.concatenate(xs)
+    x = _to_model_channels(joined, c, name)
     labels = None
     if all(y is not None for y in ys):
         labels = torch.from_numpy(np.concatenate(ys))
-    return Uploaded(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), labels, [name] * len(x))
+    out = Uploaded(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), labels, [name] * len(x))
+    return out.note(_channel_note(joined.shape[1], c), len(x) if joined.shape[1] != c else 0)
+
+
+def _channel_note(have: int, want: int) -> str:
+    return "colour → grey" if have == 3 and want == 1 else "grey → colour (RGB)"
 
 
 def png_size(name: str, data: bytes) -> tuple[int, int]:
@@ -196,8 +209,10 @@ def png_size(name: str, data: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool | None = None) -> Tensor:
-    """One PNG as a (C, H, W) float tensor in [0, 1]: converted to the model's channels, resized to H×W.
+def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool | None = None,
+              notes: dict[str, int] | None = None) -> Tensor:
+    """One PNG as a (C, H, W) float tensor in [0, 1]: converted to the model's channels, resized to H×W (the
+    conversions made are counted in `notes`).
 
     `invert=None` decides by the border: MNIST-style data is a light shape on a dark background, so a
     picture whose border is mostly light (dark ink on paper) is inverted.
@@ -228,8 +243,15 @@ def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool 
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
+    notes = {} if notes is None else notes
+    grey = img.mode in ("1", "L", "LA", "La", "I", "F") or img.mode.startswith("I;16")
+    if grey != (c == 1):
+        what = _channel_note(1 if grey else 3, c)
+        notes[what] = notes.get(what, 0) + 1
     img = img.convert("L" if c == 1 else "RGB")
     if img.size != (w, h):
+        what = f"resized {img.size[0]}×{img.size[1]} → {w}×{h}"
+        notes[what] = notes.get(what, 0) + 1
         img = img.resize((w, h), Image.BILINEAR if min(img.size) < 2 * min(w, h) else Image.LANCZOS)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = arr[None] if c == 1 else arr.transpose(2, 0, 1)
@@ -260,7 +282,8 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
             if _kind(name, data) == "png":
                 if total + 1 > max_images:
                     raise _too_many(name, total + 1, max_images)
-                part = Uploaded(parse_png(name, data, shape, invert)[None], None, [name])
+                notes: dict[str, int] = {}
+                part = Uploaded(parse_png(name, data, shape, invert, notes)[None], None, [name], notes)
             else:
                 part = parse_array(name, data, shape, max_images, already=total)
         except ValueError as e:
@@ -277,7 +300,11 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
     if any(p.labels is not None for p in parts):
         labels = torch.cat([p.labels if p.labels is not None else torch.full((len(p),), UNLABELLED, dtype=torch.int64)
                             for p in parts])
-    return Uploaded(images, labels, [n for p in parts for n in p.names])
+    out = Uploaded(images, labels, [n for p in parts for n in p.names])
+    for p in parts:
+        for what, n in p.notes.items():
+            out.note(what, n)
+    return out
 
 
 __all__ = ["ACCEPTED", "MAX_ARRAY_BYTES", "MAX_IMAGES", "MAX_PNG_PIXELS", "UNLABELLED", "Uploaded", "array_headers",

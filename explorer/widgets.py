@@ -68,7 +68,8 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
         "Images: .npz / .npy arrays or PNG files", type=["npz", "npy", "png"], accept_multiple_files=True, key=key,
         help=f"Arrays: uint8 0..255 or floats in [0, 1], shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with the "
              f"model's {shape[1]}×{shape[2]} size; keys x/y, images/labels, x_train/y_train/x_test/y_test or one "
-             f"array. PNGs are converted to grayscale and resized. Up to {limit} MB per file.")
+             f"array. PNGs are converted to the model's {'colour (RGB)' if shape[0] == 3 else 'grey'} "
+             f"{shape[1]}×{shape[2]} images (a note says what was converted). Up to {limit} MB per file.")
     invert = st.segmented_control("Invert PNGs", ["auto", "yes", "no"], default="auto", required=True,
                                   key=f"{key}_invert",
                                   help="The models saw light digits on a dark background; 'auto' inverts PNGs "
@@ -99,6 +100,10 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
         labelled = "with labels" if current.labels is not None else "no labels"
         st.caption(f"{len(current):,} uploaded image{'s' if len(current) != 1 else ''} ({labelled}), "
                    "available as the **uploaded** source on the map, interpolation and transformation pages.")
+        if current.notes:
+            kind = "colour" if shape[0] == 3 else "grey"
+            st.info(f"Converted for this model ({kind}, {shape[1]}×{shape[2]}): "
+                    + ", ".join(f"{what}: {n:,} image{'s' if n != 1 else ''}" for what, n in current.notes.items()))
         if st.button("Forget uploaded images", key=f"{key}_forget"):
             st.session_state.pop(UPLOADS_KEY, None)
             st.rerun()
