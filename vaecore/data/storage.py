@@ -11,6 +11,7 @@ picklable (a `FileStore` reopens its file in each process), so DataLoader worker
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -148,6 +149,7 @@ class FileStore(ImageStore):
         if have < need:
             raise ValueError(f"{self.path}: truncated: its header says {shape} ({need} bytes), the file has {have}")
         self._local = threading.local()
+        self._opened: list[tuple[int, int]] = []
 
     @property
     def in_memory(self) -> bool:
@@ -156,6 +158,7 @@ class FileStore(ImageStore):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_local", None)
+        state["_opened"] = []
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -168,7 +171,21 @@ class FileStore(ImageStore):
         if getattr(local, "pid", None) != os.getpid():
             local.fd = os.open(self.path, os.O_RDONLY)
             local.pid = os.getpid()
+            self._opened.append((local.pid, local.fd))
         return local.fd
+
+    def close(self) -> None:
+        """Close the descriptors this process opened (reads reopen the file)."""
+        pid = os.getpid()
+        for owner, fd in [item for item in self._opened if item[0] == pid]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            self._opened.remove((owner, fd))
+        self._local = threading.local()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def take(self, rows: Index) -> Tensor:
         picked = _rows(rows, len(self))
