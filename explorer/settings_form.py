@@ -62,6 +62,10 @@ def setting_input(where: Any, cls: type, name: str, value: Any, *, choices: Sequ
     label = meta.label or name.replace("_", " ")
     common = {"key": key_of(cls, name), "help": meta.help or None, "persist_state": "session"}
     choices = list(choices if choices is not None else meta.choices or ())
+    if choices and optional and meta.none is not None and placeholder is None:  # None offered as meta.none says
+        options = [None, *choices]
+        return where.selectbox(label, options, index=options.index(value) if value in options else 0,
+                               format_func=lambda v: meta.none if v is None else str(v), **common)
     if choices:
         if placeholder is not None:
             picked = where.selectbox(label, [PRESET_DEFAULT, *choices], **common)

@@ -8,7 +8,9 @@ workers and any number of ranks see the same images.
   (the ranks' rows are disjoint and together are the global batch);
 - horizontal flip: each image flipped with probability ½ (on uint8, exact);
 - uniform dequantisation for continuous likelihoods: x = (k + u) / 256, u ~ U[0, 1) per value, on the
-  device, instead of k / 255 (8-bit data only).
+  device, instead of k / 255 (8-bit data only);
+- binarization (`vaecore.data.binarize`): Bernoulli bits of the grey levels, drawn for the whole training
+  set per epoch ("dynamic") or once ("static"), for data in memory.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ __all__ = ["Augment", "BatchStream", "TrainBatches", "batch_generator", "dequant
 
 @dataclass(frozen=True)
 class Augment:
-    """Per-batch training augmentation: horizontal flips, uniform dequantisation."""
+    """Per-batch training augmentation: horizontal flips, uniform dequantisation, and binarization (the
+    training images drawn as Bernoulli bits of their grey levels per epoch or once, `vaecore.data.binarize`)."""
 
     hflip: bool = False
     dequantize: bool = False
+    binarize: str = "none"
 
 
 def shard_rows(perm: Tensor, index: int, batch_size: int, rank: int = 0, world: int = 1) -> Tensor:
@@ -135,10 +139,19 @@ class TrainBatches:
         self.rank, self.world, self.augment, self.workers = rank, world, augment, workers
         if augment.dequantize and store.dtype != torch.uint8:
             raise ValueError("dequantize needs 8-bit data (uint8 images); this dataset is stored as floats")
+        if augment.dequantize and augment.binarize != "none":
+            raise ValueError("dequantize and binarize do not combine: binarized images are 0 or 1")
         if store.in_memory and self.device.type == "cuda" and store.device != self.device:
             free, _ = torch.cuda.mem_get_info(self.device)
             store = store.to(self.device) if store.nbytes < free // 4 else store
         self.store = store
+        self.binarizer = None
+        if augment.binarize != "none":
+            from vaecore.data.binarize import Binarizer
+
+            if not store.in_memory:
+                raise ValueError("binarize draws the whole training set each epoch: use data storage 'memory'")
+            self.binarizer = Binarizer(store.take(slice(None)).to(self.device), augment.binarize, seed)
         self._perm: tuple[int, Tensor] | None = None
         self._stream: BatchStream | None = None
 
@@ -161,11 +174,16 @@ class TrainBatches:
                                                workers=self.workers, device=self.device)
             return s.next_batch()
         rows = shard_rows(self.permutation(epoch), index, self.batch_size, self.rank, self.world)
-        x = self.store.take(rows)
-        x = x.to(self.device, non_blocking=x.device.type == "cpu" and x.is_pinned())
+        if self.binarizer is not None:
+            x = self.binarizer.batch(epoch, rows.to(self.device))
+        else:
+            x = self.store.take(rows)
+            x = x.to(self.device, non_blocking=x.device.type == "cpu" and x.is_pinned())
         offset = self.rank * x.shape[0]
         if self.augment.hflip:
             x = hflip(x, batch_generator(self.seed, epoch, index, 1), offset, self.batch_size)
+        if self.binarizer is not None:
+            return x
         if self.augment.dequantize:
             return dequantize(x, batch_generator(self.seed, epoch, index, 2, self.device), offset, self.batch_size)
         return to_unit(x)

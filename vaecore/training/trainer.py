@@ -99,7 +99,8 @@ class Trainer:
         self.steps_per_epoch = max(1, self.n_train // self.batch_size)
         self.batches = TrainBatches(dataset.images["train"], batch_size=self.batch_size, seed=config.seed,
                                     device=self.runtime.device, rank=dist.rank, world=dist.world_size,
-                                    augment=Augment(hflip=config.hflip, dequantize=config.dequantize),
+                                    augment=Augment(hflip=config.hflip, dequantize=config.dequantize,
+                                                    binarize=config.binarize),
                                     workers=config.data_workers)
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
