@@ -480,3 +480,14 @@ def test_data_info_says_what_a_folder_holds_without_caching_it(tmp_path: Path, c
         (tmp_path / "cifar-10-batches-bin" / name).write_bytes(bytes(3073 * 2))
     cifar = describe(tmp_path / "cifar-10-batches-bin")
     assert cifar["format"] == "cifar10" and cifar["parts"] == {"train": 10, "test": 2}
+
+
+def test_the_papers_networks_apply_where_preset_and_user_leave_them_open() -> None:
+    x = np.zeros((6, 3, 32, 32), np.uint8)
+    cifar = vaecore.Dataset("cifar10", x, None, x, None, x, None)
+    model = vaecore.build_preset("sigma-vae", data=cifar, seed=0)
+    assert model.config.arch == "sigma-conv-wide" and model.config.latent_dim == 20
+    assert vaecore.build_preset("sigma-vae", data=cifar, arch="mlp", latent_dim=3).config.arch == "mlp"
+    assert vaecore.build_preset("vae", data=cifar).config.latent_dim == 10  # the preset's own choice stays
+    mnist_like = vaecore.Dataset("mnist", x[:, :1, :28, :28], None, x[:, :1, :28, :28], None, x[:, :1, :28, :28], None)
+    assert vaecore.build_preset("sigma-vae", data=mnist_like).config.arch == "sigma-conv"  # unchanged for the others

@@ -127,13 +127,18 @@ def build_preset(name: str, *, data: Dataset | None = None, input_shape: tuple[i
     """Preset + overrides + data → an initialised model: the one path of the CLI, `vaecore.train` and the app.
 
     `data` gives the input shape and the dataset's name (an `input_shape` that disagrees with its images is a
-    ValueError); without it, `input_shape` and `dataset` say them.
+    ValueError); without it, `input_shape` and `dataset` say them. Where neither the preset nor the overrides
+    choose the network or the latent size, the papers' choices for the data apply (`model_defaults`: e.g. the
+    σ-VAE's wide convs on CIFAR, the disentanglement net with 10 latents on dSprites).
     """
     if data is not None:
         if input_shape is not None and tuple(input_shape) != tuple(data.shape):
             raise ValueError(f"input_shape {list(input_shape)} does not match the data's images {list(data.shape)}; "
                              "the data sets the input shape, so leave input_shape out")
         input_shape, dataset = data.shape, dataset or data.name
+        from vaecore.data.formats import model_defaults
+
+        overrides = {**model_defaults(data.name, {**get_preset(name).config, **overrides}), **overrides}
     if input_shape is not None:
         overrides["input_shape"] = tuple(input_shape)
     if dataset is not None:
