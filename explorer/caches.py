@@ -26,7 +26,10 @@ RETRY_AFTER_S = 60.0
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
 def _load_model_cached(spec: str, stamp: float) -> PretrainedModel:
-    return vaecore.load(spec, device="cpu")
+    model = vaecore.load(spec, device="cpu")
+    folder = local_folder(spec)
+    model.data_source = run_source(folder) if folder is not None else None  # the data a run folder trained on
+    return model
 
 
 def load_model(spec: str) -> PretrainedModel:
@@ -63,7 +66,12 @@ def load_data(name: str, data_dir: str | None = None, limit: int | None = None, 
 
 
 def dataset_for(model: PretrainedModel, data_dir: str | None = None) -> Dataset:
-    """The dataset a model was trained on (its config's `dataset`), cached."""
+    """The dataset a model was trained on, cached: a run folder's recorded data (folder, split seed, transform),
+    else its config's `dataset`."""
+    source = getattr(model, "data_source", None)
+    if data_dir is None and source is not None and not source.built_in_python:
+        return load_data(source.name, source.data_dir, source.limit, source.seed or 0, source.image_size,
+                         source.channels)
     return load_data(getattr(model.config, "dataset", "mnist") or "mnist", data_dir)
 
 
@@ -129,7 +137,7 @@ def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
         return None
     try:
         model = _load_run_checkpoint(str(folder), model_stamp(str(folder)))
-        x = run_dataset(folder).x_val[:n]
+        x = run_dataset(folder).take("val", slice(0, n))
     except (ModelLoadError, OSError, ValueError):
         return None
     return reconstruction_pairs(model, x)
@@ -217,15 +225,17 @@ def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, 
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _collapse(spec: str, stamp: float, data: str, data_dir: str | None, n: int, seed: int = 0) -> list[str]:
+def _collapse(spec: str, stamp: float, data: str, data_dir: str | None, n: int, seed: int = 0,
+              image_size: int | None = None, channels: int | None = None) -> list[str]:
     from explorer.diagnostics import diagnose
     from explorer.models import has_prior_samples
 
     model = _load_model_cached(spec, stamp)
-    ds = load_data(data, data_dir, seed=seed)
+    ds = load_data(data, data_dir, seed=seed, image_size=image_size, channels=channels)
     g = torch.Generator(device=model.device).manual_seed(0)
     samples = model.sample(64, generator=g).cpu() if has_prior_samples(model) else None
-    return diagnose(model, ds.x_val[:n], ds.x_train.mean(0, keepdim=True), samples).warnings
+    mean = sum(b.double().sum(0, keepdim=True) for b in ds.batches("train", 4096)) / max(ds.size("train"), 1)
+    return diagnose(model, ds.take("val", slice(0, n)), mean.float(), samples).warnings
 
 
 def collapse_warnings(spec: str, n: int = 500) -> list[str]:
@@ -237,7 +247,8 @@ def collapse_warnings(spec: str, n: int = 500) -> list[str]:
         model = load_model(spec)
         if source is None or source.built_in_python:
             source = rf.DataSource(getattr(model.config, "dataset", "mnist") or "mnist")
-        return _collapse(spec, model_stamp(spec), source.name, source.data_dir, n, source.seed or 0)
+        return _collapse(spec, model_stamp(spec), source.name, source.data_dir, n, source.seed or 0,
+                         source.image_size, source.channels)
     except (ModelLoadError, OSError, ValueError) as e:
         return [f"Could not check for collapse: {e}"]
 

@@ -46,10 +46,19 @@ def page_message(message: str) -> str:
 
 
 def data_folder_problem(data: str, folder: str | None) -> str | None:
-    """Why a dataset cannot be read from a folder (empty, missing, no IDX/array files), or None when it looks usable."""
+    """Why a dataset cannot be read from a folder (empty, missing, no IDX/array files; for the other formats what
+    the engine's header check refuses), or None when it looks usable."""
     if not folder or not folder.strip():
-        return f"{data} is not bundled: type the folder that holds its four IDX files (or a .npz)."
+        return f"{data} is not bundled: type the folder that holds its files."
     path = Path(folder.strip()).expanduser()
+    if data not in ("fashion-mnist", "idx") and path.exists():
+        from vaecore.data.inspect import describe
+
+        try:
+            info = describe(path, data)
+        except (ValueError, FileNotFoundError, OSError) as e:
+            return str(e)
+        return info.get("refused")
     if not path.is_dir():
         return f"there is no folder {folder.strip()!r} on the server."
     names = [p.name.lower() for p in path.iterdir()]

@@ -12,13 +12,20 @@ from vaecore.files import METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
-            "fashion-mnist": "Fashion-MNIST (needs a folder)"}
+            "fashion-mnist": "Fashion-MNIST (needs a folder)",
+            "imagefolder": "your image folder (PNG, JPEG, WebP, BMP)",
+            "cifar10": "CIFAR-10 (binary version, needs its folder)", "svhn": "SVHN (needs its .mat files' folder)",
+            "celeba": "CelebA (needs its folder)", "dsprites-procedural": "dSprites (generated here, ~3 GB cache)"}
 DEFAULT_DATA = "digits"
 # this page's starting values, for runs that finish in about a minute on the digits (the settings themselves, with
 # their labels, help and ranges, are the config fields': explorer/settings_form.py)
 APP_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 2e-3, "log_every": 10, "checkpoint_every": 100}
 APP_VAL_LIMIT = 1000
-NEEDS_FOLDER = ("fashion-mnist",)
+NEEDS_FOLDER = ("fashion-mnist", "imagefolder", "cifar10", "svhn", "celeba")
+FOLDER_HINT = {"fashion-mnist": "folder with the four IDX files", "imagefolder": "folder of images (or a file list)",
+               "cifar10": "the extracted cifar-10-batches-bin folder",
+               "svhn": "folder with train_32x32.mat, test_32x32.mat",
+               "celeba": "folder with img_align_celeba/ and list_eval_partition.txt"}
 STATUS_ICON = {"starting": ":material/hourglass_top:", "running": ":green[:material/play_circle:]",
                "stopping": ":material/pause_circle:", "finished": ":green[:material/check_circle:]",
                "stopped": ":material/pause_circle:", "diverged": ":orange[:material/warning:]",
@@ -47,7 +54,7 @@ def settings_panel() -> None:
                             format_func=DATASETS.get, key="tm_data", persist_state="session")
         data_dir = c2.text_input("Data folder", key="tm_data_dir", persist_state="session",
                                  disabled=data not in NEEDS_FOLDER,
-                                 placeholder="folder with the four IDX files" if data in NEEDS_FOLDER else "")
+                                 placeholder=FOLDER_HINT.get(data, ""))
         train |= settings_form.train_inputs([c3], "data", APP_DEFAULTS)
         c1, c2 = st.columns([1, 5], vertical_alignment="center")
         with c2.popover("Advanced"):

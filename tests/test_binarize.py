@@ -120,7 +120,7 @@ def test_training_on_dynamic_draws_resumes_exactly(tmp_path, digits):
     from vaecore import Trainer
 
     resumed = Trainer.resume(tmp_path / "part", epochs=3)
-    assert resumed.binarizer is not None and resumed.binarizer.mode == "dynamic"
+    assert resumed.batches.binarizer is not None and resumed.batches.binarizer.mode == "dynamic"
     resumed.fit()
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{name} differs after resume"
