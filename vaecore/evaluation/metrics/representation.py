@@ -75,7 +75,7 @@ def _representation_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
     """k-NN, the linear probe and k-means share the test (and training) latent means."""
     z_test = latent_means(ctx.model, ctx.x, ctx.batch_size, ctx.progress, "test latents")
     if {"knn", "probe"} & set(wanted):
-        z_train = latent_means(ctx.model, ctx.dataset.x_train[:KNN_TRAIN], ctx.batch_size, ctx.progress,
+        z_train = latent_means(ctx.model, ctx.dataset.take("train", slice(0, KNN_TRAIN)), ctx.batch_size, ctx.progress,
                                "train latents")
         y_train = ctx.dataset.y_train[:KNN_TRAIN]
     if "knn" in wanted:
