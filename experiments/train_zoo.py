@@ -46,12 +46,13 @@ from zoo_common import (  # noqa: E402
     ZooEntry,
     git_commit,
     reference_outputs,
+    reproduce_command,
+    write_card,
 )
 from zoo_table import write_results  # noqa: E402
 
 import vaecore  # noqa: E402
 from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS, sampler_files  # noqa: E402
-from vaecore.model_card import write_model_card  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
@@ -77,13 +78,6 @@ DONE = "zoo-trained.json"
 
 def model_overrides(entry: ZooEntry) -> dict:
     return {} if entry.latent_dim is None else {"latent_dim": entry.latent_dim}
-
-
-def reproduce_command(entry: ZooEntry, epochs: int) -> str:
-    latent = "" if entry.latent_dim is None else f" --latent-dim {entry.latent_dim}"
-    where = "checkpoints" if entry.bundle else "runs/zoo"
-    return (f"python -m vaecore train --model {entry.preset} --data mnist --epochs {epochs}{latent} "
-            f"--seed {SEED} --out {where}/{entry.name}")
 
 
 def trained_epochs(folder: Path) -> int | None:
@@ -168,10 +162,7 @@ def evaluated_now(folder: Path) -> bool:
 def write_eval(folder: Path, result: dict) -> None:
     """eval.json and the model card that shows it."""
     atomic_write_json(folder / EVAL, result)
-    config = json.loads((folder / CONFIG).read_text())
-    epochs = json.loads((folder / TRAIN).read_text())["epochs"]
-    write_model_card(folder, config, result,
-                     extra=f"Reproduce:\n\n```\n{reproduce_command(BY_NAME[folder.name], epochs)}\n```")
+    write_card(folder, result)
 
 
 def add_two_stage_fd(entry: ZooEntry, repo: Path, dataset: vaecore.Dataset, commit: bool) -> float | None:

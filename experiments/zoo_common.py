@@ -127,6 +127,28 @@ ALIASES = {name: p.alias_of for name, p in vaecore.PRESETS.items() if p.alias_of
 that name them (AR-ELBO Table 3) read the entry's evaluation."""
 
 
+def reproduce_command(entry: ZooEntry, epochs: int) -> str:
+    """The CLI line that trains a zoo model again."""
+    latent = "" if entry.latent_dim is None else f" --latent-dim {entry.latent_dim}"
+    where = "checkpoints" if entry.bundle else "runs/zoo"
+    return (f"python -m vaecore train --model {entry.preset} --data mnist --epochs {epochs}{latent} "
+            f"--seed {SEED} --out {where}/{entry.name}")
+
+
+def write_card(folder: Path, result: dict | None = None) -> None:
+    """A zoo model's card from its config, training record and evaluation (its eval.json when `result` is None),
+    ending with the command that reproduces it."""
+    import json
+
+    from vaecore.files import CONFIG, TRAIN
+    from vaecore.model_card import write_model_card
+
+    config = json.loads((folder / CONFIG).read_text())
+    epochs = json.loads((folder / TRAIN).read_text())["epochs"]
+    write_model_card(folder, config, result,
+                     extra=f"Reproduce:\n\n```\n{reproduce_command(BY_NAME[folder.name], epochs)}\n```")
+
+
 def summary(t: torch.Tensor) -> dict:
     t = t.detach().double().flatten()
     return {"n": t.numel(), "sum": float(t.sum()), "abs_sum": float(t.abs().sum()),

@@ -2,6 +2,7 @@
 
     python experiments/zoo_table.py            # print the Markdown
     python experiments/zoo_table.py --write    # also refresh checkpoints/RESULTS.md
+    python experiments/zoo_table.py --cards    # also regenerate every bundled model's card from its eval.json
 
 Nothing here is typed by hand: every number comes from checkpoints/<name>/eval.json (written by
 experiments/train_zoo.py), from a model's training trace (metrics.jsonl), or is computed from the
@@ -21,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
-from zoo_common import ALIASES, EVAL_N_TEST, ZOO  # noqa: E402
+from zoo_common import ALIASES, EVAL_N_TEST, ZOO, write_card  # noqa: E402
 
 from vaecore.components.likelihood_facts import LOG_SIGMA, LOG_SIGMA_EMA, SIGMA2_EMA  # noqa: E402
 from vaecore.components.likelihoods import likelihood_of  # noqa: E402
@@ -499,6 +500,7 @@ def tvae_table(path: Path = TVAE_REPORT) -> list[str]:
     report = json.loads(path.read_text())
     s = report["settings"]
     verdicts = [n for n in report["notes"] if n.startswith("z=")]
+    coverage_notes = [n for n in report["notes"] if n.startswith("Aff is")]  # the training ranges cover the test set
     command = f"`{s['command']}`"
     if s.get("scored_only"):
         command = (f"`{s['command'].replace(' --scored-only', '')}`, its models trained in parallel processes and the "
@@ -508,7 +510,7 @@ def tvae_table(path: Path = TVAE_REPORT) -> list[str]:
             f"`experiments/results/tvae_transfer.md`). KNN accuracy (%) on latent means, {s['k']}-NN with "
             f"{s['n_knn_train']} labelled latents and {s['n_test']} test images; Aff = a seeded affine copy of the "
             "MNIST test set, our milder stand-in for AffNIST (so absolute Aff accuracies are above the paper's).", "",
-            *table1_lines(report), *(f"- {n}" for n in [seed_note(report), *verdicts]), ""]
+            *table1_lines(report), *(f"- {n}" for n in [seed_note(report), *coverage_notes, *verdicts]), ""]
 
 
 def render(checkpoints: Path = CHECKPOINTS) -> str:
@@ -547,9 +549,12 @@ def render(checkpoints: Path = CHECKPOINTS) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true", help="refresh checkpoints/RESULTS.md")
+    p.add_argument("--cards", action="store_true", help="regenerate the bundled models' cards from their eval.json")
     args = p.parse_args(argv)
     text = render()
     print(text)
+    if args.cards:
+        write_cards(CHECKPOINTS)
     if args.write:
         write_results(CHECKPOINTS, text)
 
@@ -561,6 +566,13 @@ def results_text(checkpoints: Path = CHECKPOINTS, text: str | None = None) -> st
     text = render(checkpoints) if text is None else text
     board = "\n".join(results_section())  # the reproduction board's section, from its own result files
     return RESULTS_HEAD + text + "\n" + board + "\n"
+
+
+def write_cards(checkpoints: Path = CHECKPOINTS) -> None:
+    """Every bundled model's card, regenerated from its eval.json."""
+    for entry in ZOO:
+        if (checkpoints / entry.name / EVAL).is_file():
+            write_card(checkpoints / entry.name)
 
 
 def write_results(checkpoints: Path, text: str | None = None) -> None:

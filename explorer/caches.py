@@ -205,22 +205,31 @@ def cached_evaluation(spec: str, names: Sequence[str], n_test: int, **settings: 
     return _evaluation_store().get(evaluation_key(spec, names, n_test, **settings))
 
 
+PER_IMAGE_KEY = "_per_image"
+"""Where an app-side evaluation result keeps its per-image values (a `PerImage`; not part of eval.json)."""
+
+
 def evaluate_model(spec: str, names: Sequence[str], n_test: int, seed: int = 0, sampler: str = "prior",
                    iwae_k: int = 100, n_samples: int = 1000, progress: Any = None) -> dict[str, Any]:
     """vaecore.evaluation.metrics.evaluate on the first n_test test images, cached per model version and settings.
 
     `sampler` names the post-hoc sampler the Fréchet distance generates with ('prior': the model's own);
-    `progress(stage, done, total)` is forwarded to the engine; a cached result returns at once.
+    `progress(stage, done, total)` is forwarded to the engine; a cached result returns at once. The result keeps its
+    per-image values under PER_IMAGE_KEY.
     """
-    from vaecore.evaluation.metrics import evaluate
+    from vaecore.evaluation.metrics import evaluate, image_set
+    from vaecore.evaluation.per_image import per_image_from
 
     key = evaluation_key(spec, names, n_test, seed, sampler, iwae_k, n_samples)
     store = _evaluation_store()
     if key not in store:
         model = load_model(spec)
         fitted = fitted_sampler(spec, sampler) if sampler != "prior" and "fd" in names else None
-        store[key] = evaluate(model, dataset_for(model), list(names), n_test=n_test, seed=seed, sampler=fitted,
-                              iwae_k=iwae_k, n_samples=n_samples, progress=progress)
+        result = evaluate(model, dataset_for(model), list(names), n_test=n_test, seed=seed, sampler=fitted,
+                          iwae_k=iwae_k, n_samples=n_samples, progress=progress, per_image=True)
+        result[PER_IMAGE_KEY] = per_image_from(result, image_set(result))  # for paired differences on the page
+        result.pop("per_image")
+        store[key] = result
     return store[key]
 
 

@@ -1,5 +1,7 @@
-"""Model comparison: bundled models' precomputed evaluations, fresh ones computed in the background with
-progress, and the comparable ranking (−log p of the 8-bit images) apart from within-family bounds."""
+"""Model comparison: bundled models' precomputed evaluations (with their per-image values), fresh ones computed in
+the background with progress, and the ranking on −log p of the 8-bit images — only models evaluated on the same test
+images, each with its SE and its paired difference to the best (the engine's `rank`) — apart from within-family
+bounds."""
 
 from __future__ import annotations
 
@@ -11,16 +13,18 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.caches import evaluate_model, evaluation_key, load_model, sampler_folder
+from explorer.caches import PER_IMAGE_KEY, dataset_for, evaluate_model, evaluation_key, load_model, sampler_folder
 from explorer.catalog import finite, local_folder, read_json_file
 from explorer.models import facts
-from vaecore.evaluation.registry import METRICS, Comparable, outcome
+from vaecore.evaluation.ranking import rank
+from vaecore.evaluation.registry import METRICS, Comparable, State, outcome
+from vaecore.evaluation.uncertainty import RULE, Over
 from vaecore.files import EVAL
 from vaecore.samplers.base import sampler_files
 
 RANK_METRIC = "nll-discrete"
 WITHIN_FAMILY = tuple(k for k, m in METRICS.items() if m.comparable is Comparable.SAME_LIKELIHOOD)
-ACROSS = ("nll-discrete", "bpd", "mse", "fd", "active-units")
+ACROSS = ("nll-discrete", "bpd", "nll-dequant", "mse", "kl", "fd", "active-units")
 
 
 @dataclass
@@ -78,42 +82,84 @@ def evaluation_task(spec: str, names: Sequence[str], n_test: int, **settings: An
 
 
 def precomputed(spec: str) -> dict[str, Any] | None:
-    """A model folder's own eval.json (bundled models ship one), or None."""
+    """A model folder's own eval.json (bundled models ship one) with its per-image values (PER_IMAGE_KEY, None
+    without a per-image file or with an unreadable one), or None."""
+    from vaecore.evaluation.per_image import load_per_image
+
     folder = local_folder(spec)
     if folder is None:
         return None
     result = read_json_file(folder / EVAL)
-    return result or None
+    if not result:
+        return None
+    try:
+        result[PER_IMAGE_KEY] = load_per_image(folder)
+    except ValueError:
+        result[PER_IMAGE_KEY] = None
+    return result
+
+
+SE = "± SE"
+TO_BEST = "− best, paired"
+TO_BEST_SE = "± SE (paired)"
+VERDICT = "against the best"
+IMAGES = "test images"
+
+
+def spread(r: dict[str, Any], key: str) -> float | None:
+    """A result's SE (over images) or s.d. (over seeds) of metric `key`, None when it has none."""
+    o = outcome(r, key)
+    if o.state is not State.VALUE or o.estimate is None:
+        return None
+    return o.estimate.sd if o.estimate.over is Over.SEEDS else o.estimate.se
 
 
 def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
-                 metrics: Sequence[str] = ACROSS) -> tuple[list[dict], list[dict]]:
-    """(ranked, unranked): models with −log p of the 8-bit images sorted by it (lower is better), and the
-    others with why they cannot be ranked on it; columns: −log p and those of `metrics` comparable across
-    families. Cells hold numbers or None (shown as —)."""
-    ranked, unranked = [], []
+                 metrics: Sequence[str] = ACROSS, missing: Sequence[str] = ()) -> tuple[list[dict], list[dict]]:
+    """(ranked, unranked) by the engine's `rank` on −log p of the 8-bit images: only models evaluated on the same test
+    images are ranked, each with its SE, the images, and its paired difference to the best with the verdict of the
+    2-SE rule; the others (undefined, not run, other images, or `missing`: no evaluation at all) with why not.
+    Columns: those of `metrics` comparable across families. Cells hold numbers or None (shown as —)."""
     columns = [RANK_METRIC] + [m for m in ACROSS if m in metrics and m != RANK_METRIC]
-    for label, r in results.items():
-        row = {"model": label, "family": families.get(label, "")}
-        row.update({m: finite(r.get(m)) for m in columns})
-        if row[RANK_METRIC] is None:
-            unranked.append({**row, "why not ranked": outcome(r, RANK_METRIC).text()})
-        else:
-            ranked.append(row)
-    ranked.sort(key=lambda row: row[RANK_METRIC])
-    for i, row in enumerate(ranked, start=1):
-        row["rank"] = i
-    return [{"rank": r.pop("rank"), **r} for r in ranked], unranked
+    r = rank(results, RANK_METRIC, per_image={k: v.get(PER_IMAGE_KEY) for k, v in results.items()})
+    ranked = []
+    for i, row in enumerate(r.rows, start=1):
+        res = results[row.model]
+        cells = {m: finite(res.get(m)) for m in columns}
+        ranked.append({"rank": i, "model": row.model, "family": families.get(row.model, ""),
+                       RANK_METRIC: cells.pop(RANK_METRIC), SE: spread(res, RANK_METRIC),
+                       IMAGES: (res.get("settings") or {}).get("n_test", res.get("n_test")),
+                       TO_BEST: row.to_best.mean if row.to_best else None,
+                       TO_BEST_SE: row.to_best.se if row.to_best else None, VERDICT: row.verdict, **cells})
+    unranked = [{"model": name, "family": families.get(name, ""),
+                 **{m: finite(results[name].get(m)) for m in columns}, "why not ranked": why}
+                for name, why in r.apart.items()]
+    unranked += [{"model": name, "family": families.get(name, ""), **{m: None for m in columns},
+                  "why not ranked": "no evaluation yet: press Compute (bundled models ship one)"}
+                 for name in missing if name not in results]
+    return ranked, unranked
+
+
+def ranking_note(results: dict[str, dict[str, Any]]) -> str:
+    """The rule of the ranking and the images it is on."""
+    r = rank(results, RANK_METRIC)
+    where = f" on {r.images.describe()}" if r.images else ""
+    return (f"Ranked{where}: models evaluated on other images are listed apart, never put in one order with these. "
+            f"Each model's difference to the best is paired over the same images; {RULE}.")
 
 
 def family_rows(results: dict[str, dict[str, Any]], families: dict[str, str]) -> dict[str, list[dict]]:
-    """ELBO, IWAE and −log pdf per likelihood family: comparable only among models of the same family."""
+    """ELBO and IWAE (± SE) per likelihood family: densities comparable only among models of the same family."""
     out: dict[str, list[dict]] = {}
     for label, r in results.items():
         values = {m: finite(r.get(m)) for m in WITHIN_FAMILY}
         if all(v is None for v in values.values()):
             continue
-        out.setdefault(families.get(label, "?"), []).append({"model": label, **values})
+        row: dict[str, Any] = {"model": label}
+        for m, v in values.items():
+            row[m], row[f"{METRICS[m].short} {SE}"] = v, spread(r, m)
+        row[IMAGES] = (r.get("settings") or {}).get("n_test", r.get("n_test"))
+        out.setdefault(families.get(label, "?"), []).append(row)
     return out
 
 
@@ -161,3 +207,61 @@ def prior_note(spec: str) -> str:
         return facts(load_model(spec)).why_no_prior
     except Exception:  # noqa: BLE001
         return ""
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _breakdown(spec: str, stamp: float, n: int) -> dict[str, float] | None:
+    import torch
+
+    from vaecore.evaluation.metrics import discrete_breakdown
+
+    model = load_model(spec)
+    x = dataset_for(model).split("test")[0][:n]
+    parts = discrete_breakdown(model, x, generator=torch.Generator(device=model.device).manual_seed(0))
+    return None if parts is None else {k: float(v.mean()) for k, v in parts.items()}
+
+
+def breakdown_rows(specs: Sequence[str], labels: dict[str, str], n: int) -> tuple[list[dict], list[str]]:
+    """Where each model's −log p goes, on the first n test images (the engine's `discrete_breakdown`): nats per image
+    on the black, white and grey pixels at one draw z ~ q(z|x), and the KL; their sum is the 8-bit −ELBO, which IWAE
+    tightens into −log p. Also nats per pixel of each kind. Models it does not apply to are named apart."""
+    from explorer.catalog import model_stamp
+
+    rows, skipped = [], []
+    for spec in specs:
+        b = _breakdown(spec, model_stamp(spec), n)
+        if b is None:
+            skipped.append(labels.get(spec, spec))
+            continue
+        rows.append({"model": labels.get(spec, spec), "black pixels (nats)": b["black"],
+                     "grey pixels (nats)": b["grey"], "white pixels (nats)": b["white"], "KL (nats)": b["kl"],
+                     "sum = −ELBO (nats)": b["black"] + b["grey"] + b["white"] + b["kl"],
+                     "per black pixel": b["black"] / max(b["n_black"], 1),
+                     "per grey pixel": b["grey"] / max(b["n_grey"], 1), "black pixels per image": b["n_black"]})
+    return rows, skipped
+
+
+def k_curve(spec: str, n: int, ks: Sequence[int], progress: Any = None) -> list[dict[str, float]]:
+    """The IWAE estimate of −log p of the 8-bit images at each K (nested: one sequence of draws per image) on the
+    first n test images: rows of K, mean and its SE."""
+    import torch
+
+    from vaecore.evaluation.metrics import iwae_k_curve
+    from vaecore.evaluation.uncertainty import mean_se
+
+    model = load_model(spec)
+    x = dataset_for(model).split("test")[0][:n]
+    discrete = undefined_reason_of(model, RANK_METRIC) is None and not model.likelihood.discrete
+    curve = iwae_k_curve(model, x, ks, discrete=discrete, generator=torch.Generator(device=model.device).manual_seed(0),
+                         progress=progress)
+    out = []
+    for k, v in curve.items():
+        e = mean_se((-v).numpy())
+        out.append({"K": k, "−log p (nats)": e.value, SE: e.se})
+    return out
+
+
+def undefined_reason_of(model: Any, key: str) -> str | None:
+    from vaecore.evaluation.registry import undefined_reason
+
+    return undefined_reason(model, key, dataset_for(model))

@@ -28,16 +28,35 @@ from vaecore.training.records import describe
 
 
 def metric_bar(results: dict[str, dict[str, Any]], metric: str) -> go.Figure:
-    """A bar per model for one metric (models where it is undefined are left out)."""
+    """A bar per model for one metric with its SE or seeds' s.d. as error bars (models where it is undefined are
+    left out)."""
+    from vaecore.evaluation.registry import outcome
+    from vaecore.evaluation.uncertainty import Over
+
     labels = [k for k, r in results.items() if finite_number(r.get(metric)) is not None]
     values = [finite_number(results[k][metric]) for k in labels]
     palette = plotly.colors.qualitative.Plotly
     colors = [palette[list(results).index(k) % len(palette)] for k in labels]
+    errors = []
+    for k in labels:  # ± SE over images or ± s.d. over seeds, where the evaluation has it
+        e = outcome(results[k], metric).estimate
+        errors.append(0.0 if e is None else (e.sd if e.over is Over.SEEDS else e.se))
     fig = go.Figure(go.Bar(x=labels, y=values, text=[f"{v:.4g}" for v in values], textposition="auto",
-                           marker_color=colors))
+                           marker_color=colors, error_y={"type": "data", "array": errors, "visible": any(errors)}))
     better = METRICS[metric].direction.phrase if metric in METRICS else ""
     fig.update_layout(title=metric_title(metric) + (f" — {better}" if better else ""), height=280,
                       margin={"l": 40, "r": 10, "t": 50, "b": 40})
+    return fig
+
+
+def k_curve(rows: Sequence[dict[str, float]], label: str) -> go.Figure:
+    """−log p against the number of importance samples K (log axis), ± SE over the test images."""
+    ks = [r["K"] for r in rows]
+    fig = go.Figure(go.Scatter(x=ks, y=[r["−log p (nats)"] for r in rows], mode="lines+markers", name=label,
+                               error_y={"type": "data", "array": [r["± SE"] for r in rows]}))
+    fig.update_layout(title=f"{label}: IWAE estimate of −log p against K", height=320,
+                      xaxis={"title": "K (importance samples per image)", "type": "log"},
+                      yaxis={"title": "−log p of the 8-bit image (nats)"}, margin={"l": 50, "r": 10, "t": 50, "b": 40})
     return fig
 
 

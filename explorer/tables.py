@@ -82,8 +82,9 @@ def metric_help(key: str) -> str:
     return f"{metric.description}. Comparable across {metric.comparable}."
 
 
-COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units", "fd")
-DEFAULT_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "mse", "active-units")
+COMPARISON_METRICS = ("elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "nll-dequant", "mse", "kl", "active-units",
+                      "fd", "precision", "recall", "density", "coverage")
+DEFAULT_METRICS = ("elbo", "iwae", "nll-discrete", "bpd", "nll-dequant", "mse", "kl", "active-units")
 
 
 def finite_number(v: Any) -> float | None:

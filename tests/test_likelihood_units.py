@@ -138,3 +138,19 @@ def test_k_curve_tightens_on_a_trained_model(small) -> None:
     curve = M.iwae_k_curve(model, small.x_test[:4], ks=(1, 100), generator=torch.Generator().manual_seed(0))
     assert float(curve[100].mean()) > float(curve[1].mean()) + 5  # K = 1 is the ELBO; the bound tightens with K
     assert np.isfinite(curve[100].numpy()).all()
+
+
+def test_where_the_nats_go_sums_to_the_8bit_bound_at_the_same_draw(small) -> None:
+    model = build("sigma-vae", small)
+    x = small.x_test[:12]
+    parts = M.discrete_breakdown(model, x, generator=torch.Generator().manual_seed(3))
+    counts = parts["n_black"] + parts["n_white"] + parts["n_grey"]
+    assert torch.equal(counts, torch.full((12,), 784.0, dtype=torch.float64))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        q = model.posterior(x)
+        z = q.rsample(generator=g)
+        direct = model.likelihood.nll_discrete(model.decode_params(z), x).double() + q.kl(model.prior).double()
+    torch.testing.assert_close(parts["black"] + parts["white"] + parts["grey"] + parts["kl"], direct,
+                               rtol=1e-5, atol=1e-3)
+    assert M.discrete_breakdown(build("bernoulli-vae", small), x) is None  # no 8-bit probability to split

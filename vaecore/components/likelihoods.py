@@ -124,6 +124,11 @@ class Likelihood(nn.Module):
         likelihood clamps its inputs for training."""
         return self.nll(params, y)
 
+    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """−log P of each 8-bit value, the shape of x (its sum over a picture is `nll_discrete`); None where the
+        likelihood does not split it by value."""
+        return None
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -271,8 +276,11 @@ class Gaussian(Likelihood):
         return self.nll_fitted(params, x).mean()
 
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return flat_sum(self.nll_discrete_values(params, x))
+
+    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu, log_sigma = self._split(params)
-        return -flat_sum(gaussian_log_bin(x, mu, log_sigma.expand_as(mu)))
+        return -gaussian_log_bin(x, mu, log_sigma.expand_as(mu))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return self._split(params)[0]
@@ -387,8 +395,11 @@ class ARELBO(Likelihood):
         return Gaussian._gaussian_nll(x, mu, self._log_sigma().expand_as(mu))
 
     def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return flat_sum(self.nll_discrete_values(params, x))
+
+    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu = torch.sigmoid(at_least_float32(params))
-        return -flat_sum(gaussian_log_bin(x, mu, self._log_sigma().expand_as(mu)))
+        return -gaussian_log_bin(x, mu, self._log_sigma().expand_as(mu))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(at_least_float32(params))
@@ -437,8 +448,11 @@ class _SharedScale(DiscreteLikelihood):
         return softclip(self.log_scale, MIN_LOG_SIGMA)
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return flat_sum(self.nll_discrete_values(params, x))
+
+    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mu = torch.sigmoid(at_least_float32(params))
-        return -flat_sum(type(self).log_bin(x, mu, self._scale().expand_as(mu)))
+        return -type(self).log_bin(x, mu, self._scale().expand_as(mu))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(at_least_float32(params))

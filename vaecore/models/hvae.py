@@ -9,7 +9,11 @@ weights are the model's importance weights (`log_importance_weights`) and its EL
 scores z_K with `nll_fitted` in training (the analytic σ fitted to the batch) and with any of the
 likelihood's scores in evaluation.
 
-`beta_zero` is β_0 (Pythae's setting of the same name is √β_0); `eps_lf` and β_0 can be learned.
+`beta_zero` is β_0, as Pythae's HVAE setting of the same name (it takes √β_0 = beta_zero ** 0.5; Pythae's RHVAE,
+unlike its HVAE, reads its beta_zero as √β_0: see rhvae.py); `eps_lf` and β_0 can be learned. Pythae 0.1.2's HVAE
+differs in three places (docs/pythae-differences.md): its draw uses softplus(log σ²) as σ while log q uses log σ², its
+position step moves z by ε·ρ instead of the half-step momentum, and its tempered momentum is overwritten by the
+untempered one.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ The bound is the HVAE's with the momentum ρ_0 ~ N(0, G(z_0)/β_0) and ρ_K scor
 log p(x, z_K) + log N(ρ_K; 0, G(z_K)) − log q(z_0|x) − log N(γ; 0, I) + ½ log det G(z_0). The implicit
 steps are solved by `fixed_point_steps` fixed-point iterations (3, as Pythae), so volume is preserved
 to that solver's tolerance.
+
+`beta_zero` is β_0. Pythae's RHVAE setting of the same name is √β_0 (it divides the momentum by beta_zero itself,
+`beta_zero_sqrt = beta_zero`), so Pythae's default 0.3 is β_0 = 0.09 here, and our preset's β_0 = 0.3 is Pythae's
+beta_zero = √0.3 ≈ 0.548 (bench/pythae_check.py reads both off Pythae 0.1.2).
 """
 
 from __future__ import annotations

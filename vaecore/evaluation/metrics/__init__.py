@@ -21,6 +21,7 @@ from vaecore.data.datasets import Dataset
 from vaecore.evaluation.metrics.likelihood import (
     bits_per_dim,
     dequantise,
+    discrete_breakdown,
     elbo,
     iwae_k_curve,
     iwae_log_likelihood,
@@ -71,7 +72,8 @@ from vaecore.evaluation.uncertainty import ImageSet, mean_se, seed_spread
 __all__ = [
     "ACTIVE_THRESHOLD", "COLLAPSED_KL", "FID_WEIGHTS_UNSUPPORTED", "GAP_S", "KNN_K", "KNN_TRAIN", "METRICS",
     "MI_MIXTURE", "MI_SATURATED", "PRDC_K", "Metric", "ProgressFn", "active_units", "bits_per_dim",
-    "channels_last_on_cpu", "dequantise", "elbo", "evaluate", "expected_gap", "frechet_distance", "generate",
+    "channels_last_on_cpu", "dequantise", "discrete_breakdown", "elbo", "evaluate", "expected_gap",
+    "frechet_distance", "generate",
     "image_set", "iwae_k_curve", "iwae_log_likelihood", "iwae_terms", "kl_per_dimension", "kl_per_image",
     "knn_accuracy", "knn_correct", "latent_means", "mutual_information", "nll_dequantised", "nll_discrete",
     "nll_pdf", "outcome", "posterior_moments", "prdc", "reconstruction_mse", "undefined_reason",
@@ -147,12 +149,16 @@ def evaluate(model: Any, dataset: Dataset, names: Sequence[str] | None = None, *
     return {**{m: out[m] for m in names}, **{k: v for k, v in out.items() if k not in names}}
 
 
+UNRECORDED = "unrecorded"
+"""The fingerprint of an evaluation from before fingerprints: it matches only other such evaluations."""
+
+
 def image_set(result: dict[str, Any]) -> ImageSet | None:
-    """The test images an evaluation result (or eval.json) was computed on, from its settings; None when the
-    settings do not record them (an evaluation older than the fingerprint)."""
+    """The test images an evaluation result (or eval.json) was computed on, from its settings (None when they do not
+    say); an evaluation older than the pixels' fingerprint gets UNRECORDED, so it pairs only with its like."""
     s = result.get("settings") or {}
-    if "fingerprint" not in s or "n_test" not in s:
+    if "n_test" not in s or "dataset" not in s:
         return None
-    first = int(s.get("first_image", 0))
-    return ImageSet(str(s.get("dataset")), str(s.get("split", "test")), tuple(range(first, first + int(s["n_test"]))),
-                    str(s["fingerprint"]))
+    first = int(s.get("first_image", 0))  # evaluate has always taken the first n_test images of the split
+    return ImageSet(str(s["dataset"]), str(s.get("split", "test")), tuple(range(first, first + int(s["n_test"]))),
+                    str(s.get("fingerprint", UNRECORDED)))

@@ -313,6 +313,36 @@ def iwae_k_curve(model: torch.nn.Module, x: Tensor, ks: Sequence[int] = (1, 10, 
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def discrete_breakdown(model: torch.nn.Module, x: Tensor, batch_size: int = 200,
+                       generator: torch.Generator | None = None) -> dict[str, Tensor] | None:
+    """Where the nats of −log p go: per image, the −log P(x|z) of the black pixels (level 0), the white ones (255) and
+    the grey ones, at one draw z ~ q(z|x), and KL(q(z|x) ‖ p(z)) (closed form, else the draw's log q − log p); their
+    sum is −ELBO of the 8-bit likelihood, an upper bound on −log p that IWAE tightens. Also the count of each kind
+    of pixel. None where the likelihood does not split −log P by value or the model has no posterior density."""
+    lik = getattr(model, "likelihood", None)
+    if lik is None or not model.capabilities.elbo or undefined_reason(model, "nll-discrete") is not None:
+        return None
+    device = device_of(model)
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("black", "white", "grey", "kl", "n_black", "n_white", "n_grey")}
+    with evaluating(model):
+        for s in batches(x.shape[0], batch_size, "breakdown", None):
+            xb = x[s].to(device, torch.float32)
+            q = model.posterior(xb)
+            z = q.rsample(generator=generator)
+            values = lik.nll_discrete_values(model.decode_params(z), xb)
+            if values is None:
+                return None
+            kl = q.kl(model.prior)
+            kl = kl if kl is not None else q.log_prob(z) - model.prior_log_prob(z)
+            k = torch.round(xb * 255)
+            masks = {"black": k == 0, "white": k == 255, "grey": (k > 0) & (k < 255)}
+            for name, m in masks.items():
+                parts[name].append((values.double() * m).flatten(1).sum(1).cpu())
+                parts[f"n_{name}"].append(m.flatten(1).sum(1).double().cpu())
+            parts["kl"].append(kl.double().cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
 @register_pass("dequant")
 def _dequant_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
     values = nll_dequantised(ctx.model, ctx.x, ctx.iwae_k, min(ctx.batch_size, 100),
