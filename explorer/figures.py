@@ -118,9 +118,10 @@ def training_figure(records: Sequence[dict[str, Any]] | dict[str, Sequence[dict[
     return fig
 
 
-TRACE_COLOURS = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999933",
-                 "#882255", "#44AA99")
-"""Colours told apart also by colour-blind readers (Okabe & Ito, then Tol's muted set), one per trace."""
+TRACE_COLOURS = ("#000000", "#E69F00", "#0072B2", "#009E73", "#CC0000", "#CC79A7", "#56B4E9", "#6A3D9A",
+                 "#999933", "#A0522D")
+"""One colour per trace, every two at least 25 apart in CIELAB (ΔE76): Okabe & Ito's palette, then purple, olive and
+sienna."""
 TRACE_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 TRACE_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
 

@@ -62,16 +62,25 @@ class RunInfo:
         return self.status in ACTIVE
 
     @property
+    def title(self) -> str:
+        """The run's name as shown everywhere: the one given on rename, else 'preset on data · time'."""
+        given = str((self.settings or {}).get("title") or "").strip()
+        if given:
+            return given
+        when = time.strftime("%m-%d %H:%M", time.localtime(self.started)) if self.started else "?"
+        return f"{self.preset} on {self.data} · {when}"
+
+    @property
     def label(self) -> str:
-        """'HH:MM · preset on data · status' for run pickers."""
-        when = time.strftime("%m-%d %H:%M:%S", time.localtime(self.started)) if self.started else "?"
+        """'title · status' for run pickers: a live run's step is left to the live panel (a picker label is drawn
+        once per page run and would fall behind)."""
         if self.status == "queued":
             status = f"queued (#{self.queue_position})" if self.queue_position else "queued"
         elif self.status in ("running", "starting", "stopping"):
-            status = f"{self.status} · step {self.step}"
+            status = self.status
         else:
             status = f"{self.status} at step {self.step}"
-        return f"{when} · {self.preset} on {self.data} · {status}"
+        return f"{self.title} · {status}"
 
 
 def run_status(records: list[dict[str, Any]]) -> tuple[str, str]:
@@ -241,6 +250,21 @@ class JobManager:
         info.queue_position = self.queue_position(session, run)
         return info
 
+    def rename(self, session: str, run: str, title: str) -> None:
+        """Give a run a display name (its folder keeps its name); an empty title restores the default."""
+        from vaecore.utils import atomic_write_bytes
+
+        folder = self.session_dir(session) / check_name(run, "run name")
+        if not (folder / APP_RUN).is_file():
+            raise JobError(f"no run {run!r} in this session")
+        title = " ".join(str(title).split())
+        if len(title) > 80:
+            raise JobError(f"a run's name has at most 80 characters, got {len(title)}")
+        with self._lock:
+            settings = read_json(folder / APP_RUN)
+            settings["title"] = title
+            atomic_write_bytes(folder / APP_RUN, json.dumps(settings, indent=2, default=str).encode())
+
     def delete(self, session: str, run: str) -> None:
         """Remove a run that is not training or queued, with its folder."""
         import shutil
@@ -270,13 +294,14 @@ class JobManager:
               name: str | None = None, processes: int = 1, **overrides: Any) -> Job:
         """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder;
         `processes` > 1 launches it with torchrun (DDP, one process per GPU; gloo on the CPU)."""
-        from vaecore.presets import model_config
+        from vaecore.presets import model_config, train_config
 
         model_config(preset, **overrides)  # an unknown preset or a setting its family lacks fails here, not later
-        tc = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train or {}))
+        # the preset's own training defaults (VAE+'s augmentation) under the page's settings, as the CLI does
+        tc = train if isinstance(train, TrainConfig) else train_config(preset, **dict(train or {}))
         with self._lock:
             self._check_capacity(session)
-            base = name or time.strftime("%Y%m%d-%H%M%S") + f"-{preset}"
+            base = name or f"{preset}-{tc.data}-" + time.strftime("%Y%m%d-%H%M%S")
             check_name(base, "run name")
             folder, i = self.session_dir(session) / base, 1
             while folder.exists():

@@ -131,7 +131,8 @@ def warm_up_umap() -> threading.Thread:
 
 # per-image quantities, neighbours, decoding map positions ------------------------------------------
 QUANTITIES = {"label": "label", "recon": "reconstruction error (squared, summed over pixels)",
-              "kl": "KL(q(z|x) ‖ p(z)) (nats)", "elbo": f"{METRICS['elbo'].label} ({METRICS['elbo'].unit})",
+              "kl": f"{METRICS['kl'].label} ({METRICS['kl'].unit})",
+              "elbo": f"{METRICS['elbo'].label} ({METRICS['elbo'].unit})",
               "norm": "‖z‖ (latent norm)",
               "sigma": "decoder ln σ (mean over pixels, at the posterior mean)"}
 COLOUR_ORDER = ("elbo", "recon", "kl", "sigma", "norm")

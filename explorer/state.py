@@ -41,7 +41,12 @@ def session_id() -> str:
 
 def session_runs() -> list[Path]:
     """This session's run folders that hold a loadable model, newest first."""
-    return [r.folder for r in list_runs(runs_root(), session_id()) if (r.folder / WEIGHTS).is_file()]
+    return list(session_run_titles())
+
+
+def session_run_titles() -> dict[Path, str]:
+    """This session's run folders that hold a loadable model, newest first, with their names (`RunInfo.title`)."""
+    return {r.folder: r.title for r in list_runs(runs_root(), session_id()) if (r.folder / WEIGHTS).is_file()}
 
 
 _PICK = "vae_pick"
@@ -107,7 +112,7 @@ def _render_picker() -> str | None:
             sb.info("No bundled checkpoints yet (checkpoints/ is empty). Train one on the Training monitor "
                     "page, or pick a folder.")
     elif source == "Runs":
-        labels = {str(r): r.name for r in session_runs()}
+        labels = {str(folder): title for folder, title in session_run_titles().items()}
         if labels:
             spec = _choose(sb, "Run", list(labels), "vae_picker_run", state.get("run"), format_func=labels.get)
         else:
@@ -188,8 +193,8 @@ def model_choices(include_runs: bool = True) -> dict[str, str]:
     """Every model the comparison pages can offer: spec -> label (bundled, this session's runs, the pick)."""
     choices = {name: name for name in bundled_names()}
     if include_runs:
-        for folder in session_runs():
-            choices[str(folder)] = f"run: {folder.name}"
+        for folder, title in session_run_titles().items():
+            choices[str(folder)] = f"run: {title}"
     picked = st.session_state.get(_SPEC_KEY)
     if picked and picked not in choices:
         choices[picked] = model_label(picked)

@@ -28,10 +28,11 @@ def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
     for r in runs:
         train = (r.settings or {}).get("train") or {}
         overrides = (r.settings or {}).get("overrides") or {}
-        rows.append({"started": datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
+        rows.append({"name": r.title, "started": datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
                      if r.started else "", "preset": r.preset, "data": r.data, "status": r.status,
                      "step": r.step, "of": r.total_steps, "epochs": train.get("epochs"), "lr": train.get("lr"),
-                     "batch": train.get("batch_size"), "images": train.get("limit") or "all",
+                     "batch": train.get("batch_size"),
+                     "images": f"{train['limit']:,}" if train.get("limit") else "all",  # one type per column
                      "changed": ", ".join(f"{k}={v}" for k, v in overrides.items()) or "—",
                      "run": r.name, "message": page_message(r.message)})
     return rows

@@ -8,7 +8,8 @@ import streamlit as st
 
 from explorer import caches, downloads, figures, multiprocess, settings_form, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
-from vaecore.files import METRICS, SAMPLES, WEIGHTS
+from vaecore.cli_flags import train_command
+from vaecore.files import APP_RUN, METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
@@ -81,27 +82,52 @@ def settings_panel() -> None:
                 st.rerun()
 
 
+def _do(action: str, run: str, more_epochs: int = 0) -> None:
+    """A control's callback: it runs before the page, so a click during a live refresh is never lost; a refusal is
+    kept for the page to show."""
+    st.session_state.pop("tm_error", None)
+    try:
+        if action == "stop":
+            manager.stop(sid, run)
+        elif action == "resume":
+            manager.resume(sid, run, more_epochs)
+        elif action == "delete":
+            manager.delete(sid, run)
+            st.session_state.pop("tm_selected_run", None)
+    except (JobError, ValueError, FileNotFoundError) as e:
+        st.session_state["tm_error"] = str(e)
+
+
+def _rename(run: str) -> None:
+    try:
+        manager.rename(sid, run, st.session_state.get(f"tm_title_{run}", ""))
+    except JobError as e:
+        st.session_state["tm_error"] = str(e)
+
+
+ACTIONS = {  # status -> the one control button: label, icon, action, help (one keyed button, updated in place)
+    "queued": ("Take off the queue", ":material/cancel:", "stop", "Removes the run from the queue before it starts."),
+    "starting": ("Pause / stop", ":material/pause:", "stop", None),
+    "running": ("Pause / stop", ":material/pause:", "stop", None),
+    "stopping": ("Stopping…", ":material/pause:", "stop", None),
+    "stopped": ("Resume", ":material/play_arrow:", "resume", "Continues exactly where the run stopped."),
+    "interrupted": ("Resume", ":material/play_arrow:", "resume", "Continues from the last checkpoint."),
+}
+
+
 def controls(info: RunInfo) -> None:
-    """Pause/stop, resume and continue buttons for the selected run."""
+    """One button for the run's state (pause / resume / take off the queue), continue, explore, download, delete."""
     c1, c2, c3 = st.columns([1, 2, 2], vertical_alignment="center")
-    if info.status == "queued":
-        if c1.button("Take off the queue", icon=":material/cancel:", key="tm_stop"):
-            manager.stop(sid, info.name)
-            st.rerun()
-        return
+    label, icon, action, help_ = ACTIONS.get(info.status, (None, None, None, None))
+    if label:
+        c1.button(label, icon=icon, key="tm_action", type="primary" if action == "resume" else "secondary",
+                  disabled=info.status == "stopping", on_click=_do, args=(action, info.name), help=help_)
     if info.running:
-        if c1.button("Pause / stop", icon=":material/pause:", key="tm_stop",
-                     help="Stops after the current step and checkpoints; Resume continues exactly there."):
-            manager.stop(sid, info.name)
-            st.rerun()
         return
-    if info.status in ("stopped", "interrupted") and c1.button("Resume", icon=":material/play_arrow:",
-                                                                type="primary", key="tm_resume"):
-        _resume(info.name)
     if info.status == "finished":
         more = c1.number_input("More epochs", 1, 500, value=2, key="tm_more")
-        if c2.button(f"Continue for {more} more epochs", icon=":material/fast_forward:", key="tm_continue"):
-            _resume(info.name, int(more))
+        c2.button(f"Continue for {more} more epochs", icon=":material/fast_forward:", key="tm_continue",
+                  on_click=_do, args=("resume", info.name, int(more)))
     explorable = (info.folder / WEIGHTS).is_file()
     if info.status in ("finished", "stopped", "interrupted", "diverged") and explorable:
         c3.button("Explore this model", icon=":material/travel_explore:", key="tm_explore",
@@ -115,24 +141,26 @@ def controls(info: RunInfo) -> None:
         c2.download_button("Download the run folder (zip)", archive, file_name=f"{info.name}.zip",
                            mime="application/zip", key="tm_download", icon=":material/download:",
                            help=f"Checkpoint, model, config, {METRICS}, sample grids: everything the run wrote.")
-    if c3.button("Delete this run", icon=":material/delete:", key="tm_delete",
-                 help="Removes the run and its folder (checkpoints, logs, samples)."):
-        try:
-            manager.delete(sid, info.name)
-        except JobError as e:
-            st.error(str(e))
-        else:
-            st.session_state.pop("tm_selected_run", None)
-            st.rerun()
+    c3.button("Delete this run", icon=":material/delete:", key="tm_delete", on_click=_do, args=("delete", info.name),
+              help="Removes the run and its folder (checkpoints, logs, samples).")
 
 
-def _resume(run: str, more_epochs: int = 0) -> None:
-    try:
-        manager.resume(sid, run, more_epochs)
-    except (JobError, ValueError, FileNotFoundError) as e:
-        st.error(str(e))
-    else:
-        st.rerun()
+def name_and_command(info: RunInfo) -> None:
+    """Rename the run; the `vaecore train` command that trains the same run from a terminal."""
+    with st.expander("Name and command line", expanded=False):
+        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+        c1.text_input("Name", value=info.title, key=f"tm_title_{info.name}", max_chars=80,
+                      help="How the run is listed on every page (its folder keeps its name).")
+        c2.button("Rename", key="tm_rename", on_click=_rename, args=(info.name,))
+        settings = info.settings or {}
+        if settings.get("preset") and settings.get("train"):
+            out = f"runs/{info.name}"
+            command, missing = train_command(settings["preset"], settings["train"], settings.get("overrides") or {},
+                                             out=out)
+            st.code(command, language="bash", wrap_lines=True)
+            if missing:
+                st.caption(f"Settings without a flag ({', '.join(missing)}): train from the run's own settings file "
+                           f"instead: `python -m vaecore train --settings {info.folder / APP_RUN} --out {out}`.")
 
 
 def live_view(info: RunInfo) -> None:
@@ -173,8 +201,8 @@ def live_view(info: RunInfo) -> None:
             return
         x_axis = st.session_state.get("tm_x", "step")
         overlay = [r for r in runs if r.name in (st.session_state.get("tm_overlay") or []) and r.name != now.name]
-        curves = ({f"{now.label.split(' · ')[0]} {now.preset} (this run)": records}
-                  | {f"{r.label.split(' · ')[0]} {r.preset}": caches.read_records(r.folder) for r in overlay}
+        curves = ({f"{now.title} (this run)": records}
+                  | {r.title: caches.read_records(r.folder) for r in overlay}
                   if overlay else records)
         st.plotly_chart(figures.training_figure(curves, x=x_axis, smoothing=st.session_state.get("tm_smooth", 0.0)),
                         key="tm_curves", config={"displaylogo": False})
@@ -203,6 +231,9 @@ def live_view(info: RunInfo) -> None:
                 st.caption("no checkpoint yet")
             else:
                 widgets.show_images(pairs, nrow=8)
+        everything = manager.runs(sid)  # read now: a table drawn with the page would fall behind a live run
+        with st.expander(f"All runs of this session ({len(everything)}) with their settings", expanded=True):
+            st.dataframe(tables.runs_table(everything), hide_index=True)
 
     view()
 
@@ -233,6 +264,7 @@ c1.segmented_control("x axis", ["step", "epoch"], default="step", key="tm_x", pe
 c2.multiselect("Overlay other runs", [r.name for r in runs if r.name != selected], format_func=labels.get,
                key="tm_overlay", help="Draw other runs of this session on the same charts, one colour each.")
 c3.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="tm_smooth", help="TensorBoard's exponential moving average.")
+if st.session_state.get("tm_error"):
+    st.error(tables.page_message(st.session_state["tm_error"]))
+name_and_command(info)
 live_view(info)
-with st.expander(f"All runs of this session ({len(runs)}) with their settings", expanded=True):
-    st.dataframe(tables.runs_table(runs), hide_index=True)

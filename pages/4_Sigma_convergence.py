@@ -28,7 +28,7 @@ c1, c2 = st.columns(2)
 chosen_bundled = c1.multiselect("Bundled models", list(bundled), default=tables.default_sigma_models(bundled),
                                 key="sc_bundled", persist_state="session",
                                 help=f"Models whose training log ({METRICS}) is shipped with the checkpoint.")
-run_labels = {k: f"{r.name} ({r.status})" for k, r in runs.items()}
+run_labels = {k: r.label for k, r in runs.items()}
 run_labels.update({k: f"sidebar: {catalog.model_label(k)}" for k in extra})
 chosen_runs = c2.multiselect("Your runs", list(run_labels), format_func=run_labels.get,
                              default=[k for k in list(runs)[:1] if runs[k].running] + list(extra)[:1],
@@ -43,7 +43,7 @@ beta = c3.number_input("β of the β-VAE reference line", 1e-4, 10.0, value=0.01
 log_x = c4.toggle("log-scale x axis", key="sc_logx", persist_state="session")
 
 sources: dict[str, Path] = {name: bundled[name] for name in chosen_bundled}
-sources.update({f"run {runs[k].name}" if k in runs else catalog.model_label(k): Path(k) for k in chosen_runs})
+sources.update({f"run: {runs[k].title}" if k in runs else catalog.model_label(k): Path(k) for k in chosen_runs})
 live = any(runs[k].running for k in chosen_runs if k in runs)
 
 

@@ -5,6 +5,7 @@ models when checkpoints/ holds fewer than two), with training runs written to a 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,17 +181,17 @@ def test_training_monitor_trains_stops_and_resumes(runs_dir: Path) -> None:
     second = next(p for p in session.iterdir() if p != first)
     wait_for(lambda: any(r.get("kind") == "step" for r in read_metrics(second)), what="the long run's records")
     at.run()
-    at.button(key="tm_stop").click().run()
+    at.button(key="tm_action").click().run()
     wait_for(lambda: last_event(second) == "stopped", what="the stop")
     at.run()
     no_exceptions(at)
     assert any("stopped" in m.value for m in at.markdown)
     stopped_at = max(r["step"] for r in read_metrics(second))
-    at.button(key="tm_resume").click().run()
+    at.button(key="tm_action").click().run()
     wait_for(lambda: any(r.get("kind") == "step" and r["step"] > stopped_at for r in read_metrics(second)),
              what="steps after resuming")
     at.run()
-    at.button(key="tm_stop").click().run()
+    at.button(key="tm_action").click().run()
     wait_for(lambda: last_event(second) == "stopped", what="the second stop")
     assert [r["event"] for r in read_metrics(second) if r.get("kind") == "event"] == \
         ["started", "stopped", "resumed", "stopped"]
@@ -486,11 +487,28 @@ def test_sigma_figure_names_the_levels_in_the_legend_and_keeps_every_curve_visib
     assert [(a, b) for a, b, _ in pairs] == [("gaussian-vae", "beta-vae")]
 
 
+def _lab(colour: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of an sRGB hex colour."""
+    def linear(u: float) -> float:
+        return ((u + 0.055) / 1.055) ** 2.4 if u > 0.04045 else u / 12.92
+
+    r, g, b = (linear(int(colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
 def test_trace_colours_are_far_apart() -> None:
-    """Every pair of trace colours differs by at least 80 in RGB distance (the old palette had near twins)."""
-    rgb = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in figures.TRACE_COLOURS]
-    gaps = [sum((a - b) ** 2 for a, b in zip(p, q, strict=True)) ** 0.5 for i, p in enumerate(rgb) for q in rgb[i + 1:]]
-    assert min(gaps) >= 80, min(gaps)
+    """Every pair of trace colours is at least 25 apart in CIELAB (the old default palette had near twins)."""
+    labs = [_lab(c) for c in figures.TRACE_COLOURS]
+    gaps = [math.dist(p, q) for i, p in enumerate(labs) for q in labs[i + 1:]]
+    assert min(gaps) >= 25, min(gaps)
+    assert _lab("#ffffff")[0] == pytest.approx(100, abs=0.1) and _lab("#000000")[0] == pytest.approx(0, abs=1e-9)
 
 
 def test_sigma_page_leaves_out_failed_runs_and_says_why(runs_dir: Path, tmp_path: Path) -> None:

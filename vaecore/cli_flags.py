@@ -29,7 +29,7 @@ NONE_WORDS = ("none", "null")
 REGISTRY_NAMES: dict[str, Callable[[], Iterable[str]]] = {"likelihood": lambda: LIKELIHOODS,
                                                          "arch": lambda: ARCHITECTURES, "sampler": lambda: SAMPLERS}
 __all__ = ["add_flags", "add_model_flags", "flag_of", "given", "given_model", "model_settings",
-           "refuse_unknown_to_family", "takers"]
+           "refuse_unknown_to_family", "takers", "train_command"]
 
 
 def flag_of(cls: type, name: str) -> str | None:
@@ -167,3 +167,50 @@ def refuse_unknown_to_family(preset: str, model_type: str, settings: Iterable[st
             where = (f"the families that take it: {', '.join(others)}" if others
                      else f"no family has it; {model_type}'s own settings: {', '.join(own) or 'none'}")
             raise ValueError(f"{flag(name)}: model {preset!r} ({model_type}) has no setting {name!r}; {where}")
+
+
+# the command that reproduces a run ------------------------------------------------------------------
+def _as_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def train_command(preset: str, train: dict[str, Any], overrides: dict[str, Any] | None = None,
+                  out: str = "runs/my-run") -> tuple[str, list[str]]:
+    """`python -m vaecore train …` that trains what `preset`, the training settings `train` (a TrainConfig's
+    fields) and the model `overrides` describe: a flag for each setting that differs from the preset's own
+    default, model settings without a flag as `--set key=JSON`. Returns the command and the training settings it
+    cannot state (no flag): pass those with `--settings FILE` instead."""
+    import json
+    import shlex
+
+    from vaecore.config import TrainConfig
+    from vaecore.presets import train_config
+
+    wanted = TrainConfig.from_dict(dict(train)).to_dict()
+    base = train_config(preset).to_dict()
+    parts = ["python", "-m", "vaecore", "train", "--model", preset]
+    missing = []
+    for f in dataclasses.fields(TrainConfig):
+        value = wanted[f.name]
+        if value == base[f.name]:
+            continue
+        flag = flag_of(TrainConfig, f.name)
+        if flag is None:
+            missing.append(f.name)
+        elif isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag.removeprefix("--"))
+        else:
+            parts += [flag, _as_text(value)]
+    flagged = model_settings()
+    for name, value in (overrides or {}).items():
+        cls = MODEL_TYPES[takers(name)[0]].config_class if name in flagged else None
+        if cls is not None and flag_of(cls, name) and not isinstance(value, dict):
+            parts += [flag_of(cls, name), _as_text(value)]
+        elif name == "likelihood_kwargs" and isinstance(value, dict):
+            parts += [a for k, v in value.items() for a in ("--set", f"likelihood_kwargs.{k}={json.dumps(v)}")]
+        else:
+            parts += ["--set", f"{name}={json.dumps(value)}"]
+    parts += ["--out", out]
+    return shlex.join(parts), missing
