@@ -57,6 +57,9 @@ from vaecore.evaluation.metrics.smoothness import GAP_S, expected_gap
 from vaecore.evaluation.metrics.generation import PRDC_K, frechet_distance, generate, prdc
 
 # isort: split
+from vaecore.evaluation.metrics.disentanglement import model_codes, varying_classes
+
+# isort: split
 from vaecore.evaluation.registry import (
     METRICS,
     PASSES,
@@ -75,8 +78,9 @@ __all__ = [
     "channels_last_on_cpu", "dequantise", "discrete_breakdown", "elbo", "evaluate", "expected_gap",
     "frechet_distance", "generate",
     "image_set", "iwae_k_curve", "iwae_log_likelihood", "iwae_terms", "kl_per_dimension", "kl_per_image",
-    "knn_accuracy", "knn_correct", "latent_means", "mutual_information", "nll_dequantised", "nll_discrete",
-    "nll_pdf", "outcome", "posterior_moments", "prdc", "reconstruction_mse", "undefined_reason",
+    "knn_accuracy", "knn_correct", "latent_means", "model_codes", "mutual_information", "nll_dequantised",
+    "nll_discrete", "nll_pdf", "outcome", "posterior_moments", "prdc", "reconstruction_mse", "undefined_reason",
+    "varying_classes",
 ]
 
 FID_WEIGHTS_UNSUPPORTED = (
