@@ -96,11 +96,11 @@ def _top_two_gap(matrix: np.ndarray) -> np.ndarray:
 
 def mig(codes: np.ndarray, classes: np.ndarray, bins: int = BINS) -> Score:
     """Mutual information gap: mean over factors of the normalised gap between the two most informative codes."""
-    codes, classes = check_inputs(codes, classes, "MIG")
+    codes, classes = check_inputs(codes, classes, "mig")
     mi = mi_matrix(codes, classes, bins)
     h = entropies(classes)
     if (h <= 0).any():
-        raise ValueError("MIG: a factor takes a single value in these points; leave constant factors out")
+        raise ValueError("mig: a factor takes a single value in these points; leave constant factors out")
     gaps = _top_two_gap(mi) / h
     return Score(float(gaps.mean()), {"per_factor": gaps.tolist(), "mi": mi.tolist(), "entropy": h.tolist()},
                  {"points": int(codes.shape[0]), "bins": bins, "estimator": "plug-in MI on equal-width bins, nats",
@@ -126,7 +126,7 @@ def sap(codes: np.ndarray, classes: np.ndarray, seed: int = 0, continuous: bool 
     """Separated attribute predictability: mean over factors of the gap between the two codes that predict it best."""
     from sklearn.svm import LinearSVC
 
-    codes, classes = check_inputs(codes, classes, "SAP")
+    codes, classes = check_inputs(codes, classes, "sap")
     train, test = _split(codes.shape[0], seed)
     d, k = codes.shape[1], classes.shape[1]
     score = np.zeros((d, k))
@@ -183,7 +183,7 @@ def dci(codes: np.ndarray, classes: np.ndarray, seed: int = 0, trees: int = DCI_
     """DCI disentanglement (the value), completeness and informativeness from gradient-boosted-tree importances."""
     from sklearn.ensemble import GradientBoostingRegressor
 
-    codes, classes = check_inputs(codes, classes, "DCI")
+    codes, classes = check_inputs(codes, classes, "dci")
     train, test = _split(codes.shape[0], seed)
     d, k = codes.shape[1], classes.shape[1]
     importance = np.zeros((d, k))
