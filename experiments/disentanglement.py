@@ -86,7 +86,7 @@ def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore
             shutil.rmtree(folder)
         tc = TrainConfig(data=DATA, epochs=1, max_steps=steps, batch_size=BATCH, lr=LR, seed=seed, threads=threads,
                          checkpoint_every=250, log_every=50, val_limit=2000, sample_grids=False, keep_best=False)
-        per_epoch = len(dataset.x_train) // BATCH
+        per_epoch = dataset.size("train") // BATCH
         preset, _ = FAMILIES[family]
         result = vaecore.train(preset, dataset, folder, tc, progress=True, **overrides(family, steps, per_epoch))
     if result.status != "finished":
