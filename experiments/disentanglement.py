@@ -11,7 +11,8 @@ held out by seed 0). Families and their settings (FAMILIES below): VAE; β-VAE �
 (α = γ = 1, minibatch-weighted sampling, Chen et al.); FactorVAE γ = 35 (discriminator 3 × 256);
 Disentangled β-VAE β = 1000 with C rising to 25 nats over the run (Burgess et al.'s dSprites settings, their
 warm-up scaled to the budget). Each finished run is scored on the first 10,000 test images (the
-`disentanglement` metrics with their default settings, the ELBO and the KL per dimension) into
+`disentanglement` metrics with their default settings; the ELBO and the KL per dimension on the first
+2,000) into
 experiments/results/disentanglement/<family>-s<seed>.json; seed 0 of each family is bundled in
 checkpoints/dsprites-<family>/. Runs live in runs/disentanglement/ (resumed from their last checkpoint).
 """
@@ -55,7 +56,8 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "disentangled-beta-vae": ("disentangled-beta-vae", {"beta": 1000.0, "capacity": 25.0}),
 }
 METRICS = ("mig", "sap", "dci", "dci-completeness", "dci-informativeness", "modularity", "beta-vae-score",
-           "factor-vae-score", "elbo", "kl-per-dim")
+           "factor-vae-score")
+LIKELIHOOD_METRICS, N_ELBO = ("elbo", "kl-per-dim"), 2000
 DONE = "done.json"
 
 
@@ -111,6 +113,10 @@ def score(folder: Path, family: str, seed: int, dataset: vaecore.Dataset) -> dic
     model = vaecore.load(folder)
     t = time.time()
     result = M.evaluate(model, dataset, list(METRICS), n_test=N_TEST, seed=0, progress=True)
+    fit = M.evaluate(model, dataset, list(LIKELIHOOD_METRICS), n_test=N_ELBO, seed=0, progress=True)
+    result.update({k: v for k, v in fit.items() if k not in ("notes", "settings")})
+    result["notes"] = {**result.get("notes", {}), **fit.get("notes", {})}
+    result["settings_elbo"] = fit["settings"]
     done = json.loads((folder / DONE).read_text())
     train = json.loads((folder / TRAIN).read_text())
     return {"family": family, "seed": seed, "steps": done["step"], "train_seconds": done["seconds"],

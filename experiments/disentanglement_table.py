@@ -1,0 +1,145 @@
+"""The disentanglement study's tables, generated from experiments/results/disentanglement/*.json (written by
+experiments/disentanglement.py): every metric as mean ± s.d. over seeds and per seed, per family, beside the
+published numbers where a paper tables them; into docs/disentanglement.md (between its markers) and a marked
+section of checkpoints/RESULTS.md (experiments/zoo_table.py includes it).
+
+    python experiments/disentanglement.py table            # print
+    python experiments/disentanglement.py table --write    # refresh docs/disentanglement.md and RESULTS.md
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results" / "disentanglement"
+DOC = ROOT / "docs" / "disentanglement.md"
+RESULTS_MD = ROOT / "checkpoints" / "RESULTS.md"
+BEGIN, END = "<!-- disentanglement-table:begin -->", "<!-- disentanglement-table:end -->"
+FAMILY_ORDER = ("vae", "beta-vae", "beta-tc-vae", "factor-vae", "disentangled-beta-vae")
+FAMILY_TITLE = {"vae": "VAE", "beta-vae": "β-VAE (β = 4)", "beta-tc-vae": "β-TC-VAE (β = 6)",
+                "factor-vae": "FactorVAE (γ = 35)", "disentangled-beta-vae": "Disentangled β-VAE (γ = 1000, C → 25)"}
+COLUMNS = ("beta-vae-score", "factor-vae-score", "mig", "sap", "dci", "dci-completeness", "dci-informativeness",
+           "modularity", "elbo")
+PUBLISHED = {
+    ("vae", "beta-vae-score"): "61.6 % (a)",
+    ("beta-vae", "beta-vae-score"): "99.2 % (a)",
+}
+PUBLISHED_NOTES = [
+    "(a) Higgins et al. 2017, Table 1 (dSprites, their own classifier, trained to convergence).",
+    "The FactorVAE score (Kim & Mnih 2018), MIG (Chen et al. 2018) and the dSprites distributions of every metric "
+    "in Locatello et al. 2019 are published as figures only, with no table to quote; Burgess et al. 2018 report no "
+    "metric. Chen et al.'s MIG is another estimator (posterior samples, dSprites' shape left out), not comparable.",
+]
+
+
+def load(results: Path = RESULTS) -> list[dict[str, Any]]:
+    """Every result record, in family and seed order."""
+    records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    order = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    return sorted(records, key=lambda r: (order.get(r["family"], 99), r["seed"]))
+
+
+def _labels() -> dict[str, str]:
+    from vaecore.evaluation.registry import METRICS
+
+    return {k: METRICS[k].short_title for k in COLUMNS}
+
+
+def _fmt(v: float | None, key: str) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}" if key == "elbo" else f"{v:.3f}"
+
+
+def mean_sd(values: list[float], key: str) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{_fmt(values[0], key)} (1 seed)"
+    return f"{_fmt(statistics.mean(values), key)} ± {_fmt(statistics.stdev(values), key)}"
+
+
+def table(records: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the summary (mean ± s.d. over seeds), the per-seed rows and the settings."""
+    if not records:
+        return ["No results yet: run `python experiments/disentanglement.py train`."]
+    labels = _labels()
+    families = [f for f in FAMILY_ORDER if any(r["family"] == f for r in records)]
+    lines = ["| family | seeds | steps | " + " | ".join(labels[k] for k in COLUMNS) + " |",
+             "|" + " --- |" * (3 + len(COLUMNS))]
+    for f in families:
+        rs = [r for r in records if r["family"] == f]
+        cells = [mean_sd([r["result"][k] for r in rs if r["result"].get(k) is not None], k) for k in COLUMNS]
+        steps = sorted({r["steps"] for r in rs})
+        lines.append(f"| {FAMILY_TITLE.get(f, f)} | {len(rs)} | {', '.join(map(str, steps))} | " + " | ".join(cells)
+                     + " |")
+    pub = [f for f in families if any((f, k) in PUBLISHED for k in COLUMNS)]
+    if pub:
+        lines += ["", "Published (dSprites):", "", "| family | " + " | ".join(labels[k] for k in COLUMNS) + " |",
+                  "|" + " --- |" * (1 + len(COLUMNS))]
+        for f in pub:
+            lines.append(f"| {FAMILY_TITLE.get(f, f)} | " + " | ".join(PUBLISHED.get((f, k), "–") for k in COLUMNS)
+                         + " |")
+        lines += ["", *PUBLISHED_NOTES]
+    lines += ["", "Per seed (± is the binomial standard error of the two classifier scores over their eval votes):", "",
+              "| family | seed | " + " | ".join(labels[k] for k in COLUMNS) + " | train s | eval s |",
+              "|" + " --- |" * (4 + len(COLUMNS))]
+    for r in records:
+        res = r["result"]
+        cells = []
+        for k in COLUMNS:
+            c = _fmt(res.get(k), k)
+            if res.get(f"{k}_se") is not None:
+                c += f" ± {res[f'{k}_se']:.3f}"
+            cells.append(c)
+        lines.append(f"| {FAMILY_TITLE.get(r['family'], r['family'])} | {r['seed']} | " + " | ".join(cells)
+                     + f" | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
+    lines += ["", settings_line(records[0])]
+    return lines
+
+
+def settings_line(record: dict[str, Any]) -> str:
+    """The estimator settings and library versions of a record."""
+    m = record["result"].get("disentanglement", {}).get("metrics", {})
+    s = {k: v.get("settings", {}) for k, v in m.items()}
+    mig, dci, bv, fv = s.get("mig", {}), s.get("dci", {}), s.get("beta-vae-score", {}), s.get("factor-vae-score", {})
+    return (f"Settings: {record['result']['settings']['n_test']:,} test images of {record['data']}; MIG and modularity "
+            f"on {mig.get('bins', '?')} equal-width bins; SAP and DCI on a {dci.get('train_points', '?')} / "
+            f"{dci.get('test_points', '?')} split ({dci.get('estimator', '?')}); β-VAE score: {bv.get('batch', '?')} "
+            f"pairs per vote, {bv.get('train_votes', '?')} train / {bv.get('eval_votes', '?')} eval votes; FactorVAE "
+            f"score: batch {fv.get('batch', '?')}, {fv.get('train_votes', '?')} / {fv.get('eval_votes', '?')} votes, "
+            f"{fv.get('variance_points', '?'):,} points for the scales; seed 0; numpy {mig.get('numpy', '?')}, "
+            f"scikit-learn {mig.get('scikit-learn', '?')}, torch {record.get('torch', '?')}; training: Adam "
+            f"{record['lr']}, batch {record['batch_size']}, {record['threads']} CPU thread(s). ELBO in nats per image "
+            "(Bernoulli decoder, the first 2,000 test images).")
+
+
+def results_section(results: Path = RESULTS) -> list[str]:
+    """The marked section of checkpoints/RESULTS.md."""
+    return [BEGIN, "#### Disentanglement on procedural dSprites", "",
+            "Generated by `python experiments/disentanglement.py table --write`; see `docs/disentanglement.md`.", "",
+            *table(load(results)), END]
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Replace (or append) the marked section of a file, leaving the rest as it is."""
+    old = path.read_text() if path.is_file() else ""
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
+    path.write_text(new)
+
+
+def write(results: Path = RESULTS, write_files: bool = False) -> str:
+    """The section as text; with `write_files`, into docs/disentanglement.md and checkpoints/RESULTS.md."""
+    section = "\n".join(results_section(results))
+    if write_files:
+        replace_section(DOC, section)
+        replace_section(RESULTS_MD, section)
+    print(section)
+    return section
