@@ -328,6 +328,7 @@ def _eval_config(args: argparse.Namespace, **defaults: Any) -> Any:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from vaecore.evaluation import metrics
+    from vaecore.evaluation.metrics import disentanglement
     from vaecore.evaluation.registry import describe_key
 
     ec = _eval_config(args, metrics=DEFAULT_EVAL)
@@ -349,11 +350,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
         return
+    notes = result.get("notes") or {}
+    undefined: dict[str, list[str]] = {}
+    for key in names:
+        if result.get(key) is None and key in notes:
+            undefined.setdefault(notes[key], []).append(key)
+    for why, keys in undefined.items():  # one line per reason, however many metrics it leaves undefined
+        print(f"{', '.join(keys)}: undefined: {why}")
+    details = disentanglement.report_lines(result)
     for key, value in result.items():
+        if key == "notes" or key == disentanglement.DETAILS or (result.get(key) is None and key in notes):
+            continue
         if isinstance(value, float):
             print(f"{key:>18}: {value:.4f}  {describe_key(key)}")
         else:
             print(f"{key:>18}: {value}")
+    for line in details:
+        print(line)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

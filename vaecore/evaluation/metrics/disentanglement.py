@@ -182,3 +182,29 @@ def _disentanglement_pass(ctx: EvalContext, wanted: Sequence[str]) -> None:
             ctx.out["factor-vae-score"], ctx.out["factor-vae-score_se"] = s.value, s.parts["se"]
             details["metrics"]["factor-vae-score"] = {**s.parts, "settings": s.settings}
     ctx.out[DETAILS] = details
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    """The disentanglement part of an evaluation as text (the CLI's tables): each metric with its parts, the
+    factor × latent normalised mutual information, and the estimator settings."""
+    details = result.get(DETAILS)
+    if not details:
+        return []
+    names = details["factors"]
+    lines = [f"disentanglement on {details['points']:,} test images; factors: {', '.join(names)}"]
+    mi, h = details.get("mi"), details.get("entropy")
+    if mi is not None and h is not None:
+        nmi = D.normalised_mi(np.asarray(mi), np.asarray(h))
+        width = max(8, *(len(n) + 1 for n in names))
+        lines.append("I(z_i; v_k) / H(v_k):" + "".join(f"{n:>{width}}" for n in names) + "   best")
+        for i, row in enumerate(nmi):
+            best = names[int(np.argmax(row))]
+            lines.append(f"{'z' + str(i):>21}:" + "".join(f"{v:>{width}.3f}" for v in row) + f"   {best}")
+    for key, part in details.get("metrics", {}).items():
+        s = part.get("settings", {})
+        shown = {k: v for k, v in s.items() if k not in ("numpy", "scikit-learn", "scipy")}
+        lines.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    versions = next((p["settings"] for p in details.get("metrics", {}).values() if "settings" in p), {})
+    lines.append("libraries: " + ", ".join(f"{k} {versions[k]}" for k in ("numpy", "scikit-learn", "scipy")
+                                            if k in versions))
+    return lines
