@@ -25,6 +25,7 @@ PAGES = (
     ("pages/5_Likelihood_comparison.py", "Likelihood comparison", ":material/leaderboard:"),
     ("pages/6_Transformations.py", "Transformations", ":material/transform:"),
     ("pages/7_Benchmark.py", "Benchmark", ":material/table_chart:"),
+    ("pages/8_Disentanglement.py", "Disentanglement", ":material/grid_view:"),
 )
 
 
