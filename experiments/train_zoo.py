@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", action="store_true",
                    help="--stage eval: skip models already evaluated with this protocol (per-image values, seeds)")
     p.add_argument("--no-install", dest="install", action="store_false",
-                   help="--stage eval: write eval.json, per_image.safetensors and the card only (no catalog, reference "
-                        "outputs or RESULTS.md)")
+                   help=f"--stage eval: write {EVAL}, {PER_IMAGE} and the card only (no catalog, reference outputs or "
+                        "RESULTS.md)")
     args = p.parse_args(argv)
     if args.epochs:
         for i, e in enumerate(ZOO):

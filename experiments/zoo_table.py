@@ -549,7 +549,7 @@ def render(checkpoints: Path = CHECKPOINTS) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true", help="refresh checkpoints/RESULTS.md")
-    p.add_argument("--cards", action="store_true", help="regenerate the bundled models' cards from their eval.json")
+    p.add_argument("--cards", action="store_true", help=f"regenerate the bundled models' cards from their {EVAL}")
     args = p.parse_args(argv)
     text = render()
     print(text)

@@ -104,7 +104,8 @@ def _label_tables(path: Path) -> Iterator[str]:
         elif isinstance(node, ast.List | ast.Tuple):
             pairs = [(e.elts[0], e.elts[1]) for e in node.elts if isinstance(e, ast.Tuple) and len(e.elts) >= 2]
         labelled = [k.value for k, v in pairs if isinstance(k, ast.Constant) and k.value in METRICS
-                    and isinstance(v, ast.Constant) and isinstance(v.value, str)]
+                    and isinstance(v, ast.Constant) and isinstance(v.value, str)
+                    and v.value not in MODEL_TYPES]  # {"kl": "vae"}: a family by objective, not a label
         if len(labelled) >= 2:
             yield f"{_rel(path)}:{node.lineno} labels {labelled}"
 

@@ -60,6 +60,10 @@ def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, An
     if train:
         lines += [f"| epochs | {train.get('epochs')} (max steps: {train.get('max_steps')}) |",
                   f"| batch size / lr / seed | {train.get('batch_size')} / {train.get('lr')} / {train.get('seed')} |"]
+    differences = list(dict.fromkeys(c.__dict__["pythae"] for c in reversed(getattr(family, "__mro__", ()))
+                                     if c.__dict__.get("pythae")))
+    if differences:
+        lines += ["", "Differences from Pythae 0.1.2 on identical inputs:", "", *(f"- {d}" for d in differences)]
     aliases = _aliases(config.get("preset"))
     if aliases:
         lines += ["", "The same model as preset " + ", ".join(f"`{a}`" for a in aliases) + " (identical configuration "

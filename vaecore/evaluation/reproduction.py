@@ -18,11 +18,11 @@ their per-image differences on the same test images exceeds 2 standard errors of
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vaecore.evaluation import uncertainty
 from vaecore.evaluation.reference import REPRODUCTION_MNIST_NLL
 
 __all__ = ["ORDER", "ROWS", "ROW_BY_ID", "Row", "board_rows", "budget_text", "curve_points", "difference_verdict",
@@ -120,13 +120,9 @@ def published_k(row: Row) -> int:
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and its standard error over images (sample s.d. / √n; 0 for one value)."""
-    n = len(values)
-    if n == 0:
-        raise ValueError("no values to average")
-    mean = math.fsum(values) / n
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
+    """Mean and its standard error over images (`uncertainty.mean_se`: sample s.d. / √n; 0 for one value)."""
+    e = uncertainty.mean_se(values)
+    return e.value, e.se
 
 
 def load_results(folder: str | Path) -> dict[str, dict[str, Any]]:
@@ -194,13 +190,15 @@ def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, floa
 
 
 def difference_verdict(mean: float, se: float) -> str:
-    """'lower' / 'higher' when the difference exceeds 2 SE, else 'no difference at 2 SE'."""
-    return "lower" if mean < -2 * se else "higher" if mean > 2 * se else "no difference at 2 SE"
+    """'lower' / 'higher' when the difference exceeds `uncertainty.Z` = 2 SE (the project's rule), else 'no difference
+    at 2 SE'."""
+    z = uncertainty.Z
+    return "lower" if mean < -z * se else "higher" if mean > z * se else f"no difference at {z:g} SE"
 
 
 def reached(mean: float, se: float, published: float) -> bool:
     """Ours is below the published value or within 2 SE above it."""
-    return mean - published <= 2 * se
+    return mean - published <= uncertainty.Z * se
 
 
 def board_rows(results: dict[str, dict[str, Any]], group: str | None = None) -> list[dict[str, Any]]:

@@ -50,6 +50,9 @@ class AAE(AutoEncoder):
 
     model_type: ClassVar[str] = "aae"
     title: ClassVar[str] = "AAE"
+    pythae: ClassVar[str] = (
+        "Our discriminator loss is the mean of its two cross-entropies, ½ × Pythae's sum "
+        "(docs/pythae-differences.md).")
     what: ClassVar[str] = "an adversarial autoencoder: a discriminator on z against prior draws stands in for the KL"
     tags: ClassVar[tuple[str, ...]] = ("autoencoder", "adversarial")
     group: ClassVar[str] = "aggregate-matching"

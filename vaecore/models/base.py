@@ -148,6 +148,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
     what: ClassVar[str] = ""  # what a model of it is, e.g. 'a deterministic autoencoder (no posterior density)'
     tags: ClassVar[tuple[str, ...]] = ()  # e.g. ('autoencoder', 'deterministic')
     group: ClassVar[str] = ""  # a key of families.GROUPS (or families.BY_LIKELIHOOD)
+    pythae: ClassVar[str] = ""  # how its numbers differ from Pythae 0.1.2's (docs/pythae-differences.md)
 
     def _parse_config(self, config: dict[str, Any] | ModelConfig) -> Any:
         cfg = config if isinstance(config, ModelConfig) else self.config_class.from_dict(dict(config))

@@ -52,6 +52,9 @@ class FactorVAE(VAE):
 
     model_type: ClassVar[str] = "factor-vae"
     title: ClassVar[str] = "FactorVAE"
+    pythae: ClassVar[str] = (
+        "Pythae's adversarial trainer steps the encoder on its loss plus the discriminator's (D(z) not "
+        "detached); ours on its own loss only (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder with a discriminator penalising total correlation"
     tags: ClassVar[tuple[str, ...]] = ("variational", "disentangling", "adversarial")
     group: ClassVar[str] = "disentangling"

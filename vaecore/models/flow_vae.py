@@ -106,6 +106,9 @@ class VAEIAF(_FlowVAE):
 
     model_type: ClassVar[str] = "vae-iaf"
     title: ClassVar[str] = "VAE-IAF"
+    pythae: ClassVar[str] = (
+        "Ours is Kingma et al.'s gated IAF update with the encoder's context; Pythae's is an affine, "
+        "unconditioned flow (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder with an inverse autoregressive flow on its posterior"
     tags: ClassVar[tuple[str, ...]] = ("variational", "flow")
     group: ClassVar[str] = "richer-posteriors"

@@ -60,6 +60,8 @@ class HRQVAE(VQVAE):
 
     model_type: ClassVar[str] = "hrq-vae"
     title: ClassVar[str] = "HRQ-VAE"
+    pythae: ClassVar[str] = (
+        "HRQ-VAE is not in Pythae 0.1.2 (only in its later sources) (docs/pythae-differences.md).")
     what: ClassVar[str] = ("a hierarchical residual-quantised autoencoder: a stack of codebooks quantises the "
                            "residuals (no posterior density; generation needs a prior over codes)")
     tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic", "quantised")

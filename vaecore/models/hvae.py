@@ -136,6 +136,10 @@ class HVAE(HamiltonianAutoEncoder):
 
     model_type: ClassVar[str] = "hvae"
     title: ClassVar[str] = "HVAE"
+    pythae: ClassVar[str] = (
+        "Pythae's HVAE draws with softplus(log σ²) as σ while scoring log σ², steps z with the full-step "
+        "momentum, and overwrites the tempered momentum; ours follows Caterini et al. "
+        "(docs/pythae-differences.md).")
     what: ClassVar[str] = "a Hamiltonian variational autoencoder (leapfrog steps with tempering refine z)"
     tags: ClassVar[tuple[str, ...]] = ("variational", "hamiltonian")
     group: ClassVar[str] = "richer-posteriors"

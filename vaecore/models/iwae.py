@@ -37,6 +37,9 @@ class IWAE(VAE):
 
     model_type: ClassVar[str] = "iwae"
     title: ClassVar[str] = "IWAE"
+    pythae: ClassVar[str] = (
+        "Pythae logs the self-normalised surrogate −Σ w̃ log w as the loss; we log the bound (the "
+        "gradients agree) (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder trained on the importance-weighted bound"
     tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
     group: ClassVar[str] = "importance-weighted"

@@ -73,6 +73,9 @@ class MIWAE(_WeightedVAE):
 
     model_type: ClassVar[str] = "miwae"
     title: ClassVar[str] = "MIWAE"
+    pythae: ClassVar[str] = (
+        "Pythae normalises MIWAE's weights over the M axis of its (M, K): our MIWAE(M, K) is Pythae's "
+        "with M and K swapped (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder trained on M averaged importance-weighted bounds"
     tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
     group: ClassVar[str] = "importance-weighted"
@@ -94,6 +97,9 @@ class PIWAE(MIWAE):
 
     model_type: ClassVar[str] = "piwae"
     title: ClassVar[str] = "PIWAE"
+    pythae: ClassVar[str] = (
+        "Pythae's coupled trainer steps PIWAE's encoder on MIWAE plus IWAE gradients; ours on MIWAE's "
+        "only (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder whose encoder trains on MIWAE's bound and decoder on IWAE's"
     tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
     group: ClassVar[str] = "importance-weighted"
@@ -121,6 +127,9 @@ class CIWAE(_WeightedVAE):
 
     model_type: ClassVar[str] = "ciwae"
     title: ClassVar[str] = "CIWAE"
+    pythae: ClassVar[str] = (
+        "Pythae logs the self-normalised surrogate of the IWAE part as the loss; we log the bound (the "
+        "gradients agree) (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder trained on a convex combination of the ELBO and the IWAE bound"
     tags: ClassVar[tuple[str, ...]] = ("variational", "importance-weighted")
     group: ClassVar[str] = "importance-weighted"

@@ -51,6 +51,10 @@ class MSSSIMVAE(AutoEncoder):
 
     model_type: ClassVar[str] = "msssim-vae"
     title: ClassVar[str] = "MS-SSIM VAE"
+    pythae: ClassVar[str] = (
+        "Our MS-SSIM is computed per image with valid convolutions fitted to 28 × 28; Pythae's own "
+        "implementation pads and averages over the batch: a different quantity "
+        "(docs/pythae-differences.md).")
     what: ClassVar[str] = ("a variational autoencoder with a 1 − MS-SSIM reconstruction term instead of a likelihood"
                            " (no ELBO)")
     tags: ClassVar[tuple[str, ...]] = ("variational", "perceptual")

@@ -43,6 +43,9 @@ class PoincareVAE(AutoEncoder):
 
     model_type: ClassVar[str] = "poincare-vae"
     title: ClassVar[str] = "Poincaré VAE"
+    pythae: ClassVar[str] = (
+        "Our draws are projected into the ball (‖z‖ ≤ (1 − 4·10⁻³)/√c in float32); Pythae's exponential "
+        "map does not project (docs/pythae-differences.md).")
     what: ClassVar[str] = "a variational autoencoder on the Poincaré ball (wrapped normal posterior and prior)"
     tags: ClassVar[tuple[str, ...]] = ("variational", "hyperbolic")
     group: ClassVar[str] = "non-euclidean"

@@ -82,6 +82,9 @@ class RHVAE(HamiltonianAutoEncoder):
 
     model_type: ClassVar[str] = "rhvae"
     title: ClassVar[str] = "RHVAE"
+    pythae: ClassVar[str] = (
+        "Pythae's RHVAE beta_zero is √β₀: its default 0.3 is β₀ = 0.09 here; our preset's β₀ = 0.3 is "
+        "Pythae's beta_zero ≈ 0.548 (docs/pythae-differences.md).")
     what: ClassVar[str] = "a Riemannian Hamiltonian variational autoencoder (leapfrog steps under a learned metric)"
     tags: ClassVar[tuple[str, ...]] = ("variational", "hamiltonian")
     group: ClassVar[str] = "richer-posteriors"

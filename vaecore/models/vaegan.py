@@ -56,6 +56,9 @@ class VAEGAN(AutoEncoder):
 
     model_type: ClassVar[str] = "vaegan"
     title: ClassVar[str] = "VAE-GAN"
+    pythae: ClassVar[str] = (
+        "Pythae's coupled trainer steps the encoder and decoder on their own losses plus the later ones; "
+        "ours each on its own only (docs/pythae-differences.md).")
     what: ClassVar[str] = ("a variational autoencoder whose reconstruction is measured in a discriminator's "
                            "features, trained with a GAN term")
     tags: ClassVar[tuple[str, ...]] = ("variational", "adversarial")

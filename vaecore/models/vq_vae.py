@@ -110,6 +110,9 @@ class VQVAE(AutoEncoder):
 
     model_type: ClassVar[str] = "vqvae"
     title: ClassVar[str] = "VQ-VAE"
+    pythae: ClassVar[str] = (
+        "Our codebook and commitment terms are summed over an image's 7 × 7 × 16 latent values: 784 × "
+        "Pythae's mean over them (docs/pythae-differences.md).")
     what: ClassVar[str] = ("a vector-quantised autoencoder: a deterministic encoder whose code map snaps to a "
                            "learned codebook (no posterior density; generation needs a prior over codes)")
     tags: ClassVar[tuple[str, ...]] = ("autoencoder", "deterministic", "quantised")
