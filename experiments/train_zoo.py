@@ -52,22 +52,18 @@ from zoo_common import (  # noqa: E402
 from zoo_table import write_results  # noqa: E402
 
 import vaecore  # noqa: E402
+from vaecore.evaluation import protocol  # noqa: E402
 from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS, sampler_files  # noqa: E402
 from vaecore.presets import get_preset, train_config  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
 from vaecore.utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
-EVAL_METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "nll-dequant", "mse", "knn", "probe", "kmeans", "kl",
-                "active-units", "kl-per-dim", "mutual-info", "expected-gap", "fd", "precision", "recall", "density",
-                "coverage", "classifier-score"]
-SAMPLER_METRICS = ["fd", "precision", "recall", "density", "coverage"]  # per fitted sampler: <metric>_<sampler>
-# Samplers fitted (on 10k training latents) and bundled for the generation columns. The 2-stage VAE
-# (5–6 CPU-minutes and 8.7 MB per model) has a stage of its own that adds its FD to eval.json without
-# bundling its weights: --stage two-stage.
-FITTED_SAMPLERS = {"gmm": {"components": 10}, "maf": {}}
-IWAE_K = 100  # importance samples per test image of IWAE, −log p, −log pdf and the dequantised bound
-SAMPLE_SEEDS = 3  # sets of generated images behind each FD, precision/recall and density/coverage
+# the evaluation protocol (metrics, K, sample seeds, fitted samplers) is the engine's, shared with the app's runs.
+# The 2-stage VAE (5–6 CPU-minutes and 8.7 MB per model) has a stage of its own that adds its FD to eval.json
+# without bundling its weights: --stage two-stage. The MAF (316 kB) refits in ~20 s on demand.
+EVAL_METRICS, SAMPLER_METRICS, FITTED_SAMPLERS = protocol.METRICS, protocol.SAMPLER_METRICS, protocol.FITTED_SAMPLERS
+IWAE_K, SAMPLE_SEEDS = protocol.IWAE_K, protocol.SAMPLE_SEEDS
 TWO_STAGE_KEY = "fd_two-stage"
 GMM_FILES = sampler_files("gmm")
 BUNDLE = (rf.CONFIG, rf.WEIGHTS, rf.TRAIN, rf.METRICS, rf.SAMPLES, rf.GMM_SAMPLES, rf.EVAL, PER_IMAGE, rf.CARD,
@@ -118,25 +114,11 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
     """eval.json (test metrics with their SE or seed spread; FD, precision/recall and density/coverage of the prior's
     and each fitted sampler's images), per_image.safetensors (the per-image values on the evaluated test images)
     and the model card."""
-    from vaecore import samplers
     from vaecore.evaluation import metrics
-    from vaecore.evaluation.per_image import per_image_from, save_per_image
 
     model = vaecore.load(folder)
     old = json.loads((folder / EVAL).read_text()) if (folder / EVAL).is_file() else {}
-    common = {"n_test": EVAL_N_TEST, "seed": SEED, "n_samples": EVAL_N_TEST, "sample_seeds": SAMPLE_SEEDS}
-    result = metrics.evaluate(model, dataset, EVAL_METRICS, iwae_k=IWAE_K, progress=True, per_image=True, **common)
-    store = per_image_from(result, metrics.image_set(result))
-    result.pop("per_image")
-    for name, kwargs in FITTED_SAMPLERS.items():
-        sampler = samplers.load_or_fit(model, folder, name, dataset, **kwargs)
-        fitted = metrics.evaluate(model, dataset, SAMPLER_METRICS, sampler=sampler, **common)
-        for m in SAMPLER_METRICS:
-            result[f"{m}_{name}"] = fitted.get(m)
-            if m in fitted["uncertainty"]:
-                result["uncertainty"][f"{m}_{name}"] = fitted["uncertainty"][m]
-            if m in fitted["notes"]:
-                result["notes"][f"{m}_{name}"] = fitted["notes"][m]
+    result, store = protocol.evaluate_with_protocol(model, dataset, folder, progress=_tqdm_progress())
     if old.get(TWO_STAGE_KEY) is not None:  # the 2-stage VAE is refitted by its own stage (5-6 CPU-minutes a model)
         result[TWO_STAGE_KEY] = old[TWO_STAGE_KEY]
         if TWO_STAGE_KEY in (old.get("uncertainty") or {}):
@@ -146,9 +128,16 @@ def evaluate_folder(folder: Path, dataset: vaecore.Dataset) -> dict:
         write_gmm_samples(folder, model)
     check = metrics.evaluate(model, dataset, CHECK_METRICS, n_test=CHECK_N_TEST, seed=SEED)
     result["check"] = {k: check[k] for k in CHECK_METRICS}
-    save_per_image(folder, store)
-    write_eval(folder, result)
+    protocol.write_evaluation(folder, result, store)
+    write_card(folder, result)
     return result
+
+
+def _tqdm_progress() -> protocol.Progress:
+    """Progress bars in the terminal, one per stage (metrics.evaluate's own when given True)."""
+    from vaecore.evaluation.runtime import as_progress
+
+    return as_progress(True)
 
 
 def evaluated_now(folder: Path) -> bool:

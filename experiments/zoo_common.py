@@ -21,13 +21,14 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
+from vaecore.evaluation import protocol  # noqa: E402
 from vaecore.models.families import family_title  # noqa: E402
 
 HUB_OWNER = "vae-explorer"
 LATENT = 16
-SEED = 0
+SEED = protocol.SEED
 EPOCHS = 10
-EVAL_N_TEST = 2000
+EVAL_N_TEST = protocol.N_TEST
 CHECK_N_TEST = 500
 CHECK_METRICS = ["elbo", "mse"]
 OWN_LATENT = ("tvae", "tvae-100", "vae", "vae-plus")  # the T-VAE line-up keeps its paper's latent size

@@ -7,6 +7,7 @@ reload or a navigation finds the job again. Past runs are read back from their f
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -188,6 +189,58 @@ class Job:
                 done(self)
 
 
+class EvaluationCancelled(RuntimeError):
+    """Raised inside an evaluation's progress callback when it was asked to stop."""
+
+
+class EvalJob(Job):
+    """The evaluation protocol (`vaecore.evaluation.protocol`) on a run's model in a background thread, with its
+    progress; it writes the run's eval.json and per-image values and leaves the training log alone."""
+
+    def __init__(self, session: str, name: str, folder: Path) -> None:
+        super().__init__(session, name, folder)
+        self.stage, self.done_steps, self.total_steps = "waiting for a free slot", 0, 0
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if self._stop.is_set():
+            raise EvaluationCancelled("stopped")
+        self.stage, self.done_steps, self.total_steps = stage, int(done), int(total)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done_steps / self.total_steps) if self.total_steps else 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self, make_trainer: Any, threads: int | None = None, done: Any = None) -> None:
+        try:
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            self.status = "running"
+            make_trainer(self)
+            self.status, self.message = "finished", ""
+        except EvaluationCancelled:
+            self.status, self.message = "cancelled", "stopped before it finished; nothing was written"
+        except Exception as e:  # noqa: BLE001 - any failure must reach the UI as a message
+            self.status, self.message = "error", f"{type(e).__name__}: {e}"
+        finally:
+            if done is not None:
+                done(self)
+
+
+def _evaluate(job: EvalJob, samplers: tuple[str, ...]) -> None:
+    import vaecore
+    from vaecore.evaluation.protocol import evaluate_with_protocol, write_evaluation
+
+    model = vaecore.load(job.folder, device="cpu")
+    dataset = run_folder.read_data_source(job.folder).load(progress=False)
+    result, store = evaluate_with_protocol(model, dataset, job.folder, samplers, progress=job.progress)
+    write_evaluation(job.folder, result, store)
+
+
 def _append_event(folder: Path, record: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / METRICS, "a") as f:
@@ -208,6 +261,7 @@ class JobManager:
         self.max_queued = max_queued
         self.threads = threads
         self._jobs: dict[tuple[str, str], Job] = {}
+        self._evals: dict[tuple[str, str], EvalJob] = {}
         self._queue: list[tuple[Job, Any]] = []
         self._lock = threading.RLock()
 
@@ -224,8 +278,39 @@ class JobManager:
                 and (session is None or s == session)]
 
     def training(self) -> list[Job]:
-        """Jobs whose thread is alive."""
-        return [j for j in self._jobs.values() if j.alive]
+        """Jobs whose thread is alive (trainings and evaluations: they share the slots)."""
+        return [j for j in [*self._jobs.values(), *self._evals.values()] if j.alive]
+
+    def evaluation(self, session: str, run: str) -> EvalJob | None:
+        """The latest evaluation job of a run (running, queued or ended), or None."""
+        return self._evals.get((session, run))
+
+    def evaluate(self, session: str, run: str, samplers: tuple[str, ...] = ("gmm",)) -> EvalJob:
+        """Queue the evaluation protocol on a run that is not training: its eval.json then ranks it with the bundled
+        models on the same test images. One evaluation per session at a time."""
+        from vaecore.files import WEIGHTS
+
+        folder = self.session_dir(session) / check_name(run, "run name")
+        with self._lock:
+            job = self.job(session, run)
+            if job is not None and (job.alive or job.status == "queued"):
+                raise JobError(f"run {run!r} is still training: stop it or let it finish first")
+            if not (folder / WEIGHTS).is_file():
+                raise JobError(f"run {run!r} has no model yet: evaluate it after its first checkpoint")
+            busy = [j for (s, _), j in self._evals.items() if s == session and (j.alive or j.status == "queued")]
+            if busy:
+                raise JobError(f"run {busy[0].name!r} is being evaluated in this session: wait for it")
+            if len(self._queue) >= self.max_queued:
+                raise JobError(f"{len(self._queue)} jobs are already waiting on this server; try again later")
+            evaluation = EvalJob(session, run, folder)
+            self._evals[(session, run)] = evaluation
+            make = functools.partial(_evaluate, samplers=tuple(samplers))
+            if len(self.training()) >= self.max_running:
+                evaluation.status = "queued"
+                self._queue.append((evaluation, make))
+            else:
+                self._start_thread(evaluation, make)
+        return evaluation
 
     def queue_position(self, session: str, run: str) -> int | None:
         """1 for the next job to start, … ; None when the run is not queued."""
@@ -348,6 +433,22 @@ class JobManager:
                                                                             epochs=changes.get("epochs")))
             return self._launch(session, folder, lambda: Trainer.resume(folder, **changes))
 
+    def stop_evaluation(self, session: str, run: str) -> bool:
+        """Stop a run's evaluation (nothing is written), or take it off the queue; False when there is none."""
+        job = self.evaluation(session, run)
+        if job is None:
+            return False
+        with self._lock:
+            queued = next((q for q in self._queue if q[0] is job), None)
+            if queued is not None:
+                self._queue.remove(queued)
+                job.status, job.message = "cancelled", "taken off the queue before it started"
+                return True
+        if not job.alive:
+            return False
+        job.stop()
+        return True
+
     def stop(self, session: str, run: str) -> bool:
         """Ask a live job to stop, or take a queued one off the queue; False when there is none."""
         job = self.job(session, run)
@@ -370,10 +471,10 @@ class JobManager:
         """Empty the queue, stop every job and wait for them (tests and shutdown)."""
         with self._lock:
             for job, _ in list(self._queue):
-                self.stop(job.session, job.name)
-        for job in list(self._jobs.values()):
+                (self.stop_evaluation if isinstance(job, EvalJob) else self.stop)(job.session, job.name)
+        for job in [*self._jobs.values(), *self._evals.values()]:
             job.stop()
-        for job in list(self._jobs.values()):
+        for job in [*self._jobs.values(), *self._evals.values()]:
             job.wait(timeout)
 
     def _launch(self, session: str, folder: Path, make: Any) -> Job:

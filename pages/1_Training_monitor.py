@@ -9,7 +9,8 @@ import streamlit as st
 from explorer import caches, downloads, figures, multiprocess, settings_form, state, tables, widgets
 from explorer.jobs import JobError, RunInfo, progress
 from vaecore.cli_flags import train_command
-from vaecore.files import APP_RUN, METRICS, SAMPLES, WEIGHTS
+from vaecore.evaluation.protocol import IWAE_K, N_TEST
+from vaecore.files import APP_RUN, EVAL, METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
 
 DATASETS = {"digits": "digits (sklearn 8×8, fastest)", "mnist": "MNIST (bundled)",
@@ -94,6 +95,10 @@ def _do(action: str, run: str, more_epochs: int = 0) -> None:
         elif action == "delete":
             manager.delete(sid, run)
             st.session_state.pop("tm_selected_run", None)
+        elif action == "evaluate":
+            manager.evaluate(sid, run)
+        elif action == "stop-evaluation":
+            manager.stop_evaluation(sid, run)
     except (JobError, ValueError, FileNotFoundError) as e:
         st.session_state["tm_error"] = str(e)
 
@@ -143,6 +148,42 @@ def controls(info: RunInfo) -> None:
                            help=f"Checkpoint, model, config, {METRICS}, sample grids: everything the run wrote.")
     c3.button("Delete this run", icon=":material/delete:", key="tm_delete", on_click=_do, args=("delete", info.name),
               help="Removes the run and its folder (checkpoints, logs, samples).")
+
+
+def evaluation_panel(info: RunInfo) -> None:
+    """Evaluate the run with the zoo's protocol in the background (queued like training, with progress); once its
+    eval.json is written the run ranks with the bundled models on the same test images."""
+    job = manager.evaluation(sid, info.name)
+    evaluated = (info.folder / EVAL).is_file()
+    active = job is not None and job.status in ("queued", "starting", "running")
+    if not active and (info.running or not (info.folder / WEIGHTS).is_file()):
+        return
+
+    @st.fragment(run_every=widgets.LIVE_REFRESH_S if active else None)
+    def panel() -> None:
+        now = manager.evaluation(sid, info.name)
+        c1, c2 = st.columns([1, 4], vertical_alignment="center")
+        if now is not None and now.status in ("queued", "starting", "running"):
+            c1.button("Stop the evaluation", key="tm_eval_stop", on_click=_do, args=("stop-evaluation", info.name),
+                      icon=":material/stop:")
+            text = (f"queued (number {manager.queue_position(sid, info.name) or '?'})" if now.status == "queued"
+                    else f"evaluating: {now.stage} {now.done_steps:,}/{now.total_steps:,}")
+            c2.progress(now.fraction, text=text)
+            return
+        if active:  # it just ended: the page shows the new eval.json
+            st.rerun(scope="app")
+        c1.button("Evaluate again" if evaluated else "Evaluate this run", key="tm_evaluate", icon=":material/rule:",
+                  on_click=_do, args=("evaluate", info.name),
+                  help=f"The zoo's protocol: {N_TEST:,} test images, K = {IWAE_K} importance samples, FD of the prior "
+                       "and of a fitted GMM; writes the run's eval.json. Then it ranks with the bundled models on "
+                       "the same test images (the home table, Likelihood comparison).")
+        if now is not None and now.status in ("error", "cancelled"):
+            c2.warning(f"The evaluation {now.status}: {tables.page_message(now.message)}")
+        elif evaluated:
+            c2.caption(f"Evaluated ({EVAL}): this run is in the zoo table on the home page and ranks on the Likelihood "
+                       "comparison with the bundled models on the same test images.")
+
+    panel()
 
 
 def name_and_command(info: RunInfo) -> None:
@@ -266,5 +307,6 @@ c2.multiselect("Overlay other runs", [r.name for r in runs if r.name != selected
 c3.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="tm_smooth", help="TensorBoard's exponential moving average.")
 if st.session_state.get("tm_error"):
     st.error(tables.page_message(st.session_state["tm_error"]))
+evaluation_panel(info)
 name_and_command(info)
 live_view(info)

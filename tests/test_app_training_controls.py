@@ -92,3 +92,8 @@ def test_one_control_button_follows_the_state_and_the_command_parses_back(
     settings = read_json_file(folder / "app_run.json")
     assert args.model == settings["preset"] == "sigma-vae"
     assert train_config(args.model, **given(args, TrainConfig)).to_dict() == settings["train"]
+    at.button(key="tm_evaluate").click().run()  # queued like training, with progress, stoppable
+    assert any(p.proto.text.startswith(("evaluating", "queued")) for p in at.progress), [p.proto.text
+                                                                                          for p in at.progress]
+    at.button(key="tm_eval_stop").click().run()
+    assert not at.exception, [e.value for e in at.exception]
