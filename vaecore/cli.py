@@ -359,10 +359,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"{', '.join(keys)}: undefined: {why}")
     details = disentanglement.report_lines(result)
     for key, value in result.items():
-        if key == "notes" or key == disentanglement.DETAILS or (result.get(key) is None and key in notes):
+        skip = key in ("notes", "uncertainty", disentanglement.DETAILS)
+        if skip or (result.get(key) is None and key in notes):
             continue
         if isinstance(value, float):
-            print(f"{key:>18}: {value:.4f}  {describe_key(key)}")
+            e = metrics.outcome(result, key).estimate  # ± SE over images or ± s.d. over seeds, with its n
+            spread = "" if e is None else (f" ± {e.sd:.4f} (s.d., {e.n} seeds)" if e.over == "seeds"
+                                           else f" ± {e.se:.4f} (SE, {e.n} images)")
+            print(f"{key:>18}: {value:.4f}{spread}  {describe_key(key)}")
         else:
             print(f"{key:>18}: {value}")
     for line in details:
