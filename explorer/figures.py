@@ -336,3 +336,33 @@ def transfer_curve_figure(report: dict[str, Any]) -> go.Figure | None:
                       yaxis_title="Aff accuracy (%)", legend={"orientation": "h", "y": -0.25},
                       margin={"l": 50, "r": 10, "t": 20, "b": 40})
     return fig
+
+
+def rate_distortion_figure(points: dict[str, Any], curves: dict[str, list[tuple[str, Any]]] | None = None,
+                           iso: Sequence[tuple[float, list[float], list[float]]] = ()) -> go.Figure:
+    """The rate–distortion plane: a point per model (± SE bars), a curve per sweep (its points in the order of the
+    swept values, each labelled with its value), dotted lines of equal ELBO (R + D = −ELBO)."""
+    fig = go.Figure()
+    for c, xs, ys in iso:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"dash": "dot", "color": "#adb5bd", "width": 1},
+                                 name=f"ELBO = {-c:.4g}", legendgroup="iso", showlegend=False, hoverinfo="name"))
+        fig.add_annotation(x=xs[0], y=ys[0], text=f"ELBO {-c:.4g}", showarrow=False, xanchor="left",
+                           yanchor="bottom", font={"size": 10, "color": "#868e96"})
+    for i, (label, p) in enumerate(points.items()):
+        style = trace_style(i)
+        fig.add_trace(go.Scatter(
+            x=[p.rate], y=[p.distortion], mode="markers", name=label,
+            marker={"size": 11, "symbol": style["symbol"], "color": style["color"]},
+            error_x={"type": "data", "array": [2 * (p.rate_se or 0)], "visible": p.rate_se is not None},
+            error_y={"type": "data", "array": [2 * (p.distortion_se or 0)], "visible": p.distortion_se is not None},
+            hovertemplate=f"{label}<br>R %{{x:.4g}} nats<br>D %{{y:.4g}} nats<br>ELBO {p.elbo:.4g}<extra></extra>"))
+    for j, (label, members) in enumerate((curves or {}).items()):
+        style = trace_style(len(points) + j)
+        fig.add_trace(go.Scatter(
+            x=[p.rate for _, p in members], y=[p.distortion for _, p in members], mode="lines+markers+text",
+            name=label, text=[v for v, _ in members], textposition="top center",
+            line={"color": style["color"], "dash": style["dash"], "width": 2}, marker={"size": 8}))
+    fig.update_layout(height=520, xaxis_title="rate R = E KL(q(z|x) ‖ p(z)) (nats)",
+                      yaxis_title="distortion D = −E log p(x|z) (nats)", legend={"orientation": "h", "y": -0.18},
+                      margin={"l": 60, "r": 20, "t": 20, "b": 40})
+    return fig

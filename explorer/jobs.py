@@ -29,6 +29,19 @@ TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted", "cancelle
 ACTIVE = ("queued", "starting", "running", "stopping")
 
 
+SWEEPS = {"beta": "β", "latent_dim": "latent size", "likelihood": "likelihood", "sigma": "σ mode"}
+"""The model settings a sweep can vary, with their names on the page."""
+MAX_SWEEP = 6
+
+
+def sweep_override(setting: str, value: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model overrides that set one sweep value: the σ mode is a Gaussian likelihood's `sigma` setting."""
+    if setting == "sigma":
+        return {"likelihood": "gaussian", "likelihood_kwargs": {**(overrides.get("likelihood_kwargs") or {}),
+                                                                "sigma": value}}
+    return {setting: value}
+
+
 class JobError(RuntimeError):
     """A job could not be started or found; the message says why."""
 
@@ -262,6 +275,7 @@ class JobManager:
         self.threads = threads
         self._jobs: dict[tuple[str, str], Job] = {}
         self._evals: dict[tuple[str, str], EvalJob] = {}
+        self._pending: dict[str, list[tuple[Path, Any]]] = {}  # a session's sweep runs waiting for the one before
         self._queue: list[tuple[Job, Any]] = []
         self._lock = threading.RLock()
 
@@ -372,6 +386,9 @@ class JobManager:
         mine = self.active(session)
         if len(mine) >= self.max_per_session:
             raise JobError(f"run {mine[0].name!r} is still training in this session: stop it first")
+        if self._pending.get(session):
+            raise JobError(f"{len(self._pending[session])} runs of this session's sweep are still waiting: let them "
+                           "train or cancel the rest of the sweep first")
         if len(self._queue) >= self.max_queued:
             raise JobError(f"{len(self._queue)} trainings are already waiting on this server; try again later")
 
@@ -379,38 +396,90 @@ class JobManager:
               name: str | None = None, processes: int = 1, **overrides: Any) -> Job:
         """Start training `preset` (model overrides such as likelihood, latent_dim, beta) in a new run folder;
         `processes` > 1 launches it with torchrun (DDP, one process per GPU; gloo on the CPU)."""
+        tc = self._train_config(preset, train, overrides)
+        with self._lock:
+            self._check_capacity(session)
+            folder, make = self._prepare(session, preset, tc, overrides, name, processes)
+            return self._launch(session, folder, make)
+
+    def start_sweep(self, session: str, preset: str, train: TrainConfig | dict[str, Any] | None, setting: str,
+                    values: list[Any], **overrides: Any) -> list[Path]:
+        """One run per value of one model setting (`SWEEPS`: β, latent size, likelihood, σ mode), the other
+        settings as given; the runs train one after the other (a sweep is this session's one job) and are compared
+        on one chart. Returns their folders, in the order of the values."""
+        if setting not in SWEEPS:
+            raise JobError(f"a sweep varies one of {', '.join(SWEEPS)}, not {setting!r}")
+        if not 2 <= len(values) <= MAX_SWEEP or len(set(map(str, values))) != len(values):
+            raise JobError(f"a sweep takes 2 to {MAX_SWEEP} different values, got {values}")
+        members = [(v, {**overrides, **sweep_override(setting, v, overrides)}) for v in values]
+        configs = [(v, o, self._train_config(preset, train, o)) for v, o in members]  # every value checked first
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        sweep = f"{preset}-{setting}-{stamp}"
+        with self._lock:
+            self._check_capacity(session)
+            prepared = []
+            for v, o, tc in configs:
+                value = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(v))[:20]
+                extra = {"sweep": {"id": sweep, "setting": setting, "value": v, "values": list(values)},
+                         "title": f"{preset} on {tc.data} · {SWEEPS[setting]} = {v}"}
+                prepared.append(self._prepare(session, preset, tc, o, f"{preset}-{tc.data}-{setting}-{value}-{stamp}",
+                                              extra=extra))
+            (first, make), rest = prepared[0], prepared[1:]
+            self._pending.setdefault(session, []).extend(rest)
+            self._launch(session, first, make)
+            return [folder for folder, _ in prepared]
+
+    def cancel_sweep(self, session: str) -> int:
+        """Drop the runs of this session's sweep that have not started (their folders too); how many."""
+        import shutil
+
+        with self._lock:
+            pending = self._pending.pop(session, [])
+        for folder, _ in pending:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(pending)
+
+    def pending(self, session: str) -> int:
+        """Runs of this session's sweep still waiting for the one before them."""
+        return len(self._pending.get(session, []))
+
+    @staticmethod
+    def _train_config(preset: str, train: TrainConfig | dict[str, Any] | None,
+                      overrides: dict[str, Any]) -> TrainConfig:
         from vaecore.presets import model_config, train_config
 
         model_config(preset, **overrides)  # an unknown preset or a setting its family lacks fails here, not later
         # the preset's own training defaults (VAE+'s augmentation) under the page's settings, as the CLI does
-        tc = train if isinstance(train, TrainConfig) else train_config(preset, **dict(train or {}))
-        with self._lock:
-            self._check_capacity(session)
-            base = name or f"{preset}-{tc.data}-" + time.strftime("%Y%m%d-%H%M%S")
-            check_name(base, "run name")
-            folder, i = self.session_dir(session) / base, 1
-            while folder.exists():
-                i += 1
-                folder = self.session_dir(session) / f"{base}-{i}"
-            folder.mkdir(parents=True)
-            settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
-                        "train": tc.to_dict(), "created": time.time()}
-            (folder / APP_RUN).write_text(json.dumps(settings, indent=2, default=str))
-            if processes > 1:
-                from explorer.multiprocess import ProcessTrainer
+        return train if isinstance(train, TrainConfig) else train_config(preset, **dict(train or {}))
 
-                return self._launch(session, folder, lambda: ProcessTrainer(folder, processes))
+    def _prepare(self, session: str, preset: str, tc: TrainConfig, overrides: dict[str, Any], name: str | None,
+                 processes: int = 1, extra: dict[str, Any] | None = None) -> tuple[Path, Any]:
+        """A new run folder with its settings, and the function that builds its trainer (call under the lock)."""
+        base = name or f"{preset}-{tc.data}-" + time.strftime("%Y%m%d-%H%M%S")
+        check_name(base, "run name")
+        folder, i = self.session_dir(session) / base, 1
+        while folder.exists():
+            i += 1
+            folder = self.session_dir(session) / f"{base}-{i}"
+        folder.mkdir(parents=True)
+        settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
+                    "train": tc.to_dict(), "created": time.time(), **(extra or {})}
+        (folder / APP_RUN).write_text(json.dumps(settings, indent=2, default=str))
+        if processes > 1:
+            from explorer.multiprocess import ProcessTrainer
 
-            def make() -> Trainer:
-                from vaecore.data.datasets import load_dataset
-                from vaecore.presets import build_preset
+            return folder, lambda: ProcessTrainer(folder, processes)
 
-                dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed, image_size=tc.image_size,
-                                       channels=tc.channels, storage=tc.data_storage, progress=False)
-                model = build_preset(preset, data=dataset, seed=tc.seed, **overrides)
-                return Trainer(model, dataset, tc, folder)
+        def make() -> Trainer:
+            from vaecore.data.datasets import load_dataset
+            from vaecore.presets import build_preset
 
-            return self._launch(session, folder, make)
+            dataset = load_dataset(tc.data, tc.data_dir, limit=tc.limit, seed=tc.seed, image_size=tc.image_size,
+                                   channels=tc.channels, storage=tc.data_storage, progress=False)
+            model = build_preset(preset, data=dataset, seed=tc.seed, **overrides)
+            return Trainer(model, dataset, tc, folder)
+
+        return folder, make
 
     def resume(self, session: str, run: str, more_epochs: int = 0) -> Job:
         """Continue a stopped or interrupted run from its checkpoint; `more_epochs` extends a finished one."""
@@ -499,6 +568,12 @@ class JobManager:
         import gc
 
         with self._lock:
+            waiting = self._pending.get(job.session)
+            if waiting and not isinstance(job, EvalJob):  # the next run of this session's sweep
+                folder, make = waiting.pop(0)
+                if not waiting:
+                    self._pending.pop(job.session, None)
+                self._launch(job.session, folder, make)
             running = sum(1 for j in self.training() if j is not job)
             while self._queue and running < self.max_running:
                 nxt, make = self._queue.pop(0)

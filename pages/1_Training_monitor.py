@@ -6,9 +6,10 @@ import hashlib
 
 import streamlit as st
 
-from explorer import caches, downloads, figures, multiprocess, settings_form, state, tables, widgets
-from explorer.jobs import JobError, RunInfo, progress
+from explorer import caches, downloads, figures, multiprocess, settings_form, state, sweeps, tables, widgets
+from explorer.jobs import SWEEPS, JobError, RunInfo, progress
 from vaecore.cli_flags import train_command
+from vaecore.evaluation import rate_distortion
 from vaecore.evaluation.protocol import IWAE_K, N_TEST
 from vaecore.files import APP_RUN, EVAL, METRICS, SAMPLES, WEIGHTS
 from vaecore.presets import PRESETS
@@ -23,6 +24,8 @@ DEFAULT_DATA = "digits"
 # their labels, help and ranges, are the config fields': explorer/settings_form.py)
 APP_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 2e-3, "log_every": 10, "checkpoint_every": 100}
 APP_VAL_LIMIT = 1000
+SWEEP_EXAMPLES = {"beta": "0.25, 1, 4", "latent_dim": "2, 8, 32", "likelihood": "bernoulli, gaussian",
+                  "sigma": "fixed, learned, optimal"}
 NEEDS_FOLDER = ("fashion-mnist", "imagefolder", "cifar10", "svhn", "celeba")
 FOLDER_HINT = {"fashion-mnist": "folder with the four IDX files", "imagefolder": "folder of images (or a file list)",
                "cifar10": "the extracted cifar-10-batches-bin folder",
@@ -58,7 +61,14 @@ def settings_panel() -> None:
                                  disabled=data not in NEEDS_FOLDER,
                                  placeholder=FOLDER_HINT.get(data, ""))
         train |= settings_form.train_inputs([c3], "data", APP_DEFAULTS)
-        c1, c2 = st.columns([1, 5], vertical_alignment="center")
+        c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
+        with c3.popover("Sweep one setting", icon=":material/tune:"):
+            sweep_setting = st.selectbox("Vary", list(SWEEPS), format_func=SWEEPS.get, key="tm_sweep_setting",
+                                         help="One run per value, the other settings as above; they train one after "
+                                              "the other and are compared on one chart (the rate–distortion plane).")
+            sweep_text = st.text_input("Values (comma-separated)", value=SWEEP_EXAMPLES[sweep_setting],
+                                       key=f"tm_sweep_values_{sweep_setting}")
+            sweep_clicked = st.button("Queue the sweep", key="tm_sweep", icon=":material/queue:")
         with c2.popover("Advanced"):
             train |= settings_form.train_inputs([st], "advanced", APP_DEFAULTS)
             gpus = multiprocess.gpu_count()
@@ -67,7 +77,8 @@ def settings_panel() -> None:
                 key="tm_processes", disabled=gpus < 2,
                 help="Several GPUs train one run with torchrun, one process per GPU, each on its shard of every "
                      "batch; the run then resumes only with as many.")
-        if c1.button("Start training", type="primary", icon=":material/play_arrow:", key="tm_start"):
+        start = c1.button("Start training", type="primary", icon=":material/play_arrow:", key="tm_start")
+        if start or sweep_clicked:
             problem = tables.data_folder_problem(data, data_dir) if data in NEEDS_FOLDER else None
             if problem:
                 st.error(f"**Data folder**: {problem}")
@@ -75,11 +86,16 @@ def settings_panel() -> None:
             train |= {"data": data, "data_dir": (data_dir.strip() or None) if data in NEEDS_FOLDER else None,
                       "val_limit": APP_VAL_LIMIT}
             try:
-                job = manager.start(sid, preset, train, processes=int(processes), **overrides)
+                if start:
+                    st.session_state["tm_selected_run"] = manager.start(sid, preset, train, processes=int(processes),
+                                                                        **overrides).name
+                else:
+                    folders = manager.start_sweep(sid, preset, train, sweep_setting,
+                                                  sweeps.parse_values(sweep_setting, sweep_text), **overrides)
+                    st.session_state["tm_selected_run"] = folders[0].name
             except (JobError, ValueError, KeyError) as e:
                 st.error(tables.page_message(str(e)))
             else:
-                st.session_state["tm_selected_run"] = job.name
                 st.rerun()
 
 
@@ -184,6 +200,46 @@ def evaluation_panel(info: RunInfo) -> None:
                        "comparison with the bundled models on the same test images.")
 
     panel()
+
+
+def sweep_section(runs: list[RunInfo]) -> None:
+    """Each sweep of the session on one chart: its finished runs on the rate–distortion plane, in value order."""
+    found = sweeps.sweeps(runs)
+    if not found:
+        return
+    st.subheader("Sweeps")
+    if manager.pending(sid):
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"{manager.pending(sid)} run(s) of the sweep wait for the one training now.")
+        if c2.button("Cancel the rest", key="tm_sweep_cancel"):
+            manager.cancel_sweep(sid)
+            st.rerun()
+    for sweep in found:
+        st.markdown(f"**{sweep.runs[0].preset}: {sweep.label}** · {len(sweep.finished)} of {len(sweep.runs)} "
+                    "finished")
+        if len(sweep.finished) < 1:
+            continue
+        with st.spinner("Computing each run's rate and distortion…"):
+            members = [(sweeps.value_of(r), sweeps.rate_distortion_point(r)) for r in sweep.finished]
+        curve = [(v, p) for v, p in members if p is not None]
+        if curve:
+            iso = rd_iso(curve)
+            st.plotly_chart(figures.rate_distortion_figure({}, {sweep.label: curve}, iso), key=f"tm_sweep_{sweep.id}",
+                            config={"displaylogo": False})
+            st.caption(f"Each run's rate (KL) and distortion (−log p(x|z)) on the first {sweeps.RD_IMAGES} test "
+                       "images, computed by the engine; dotted lines: equal ELBO. Distortions compare only within one "
+                       "likelihood family: " + ", ".join(sorted({p.family for _, p in curve})) + ".")
+        st.dataframe(tables.display_rows([{"value": v, "rate R": None if p is None else round(p.rate, 2),
+                                           "distortion D": None if p is None else round(p.distortion, 2),
+                                           "ELBO": None if p is None else round(p.elbo, 2)} for v, p in members]),
+                     hide_index=True)
+
+
+def rd_iso(curve: list) -> list:
+    rates = [p.rate for _, p in curve]
+    span = max(rates) - min(rates) or 1.0
+    return rate_distortion.iso_elbo_lines((max(0.0, min(rates) - 0.1 * span), max(rates) + 0.1 * span),
+                                          points=[p for _, p in curve])
 
 
 def name_and_command(info: RunInfo) -> None:
@@ -310,3 +366,4 @@ if st.session_state.get("tm_error"):
 evaluation_panel(info)
 name_and_command(info)
 live_view(info)
+sweep_section(runs)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import caches, catalog, figures, state, tables, widgets
+from explorer import caches, catalog, figures, state, sweeps, tables, widgets
+from vaecore.evaluation import rate_distortion
 from vaecore.files import METRICS
 
 st.title("σ convergence")
@@ -83,3 +84,31 @@ would have to be tuned to find. **AR-ELBO** sets σx² to its maximum-likelihood
 drawn as ln σ = ½ ln σx². Models without a Gaussian σ (Bernoulli, categorical, …) have no curve; the
 discretized likelihoods show the log of their learned scale.
 """)
+
+st.subheader("The rate–distortion plane")
+st.caption("Rate R = E KL(q(z|x) ‖ p(z)) against distortion D = −E log p(x|z), both in nats per image from each "
+           "model's stored evaluation (the same test images), so −ELBO = R + D: the dotted lines join models with "
+           "the same ELBO. A σ = 1 Gaussian VAE buys a low rate with a high distortion, the σ-VAE spends rate to "
+           "reconstruct far better; a β sweep (Training monitor → Sweep one setting) draws the curve between. Bars: "
+           "± 2 SE over the test images.")
+rd_points = {name: sweeps.stored_point(folder) for name, folder in
+             {**{n: catalog.checkpoints_dir() / n for n in catalog.bundled_names()},
+              **{f"run: {r.title}": r.folder for r in manager.runs(sid)}}.items()}
+rd_points = {k: p for k, p in rd_points.items() if p is not None}
+families = sorted({p.family for p in rd_points.values()})
+if not rd_points:
+    st.info("No stored evaluation with an ELBO and a KL yet: evaluate a run on the Training monitor.")
+else:
+    fam = st.segmented_control("Likelihood family", families, default=families[0], required=True, key="sc_rd_family",
+                               help="Distortions compare only among likelihoods that score the same thing.") or \
+        families[0]
+    shown = {k: p for k, p in rd_points.items() if p.family == fam}
+    rates = [p.rate for p in shown.values()]
+    span = (max(rates) - min(rates)) or 1.0
+    iso = rate_distortion.iso_elbo_lines((max(0.0, min(rates) - 0.05 * span), max(rates) + 0.05 * span),
+                                         points=list(shown.values()))
+    st.plotly_chart(figures.rate_distortion_figure(shown, None, iso), key="sc_rd", config={"displaylogo": False})
+    left_out = sorted(set(catalog.bundled_names()) - set(rd_points))
+    if left_out:
+        st.caption(f"Not on the plane ({len(left_out)}): no ELBO or no KL in their evaluation — "
+                   + ", ".join(left_out) + ".")
