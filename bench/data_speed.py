@@ -13,7 +13,7 @@
    steps by the Trainer in a subprocess (target: peak RSS < 2 GB), and the same file read into memory
    (target: resident memory ≤ 1.2× its uint8 size);
 4. with `--dsprites`: the procedural dSprites generation time and cache size.
-Each measurement runs in its own process (`resource.getrusage` peak RSS); the figures are printed as
+Each measurement runs in its own process (peak RSS: its VmHWM); the figures are printed as
 markdown rows and written to `--json`.
 """
 
@@ -72,14 +72,15 @@ def run_child(code: str, env: dict[str, str]) -> dict:
 
 
 PRELUDE = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 import torch
 torch.set_num_threads({threads})
-def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-def rss():
+def status(key):
     for line in open('/proc/self/status'):
-        if line.startswith('VmRSS:'): return int(line.split()[1]) * 1024
+        if line.startswith(key): return int(line.split()[1]) * 1024
+def peak(): return status('VmHWM:')  # this process's peak RSS (ru_maxrss can report the parent's after fork)
+def rss(): return status('VmRSS:')
 """
 
 

@@ -181,11 +181,12 @@ def test_a_memory_mapped_dataset_is_read_without_holding_it(tmp_path: Path) -> N
     arr.flush()
     del arr
     script = textwrap.dedent(f"""
-        import resource, sys, numpy as np, torch
+        import sys, numpy as np, torch
         sys.path.insert(0, {str(ROOT)!r})
         from vaecore.data.storage import FileStore
         from vaecore.data.pipeline import BatchStream
-        def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        def rss():  # this process's peak resident memory (VmHWM: not the parent's, as ru_maxrss can be)
+            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
         store = FileStore({str(path)!r})
         store.take(np.arange(8))
         base = rss()

@@ -131,7 +131,7 @@ class CacheWriter:
         self.folder = folder
         self.progress: dict[str, Any] = progress.get("state", {})
         self._fingerprint = progress.get("fingerprint")
-        self._maps: dict[str, np.memmap] = {}
+        self._maps: dict[str, RowWriter] = {}
         self.parts: dict[str, dict[str, Any]] = progress.get("parts", {})
         self.info: dict[str, Any] = {}
 
@@ -139,20 +139,15 @@ class CacheWriter:
         """ValueError when the cache folder's disk has less than `need` bytes free (checked before writing)."""
         _check_space(self.folder.parent, need)
 
-    def images(self, part: str, n: int, shape: tuple[int, int, int], dtype: Any = np.uint8) -> np.memmap:
+    def images(self, part: str, n: int, shape: tuple[int, int, int], dtype: Any = np.uint8) -> RowWriter:
         """The (n, C, H, W) image array of `part`, created empty or reopened to resume."""
         path = self.folder / f"{part}.images.npy"
-        dtype = np.dtype(dtype)
         want = (int(n), *(int(s) for s in shape))
-        if path.is_file():
-            arr = np.load(path, mmap_mode="r+", allow_pickle=False)
-            if arr.shape != want or arr.dtype != dtype:
-                raise RuntimeError(f"{path}: a partial build of another shape ({arr.shape}); delete {self.folder}")
-        else:
-            arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=want)
-        self._maps[part] = arr
+        writer = RowWriter.reopen(path, want, np.dtype(dtype)) if path.is_file() else \
+            RowWriter.create(path, want, np.dtype(dtype))
+        self._maps[part] = writer
         self.parts.setdefault(part, {"arrays": {}})
-        return arr
+        return writer
 
     def array(self, part: str, name: str, data: np.ndarray) -> None:
         """Write a small array of `part` whole (labels, factor classes, ...)."""
@@ -178,11 +173,62 @@ class CacheWriter:
         arr = self._maps.pop(part)
         arr.flush()
         shape = arr.shape
-        del arr
+        arr.close()
         path = self.folder / f"{part}.images.npy"
         if rows < shape[0]:
             _shrink_npy(path, rows)
         self.parts[part]["images"] = [int(rows), *(int(s) for s in shape[1:])]
+
+
+class RowWriter:
+    """Rows of a .npy file written in place by offset (`os.pwrite`, so the writer's resident memory stays at the
+    rows it is given): `w[i] = image`, `w[a:b] = images`; `flush()` makes them durable."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> None:
+        self.path, self.shape, self.dtype, self.offset = path, shape, dtype, offset
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self._fd = os.open(path, os.O_RDWR)
+
+    @classmethod
+    def create(cls, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> RowWriter:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            offset = f.tell()
+            f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        return cls(path, shape, dtype, offset)
+
+    @classmethod
+    def reopen(cls, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> RowWriter:
+        from vaecore.data.arrays import npy_layout
+
+        have, have_dtype, offset = npy_layout(path)
+        if have != shape or have_dtype != dtype:
+            raise RuntimeError(f"{path}: a partial build of another shape ({have}); delete {path.parent}")
+        return cls(path, shape, dtype, offset)
+
+    def __setitem__(self, key: int | slice, value: np.ndarray) -> None:
+        start = key if isinstance(key, int) else (key.start or 0)
+        data = np.ascontiguousarray(value, dtype=self.dtype)
+        rows = 1 if isinstance(key, int) else (key.stop - start)
+        if data.size * self.dtype.itemsize != rows * self.row_bytes or not 0 <= start <= start + rows <= self.shape[0]:
+            raise ValueError(f"{self.path}: {data.shape} does not fit rows {start}..{start + rows} of {self.shape}")
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.pwrite(self._fd, view[written:], self.offset + start * self.row_bytes + written)
+
+    def flush(self) -> None:
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def open_cache(kind: str, source: str, settings: dict[str, Any], fingerprint: dict[str, Any],
