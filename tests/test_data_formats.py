@@ -491,3 +491,20 @@ def test_the_papers_networks_apply_where_preset_and_user_leave_them_open() -> No
     assert vaecore.build_preset("vae", data=cifar).config.latent_dim == 10  # the preset's own choice stays
     mnist_like = vaecore.Dataset("mnist", x[:, :1, :28, :28], None, x[:, :1, :28, :28], None, x[:, :1, :28, :28], None)
     assert vaecore.build_preset("sigma-vae", data=mnist_like).config.arch == "sigma-conv"  # unchanged for the others
+
+
+def test_data_info_command_prints_the_summary_or_one_error_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "pics"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(rgb(i)).save(root / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    ok = subprocess.run([sys.executable, "-m", "vaecore", "data", "info", str(root), "--image-size", "8",
+                         "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0 and "images: 3 of 3 image files" in ok.stdout and "3 x 8 x 8 (RGB)" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "vaecore", "data", "info", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
