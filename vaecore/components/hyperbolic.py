@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-import geoopt
 import torch
 from torch import Tensor
 
@@ -32,6 +31,8 @@ class Ball:
         if curvature <= 0:
             raise ValueError(f"the Poincaré ball needs a positive curvature c (curvature −c), got {curvature}")
         self.c = float(curvature)
+        import geoopt  # here, not at the top: it imports scipy.optimize, ~0.5 s of every `import vaecore`
+
         self.manifold = geoopt.PoincareBall(c=self.c)
 
     @property

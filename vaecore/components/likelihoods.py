@@ -25,7 +25,6 @@ from vaecore.utils import flat_sum, softclip
 
 LOG_2PI = math.log(2 * math.pi)
 BIN = 1.0 / 255.0
-EDGE = 1e4  # stands in for ±∞ at the open first and last bins (finite keeps gradients finite)
 MIN_LOG_SIGMA = -6.0
 
 
@@ -37,14 +36,6 @@ def at_least_float32(t: torch.Tensor) -> torch.Tensor:
 def to_levels(x: torch.Tensor) -> torch.Tensor:
     """Map [0, 1] images to integer levels 0..255."""
     return torch.round(x.clamp(0, 1) * 255).long()
-
-
-def bin_edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lower and upper edges of each pixel's 8-bit bin; the first and last bins are open."""
-    k = to_levels(x).to(x.dtype) * BIN
-    lo = torch.where(k <= 0, torch.full_like(k, -EDGE), k - BIN / 2)
-    hi = torch.where(k >= 1, torch.full_like(k, EDGE), k + BIN / 2)
-    return lo, hi
 
 
 def log_interval(log_cdf: Callable[[torch.Tensor], torch.Tensor], lo: torch.Tensor,
@@ -61,23 +52,27 @@ def log_interval(log_cdf: Callable[[torch.Tensor], torch.Tensor], lo: torch.Tens
     return lu + torch.log(-torch.expm1((ll - lu).clamp(max=-1e-12)))
 
 
-def gaussian_log_bin(x: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under N(mu, σ²) integrated over the bin; the first and last bins are
-    open, log Φ(b) and log Φ(−a), computed directly: log_ndtr at a stand-in edge of ±1e4 has a NaN
-    gradient in float32 (exp(x²/2) overflows)."""
+def _log_bin(log_cdf: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mu: torch.Tensor,
+             log_scale: torch.Tensor) -> torch.Tensor:
+    """Per-pixel log P(bin of x) under a location-scale law with the symmetric standardised CDF F. The first and
+    last bins are open, log F(b) and log F(−a), computed directly: a finite stand-in for ±∞ would lose the tail
+    mass of a wide law (a logistic mixture's components reach scales of e^8) and, in float32, give log_ndtr a NaN
+    gradient (exp(x²/2) overflows)."""
     k = to_levels(x).to(x.dtype) * BIN
-    inv = torch.exp(-log_sigma)
+    inv = torch.exp(-log_scale)
     a, b = (k - BIN / 2 - mu) * inv, (k + BIN / 2 - mu) * inv
-    log_ndtr = torch.special.log_ndtr
-    interior = log_interval(log_ndtr, a, b)
-    return torch.where(k <= 0, log_ndtr(b), torch.where(k >= 1, log_ndtr(-a), interior))
+    interior = log_interval(log_cdf, a, b)
+    return torch.where(k <= 0, log_cdf(b), torch.where(k >= 1, log_cdf(-a), interior))
+
+
+def gaussian_log_bin(x: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """Per-pixel log P(bin of x) under N(mu, σ²) integrated over the bin (open first and last bins)."""
+    return _log_bin(torch.special.log_ndtr, x, mu, log_sigma)
 
 
 def logistic_log_bin(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under a logistic(mu, s) integrated over the bin."""
-    lo, hi = bin_edges(x)
-    inv = torch.exp(-log_scale)
-    return log_interval(F.logsigmoid, (lo - mu) * inv, (hi - mu) * inv)
+    """Per-pixel log P(bin of x) under a logistic(mu, s) integrated over the bin (open first and last bins)."""
+    return _log_bin(F.logsigmoid, x, mu, log_scale)
 
 
 class Likelihood(nn.Module):
