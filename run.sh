@@ -28,7 +28,9 @@ make_venv() {
   "$base" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { say "$("$base" --version 2>&1) is too old: Python >= 3.11 is needed (set PYTHON=...)"; exit 1; }
   say "creating the virtualenv $VENV"
-  "$base" -m venv "$VENV" || { say "could not create $VENV (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+  [ -f "$VENV/pyvenv.cfg" ] && rm -rf "$VENV"  # a broken one (e.g. left without pip by a failed first try)
+  "$base" -m venv "$VENV" && "$PY" -m pip --version >/dev/null 2>&1 \
+    || { say "could not create $VENV with pip in it (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 }
 
 setup_key() {
@@ -42,7 +44,7 @@ EOF
 }
 
 setup_python() {
-  [ -x "$PY" ] || make_venv
+  { [ -x "$PY" ] && "$PY" -m pip --version >/dev/null 2>&1; } || make_venv
   local stamp="$VENV/.vae-setup" key
   key=$(setup_key)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
@@ -75,11 +77,12 @@ setup_chromium() {  # the browser tests drive /usr/bin/chromium; they skip witho
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+export PATH="$VENV/bin:$PATH"  # whatever these commands start by name (streamlit, torchrun, vaecore) is the venv's
 case "$cmd" in
   app)   setup_python; exec "$PY" -m streamlit run app.py "$@" ;;
   test)  setup_python; setup_chromium; exec "$PY" -m pytest -q "$@" ;;
   lint)  setup_python; exec "$PY" -m ruff check . "$@" ;;
   setup) setup_python; setup_chromium; say "set up in $VENV" ;;
   ""|-h|--help|help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$cmd" ] ;;
-  *)     setup_python; export PATH="$VENV/bin:$PATH"; exec "$cmd" "$@" ;;
+  *)     setup_python; exec "$cmd" "$@" ;;
 esac
