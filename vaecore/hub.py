@@ -93,10 +93,26 @@ def _download(repo_id: str) -> Path:
     except HFValidationError as e:
         raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({e})") from e
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError) as e:
-        why = "it is not in the local hub cache and HF_HUB_OFFLINE is set" if offline else \
-            "the Hugging Face Hub could not be reached or has no such repo"
-        raise ModelLoadError(f"could not load Hub repo {repo_id!r}: {why} ({type(e).__name__}). "
-                             "Download it once while online, or pass a local folder.") from e
+        raise ModelLoadError(f"could not load Hub repo {repo_id!r}: {_hub_failure(e, offline)}") from e
+
+
+def _hub_failure(e: Exception, offline: bool) -> str:
+    """Why a Hub download failed, telling 'offline' from 'no such repo' from other HTTP answers."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if offline:
+        return ("it is not in the local hub cache and HF_HUB_OFFLINE is set (offline mode). Download it once while "
+                "online, or pick a local folder.")
+    if isinstance(e, GatedRepoError):
+        return "the repo is gated: accept its terms on the Hub and set HF_TOKEN."
+    if isinstance(e, RepositoryNotFoundError):
+        return ("the Hub has no such repo (or it is private: set HF_TOKEN). Check the id, owner/name as on "
+                "huggingface.co.")
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, HfHubHTTPError) and status:
+        return f"the Hub answered HTTP {status}. Try again later, or pick a local folder."
+    return ("the Hugging Face Hub could not be reached (offline, or no network from this server) and the repo is not "
+            f"in the local hub cache ({type(e).__name__}). Download it once while online, or pick a local folder.")
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
