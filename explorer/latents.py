@@ -168,17 +168,39 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
             kl = kl_to_prior(model, xb)
             if kl is not None:
                 out["kl"].append(kl.numpy())
-            if f.elbo:
-                try:
-                    out["elbo"].append(model.elbo(xb).cpu().numpy())
-                except (ValueError, NotImplementedError):
-                    pass
+    if f.elbo:
+        try:
+            out["elbo"].append(per_image_elbo(model, x))
+        except (ValueError, NotImplementedError):
+            pass
     result = {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v and sum(map(len, v)) == len(x)}
     log_sigma = decoder_log_sigma(model, x)
     if log_sigma is not None and len(log_sigma) == len(x):
         result["sigma"] = log_sigma.numpy().astype(np.float32)
     result["norm"] = np.linalg.norm(latents_for(spec, source, n), axis=1).astype(np.float32)
     return _remember("quantities", key, result, keep=12)
+
+
+ELBO_BATCH = 500
+ELBO_SEED = 0
+ELBO_NOTE = (f"one draw of z per image, the same draw for an image whatever the number of images shown (seed "
+             f"{ELBO_SEED}, draws in blocks of {ELBO_BATCH}): a single-sample estimate, so it scatters around the "
+             "image's expected ELBO")
+
+
+def per_image_elbo(model: PretrainedModel, x: Any) -> np.ndarray:
+    """The engine's per-image ELBO (`vaecore.evaluation` `elbo`, one draw of z each) of the images x, where image
+    i's value depends on image i alone: x is padded to whole blocks of ELBO_BATCH, so every block draws the same
+    noise whether 18 or 64 images are shown."""
+    import torch
+
+    from vaecore.evaluation.metrics.likelihood import elbo
+
+    n = int(x.shape[0])
+    padded = -(-n // ELBO_BATCH) * ELBO_BATCH
+    if padded != n:
+        x = torch.cat([x, x[-1:].expand(padded - n, *x.shape[1:])])
+    return elbo(model, x, batch_size=ELBO_BATCH, seed=ELBO_SEED)[:n].numpy()
 
 
 def codebook_usage_for(spec: str, source: str, n: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
 import zipfile
 from collections.abc import Iterable
@@ -48,6 +49,8 @@ class Uploaded:
     labels: Tensor | None
     names: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)  # conversion made for the model → how many images
+
+    named_labels: int = 0  # how many labels were read from file names (`label_from_name`)
 
     def note(self, what: str, n: int) -> Uploaded:
         if n:
@@ -263,12 +266,25 @@ def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool 
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+_LEADING_LABEL = re.compile(r"^(\d{1,2})(?:[_\-. ]|$)")
+_NAMED_LABEL = re.compile(r"(?:^|[_\-. ])(?:label|class|digit|y)[_\-=]?(\d{1,3})(?:[_\-. ]|$)", re.IGNORECASE)
+LABEL_NAMES = "a name that starts with the label (3.png, 3_a.png, 3-17.png) or holds label3 / class_3 / digit-3 / y=3"
+
+
+def label_from_name(name: str) -> int | None:
+    """The class label a file name gives (LABEL_NAMES: '7.png', '7_001.png', 'img_label3.png'), else None."""
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    found = _LEADING_LABEL.match(stem) or _NAMED_LABEL.search(stem)
+    return int(found.group(1)) if found else None
+
+
 def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int],
                   invert: bool | None = None, max_images: int = MAX_IMAGES,
                   errors: list[str] | None = None) -> Uploaded:
     """All uploaded files (name, bytes) as one batch for a model of `shape` (C, H, W).
 
-    Arrays and PNGs may be mixed. When some files carry labels, images without one (PNGs, unlabelled
+    Arrays and PNGs may be mixed. A PNG's label is read from its file name (`label_from_name`). When some files
+    carry labels, images without one (PNGs, unlabelled
     arrays) get UNLABELLED (-1), so adding a PNG never drops the other files' labels. Limits are checked
     from each file's header before it is decoded. A bad file raises ValueError, unless an `errors` list
     is given: then its message is appended there and the other files are still used (a UI can show both).
@@ -283,7 +299,10 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
                 if total + 1 > max_images:
                     raise _too_many(name, total + 1, max_images)
                 notes: dict[str, int] = {}
-                part = Uploaded(parse_png(name, data, shape, invert, notes)[None], None, [name], notes)
+                label = label_from_name(name)
+                part = Uploaded(parse_png(name, data, shape, invert, notes)[None],
+                                None if label is None else torch.tensor([label], dtype=torch.int64), [name], notes,
+                                named_labels=int(label is not None))
             else:
                 part = parse_array(name, data, shape, max_images, already=total)
         except ValueError as e:
@@ -300,12 +319,12 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
     if any(p.labels is not None for p in parts):
         labels = torch.cat([p.labels if p.labels is not None else torch.full((len(p),), UNLABELLED, dtype=torch.int64)
                             for p in parts])
-    out = Uploaded(images, labels, [n for p in parts for n in p.names])
+    out = Uploaded(images, labels, [n for p in parts for n in p.names], named_labels=sum(p.named_labels for p in parts))
     for p in parts:
         for what, n in p.notes.items():
             out.note(what, n)
     return out
 
 
-__all__ = ["ACCEPTED", "MAX_ARRAY_BYTES", "MAX_IMAGES", "MAX_PNG_PIXELS", "UNLABELLED", "Uploaded", "array_headers",
-           "parse_array", "parse_png", "parse_uploads", "png_size"]
+__all__ = ["ACCEPTED", "LABEL_NAMES", "MAX_ARRAY_BYTES", "MAX_IMAGES", "MAX_PNG_PIXELS", "UNLABELLED", "Uploaded",
+           "array_headers", "label_from_name", "parse_array", "parse_png", "parse_uploads", "png_size"]

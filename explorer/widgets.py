@@ -13,7 +13,7 @@ import torch
 from explorer.caches import sample_images
 from explorer.catalog import CARD_METRICS, model_stamp
 from explorer.sources import UPLOADS_KEY, image_sources, uploaded_images
-from explorer.uploads import Uploaded, parse_uploads
+from explorer.uploads import LABEL_NAMES, Uploaded, parse_uploads
 from vaecore import PretrainedModel
 from vaecore.data.images import make_grid, to_png_bytes
 from vaecore.evaluation.registry import METRICS
@@ -64,12 +64,25 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
     not raised. Uploads stay in the session (other pages use them) until forgotten.
     """
     limit = st.get_option("server.maxUploadSize")
+    generation = int(st.session_state.get(f"{key}_generation", 0))  # a new uploader (empty) after "Forget"
+    uploader_key = key if generation == 0 else f"{key}_{generation}"
+
+    def emptied() -> None:  # the user removed every file: their images go with them
+        if not st.session_state.get(uploader_key):
+            st.session_state.pop(UPLOADS_KEY, None)
+
+    def forget() -> None:
+        st.session_state.pop(UPLOADS_KEY, None)
+        st.session_state[f"{key}_generation"] = generation + 1
+
     files = st.file_uploader(
-        "Images: .npz / .npy arrays or PNG files", type=["npz", "npy", "png"], accept_multiple_files=True, key=key,
+        "Images: .npz / .npy arrays or PNG files", type=["npz", "npy", "png"], accept_multiple_files=True,
+        key=uploader_key, on_change=emptied,
         help=f"Arrays: uint8 0..255 or floats in [0, 1], shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with the "
              f"model's {shape[1]}×{shape[2]} size; keys x/y, images/labels, x_train/y_train/x_test/y_test or one "
              f"array. PNGs are converted to the model's {'colour (RGB)' if shape[0] == 3 else 'grey'} "
-             f"{shape[1]}×{shape[2]} images (a note says what was converted). Up to {limit} MB per file.")
+             f"{shape[1]}×{shape[2]} images (a note says what was converted); a PNG's label comes from its name: "
+             f"{LABEL_NAMES}. Up to {limit} MB per file.")
     invert = st.segmented_control("Invert PNGs", ["auto", "yes", "no"], default="auto", required=True,
                                   key=f"{key}_invert",
                                   help="The models saw light digits on a dark background; 'auto' inverts PNGs "
@@ -98,15 +111,16 @@ def upload_panel(shape: tuple[int, int, int], key: str = "b_upload") -> Uploaded
     current = uploaded_images(shape)
     if current is not None:
         labelled = "with labels" if current.labels is not None else "no labels"
+        if current.named_labels:
+            labelled += f", {current.named_labels:,} read from file names"
         st.caption(f"{len(current):,} uploaded image{'s' if len(current) != 1 else ''} ({labelled}), "
                    "available as the **uploaded** source on the map, interpolation and transformation pages.")
         if current.notes:
             kind = "colour" if shape[0] == 3 else "grey"
             st.info(f"Converted for this model ({kind}, {shape[1]}×{shape[2]}): "
                     + ", ".join(f"{what}: {n:,} image{'s' if n != 1 else ''}" for what, n in current.notes.items()))
-        if st.button("Forget uploaded images", key=f"{key}_forget"):
-            st.session_state.pop(UPLOADS_KEY, None)
-            st.rerun()
+        st.button("Forget uploaded images", key=f"{key}_forget", on_click=forget,
+                  help="Drop the images from this session and empty the uploader.")
     elif stored and stored.get("data") is not None and tuple(stored["shape"]) != tuple(shape):
         st.warning(f"The uploaded images are {stored['shape'][1]}×{stored['shape'][2]}; this model takes "
                    f"{shape[1]}×{shape[2]}. Upload them again for this model.")

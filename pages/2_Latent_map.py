@@ -29,6 +29,11 @@ with st.container(border=True):
         source = widgets.source_picker(model, key="map_source")
     x_all, y_all = sources.source_images(model, source)
     total = int(x_all.shape[0])
+    images_token = sources.source_token(model, source)
+    if st.session_state.get("map_n_images", images_token) != images_token:
+        for stale in ("map_n", f"map_labels_{source}"):  # other images (a new upload, another split): defaults
+            st.session_state.pop(stale, None)
+    st.session_state["map_n_images"] = images_token
     n = int(c2.number_input("Images", 1, total, value=min(2000, total), step=500, key="map_n",
                             help=f"The first n of {total:,}. 10,000 take a few seconds to encode; t-SNE and UMAP "
                                  "then take a while (cached afterwards)."))
@@ -107,6 +112,8 @@ colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format
                                                 "decoder σ only for models whose σ varies per image.")
 if colour_by == "sigma":
     t1.caption(models.decoder_sigma_note(model))
+if colour_by == "elbo":
+    t1.caption(f"ELBO per image: {latents.ELBO_NOTE}.")
 if labels is not None:
     classes = sorted(int(c) for c in np.unique(labels))
     keep = t2.multiselect("Show labels", classes, default=classes, key=f"map_labels_{source}",
@@ -172,7 +179,8 @@ with right:
     c1.image(widgets.image_png(recon[0]), caption=f"#{i} {widgets.label_text(y, i)}")
     c2.image(widgets.image_png(recon[1]), caption="reconstruction")
     facts_line = [f"{latents.QUANTITIES[q].split(' (')[0]} {float(v[i]):.4g}" for q, v in quantities.items()]
-    st.caption(" · ".join(facts_line))
+    st.caption(" · ".join(facts_line) + (" (ELBO: one seeded draw of z, the same at any number of images)"
+                                         if "elbo" in quantities else ""))
     st.button("Nearest neighbours", key="map_nn", icon=":material/hub:", disabled=i not in on_map,
               on_click=lambda: st.session_state.update(map_neighbours={"view": view, "i": i}),
               help="The 8 images on the map whose latents are closest to this one (Euclidean distance in z), "
