@@ -16,7 +16,7 @@ import streamlit as st
 from explorer.caches import PER_IMAGE_KEY, dataset_for, evaluate_model, evaluation_key, load_model, sampler_folder
 from explorer.catalog import finite, local_folder, read_json_file
 from explorer.models import facts
-from vaecore.evaluation.ranking import rank
+from vaecore.evaluation.ranking import rank, result_images
 from vaecore.evaluation.registry import METRICS, Comparable, State, outcome
 from vaecore.evaluation.uncertainty import RULE, Over
 from vaecore.files import EVAL
@@ -185,19 +185,27 @@ def sampler_ready(spec: str, name: str) -> bool:
 
 
 def good_default_models(choices: dict[str, str], picked: str | None, limit: int = 3) -> list[str]:
-    """Models the page starts with: the pick, then bundled models with −log p and no collapse."""
+    """Models the page starts with: the pick, then bundled models with −log p, no collapse, and an evaluation on the
+    same recorded test images as the first of them, so that the first view ranks every model it shows."""
     from explorer.diagnostics import collapse_from_eval
 
     preferred = ("sigma-vae", "sigma-vae-learned", "disc-logistic-vae", "gaussian-vae", "beta-vae")
     out = [picked] if picked in choices else []
+    mine = precomputed(picked) if out else None
+    images = result_images(mine) if mine is not None else None
     for spec in [*preferred, *choices]:
         if len(out) >= limit:
             break
         if spec in out or spec not in choices:
             continue
         ev = precomputed(spec)
-        if ev is not None and finite(ev.get(RANK_METRIC)) is not None and not collapse_from_eval(ev):
-            out.append(spec)
+        if ev is None or finite(ev.get(RANK_METRIC)) is None or collapse_from_eval(ev):
+            continue
+        these = result_images(ev)
+        if these is None or (images is not None and not these.same_as(images)):
+            continue
+        images = images or these
+        out.append(spec)
     return out[:limit]
 
 

@@ -31,8 +31,9 @@ def gaussian_vae_dir(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset) -
 @pytest.fixture(scope="module")
 def rows(sigma_vae: torch.nn.Module, gaussian_vae_dir: Path, mnist: Dataset) -> list[dict]:
     return compare({"σ-VAE": sigma_vae, "VAE σ=1": gaussian_vae_dir}, mnist, samplers=SAMPLERS,
-                   metrics=["elbo", "nll-pdf", "nll-discrete", "mse", "fd"], n_test=200, n_samples=200, iwae_k=5,
-                   n_train=2000, sampler_kwargs={"two-stage": {"steps": 100, "hidden": 64}, "gmm": {"components": 5}})
+                   metrics=["elbo", "nll-pdf", "nll-dequant", "nll-discrete", "mse", "fd"], n_test=200, n_samples=200,
+                   iwae_k=5, n_train=2000,
+                   sampler_kwargs={"two-stage": {"steps": 100, "hidden": 64}, "gmm": {"components": 5}})
 
 
 @pytest.mark.slow
@@ -41,7 +42,7 @@ def test_compare_gives_one_row_per_model_and_sampler(rows: list[dict], gaussian_
     assert {r["preset"] for r in rows} == {"sigma-vae", "gaussian-vae"}
     for r in rows:
         assert r["n_test"] == 200 and r["n_samples"] == 200 and r["seed"] == 0 and r["dataset"] == "mnist"
-        for key in ("elbo", "nll-pdf", "nll-discrete", "mse", "fd"):
+        for key in ("elbo", "nll-pdf", "nll-dequant", "nll-discrete", "mse", "fd"):
             assert isinstance(r[key], float) and math.isfinite(r[key]), (r["model"], r["sampler"], key, r[key])
         assert r["fd_features"] == "MNIST-classifier"
     for model in ("σ-VAE", "VAE σ=1"):
@@ -70,10 +71,13 @@ def test_markdown_layouts_have_the_papers_columns(rows: list[dict]) -> None:
 
     sigma = to_markdown(rows, layout="sigma-table4", reference=True)
     header = sigma.splitlines()[0]
-    for col in ("−log pdf (nats/image)", "−log p (nats/image)", "FD prior (MNIST-classifier feats)",
-                "(paper, CIFAR)"):
+    for col in ("−log p (deq.) (nats/image)", "−log p (nats/image)", "FD prior (MNIST-classifier feats)",
+                "−log pdf (paper, CIFAR)", "(paper, CIFAR, Inception)"):
         assert col in header, col
-    assert "< -896.1" in sigma and "< 15131" in sigma and "nats per image" in sigma
+    assert "−log pdf (nats/image)" not in header, "the density of the 8-bit images themselves ranks nothing"
+    cells = [c.strip() for c in next(x for x in sigma.splitlines() if x.startswith("| σ-VAE |")).split("|")]
+    assert math.isfinite(float(cells[3].split(" ± ")[0].replace(",", ""))), cells  # a value, not 'not run'
+    assert "< -896.1" in sigma and "< 15131" in sigma and "nats per image" in sigma.lower()
 
     plain = to_markdown(rows, layout="arelbo-table3")
     assert "(paper" not in plain.splitlines()[0]
@@ -96,7 +100,7 @@ def test_markdown_marks_missing_values_and_notes() -> None:
     assert row["FD prior (MNIST-classifier feats)"] == "—" and row["FID prior (paper, Inception)"] == "—"
     assert row["FD 2nd stage (MNIST-classifier feats)"] == "not run"
     assert row["FD GMM (MNIST-classifier feats)"] == "12.00"
-    assert "no prior" in md and "elbo" not in md
+    assert "no prior" in md and "deterministic encoder" not in md  # the ELBO's note: no ELBO column here
     with pytest.raises(ValueError, match="unknown layout"):
         to_markdown(rows, layout="table9")
 

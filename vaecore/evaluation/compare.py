@@ -327,7 +327,7 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], layout: str = "full", *, refe
         lines += _pythae(rows, reference)
     else:
         lines += _full(rows)
-    shown = {"arelbo-table3": {"mse", "fd"}, "sigma-table4": {"nll-pdf", "nll-discrete", "fd"},
+    shown = {"arelbo-table3": {"mse", "fd"}, "sigma-table4": {"nll-dequant", "nll-discrete", "fd"},
              "pythae": {"mse", "fd", "probe", "kmeans"}}.get(layout)
     lines += [""] + [f"- {n}" for n in _common_notes(rows, shown)]
     return "\n".join(lines) + "\n"
