@@ -191,7 +191,7 @@ def evaluation_panel(info: RunInfo) -> None:
         c1.button("Evaluate again" if evaluated else "Evaluate this run", key="tm_evaluate", icon=":material/rule:",
                   on_click=_do, args=("evaluate", info.name),
                   help=f"The zoo's protocol: {N_TEST:,} test images, K = {IWAE_K} importance samples, FD of the prior "
-                       "and of a fitted GMM; writes the run's eval.json. Then it ranks with the bundled models on "
+                       f"and of a fitted GMM; writes the run's {EVAL}. Then it ranks with the bundled models on "
                        "the same test images (the home table, Likelihood comparison).")
         if now is not None and now.status in ("error", "cancelled"):
             c2.warning(f"The evaluation {now.status}: {tables.page_message(now.message)}")
