@@ -8,6 +8,7 @@ import torch
 
 from explorer import caches, catalog, figures, sources, state, tables, transforms, widgets
 from vaecore.data.transforms import apply_affine, invert
+from vaecore.evaluation.uncertainty import Z
 from vaecore.models import tvae
 from vaecore.models.families import family_title
 
@@ -122,20 +123,44 @@ st.caption("Columns: k = " + ", ".join(f"{k:+d}" if k else "0 (reconstruction)" 
            + ". Rows: the chosen images.")
 
 panels: dict[str, torch.Tensor] = {}
+truth = None
 if theta is not None:
-    panels["Ground truth f^k(x)"] = torch.stack([transforms.apply_power(others, theta, k) for k in ks], dim=1)
+    truth = torch.stack([transforms.apply_power(others, theta, k) for k in ks], dim=1)
+    panels["Ground truth f^k(x)"] = truth
+names = {label: f"{label}: z + k·T" if label == T_LABEL else f"{label}: z + k·(z₁ − z₂)/2" for label in models}
 for label, (_, m) in models.items():
-    name = f"{label}: z + k·T" if label == T_LABEL else f"{label}: z + k·(z₁ − z₂)/2"
-    panels[name] = tvae.apply_transformation(m, others, Ts[label], steps).cpu()
+    panels[names[label]] = tvae.apply_transformation(m, others, Ts[label], steps).cpu()
+checks = {label: tvae.transfer_check(m, others, Ts[label], truth, steps)
+          for label, (_, m) in models.items()} if truth is not None else {}
 cols = st.columns(len(panels))
-truth = panels.get("Ground truth f^k(x)")
 for col, (name, grid) in zip(cols, panels.items(), strict=True):
     col.markdown(f"**{name}**")
     widgets.show_images(grid.reshape(-1, *grid.shape[2:]), nrow=len(ks), where=col)
-    if truth is not None and grid is not truth:
-        err = ((grid - truth) ** 2).flatten(2).sum(-1).mean(0)
-        col.caption("Squared error to the ground truth per k: "
-                    + ", ".join(f"{k:+d}: {float(e):.1f}" for k, e in zip(ks, err, strict=True)))
+    label = next((lb for lb, nm in names.items() if nm == name), None)
+    if label in checks:
+        check = checks[label]
+        col.caption("Squared error to the ground truth per k (mean ± SE over the rows): "
+                    + ", ".join(f"{k:+d}: {check.error(k).text()}" for k in ks)
+                    + ". Doing nothing (the k = 0 reconstruction at every k): "
+                    + ", ".join(f"{k:+d}: {check.error(k, baseline=True).text()}" for k in ks if k))
+if checks:
+    st.markdown("**Against doing nothing** — does z ± T land nearer f^±1(x) than the reconstruction itself? "
+                f"Error difference (z + k·T minus doing nothing) over the {how_many} images shown, paired; "
+                f"decided when it exceeds {Z:g} standard errors, else no difference shown.")
+    rows = []
+    for label, check in checks.items():
+        for k in (-1, 1):
+            gain = check.gain(k)
+            rows.append({"model": names[label], "k": f"{k:+d}", "with T": check.error(k).text(),
+                         "doing nothing": check.error(k, baseline=True).text(), "difference": gain.text(),
+                         "verdict": {"better": "T helps", "worse": "T hurts"}.get(str(check.verdict(k)),
+                                                                               "no difference shown")})
+    st.dataframe(rows, hide_index=True)
+    failing = [label for label, check in checks.items() if any(str(check.verdict(k)) != "better" for k in (-1, 1))]
+    for label in failing:
+        st.warning(f"**{names[label]}** does not beat doing nothing at both k = −1 and k = +1 on these images: its "
+                   f"T does not carry this {kind} over (it may change something else, such as the digit's "
+                   "identity). Compare the rows with the ground truth.")
 
 with st.expander("Interpolating between x₁ and x₂ (the middle frame should give back x)"):
     for label, (_, m) in models.items():
