@@ -47,9 +47,12 @@ def collapsed(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset):
 def test_metrics_table_names_every_metric_with_units():
     expected = {"elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "nll-dequant", "mse", "knn", "probe", "kmeans",
                 "kl", "active-units", "kl-per-dim", "mutual-info", "expected-gap", "fd", "precision", "recall",
-                "density", "coverage", "classifier-score"}
+                "density", "coverage", "classifier-score", "mig", "sap", "dci", "dci-completeness",
+                "dci-informativeness", "modularity", "beta-vae-score", "factor-vae-score"}
     assert set(M.METRICS) == expected
     assert all(isinstance(m.description, str) and len(m.description) > 20 for m in M.METRICS.values())
+    assert all(m.unit and m.label and m.short for m in M.METRICS.values()), "every metric states its unit and labels"
+    assert M.METRICS["sap"].unit == "accuracy gap" and M.METRICS["mig"].unit == "fraction of H(v)"
     assert "nats" in M.METRICS["elbo"].description and "IWAE" in M.METRICS["nll-pdf"].description
     assert "NOT" in M.METRICS["fd"].description
 
