@@ -22,6 +22,15 @@
 # several processes), so the phase stops at REPRO_LIMIT_S (default 540) and resumes from the run folders in
 # REPRO_RUNS (default runs/reproduction-gpu; carry it to the next call). REPRO_ARGS replaces the budget flags:
 # REPRO_ARGS=--tiny DEVICE=cpu checks the phase here in about a minute.
+#
+# `disentanglement` trains the dSprites study of experiments/disentanglement.py (5 families x 3 seeds, burgess-conv,
+# Bernoulli) at Locatello et al.'s budget of 300,000 steps of batch 64 (DIS_ARGS replaces the flags) and scores
+# each model, writing $OUT/disentanglement/<family>-s<seed>.json (table: `python3 experiments/disentanglement.py
+# table` after copying them to experiments/results/disentanglement/); `pythae-tcvae` trains Pythae's β-TC-VAE
+# dSprites row (chen-mlp, batch 1000, 50 epochs; PYT_ARGS adds flags) into $OUT/disentanglement-pythae-tcvae.json.
+# Both stop at DIS_LIMIT_S (default 540) and resume from the run folders in DIS_RUNS (default
+# runs/disentanglement-gpu; carry it to the next call). Checked here with
+# DEVICE=cpu DIS_ARGS="--steps 3 --families vae --seeds 0" PYT_ARGS="--max-steps 2 --n-test 1000".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/gpu}
@@ -71,7 +80,18 @@ for phase in "${@:-tests race amp}"; do
         timeout "${REPRO_LIMIT_S:-540}" "$PY" experiments/reproduction.py ${REPRO_ARGS:---epochs published --final-images 10000} \
           ${REPRO_ROWS:+--rows "$REPRO_ROWS"} --device "$DEVICE" --threads "${REPRO_THREADS:-4}" \
           --out "$OUT/reproduction" --runs "${REPRO_RUNS:-runs/reproduction-gpu}" 2>&1 | tee "$OUT/reproduction.log" ;;
-      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile, reproduction)" >&2; exit 2 ;;
+      disentanglement)
+        # shellcheck disable=SC2086  # DIS_ARGS is a list of flags
+        timeout "${DIS_LIMIT_S:-540}" "$PY" experiments/disentanglement.py train ${DIS_ARGS:---steps 300000} \
+          --device "$DEVICE" --threads "${DIS_THREADS:-4}" --runs "${DIS_RUNS:-runs/disentanglement-gpu}" \
+          --results "$OUT/disentanglement" --no-bundle 2>&1 | tee "$OUT/disentanglement.log" ;;
+      pythae-tcvae)
+        # shellcheck disable=SC2086  # PYT_ARGS is a list of flags
+        timeout "${DIS_LIMIT_S:-540}" "$PY" experiments/disentanglement.py pythae-tcvae ${PYT_ARGS:-} --device "$DEVICE" \
+          --threads "${DIS_THREADS:-4}" --runs "${DIS_RUNS:-runs/disentanglement-gpu}" \
+          --out "$OUT/disentanglement-pythae-tcvae.json" 2>&1 | tee "$OUT/pythae-tcvae.log" ;;
+      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile, reproduction, disentanglement," \
+              "pythae-tcvae)" >&2; exit 2 ;;
     esac
   done
 done

@@ -74,7 +74,8 @@ def overrides(family: str, steps: int, steps_per_epoch: int) -> dict[str, Any]:
     return out
 
 
-def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore.Dataset, runs: Path = RUNS) -> Path:
+def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore.Dataset, runs: Path = RUNS,
+              device: str = "auto") -> Path:
     """Train (or resume) one run to `steps` steps; its folder."""
     folder = runs / run_name(family, seed)
     if (folder / DONE).is_file():
@@ -82,12 +83,13 @@ def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore
     t = time.time()
     if rf.holds_run(folder):
         print(f"[disent] {folder.name}: resuming", flush=True)
-        result = Trainer.resume(folder, dataset=dataset, progress=True, threads=threads).fit()
+        result = Trainer.resume(folder, dataset=dataset, progress=True, threads=threads, device=device).fit()
     else:
         if folder.exists():
             shutil.rmtree(folder)
         tc = TrainConfig(data=DATA, epochs=1, max_steps=steps, batch_size=BATCH, lr=LR, seed=seed, threads=threads,
-                         checkpoint_every=250, log_every=50, val_limit=2000, sample_grids=False, keep_best=False)
+                         checkpoint_every=250, log_every=50, val_limit=2000, sample_grids=False, keep_best=False,
+                         device=device)
         per_epoch = dataset.size("train") // BATCH
         preset, _ = FAMILIES[family]
         result = vaecore.train(preset, dataset, folder, tc, progress=True, **overrides(family, steps, per_epoch))
@@ -96,6 +98,72 @@ def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore
     (folder / DONE).write_text(json.dumps({"seconds": round(time.time() - t, 1), "step": result.step,
                                            "threads": threads, "torch": torch.__version__}))
     return folder
+
+
+# Pythae's β-TC-VAE dSprites row -------------------------------------------------------------------------------
+PYTHAE_ROW = {"published": {"elbo": 85.54, "modified_elbo": 710.41}, "code": {"elbo": 86.40, "modified_elbo": 712.26},
+              "source": "Pythae's reproducibility table (examples/scripts/reproducibility/betatcvae.py; reference: "
+                        "rtqichen/beta-tcvae's code)"}
+PYTHAE_SETTINGS = {"arch": "chen-mlp", "latent_dim": 10, "likelihood": "bernoulli", "likelihood_kwargs": {},
+                   "alpha": 1.0, "beta": 6.0, "gamma": 1.0, "estimator": "mws"}
+PYTHAE_OUT = ROOT / "experiments" / "results" / "disentanglement-pythae-tcvae.json"
+
+
+def train_pythae(steps: int | None, epochs: int, threads: int, device: str, dataset: vaecore.Dataset,
+                 runs: Path = RUNS) -> tuple[Path, int]:
+    """Pythae's β-TC-VAE reproduction: chen-mlp, β = 6, α = γ = 1, MWS, Bernoulli, batch 1000, Adam 1e-3 (ε 1e-4),
+    50 epochs, seed 123; resumed from its last checkpoint, stopped after `steps` steps when given."""
+    folder = runs / "pythae-beta-tc-vae"
+    if rf.holds_run(folder):
+        result = Trainer.resume(folder, dataset=dataset, progress=True, threads=threads, device=device,
+                                max_steps=steps).fit()
+    else:
+        if folder.exists():
+            shutil.rmtree(folder)
+        tc = TrainConfig(data=DATA, epochs=epochs, max_steps=steps, batch_size=1000, lr=1e-3, eps=1e-4, seed=123,
+                         threads=threads, device=device, checkpoint_every=100, log_every=20, val_limit=2000,
+                         sample_grids=False, keep_best=False)
+        result = vaecore.train("beta-tc-vae", dataset, folder, tc, progress=True, **PYTHAE_SETTINGS)
+    if result.status != "finished":
+        raise RuntimeError(f"{folder.name}: {result.status} at step {result.step}: {result.message}")
+    return folder, result.step
+
+
+@torch.no_grad()
+def modified_elbo(model: Any, dataset: vaecore.Dataset, n: int, batch: int = 1000) -> float:
+    """The β-TC-VAE objective (what Pythae calls the modified ELBO, as a loss) per image on the first `n` test
+    images, in batches of Pythae's 1000 (the minibatch estimators depend on the batch), N = the training set."""
+    from vaecore.components.context import StepContext
+    from vaecore.utils import evaluating
+
+    ctx = StepContext.evaluation(dataset_size=dataset.size("train"))
+    total, count = 0.0, 0
+    with evaluating(model):
+        for start in range(0, n, batch):
+            x = dataset.take("test", slice(start, min(n, start + batch))).to(model.device)
+            total += float(model.loss(x, ctx).loss) * x.shape[0]
+            count += x.shape[0]
+    return total / count
+
+
+def cmd_pythae(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    dataset = vaecore.load_dataset(DATA, progress=True)
+    folder, step = train_pythae(args.max_steps, args.epochs, args.threads, args.device, dataset, Path(args.runs))
+    model = vaecore.load(folder, None if args.device == "auto" else args.device)
+    elbo = M.evaluate(model, dataset, ["elbo"], n_test=args.n_test, seed=0, progress=True)["elbo"]
+    per_epoch = dataset.size("train") // 1000
+    record = {**PYTHAE_ROW, "ours": {"elbo": -elbo, "modified_elbo": modified_elbo(model, dataset, args.n_test)},
+              "steps": step, "epochs_done": step / per_epoch, "epochs_target": args.epochs,
+              "n_test": args.n_test, "settings": PYTHAE_SETTINGS, "batch_size": 1000, "lr": 1e-3, "eps": 1e-4,
+              "train_images": dataset.size("train"), "torch": torch.__version__,
+              "note": "ELBO and modified ELBO as positive losses in nats per image, on held-out test images; "
+                      "Pythae trains on all 737,280 images and reports its own training-time values"}
+    out = Path(args.out)
+    out.write_text(json.dumps(record, indent=1))
+    print(json.dumps(record["ours"]), f"after {record['epochs_done']} epochs", flush=True)
+    if args.commit:
+        commit([out], f"disentanglement study: Pythae's β-TC-VAE dSprites row at {step} steps")
 
 
 def _plain(v: Any) -> Any:
@@ -108,9 +176,9 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def score(folder: Path, family: str, seed: int, dataset: vaecore.Dataset) -> dict[str, Any]:
+def score(folder: Path, family: str, seed: int, dataset: vaecore.Dataset, device: str = "auto") -> dict[str, Any]:
     """Evaluate a finished run: the result record written to experiments/results/disentanglement/."""
-    model = vaecore.load(folder)
+    model = vaecore.load(folder, None if device == "auto" else device)
     t = time.time()
     result = M.evaluate(model, dataset, list(METRICS), n_test=N_TEST, seed=0, progress=True)
     fit = M.evaluate(model, dataset, list(LIKELIHOOD_METRICS), n_test=N_ELBO, seed=0, progress=True)
@@ -150,8 +218,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             out = results / f"{run_name(family, seed)}.json"
             if out.is_file() and not args.force:
                 continue
-            folder = train_one(family, seed, args.steps, args.threads, dataset, Path(args.runs))
-            record = score(folder, family, seed, dataset)
+            folder = train_one(family, seed, args.steps, args.threads, dataset, Path(args.runs), args.device)
+            record = score(folder, family, seed, dataset, args.device)
             out.write_text(json.dumps(record, indent=1))
             paths = [out]
             if seed == 0 and not args.no_bundle:
@@ -183,8 +251,19 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--force", action="store_true", help="rescore runs that already have a result")
     t.add_argument("--no-bundle", action="store_true", help="do not copy seed 0 into checkpoints/")
     t.add_argument("--runs", default=str(RUNS), help="folder of the run folders")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda")
     t.add_argument("--results", default=str(RESULTS), help="folder of the result files")
     t.set_defaults(fn=cmd_train)
+    r = sub.add_parser("pythae-tcvae", help="Pythae's β-TC-VAE dSprites row (resumable)")
+    r.add_argument("--epochs", type=int, default=50)
+    r.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resume later)")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--n-test", type=int, default=10_000)
+    r.add_argument("--runs", default=str(RUNS))
+    r.add_argument("--out", default=str(PYTHAE_OUT))
+    r.add_argument("--commit", action="store_true")
+    r.set_defaults(fn=cmd_pythae)
     b = sub.add_parser("table", help="the results table from the result files")
     b.add_argument("--write", action="store_true", help="write docs/disentanglement.md's table and RESULTS.md")
     b.set_defaults(fn=cmd_table)

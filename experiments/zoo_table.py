@@ -561,11 +561,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def results_text(checkpoints: Path = CHECKPOINTS, text: str | None = None) -> str:
     """What checkpoints/RESULTS.md holds: the head, the zoo's section (`render`) and the reproduction board's."""
+    from disentanglement_table import results_section as disentanglement_section
     from reproduction import results_section
 
     text = render(checkpoints) if text is None else text
     board = "\n".join(results_section())  # the reproduction board's section, from its own result files
-    return RESULTS_HEAD + text + "\n" + board + "\n"
+    study = "\n".join(disentanglement_section())  # the dSprites disentanglement study's, from its result files
+    return RESULTS_HEAD + text + "\n" + board + "\n\n" + study + "\n"
 
 
 def write_cards(checkpoints: Path = CHECKPOINTS) -> None:

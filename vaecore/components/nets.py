@@ -15,7 +15,7 @@ import (the one that registers it) when it is not registered yet.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -285,6 +285,8 @@ class PaperMLP:
     act: str
     init: str
     description: str
+    decoder_hidden: tuple[int, ...] | None = None  # the decoder's widths (from the latent) when it is no mirror
+    decoder_act: str | None = None
 
 
 PAPER_MLPS: dict[str, PaperMLP] = {
@@ -305,6 +307,10 @@ PAPER_MLPS: dict[str, PaperMLP] = {
     "pvae-mlp": PaperMLP((600,), "relu", "torch",
                          "one hidden layer of 600 ReLU each way (Pythae's Poincaré VAE reproduction, whose first "
                          "decoder layer is a gyroplane layer; here a linear layer); any image shape"),
+    "chen-mlp": PaperMLP((1200, 1200), "relu", "torch",
+                         "β-TC-VAE dSprites MLP (Chen et al. 2018; Pythae's reproduction): 2 x 1200 ReLU encoder, "
+                         "3 x 1200 tanh decoder; any image shape", decoder_hidden=(1200, 1200, 1200),
+                         decoder_act="tanh"),
 }
 ARCHITECTURES.update({name: spec.description for name, spec in PAPER_MLPS.items()})
 
@@ -354,8 +360,10 @@ def _paper_decoder(name: str) -> Callable[[Shape, int, int], list[nn.Module]]:
 
     def build(shape: Shape, latent_dim: int, out_channels: int) -> list[nn.Module]:
         _, h, w = shape
-        widths = (latent_dim, *reversed(spec.hidden), out_channels * h * w)
-        return [*_paper_layers(spec, widths), nn.Unflatten(1, (out_channels, h, w))]
+        hidden = spec.decoder_hidden or tuple(reversed(spec.hidden))
+        layers = _paper_layers(replace(spec, act=spec.decoder_act or spec.act), (latent_dim, *hidden,
+                                                                                   out_channels * h * w))
+        return [*layers, nn.Unflatten(1, (out_channels, h, w))]
     return build
 
 
