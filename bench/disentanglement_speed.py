@@ -37,10 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     import vaecore
     from vaecore.evaluation import disentangle as D
     from vaecore.evaluation.metrics import latent_means, model_codes, varying_classes
+    from vaecore.evaluation.registry import METRICS
+    from vaecore.files import CONFIG
     from vaecore.presets import build_preset
 
     data = vaecore.load_dataset("dsprites-procedural", progress=True)
-    if Path(args.model, "config.json").is_file():
+    if Path(args.model, CONFIG).is_file():
         model, which = vaecore.load(args.model), args.model
     else:
         model = build_preset("bernoulli-vae", data=data, seed=0, arch="burgess-conv", latent_dim=10)
@@ -57,13 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     _, _, classes = varying_classes(data, "test", args.n)
     z = timed("encode test images", latent_means, model, x)
     codes = z.double().numpy()
-    timed("MIG", D.mig, codes, classes)
-    timed("modularity", D.modularity, codes, classes)
-    timed("SAP", D.sap, codes, classes)
-    timed("DCI", D.dci, codes, classes)
-    source = model_codes(model, data)
-    timed("β-VAE score", D.beta_vae_score, source)
-    timed("FactorVAE score", D.factor_vae_score, source)
+    for key, fn in (("mig", D.mig), ("modularity", D.modularity), ("sap", D.sap), ("dci", D.dci)):
+        timed(METRICS[key].short_title, fn, codes, classes)
+    source = model_codes(model, data)  # the two classifier scores render and encode their own images
+    for key, fn in (("beta-vae-score", D.beta_vae_score), ("factor-vae-score", D.factor_vae_score)):
+        timed(METRICS[key].short_title, fn, source)
     total = sum(times.values())
     load = os.getloadavg()
     print(f"model: {which}; {args.n:,} test images; {args.threads} threads; torch {torch.__version__}; "

@@ -1,8 +1,9 @@
 """The disentanglement study: five families on procedural dSprites (64 × 64), three seeds each, scored by every
 disentanglement metric; resumable, one model at a time.
 
-    python experiments/disentanglement.py train --steps 3000 --threads 1 --commit   # train + score what is missing
-    python experiments/disentanglement.py table --write    # docs/disentanglement.md's table and RESULTS.md's section
+    python experiments/disentanglement.py train --steps 500 --threads 1 --commit    # train + score what is missing
+    python experiments/disentanglement.py table --write    # docs/disentanglement.md's table and RESULTS.md
+    python experiments/disentanglement.py bundles --commit # complete bundles an older version of this script made
 
 Models: the dSprites network of Burgess et al. 2018 (`burgess-conv`: 4 convs of 32 channels 4 × 4 stride 2,
 2 fully connected layers of 256), latent 10, Bernoulli decoder; Adam 5e-4 (Burgess et al.), batch 64, a fixed
@@ -14,7 +15,10 @@ warm-up scaled to the budget). Each finished run is scored on the first 10,000 t
 `disentanglement` metrics with their default settings; the ELBO and the KL per dimension on the first
 2,000) into
 experiments/results/disentanglement/<family>-s<seed>.json; seed 0 of each family is bundled in
-checkpoints/dsprites-<family>/. Runs live in runs/disentanglement/ (resumed from their last checkpoint).
+checkpoints/dsprites-<family>/ with its card, its row in checkpoints/catalog.json (under "study_models") and its
+reference outputs, its eval.json naming the study's protocol (PROTOCOL). With --commit each result is committed
+(plain git, in this repository) with the regenerated tables. Runs live in runs/disentanglement/ (resumed from their
+last checkpoint).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,13 +33,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import torch  # noqa: E402
 
 import vaecore  # noqa: E402
 from vaecore.config import TrainConfig  # noqa: E402
 from vaecore.evaluation import metrics as M  # noqa: E402
-from vaecore.files import CONFIG, EVAL, TRAIN, WEIGHTS  # noqa: E402
+from vaecore.files import CATALOG, CONFIG, EVAL, TRAIN, WEIGHTS  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
 
@@ -59,10 +63,51 @@ METRICS = ("mig", "sap", "dci", "dci-completeness", "dci-informativeness", "modu
            "factor-vae-score")
 LIKELIHOOD_METRICS, N_ELBO = ("elbo", "kl-per-dim"), 2000
 DONE = "done.json"
+LABELS = {"vae": "", "beta-vae": "β = 4", "beta-tc-vae": "β = 6", "factor-vae": "γ = 35",
+          "disentangled-beta-vae": "γ = 1000, C → 25"}
+"""Each family's settings as the tables and cards show them after its title."""
+BUNDLE_PREFIX = "dsprites-"
+PROTOCOL = "dsprites-disentanglement-study"
+"""What a bundled study model's eval.json names as its protocol: this study's (N_TEST test images for the
+disentanglement metrics, N_ELBO for the ELBO and KL per dimension, seed 0), not the MNIST zoo's
+(vaecore/evaluation/protocol.py)."""
+CATALOG_KEY = "study_models"  # the study's rows in checkpoints/catalog.json (the MNIST zoo owns "models")
+REFERENCE_OUTPUTS = ROOT / "tests" / "data" / "bundled_outputs.json"
 
 
 def run_name(family: str, seed: int) -> str:
     return f"{family}-s{seed}"
+
+
+def title(family: str) -> str:
+    """A family of the study as tables and cards name it: the engine's family title (β-VAE: the VAE with β = 4)
+    and its settings."""
+    from vaecore.models.families import family_title
+
+    preset, _ = FAMILIES[family]
+    name = "β-VAE" if family == "beta-vae" else family_title(vaecore.model_config(preset).model_type)
+    return f"{name} ({LABELS[family]})" if LABELS[family] else name
+
+
+def bundle_name(family: str) -> str:
+    """The bundled folder of a family's seed 0 (checkpoints/dsprites-<family>)."""
+    return f"{BUNDLE_PREFIX}{family}"
+
+
+def bundled_family(name: str) -> str | None:
+    """The study family a bundled model's name belongs to, or None for a model that is not the study's."""
+    family = name[len(BUNDLE_PREFIX):] if name.startswith(BUNDLE_PREFIX) else None
+    return family if family in FAMILIES else None
+
+
+def protocol_settings() -> dict[str, Any]:
+    """The evaluation settings every bundled study model's eval.json records (tests check them)."""
+    return {"protocol": PROTOCOL, "dataset": DATA, "n_test": N_TEST, "first_image": 0, "seed": 0}
+
+
+def reproduce_command(family: str, steps: int) -> str:
+    """The command that trains and scores a bundled study model again."""
+    return f"python experiments/disentanglement.py train --steps {steps} --families {family} --seeds 0"
 
 
 def overrides(family: str, steps: int, steps_per_epoch: int) -> dict[str, Any]:
@@ -193,19 +238,89 @@ def score(folder: Path, family: str, seed: int, dataset: vaecore.Dataset, device
             "train_config": train.get("config", train), "result": _plain(result)}
 
 
-def bundle(folder: Path, family: str, record: dict[str, Any]) -> Path:
-    """checkpoints/dsprites-<family>: the model of seed 0 with its train.json and eval.json."""
-    dest = CHECKPOINTS / f"dsprites-{family}"
+def bundle(folder: Path, family: str, record: dict[str, Any]) -> list[Path]:
+    """checkpoints/dsprites-<family>: the model of seed 0 with its train.json, eval.json, card, catalog row and
+    reference outputs (`complete_bundle`); the paths to commit."""
+    dest = CHECKPOINTS / bundle_name(family)
     dest.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG, WEIGHTS, TRAIN):
         shutil.copy2(folder / name, dest / name)
     (dest / EVAL).write_text(json.dumps(record["result"], indent=1))
-    return dest
+    return complete_bundle(dest, family)
+
+
+def card_text(family: str, steps: int) -> str:
+    """What a bundled study model's card adds to the engine's card: the study, its protocol and budget."""
+    return (f"## The dSprites disentanglement study\n\nSeed 0 of {title(family)} in the study of "
+            "`experiments/disentanglement.py` (five families × three seeds; the table with every seed is in "
+            "`docs/disentanglement.md`). Evaluated with the study's protocol (`" + PROTOCOL + "`), not the MNIST "
+            f"zoo's: the disentanglement metrics on the first {N_TEST:,} test images of {DATA} (the estimators' "
+            f"settings and library versions are in {EVAL} under `disentanglement`), the ELBO and the KL per "
+            f"dimension on the first {N_ELBO:,}; the IWAE and sample settings the table above names were not "
+            f"used.\n\nBudget: {steps} steps of batch {BATCH} on CPU, far below the papers' (300,000 steps in "
+            "Locatello et al. 2019): early-training numbers, not a reproduction of published ones.\n\n"
+            f"Reproduce:\n\n```\n{reproduce_command(family, steps)}\n```")
+
+
+def catalog_row(family: str, folder: Path) -> dict[str, Any]:
+    """The study model's row in checkpoints/catalog.json (under CATALOG_KEY)."""
+    from vaecore.presets import get_preset
+
+    config = json.loads((folder / CONFIG).read_text())
+    train = json.loads((folder / TRAIN).read_text())
+    steps = int(train["max_steps"])
+    return {"name": folder.name, "title": f"{title(family)} on dSprites", "family": family,
+            "description": f"{get_preset(FAMILIES[family][0]).description}; {NET['arch']} on {DATA}, {steps} steps "
+                           "(the disentanglement study's seed 0)",
+            "data": config.get("dataset"), "likelihood": config.get("likelihood"),
+            "likelihood_kwargs": config.get("likelihood_kwargs"), "latent_dim": config.get("latent_dim"),
+            "model_type": config.get("model_type"), "epochs": train["epochs"], "steps": steps,
+            "seed": train["seed"], "location": "bundled", "protocol": PROTOCOL,
+            "reproduce": reproduce_command(family, steps)}
+
+
+def complete_bundle(dest: Path, family: str) -> list[Path]:
+    """Make a bundled study model first-class: its eval.json names the study's protocol, its card, its row in the
+    catalog and its reference outputs (tests/test_checkpoint_outputs.py); idempotent. The paths it wrote."""
+    from zoo_common import reference_outputs
+
+    from vaecore.model_card import write_model_card
+    from vaecore.utils import atomic_write_json
+
+    result = json.loads((dest / EVAL).read_text())
+    result["settings"] = {**result.get("settings", {}), "protocol": PROTOCOL}
+    (dest / EVAL).write_text(json.dumps(result, indent=1))
+    config = json.loads((dest / CONFIG).read_text())
+    steps = int(json.loads((dest / TRAIN).read_text())["max_steps"])
+    write_model_card(dest, config, result, extra=card_text(family, steps))
+    catalog_path = CHECKPOINTS / CATALOG
+    catalog = json.loads(catalog_path.read_text()) if catalog_path.is_file() else {}
+    rows = {r["name"]: r for r in catalog.get(CATALOG_KEY, [])}
+    rows[dest.name] = catalog_row(family, dest)
+    order = [bundle_name(f) for f in FAMILIES]
+    catalog[CATALOG_KEY] = sorted(rows.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
+    atomic_write_json(catalog_path, catalog)
+    refs = json.loads(REFERENCE_OUTPUTS.read_text())
+    refs[dest.name] = reference_outputs(vaecore.load(dest))
+    REFERENCE_OUTPUTS.write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+    return [dest, catalog_path, REFERENCE_OUTPUTS]
+
+
+def write_tables() -> list[Path]:
+    """docs/disentanglement.md's table and RESULTS.md (with every section) regenerated; their paths."""
+    from disentanglement_table import DOC, write
+    from zoo_table import write_results
+
+    write(RESULTS, write_files=True, echo=False)
+    write_results(CHECKPOINTS)
+    return [DOC, CHECKPOINTS / "RESULTS.md"]
 
 
 def commit(paths: list[Path], message: str) -> None:
-    rel = [str(p.relative_to(ROOT)) for p in paths]
-    subprocess.run(["bash", "/work/coord/commit_results.sh", message, *rel], cwd=ROOT, check=True)
+    """Commit exactly these paths in this repository (whatever else is staged stays staged)."""
+    from zoo_common import git_commit
+
+    git_commit(ROOT, sorted({str(p.relative_to(ROOT)) for p in paths}), message)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -223,7 +338,9 @@ def cmd_train(args: argparse.Namespace) -> None:
             out.write_text(json.dumps(record, indent=1))
             paths = [out]
             if seed == 0 and not args.no_bundle:
-                paths.append(bundle(folder, family, record))
+                paths += bundle(folder, family, record)
+            if args.results == str(RESULTS):
+                paths += write_tables()
             r = record["result"]
             print(f"[disent] {out.stem}: MIG {r['mig']:.3f} SAP {r['sap']:.3f} DCI {r['dci']:.3f} "
                   f"β-VAE {r['beta-vae-score']:.3f} FactorVAE {r['factor-vae-score']:.3f} ELBO {r['elbo']:.1f} "
@@ -233,10 +350,26 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT / "experiments"))
     from disentanglement_table import write
 
-    write(RESULTS, write_files=args.write)
+    if args.write:
+        write_tables()
+    else:
+        write(RESULTS)
+
+
+def cmd_bundles(args: argparse.Namespace) -> None:
+    """Complete every bundled study model (checkpoints/dsprites-<family>) and regenerate the tables."""
+    names = [p.name for p in sorted(CHECKPOINTS.glob(f"{BUNDLE_PREFIX}*")) if bundled_family(p.name)
+             and (p / WEIGHTS).is_file() and (p / EVAL).is_file()]
+    paths: list[Path] = []
+    for name in names:
+        paths += complete_bundle(CHECKPOINTS / name, bundled_family(name))
+        print(f"[disent] {name}: protocol, card, catalog row and reference outputs written", flush=True)
+    paths += write_tables()
+    if args.commit and names:
+        commit(paths, "disentanglement study: bundled dSprites models completed (" + ", ".join(names)
+               + f"): the study's protocol named in {EVAL}, cards, catalog rows, reference outputs; tables")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     t.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    t.add_argument("--commit", action="store_true", help="commit each finished result with commit_results.sh")
+    t.add_argument("--commit", action="store_true", help="commit each finished result (git, in this repository)")
     t.add_argument("--force", action="store_true", help="rescore runs that already have a result")
     t.add_argument("--no-bundle", action="store_true", help="do not copy seed 0 into checkpoints/")
     t.add_argument("--runs", default=str(RUNS), help="folder of the run folders")
@@ -267,6 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("table", help="the results table from the result files")
     b.add_argument("--write", action="store_true", help="write docs/disentanglement.md's table and RESULTS.md")
     b.set_defaults(fn=cmd_table)
+    c = sub.add_parser("bundles", help="complete the bundled models (protocol, card, catalog row, reference outputs)")
+    c.add_argument("--commit", action="store_true", help="commit what it wrote (git, in this repository)")
+    c.set_defaults(fn=cmd_bundles)
     args = p.parse_args(argv)
     args.fn(args)
 

@@ -14,14 +14,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from disentanglement import FAMILIES, title
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "disentanglement"
 DOC = ROOT / "docs" / "disentanglement.md"
 RESULTS_MD = ROOT / "checkpoints" / "RESULTS.md"
 BEGIN, END = "<!-- disentanglement-table:begin -->", "<!-- disentanglement-table:end -->"
-FAMILY_ORDER = ("vae", "beta-vae", "beta-tc-vae", "factor-vae", "disentangled-beta-vae")
-FAMILY_TITLE = {"vae": "VAE", "beta-vae": "β-VAE (β = 4)", "beta-tc-vae": "β-TC-VAE (β = 6)",
-                "factor-vae": "FactorVAE (γ = 35)", "disentangled-beta-vae": "Disentangled β-VAE (γ = 1000, C → 25)"}
 COLUMNS = ("beta-vae-score", "factor-vae-score", "mig", "sap", "dci", "dci-completeness", "dci-informativeness",
            "modularity", "elbo")
 PUBLISHED = {
@@ -39,8 +38,12 @@ PUBLISHED_NOTES = [
 def load(results: Path = RESULTS) -> list[dict[str, Any]]:
     """Every result record, in family and seed order."""
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
-    order = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    order = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(records, key=lambda r: (order.get(r["family"], 99), r["seed"]))
+
+
+def _title(family: str) -> str:
+    return title(family) if family in FAMILIES else family
 
 
 def _labels() -> dict[str, str]:
@@ -68,21 +71,21 @@ def table(records: list[dict[str, Any]]) -> list[str]:
     if not records:
         return ["No results yet: run `python experiments/disentanglement.py train`."]
     labels = _labels()
-    families = [f for f in FAMILY_ORDER if any(r["family"] == f for r in records)]
+    families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
     lines = ["| family | seeds | steps | " + " | ".join(labels[k] for k in COLUMNS) + " |",
              "|" + " --- |" * (3 + len(COLUMNS))]
     for f in families:
         rs = [r for r in records if r["family"] == f]
         cells = [mean_sd([r["result"][k] for r in rs if r["result"].get(k) is not None], k) for k in COLUMNS]
         steps = sorted({r["steps"] for r in rs})
-        lines.append(f"| {FAMILY_TITLE.get(f, f)} | {len(rs)} | {', '.join(map(str, steps))} | " + " | ".join(cells)
+        lines.append(f"| {_title(f)} | {len(rs)} | {', '.join(map(str, steps))} | " + " | ".join(cells)
                      + " |")
     pub = [f for f in families if any((f, k) in PUBLISHED for k in COLUMNS)]
     if pub:
         lines += ["", "Published (dSprites):", "", "| family | " + " | ".join(labels[k] for k in COLUMNS) + " |",
                   "|" + " --- |" * (1 + len(COLUMNS))]
         for f in pub:
-            lines.append(f"| {FAMILY_TITLE.get(f, f)} | " + " | ".join(PUBLISHED.get((f, k), "–") for k in COLUMNS)
+            lines.append(f"| {_title(f)} | " + " | ".join(PUBLISHED.get((f, k), "–") for k in COLUMNS)
                          + " |")
         lines += ["", *PUBLISHED_NOTES]
     lines += ["", "Per seed (± is the binomial standard error of the two classifier scores over their eval votes):", "",
@@ -96,7 +99,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             if res.get(f"{k}_se") is not None:
                 c += f" ± {res[f'{k}_se']:.3f}"
             cells.append(c)
-        lines.append(f"| {FAMILY_TITLE.get(r['family'], r['family'])} | {r['seed']} | " + " | ".join(cells)
+        lines.append(f"| {_title(r['family'])} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", settings_line(records[0])]
     return lines
@@ -135,11 +138,12 @@ def replace_section(path: Path, section: str) -> None:
     path.write_text(new)
 
 
-def write(results: Path = RESULTS, write_files: bool = False) -> str:
+def write(results: Path = RESULTS, write_files: bool = False, echo: bool = True) -> str:
     """The section as text; with `write_files`, into docs/disentanglement.md and checkpoints/RESULTS.md."""
     section = "\n".join(results_section(results))
     if write_files:
         replace_section(DOC, section)
         replace_section(RESULTS_MD, section)
-    print(section)
+    if echo:
+        print(section)
     return section

@@ -237,7 +237,9 @@ def write_catalog(checkpoints: Path) -> None:
             hub[e.name] = {**catalog_row(e.name, stage / e.name),
                            "publish": f"python -m vaecore publish runs/zoo/{e.name} {HUB_OWNER}/{e.name}",
                            "eval": json.loads((stage / e.name / EVAL).read_text())}
-    atomic_write_json(checkpoints / CATALOG, {"models": rows, "aliases": ALIASES, "hub_models": list(hub.values())})
+    others = {k: v for k, v in old.items() if k not in ("models", "aliases", "hub_models")}  # e.g. a study's rows
+    atomic_write_json(checkpoints / CATALOG, {"models": rows, "aliases": ALIASES, "hub_models": list(hub.values()),
+                                              **others})
 
 
 def install(name: str, stage: Path, repo: Path, commit: bool) -> None:

@@ -156,12 +156,30 @@ def summary(t: torch.Tensor) -> dict:
             "head": [float(v) for v in t[:6]]}
 
 
+def check_images(model: vaecore.PretrainedModel, n: int) -> torch.Tensor:
+    """n images of the model's own data for output checks, in [0, 1]: the first n MNIST test images, or for a model
+    of dSprites n images spread evenly over the factor grid (rendered by the generator; no dataset to load)."""
+    data = str(getattr(model.config, "dataset", None) or "mnist")
+    if data.startswith("dsprites"):
+        import numpy as np
+
+        from vaecore.data import sprites
+
+        rows = np.linspace(0, sprites.n_images() - 1, n).round().astype(int)
+        images = np.concatenate([sprites.render(int(r), int(r) + 1) for r in rows])
+        return torch.from_numpy(images).float() / 255
+    if data != "mnist":
+        raise ValueError(f"no check images for a model of {data!r}: add them to zoo_common.check_images")
+    return vaecore.load_dataset("mnist").x_test[:n]
+
+
 def reference_outputs(model: vaecore.PretrainedModel) -> dict:
     """What tests/test_checkpoint_outputs.py checks: the latents, decoder outputs and seeded importance weights of
-    the first 8 MNIST test images, computed in float64 (a copy of the model converted with `.double()`) so that
-    the numbers hardly depend on the CPU that computes them (see that test for the tolerance)."""
+    8 images of the model's data (`check_images`), computed in float64 (a copy of the model converted with
+    `.double()`) so that the numbers hardly depend on the CPU that computes them (see that test for the
+    tolerance)."""
     model = copy.deepcopy(model).double().eval()
-    x = vaecore.load_dataset("mnist").x_test[:8].double()
+    x = check_images(model, 8).double()
     with torch.no_grad():
         z = model.embed(x)
         entry = {"latent": summary(z), "decoder": summary(model.decode_params(z))}

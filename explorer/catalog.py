@@ -62,8 +62,9 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
         raw = json.loads((root / CATALOG).read_text())
     except (OSError, ValueError):
         return {}
-    if isinstance(raw, dict) and "models" in raw:
-        raw = raw["models"]
+    if isinstance(raw, dict) and "models" in raw:  # the zoo's rows, then those of studies (e.g. "study_models")
+        raw = [e for key, rows in raw.items() if key.endswith("models") and key != "hub_models"
+               and isinstance(rows, list) for e in rows]
     if isinstance(raw, list):
         return {e["name"]: e for e in raw if isinstance(e, dict) and "name" in e}
     if isinstance(raw, dict):

@@ -4,6 +4,7 @@ which the run ranks with the bundled models on the same test images (job manager
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,18 +19,27 @@ from vaecore.evaluation.per_image import load_per_image
 from vaecore.evaluation.ranking import rank
 from vaecore.hub import bundled_names, checkpoints_dir
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+import disentanglement as study  # noqa: E402  (the dSprites study's bundled models follow its own protocol)
+
 TINY = {"data": "mnist", "limit": 2000, "max_steps": 5, "log_every": 5, "val_limit": 100, "batch_size": 64,
         "sample_grids": False}
 
 
 def test_the_bundled_evaluations_follow_the_protocol() -> None:
-    """A run evaluated with the protocol is on the bundled models' test images: their settings are the protocol's."""
+    """A run evaluated with the protocol is on the bundled models' test images: their settings are the protocol's.
+    The dSprites study's bundled models (checkpoints/dsprites-<family>) follow the study's protocol, and say so."""
     names = [n for n in bundled_names() if (checkpoints_dir() / n / "eval.json").is_file()]
     if not names:
         pytest.skip("no bundled evaluations")
     wanted = protocol.settings()
     for name in names:
         s = json.loads((checkpoints_dir() / name / "eval.json").read_text())["settings"]
+        if study.bundled_family(name):
+            theirs = study.protocol_settings()
+            assert {k: s.get(k) for k in theirs} == theirs, \
+                f"{name}: not the study's protocol (run python experiments/disentanglement.py bundles)"
+            continue
         assert {k: s.get(k) for k in ("n_test", "seed", "n_samples")} == {k: wanted[k] for k in
                                                                            ("n_test", "seed", "n_samples")}, name
         assert s.get("iwae_k") == protocol.IWAE_K and s.get("first_image", 0) == 0, name

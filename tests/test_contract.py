@@ -20,6 +20,9 @@ from vaecore.evaluation import metrics
 from vaecore.hub import bundled_names
 from vaecore.models.base import MODEL_TYPES
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+from zoo_common import check_images  # noqa: E402  (the model's own data: MNIST, or dSprites for the study's)
+
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "vaecore"
 
@@ -200,7 +203,7 @@ def test_metrics_iwae_is_the_models_own_bound(name: str) -> None:
     if not model.capabilities.elbo:
         assert metrics.undefined_reason(model, "iwae") == model.capabilities.why_no_elbo
         return
-    x = vaecore.load_dataset("mnist").x_test[:4]
+    x = check_images(model, 4)
     with torch.no_grad():
         ours = metrics.iwae_log_likelihood(model, x, k=8, batch_size=4, chunk=8,
                                            generator=torch.Generator().manual_seed(3))

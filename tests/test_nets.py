@@ -226,3 +226,15 @@ def test_disentanglement_nets_are_the_papers_layouts():
     assert [m.out_features for m in burgess if isinstance(m, nn.Linear)] == [256, 256, 20]
     wide = build_encoder("sigma-conv-wide", (3, 32, 32), 20)
     assert [m.out_channels for m in wide if isinstance(m, nn.Conv2d)] == [128, 256, 512]
+
+
+def test_chen_mlp_is_the_beta_tc_vae_dsprites_network():
+    """Chen et al.'s dSprites MLP (Pythae's β-TC-VAE reproduction): 2 × 1200 ReLU encoder, 3 × 1200 tanh decoder."""
+    enc = build_encoder("chen-mlp", (1, 64, 64), 10)
+    assert [m.out_features for m in enc if isinstance(m, nn.Linear)] == [1200, 1200, 20]
+    assert sum(isinstance(m, nn.ReLU) for m in enc) == 2 and not any(isinstance(m, nn.Tanh) for m in enc)
+    dec = build_decoder("chen-mlp", (1, 64, 64), 10, 1)
+    assert [m.out_features for m in dec if isinstance(m, nn.Linear)] == [1200, 1200, 1200, 64 * 64]
+    assert sum(isinstance(m, nn.Tanh) for m in dec) == 3 and not any(isinstance(m, nn.ReLU) for m in dec)
+    with torch.no_grad():
+        assert dec(torch.randn(2, 10)).shape == (2, 1, 64, 64)

@@ -18,19 +18,32 @@ from vaecore.training import run_folder as rf
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
 sys.path.insert(0, str(ROOT / "experiments"))
+import disentanglement as study  # noqa: E402  (the dSprites study's bundled models)
 from zoo_common import ALIASES, CHECK_METRICS, CHECK_N_TEST, ZOO  # noqa: E402
 
 CATALOG = json.loads((CHECKPOINTS / "catalog.json").read_text())["models"]
+STUDY_CATALOG = json.loads((CHECKPOINTS / "catalog.json").read_text()).get(study.CATALOG_KEY, [])
 
 
 def test_catalog_lists_every_bundled_model_in_zoo_order() -> None:
+    """The MNIST zoo's models under "models" in zoo order, the dSprites study's bundled seeds under its own key in
+    the study's family order (experiments/disentanglement.py): together every bundled model, once."""
     order = [e.name for e in ZOO]
     names = [row["name"] for row in CATALOG]
-    assert sorted(names) == bundled_names()
+    studied = [row["name"] for row in STUDY_CATALOG]
+    assert sorted(names + studied) == bundled_names(), "a study bundle: python experiments/disentanglement.py bundles"
     assert names == [n for n in order if n in names]
+    assert studied == [study.bundle_name(f) for f in study.FAMILIES if study.bundle_name(f) in studied]
     for row in CATALOG:
         train = json.loads((CHECKPOINTS / row["name"] / "train.json").read_text())
         assert row["epochs"] == train["epochs"] and f"--epochs {train['epochs']} " in row["reproduce"]
+    for row in STUDY_CATALOG:
+        train = json.loads((CHECKPOINTS / row["name"] / "train.json").read_text())
+        config = json.loads((CHECKPOINTS / row["name"] / "config.json").read_text())
+        assert row["epochs"] == train["epochs"] and row["steps"] == train["max_steps"]
+        assert config["dataset"] == row["data"] and row["protocol"] == study.PROTOCOL
+        assert row["reproduce"] == study.reproduce_command(study.bundled_family(row["name"]), train["max_steps"])
+        assert row["reproduce"] in (CHECKPOINTS / row["name"] / "README.md").read_text()
 
 
 def test_the_zoo_covers_every_preset_at_its_budget() -> None:
