@@ -3,7 +3,6 @@ likelihood cannot score left undefined (not clamped), per-image KL, and the IWAE
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -21,8 +20,8 @@ def small() -> vaecore.Dataset:
 
 
 def binarized(ds: vaecore.Dataset) -> vaecore.Dataset:
-    return dataclasses.replace(ds, x_train=(ds.x_train > 0.5).float(), x_val=(ds.x_val > 0.5).float(),
-                               x_test=(ds.x_test > 0.5).float())
+    return vaecore.Dataset(ds.name, (ds.x_train > 0.5).float(), ds.y_train, (ds.x_val > 0.5).float(), ds.y_val,
+                           (ds.x_test > 0.5).float(), ds.y_test)
 
 
 def build(preset: str, ds: vaecore.Dataset, **kw: object) -> torch.nn.Module:
