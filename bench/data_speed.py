@@ -102,7 +102,8 @@ def main() -> None:
     prelude = PRELUDE.format(root=str(ROOT), threads=args.threads)
     child = lambda body: prelude + textwrap.dedent(body)  # noqa: E731
     fig: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                 "threads": args.threads, "workers": args.workers, "n": args.n, "big": args.big}
+                 "threads": args.threads, "workers": args.workers, "n": args.n, "big": args.big,
+                 "load_start": os.getloadavg(), "command": " ".join(sys.argv)}
 
     folder = work / f"png-{args.n}-{args.side}"
     fig["png_write_s"] = make_folder(folder, args.n, args.side, max(1, args.threads))
@@ -199,8 +200,11 @@ def main() -> None:
                               "cache_bytes": ds.factors.grid.nbytes, "peak_rss": peak()}))
         """), env)
 
+    fig["load_end"] = os.getloadavg()
     gb = 2**30
-    print(f"machine: {fig['machine']}; torch threads {args.threads}; DataLoader workers {args.workers}")
+    print(f"machine: {fig['machine']}; torch threads {args.threads}; DataLoader workers {args.workers}; load "
+          f"average (1, 5, 15 min) {', '.join(f'{v:.1f}' for v in fig['load_start'])} at the start, "
+          f"{', '.join(f'{v:.1f}' for v in fig['load_end'])} at the end")
     print("| figure | value | target |\n| --- | --- | --- |")
     cb = fig["cache_build"]
     print(f"| cache build, {args.n:,} PNGs {args.side}×{args.side} RGB | {cb['seconds']:.1f} s "
@@ -216,6 +220,7 @@ def main() -> None:
     bd = fig["big_disk_training"]
     print(f"| {bd['images']:,} images ({bd['bytes'] / gb:.2f} GiB) trained from disk, {args.steps} steps | peak RSS "
           f"{bd['peak_rss'] / gb:.2f} GiB | < 2 GB |")
+    print(f"| the same as float32 in RAM (4 bytes a value, the former storage) | {4 * bd['bytes'] / gb:.2f} GiB | – |")
     bm = fig["big_in_memory"]
     print(f"| the same in memory | {bm['rss_growth'] / gb:.2f} GiB resident for {bm['bytes'] / gb:.2f} GiB of uint8 "
           f"({bm['ratio']:.2f}×) | ≤ 1.2× |")

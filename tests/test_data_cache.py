@@ -1,7 +1,8 @@
 """The on-disk dataset cache and uint8 storage: a cache is reused, invalidated when the files change,
-survives an interrupted build (resumed, never used half-built); a disk store reads rows in any order
-without holding the dataset in memory (RSS measured in a subprocess); batches are the same from worker
-processes as in-process, ranks read disjoint shards, flips and dequantisation depend only on the batch."""
+survives an interrupted build (resumed, never used half-built); a disk store reads rows in any order; a
+cache larger than an enforced memory cap streams every training batch under that cap (a subprocess); batches
+are the same from worker processes as in-process, ranks read disjoint shards, flips and dequantisation depend
+only on the batch."""
 
 from __future__ import annotations
 
@@ -173,37 +174,82 @@ def test_uint8_in_memory_costs_its_size_and_floats_are_bit_identical() -> None:
     assert torch.equal(to_unit(k), torch.from_numpy(np.arange(256).astype(np.float32) / np.float32(255)))
 
 
-def test_a_memory_mapped_dataset_is_read_without_holding_it(tmp_path: Path) -> None:
-    n, shape = 12_000, (3, 64, 64)  # 147 MB on disk
-    path = tmp_path / "big.npy"
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *shape))
-    arr[:] = np.arange(n, dtype=np.uint64).astype(np.uint8)[:, None, None, None]
-    arr.flush()
-    del arr
+CAP = 32 * 2**20  # the address space the capped process may add once it has started
+
+
+def test_a_cache_larger_than_the_memory_cap_streams_every_training_batch(tmp_path: Path) -> None:
+    """A CIFAR-100 binary folder whose cache (83 MB of training images) is over twice an enforced memory cap
+    (RLIMIT_AS: 32 MB more than the process holds after start-up): `storage="auto"` sees the cap and keeps
+    the data on disk, every training image streams through the epoch's batches exactly once, and reading
+    the split whole fails under the same cap (the cap binds)."""
+    n = 30_000  # 27,000 train + 3,000 val
+    folder = tmp_path / "cifar-100-binary"
+    folder.mkdir()
+    records = np.zeros((n, 2 + 3 * 32 * 32), np.uint8)
+    ids = np.arange(n)
+    records[:, 2:5] = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=1)  # each image says its row
+    records[:, 1] = ids % 100
+    records.tofile(folder / "train.bin")
+    records[:4].tofile(folder / "test.bin")
     script = textwrap.dedent(f"""
-        import sys, numpy as np, torch
+        import resource, sys, numpy as np, torch
         sys.path.insert(0, {str(ROOT)!r})
-        from vaecore.data.storage import FileStore
-        from vaecore.data.pipeline import BatchStream
-        def rss():  # this process's peak resident memory (VmHWM: not the parent's, as ru_maxrss can be)
-            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-        store = FileStore({str(path)!r})
-        store.take(np.arange(8))
-        base = rss()
-        perm = torch.randperm({n}, generator=torch.Generator().manual_seed(0))
-        stream = BatchStream(store, perm, 256, start=0, stop={n} // 256, seed=0, epoch=0)
-        total = 0
-        for i in range({n} // 256):
-            x = stream.next_batch()
-            total += int((x[:, 0, 0, 0] * 255).round().long().sum())
-        want = int((np.arange({n}) % 256)[perm[: {n} // 256 * 256].numpy()].sum())
-        print(rss() - base, total == want)
+        torch.set_num_threads(1)
+        import vaecore
+        from vaecore.data.pipeline import TrainBatches
+
+        def vm():
+            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+
+        built = vaecore.load_dataset("cifar100", {str(folder)!r}, storage="disk", progress=False)  # uncapped
+        TrainBatches(built.images["train"], batch_size=250, seed=0, device="cpu").batch(0, 0)  # warm up
+        del built
+        resource.setrlimit(resource.RLIMIT_AS, (vm() + {CAP}, resource.RLIM_INFINITY))
+        ds = vaecore.load_dataset("cifar100", {str(folder)!r}, progress=False)  # storage="auto"
+        train = ds.images["train"]
+        batches = TrainBatches(train, batch_size=250, seed=0, device="cpu")
+        seen = []
+        for i in range(len(train) // 250):
+            x = (batches.batch(0, i)[:, 0, 0, :3] * 255).round().long()  # red plane's first pixels
+            seen.append(x[:, 0] + 256 * x[:, 1] + 65536 * x[:, 2])
+        seen = torch.cat(seen)
+        try:
+            train.take(slice(None))
+            whole = "held"
+        except (MemoryError, RuntimeError):
+            whole = "refused"
+        print(train.in_memory, train.nbytes, len(seen), len(set(seen.tolist())), int(seen.max()), whole)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    grew, right = out.stdout.split()
-    assert right == "True"
-    assert int(grew) < path.stat().st_size / 4, f"RSS grew {int(grew) / 2**20:.0f} MiB reading a 147 MB store"
+    env = {**os.environ, "VAECORE_CACHE": str(tmp_path / "cache"), "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    in_memory, nbytes, count, distinct, top, whole = out.stdout.split()
+    assert in_memory == "False" and int(nbytes) == 27_000 * 3072 > 2 * CAP
+    assert int(count) == int(distinct) == 27_000 and int(top) == 26_999  # each training image once: rows 0..26,999
+    assert whole == "refused"
+
+
+def test_the_memory_cgroup_limit_counts_as_available_memory(tmp_path: Path) -> None:
+    from vaecore.data.datasets import cgroup_room
+
+    proc = tmp_path / "cgroup"
+    v2 = tmp_path / "fs" / "box"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("1000000\n")
+    (v2 / "memory.current").write_text("250000\n")
+    proc.write_text("0::/box\n")
+    assert cgroup_room(proc, tmp_path / "fs") == 750_000
+    (v2 / "memory.max").write_text("max\n")
+    assert cgroup_room(proc, tmp_path / "fs") is None
+    v1 = tmp_path / "fs" / "memory" / "job"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("4096\n")
+    (v1 / "memory.usage_in_bytes").write_text("1024\n")
+    proc.write_text("5:cpu:/\n4:memory:/job\n0::/\n")
+    assert cgroup_room(proc, tmp_path / "fs") == 3072
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert cgroup_room(proc, tmp_path / "fs") is None
+    assert cgroup_room(tmp_path / "missing", tmp_path / "fs") is None
 
 
 def test_ranks_read_disjoint_shards_of_each_global_batch() -> None:

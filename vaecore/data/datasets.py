@@ -13,7 +13,9 @@ needed to rebuild the same data in `Dataset.source` (written to train.json).
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -269,6 +271,46 @@ def _place(dataset: Dataset, storage: str) -> Dataset:
 
 
 def _available_memory() -> int:
+    """Bytes this process may still take: the least of the system's available memory, its memory cgroup's
+    room (limit − usage, cgroup v2 or v1) and its address-space limit (RLIMIT_AS − VmSize)."""
+    room = [_meminfo_available()]
+    cgroup = cgroup_room()
+    if cgroup is not None:
+        room.append(cgroup)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        room.append(soft - _status_bytes("VmSize:"))
+    return max(0, min(room))
+
+
+def cgroup_room(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Limit minus usage of this process's memory cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`);
+    None when it has no limit or none can be read."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        rel = path.strip().lstrip("/")
+        if hierarchy == "0" and controllers == "":
+            folders, files = (root / rel, root / "unified" / rel), ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            folders, files = (root / "memory" / rel,), ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        for folder in folders:
+            try:
+                limit = (folder / files[0]).read_text().strip()
+                if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as a huge number
+                    break
+                return int(limit) - int((folder / files[1]).read_text())
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def _meminfo_available() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -277,6 +319,18 @@ def _available_memory() -> int:
     except OSError:
         pass
     return 8 * 2**30
+
+
+def _status_bytes(key: str) -> int:
+    """A field of /proc/self/status in bytes (0 when unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def holdout_size(n: int) -> int:
