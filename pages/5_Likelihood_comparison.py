@@ -142,16 +142,17 @@ st.download_button("Metrics as CSV", downloads.csv_bytes(ranked + unranked), fil
 with st.expander("Why this order? Where the nats of −log p go"):
     st.markdown(
         "−log p of an 8-bit MNIST image is dominated by its background: about 80 % of the pixels are exactly black. A "
-        "Gaussian decoder gives the open first bin (level 0) at most half its mass when its mean sits at the edge, "
-        "so **every** Gaussian model pays about ln 2 = 0.69 nats per black pixel, however small its σ; a small σ pays "
+        "Gaussian decoder whose mean lies above the open first bin's edge (0.5/255) gives that bin at most half its "
+        "mass, so such a model pays at least ln 2 = 0.69 nats per black pixel, however small its σ; a small σ pays "
         "off only on the grey pixels it reconstructs well, and costs heavily on the stroke pixels it misses by more "
         "than σ. The KL term adds the nats the latent code costs. So the blurry σ = 1 VAE, whose collapsed posterior "
         "costs a few nats of KL, can rank **above** the σ-VAE, which spends about 50 nats of KL on a sharp code: "
         "−log p measures how well the 8-bit images are coded, not how good the samples look (compare FD and "
-        "precision/recall for that). An all-black decoder (AR-ELBO Diag-D in the zoo, its posterior collapsed) "
-        "codes the background cheaply, pays nothing for the latent code, and loses only on the strokes — which is "
-        "why it sits just tens of nats behind a good model. The breakdown below computes this for the chosen models "
-        "(one draw z ~ q(z|x) per image; the sum is the 8-bit −ELBO, which IWAE tightens into −log p).")
+        "precision/recall for that). An all-black decoder (AR-ELBO Diag-D in the zoo, its posterior collapsed) puts "
+        "its mean below the edge with a small σ, so it pays less than ln 2 a black pixel, pays nothing for the "
+        "latent code, and loses only on the strokes — which is why it sits just tens of nats behind a good model. The "
+        "breakdown below computes this for the chosen models (one draw z ~ q(z|x) per image; the sum is the 8-bit "
+        "−ELBO, which IWAE tightens into −log p).")
     bd_n = st.select_slider("Test images", [50, 100, 200, 500], value=100, key="lc_bd_n")
     if st.button("Compute the breakdown", key="lc_bd_go", disabled=not specs):
         with st.spinner("Decoding one draw per test image…"):
