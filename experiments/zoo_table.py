@@ -30,7 +30,7 @@ from vaecore.evaluation import metrics as M  # noqa: E402
 from vaecore.evaluation.claims import CLAIM_RULE, ClaimKind, check_claim  # noqa: E402
 from vaecore.evaluation.compare import to_markdown  # noqa: E402
 from vaecore.evaluation.per_image import load_per_image  # noqa: E402
-from vaecore.evaluation.ranking import rank  # noqa: E402
+from vaecore.evaluation.ranking import NO_PER_IMAGE, rank  # noqa: E402
 from vaecore.evaluation.registry import State, outcome  # noqa: E402
 from vaecore.evaluation.uncertainty import RULE, Over  # noqa: E402
 from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS  # noqa: E402
@@ -188,8 +188,31 @@ def cell(r: dict, key: str) -> str:
         return f"{r[key]} of {len(r['kl-per-dim'])}"
     e = o.estimate
     if e is None or isinstance(o.value, bool):
-        return fmt(o.value)
+        return fmt(o.value) + (PENDING if lacks_spread(r, key) else "")
     return spread_fmt(float(o.value), e.sd if e.over is Over.SEEDS else e.se)
+
+
+PENDING = "†"
+PENDING_NOTE = (f"{PENDING}: a single value from an evaluation that predates the current protocol (no per-image "
+                "values, so no SE; one sample seed for FD; one k-means run): shown, never compared or ranked, until "
+                "the model is re-evaluated (`python experiments/train_zoo.py --stage eval --resume` skips the models "
+                "already done).")
+
+
+def re_evaluated(r: dict) -> bool:
+    """Whether an evaluation follows the current protocol (it stores its metrics' uncertainty; per-image values)."""
+    return bool(r.get("uncertainty"))
+
+
+def lacks_spread(r: dict, key: str) -> bool:
+    """A value the current protocol gives an SE or a seeds' s.d. but this (older) evaluation stored without one."""
+    if re_evaluated(r) or key == "fd_two-stage":  # the 2-stage VAE's FD is one seed in every evaluation
+        return False
+    try:
+        metric = M.METRICS[metric_key(key)]
+    except KeyError:
+        return False
+    return metric.per_image or metric.seeded
 
 
 def latent_label(shape: tuple[int, ...]) -> str:
@@ -244,6 +267,9 @@ def model_table(results: dict[str, dict], columns: list[tuple[str, str]], captio
             r = results[name]
             lines.append(f"| `{name}` | {r['_epochs']} | " + " | ".join(cell(r, k) for k, _ in columns) + " |")
         notes = undefined_notes(results, names, [k for k, _ in columns])
+        if any(lacks_spread(results[n], k) and cell(results[n], k).endswith(PENDING)
+               for n in names for key, _ in columns for k in key.split("+")):
+            notes.append(f"- {PENDING_NOTE}")
         lines += [""] + notes + ([""] if notes else [])
     return "\n".join(lines).rstrip()
 
@@ -263,6 +289,11 @@ def coverage(results: dict[str, dict], hub: dict[str, dict]) -> str:
     if missing:
         text += (f" Not trained yet: {', '.join(missing)} (`python experiments/train_zoo.py --workers 2 --threads 1 "
                  "--commit` continues the zoo).")
+    pending = [f"`{n}`" for n, r in results.items() if not re_evaluated(r)]
+    text += (f" {len(results) - len(pending)} of the {len(results)} bundled models are evaluated with the current "
+             "protocol (per-image values with their SE, 3 sample seeds, 10 k-means runs)"
+             + (f"; the re-evaluation of the other {len(pending)} is under way, and their values are single numbers "
+                f"marked {PENDING}, shown but never compared or ranked: {', '.join(pending)}." if pending else "."))
     if ALIASES:
         text += (" Presets that are the same model under another paper's name are not trained twice: "
                  + ", ".join(f"`{a}` ≡ `{b}`" for a, b in ALIASES.items())
@@ -286,8 +317,9 @@ def protocol(results: dict[str, dict]) -> str:
 def ranking_table(results: dict[str, dict]) -> str:
     """The bundled models ranked on −log p of the 8-bit images, each with its paired difference to the best."""
     r = rank(results, "nll-discrete", per_image={n: v["_store"] for n, v in results.items()})
-    lines = [f"Ranked on {M.METRICS['nll-discrete'].title}; every model is compared with the best one by the paired "
-             "difference on the same test images (`worse`: more than 2 SE behind; `undecided`: within 2 SE).", "",
+    lines = [f"Ranked on {M.METRICS['nll-discrete'].title}: only the models with per-image values on the same test "
+             "images, each compared with the best one by the paired difference on those images (`worse`: more than "
+             "2 SE behind; `undecided`: within 2 SE).", "",
              "| rank | model | −log p ± SE | bits/dim | − best ± SE (paired) | against the best |",
              "| --- | --- | --- | --- | --- | --- |"]
     for i, row in enumerate(r.rows, 1):
@@ -295,9 +327,19 @@ def ranking_table(results: dict[str, dict]) -> str:
         diff = row.to_best.text(1) if row.to_best else "–"
         lines.append(f"| {i} | `{row.model}` | {cell(res, 'nll-discrete')} | {cell(res, 'bpd')} | {diff} | "
                      f"{row.verdict} |")
-    apart = {}
+    apart: dict[str, list[str]] = {}
+    unpaired = []
     for name, why in r.apart.items():
-        apart.setdefault(why, []).append(f"`{name}`")
+        if why.startswith(NO_PER_IMAGE):
+            unpaired.append(f"`{name}` {cell(results[name], 'nll-discrete')}")
+        else:
+            apart.setdefault(why.replace(f" of '{name}'", ""), []).append(f"`{name}`")
+    if not r.rows:
+        lines.insert(-2, "No model has per-image values yet: nothing is ranked.\n")
+    if unpaired:
+        lines += ["", "Not ranked until re-evaluated — evaluated before per-image values were stored, so each mean has "
+                  "no SE and cannot be paired with the ranked models' (−log p as stored, in zoo order): "
+                  + ", ".join(unpaired) + f". {PENDING_NOTE}"]
     lines += [""] + [f"- Not ranked: {', '.join(v)}: {why}." for why, v in apart.items()]
     return "\n".join(lines)
 
@@ -323,6 +365,12 @@ def claims(r: dict[str, dict]) -> list[str]:
             out.append(check_claim(f"AR-ELBO {v.title()} matches or beats its trainable-Σx counterpart{same}", a, t,
                                    [column("fd_gmm", " GMM"), column("fd", " prior"), column("mse")],
                                    ClaimKind.MATCHES_OR_BEATS, per_image=(store(a), store(t))).line())
+    pending = [f"`{n}`" for n in ("sigma-vae", "gaussian-vae", *(f"{p}-{v}" for p in ("arelbo", "trainable")
+                                                                 for v in ("iso-i", "iso-d", "diag-i", "diag-d")))
+               if n in r and not r[n].get("_alias_of") and not re_evaluated(r[n])]
+    if pending:
+        out.append(f"- Not yet re-evaluated: {', '.join(pending)}: single values (no per-image values, one sample "
+                   "seed), so their claims stay undecided until the re-evaluation reaches them.")
     return out
 
 
@@ -472,10 +520,11 @@ def sampler_rows(results: dict[str, dict], keys: dict[str, str]) -> list[dict[st
                     dataset="mnist", epochs=r["_epochs"], notes=r.get("notes", {}), seed=settings.get("seed"),
                     n_test=settings.get("n_test", r.get("n_test")), params=r.get("_params"))
         spread = r.get("uncertainty") or {}
+        shown = {k: spread[k] for k in ("mse", "probe", "kmeans", "nll-discrete", "nll-dequant") if k in spread}
         for sampler, key in keys.items():
             if key in r:
-                extra = {"uncertainty": {"fd": spread[key]}} if key in spread else {}
-                rows.append({**base, "sampler": sampler, "fd": r[key], **extra})
+                extra = {"fd": spread[key]} if key in spread else {}
+                rows.append({**base, "sampler": sampler, "fd": r[key], "uncertainty": {**shown, **extra}})
     return rows
 
 
@@ -492,8 +541,19 @@ def two_stage_note(results: dict[str, dict]) -> str:
             f"`python experiments/train_zoo.py --stage two-stage --commit` adds it to each {EVAL}.\n")
 
 
+def pending_rows_note(results: dict[str, dict]) -> str:
+    """Which rows of a paper table are single values from an older evaluation (no ±), and what that means."""
+    pending = [f"`{n}`" for n, r in results.items() if not re_evaluated(r)]
+    if not pending:
+        return ""
+    return (f"- Values without ± in the rows of {', '.join(pending)}: single values from an evaluation that predates "
+            "the current protocol (no per-image values, one sample seed, one k-means run), not compared until the "
+            "model is re-evaluated (`python experiments/train_zoo.py --stage eval --resume`).\n")
+
+
 def pythae_table(results: dict[str, dict]) -> str:
-    return to_markdown(sampler_rows(results, SAMPLER_KEYS), "pythae", reference=True) + two_stage_note(results)
+    return (to_markdown(sampler_rows(results, SAMPLER_KEYS), "pythae", reference=True) + two_stage_note(results)
+            + pending_rows_note(results))
 
 
 VARIANTS = ("iso-i", "diag-i", "iso-d", "diag-d")
@@ -505,7 +565,8 @@ def arelbo_table(results: dict[str, dict]) -> str:
                *(f"arelbo-{v}" for v in VARIANTS)]
     chosen = {n: every[n] for n in line_up if n in every}
     keys = {k: SAMPLER_KEYS[k] for k in ("prior", "two-stage", "gmm")}
-    return to_markdown(sampler_rows(chosen, keys), "arelbo-table3", reference=True) + two_stage_note(chosen)
+    return (to_markdown(sampler_rows(chosen, keys), "arelbo-table3", reference=True) + two_stage_note(chosen)
+            + pending_rows_note(chosen))
 
 
 def sigma_table4(results: dict[str, dict]) -> str:
@@ -513,7 +574,8 @@ def sigma_table4(results: dict[str, dict]) -> str:
                "disc-gaussian-vae", "disc-logistic-vae", "logistic-mixture-vae", "categorical-vae", "bitwise-vae",
                "beta-likelihood-vae")
     chosen = {n: results[n] for n in line_up if n in results}
-    return to_markdown(sampler_rows(chosen, {"prior": "fd"}), "sigma-table4", reference=True)
+    return (to_markdown(sampler_rows(chosen, {"prior": "fd"}), "sigma-table4", reference=True)
+            + pending_rows_note(chosen))
 
 
 def latent_effect(results: dict[str, dict]) -> str:

@@ -100,6 +100,7 @@ def precomputed(spec: str) -> dict[str, Any] | None:
 
 
 SE = "± SE"
+SD = "± s.d. (seeds)"
 TO_BEST = "− best, paired"
 TO_BEST_SE = "± SE (paired)"
 VERDICT = "against the best"
@@ -114,27 +115,45 @@ def spread(r: dict[str, Any], key: str) -> float | None:
     return o.estimate.sd if o.estimate.over is Over.SEEDS else o.estimate.se
 
 
+def with_spread(r: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """Each metric of `columns` followed, where the metric carries one, by its SE (over images) or s.d. (over seeds):
+    None for a value stored without it."""
+    out: dict[str, Any] = {}
+    for m in columns:
+        out[m] = finite(r.get(m))
+        if m == RANK_METRIC or METRICS[m].per_image or METRICS[m].seeded:
+            out[f"{METRICS[m].short} {SE if METRICS[m].per_image else SD}"] = spread(r, m)
+    return out
+
+
 def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
                  metrics: Sequence[str] = ACROSS, missing: Sequence[str] = ()) -> tuple[list[dict], list[dict]]:
-    """(ranked, unranked) by the engine's `rank` on −log p of the 8-bit images: only models evaluated on the same test
-    images are ranked, each with its SE, the images, and its paired difference to the best with the verdict of the
-    2-SE rule; the others (undefined, not run, other images, or `missing`: no evaluation at all) with why not.
-    Columns: those of `metrics` comparable across families. Cells hold numbers or None (shown as —)."""
+    """(ranked, unranked) by the engine's `rank` on −log p of the 8-bit images: only models with per-image values on
+    the same test images are ranked, each with its SE, the images, and its paired difference to the best with the
+    verdict of the 2-SE rule; the others (undefined, not run, other images, no per-image values, or `missing`: no
+    evaluation at all) with why not. Columns: those of `metrics` comparable across families, each followed by its SE
+    or s.d. Cells hold numbers or None (shown as —)."""
     columns = [RANK_METRIC] + [m for m in ACROSS if m in metrics and m != RANK_METRIC]
     r = rank(results, RANK_METRIC, per_image={k: v.get(PER_IMAGE_KEY) for k, v in results.items()})
+    first_se = f"{METRICS[RANK_METRIC].short} {SE}"
+
+    def cells_of(res: dict[str, Any]) -> dict[str, Any]:
+        cells = with_spread(res, columns)
+        return {RANK_METRIC: cells.pop(RANK_METRIC), SE: cells.pop(first_se), **cells}
+
     ranked = []
     for i, row in enumerate(r.rows, start=1):
         res = results[row.model]
-        cells = {m: finite(res.get(m)) for m in columns}
+        cells = cells_of(res)
+        stored_se = cells.pop(SE)
         ranked.append({"rank": i, "model": row.model, "family": families.get(row.model, ""),
-                       RANK_METRIC: cells.pop(RANK_METRIC), SE: spread(res, RANK_METRIC),
+                       RANK_METRIC: cells.pop(RANK_METRIC), SE: row.estimate.se if row.estimate else stored_se,
                        IMAGES: (res.get("settings") or {}).get("n_test", res.get("n_test")),
                        TO_BEST: row.to_best.mean if row.to_best else None,
                        TO_BEST_SE: row.to_best.se if row.to_best else None, VERDICT: row.verdict, **cells})
-    unranked = [{"model": name, "family": families.get(name, ""),
-                 **{m: finite(results[name].get(m)) for m in columns}, "why not ranked": why}
+    unranked = [{"model": name, "family": families.get(name, ""), **cells_of(results[name]), "why not ranked": why}
                 for name, why in r.apart.items()]
-    unranked += [{"model": name, "family": families.get(name, ""), **{m: None for m in columns},
+    unranked += [{"model": name, "family": families.get(name, ""), **{k: None for k in cells_of({})},
                   "why not ranked": "no evaluation yet: press Compute (bundled models ship one)"}
                  for name in missing if name not in results]
     return ranked, unranked
@@ -142,9 +161,10 @@ def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
 
 def ranking_note(results: dict[str, dict[str, Any]]) -> str:
     """The rule of the ranking and the images it is on."""
-    r = rank(results, RANK_METRIC)
+    r = rank(results, RANK_METRIC, per_image={k: v.get(PER_IMAGE_KEY) for k, v in results.items()})
     where = f" on {r.images.describe()}" if r.images else ""
-    return (f"Ranked{where}: models evaluated on other images are listed apart, never put in one order with these. "
+    return (f"Ranked{where}: models evaluated on other images, or without per-image values (no SE), are listed apart, "
+            "never put in one order with these. "
             f"Each model's difference to the best is paired over the same images; {RULE}.")
 
 
@@ -185,28 +205,37 @@ def sampler_ready(spec: str, name: str) -> bool:
 
 
 def good_default_models(choices: dict[str, str], picked: str | None, limit: int = 3) -> list[str]:
-    """Models the page starts with: the pick, then bundled models with −log p, no collapse, and an evaluation on the
-    same recorded test images as the first of them, so that the first view ranks every model it shows."""
+    """Models the page starts with: the pick, then bundled models with −log p, no collapse, an evaluation on the
+    same recorded test images as the first of them and, where any has them, per-image values — so that the first
+    view ranks every model it shows, with SEs."""
     from explorer.diagnostics import collapse_from_eval
 
     preferred = ("sigma-vae", "sigma-vae-learned", "disc-logistic-vae", "gaussian-vae", "beta-vae")
     out = [picked] if picked in choices else []
     mine = precomputed(picked) if out else None
-    images = result_images(mine) if mine is not None else None
-    for spec in [*preferred, *choices]:
-        if len(out) >= limit:
-            break
-        if spec in out or spec not in choices:
-            continue
-        ev = precomputed(spec)
-        if ev is None or finite(ev.get(RANK_METRIC)) is None or collapse_from_eval(ev):
-            continue
-        these = result_images(ev)
-        if these is None or (images is not None and not these.same_as(images)):
-            continue
-        images = images or these
-        out.append(spec)
-    return out[:limit]
+    first = result_images(mine) if mine is not None else None
+
+    def pick(paired_only: bool) -> list[str]:
+        chosen, images = list(out), first
+        for spec in dict.fromkeys([*preferred, *choices]):
+            if len(chosen) >= limit:
+                break
+            if spec in chosen or spec not in choices:
+                continue
+            ev = precomputed(spec)
+            if ev is None or finite(ev.get(RANK_METRIC)) is None or collapse_from_eval(ev):
+                continue
+            if paired_only and ev.get(PER_IMAGE_KEY) is None:
+                continue
+            these = result_images(ev)
+            if these is None or (images is not None and not these.same_as(images)):
+                continue
+            images = images or these
+            chosen.append(spec)
+        return chosen
+
+    paired = pick(paired_only=True)
+    return (paired if len(paired) > len(out) else pick(paired_only=False))[:limit]
 
 
 def prior_note(spec: str) -> str:

@@ -123,7 +123,8 @@ if ranked:
 else:
     st.caption("None of the chosen models has −log p of the 8-bit images on a recorded set of test images yet.")
 if unranked:
-    st.markdown("**Not ranked** (no density of the 8-bit images)")
+    st.markdown("**Not ranked**, each with why (no probability of the 8-bit images, other test images, or no "
+                "per-image values: a mean without its SE is shown, never ranked)")
     st.dataframe(tables.display_rows(unranked), hide_index=True, width="stretch",
                  column_config=tables.display_column_config(unranked[0]))
 for spec in specs:

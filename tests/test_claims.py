@@ -75,6 +75,11 @@ def test_ranking_compares_only_models_on_the_same_images() -> None:
     assert r.rows[-1].verdict == "worse" and r.rows[1].verdict == "undecided"
     assert "not on the ranked models' images" in r.apart["elsewhere"]  # 500 nats "better", on other images
     assert "does not record which test images" in r.apart["old"] and r.apart["ae"].startswith("undefined")
+    # a mean without its per-image values (an evaluation from before they were stored) is never ranked, however good
+    unpaired = {**a, "nll-discrete": 1.0}
+    r2 = rank({"a": a, "b": b, "unpaired": unpaired}, "nll-discrete", per_image={"a": sa, "b": sb})
+    assert [row.model for row in r2.rows] == ["a", "b"] and "no per-image values" in r2.apart["unpaired"]
+    assert not rank({"a": a}, "nll-discrete").rows  # no stores: nothing ranked as if it had an SE
     with pytest.raises(ValueError, match="comparable only among"):
         rank({"a": {**a, "elbo": 1.0}}, "elbo")  # a density: one likelihood family at a time
 

@@ -49,12 +49,28 @@ def test_where_the_nats_go_and_the_k_curve() -> None:
 
 
 def test_models_without_an_evaluation_or_on_other_images_are_named_apart() -> None:
-    from explorer.evaluations import ranking_rows
+    import numpy as np
 
-    base = {"settings": {"dataset": "mnist", "split": "test", "n_test": 2000, "fingerprint": "a"}}
-    results = {"a": {**base, "nll-discrete": 1400.0}, "b": {**base, "nll-discrete": 1300.0},
-               "c": {"nll-discrete": 900.0, "settings": {"dataset": "mnist", "n_test": 500, "fingerprint": "b"}}}
+    from explorer.caches import PER_IMAGE_KEY
+    from explorer.evaluations import ranking_rows
+    from vaecore.evaluation.per_image import PerImage
+    from vaecore.evaluation.uncertainty import ImageSet
+
+    n = 20
+    images = ImageSet("mnist", "test", tuple(range(n)), "a")
+    base = {"settings": {"dataset": "mnist", "split": "test", "n_test": n, "fingerprint": "a"}}
+    rng = np.random.default_rng(0)
+
+    def scored(values: np.ndarray) -> dict:
+        return {**base, "nll-discrete": float(values.mean()), PER_IMAGE_KEY: PerImage(images, {"nll-discrete": values})}
+
+    results = {"a": scored(1400 + rng.normal(0, 10, n)), "b": scored(1300 + rng.normal(0, 10, n)),
+               "c": {"nll-discrete": 900.0, "settings": {"dataset": "mnist", "n_test": 500, "fingerprint": "b"}},
+               "old": {**base, "nll-discrete": 800.0}}  # "best", but a mean with no per-image values
     ranked, unranked = ranking_rows(results, {}, missing=["d"])
     assert [r["model"] for r in ranked] == ["b", "a"]  # c is "better" on other images: not in this order
+    assert ranked[1]["against the best"] == "worse" and ranked[1]["± SE"] > 0
     why = {r["model"]: r["why not ranked"] for r in unranked}
-    assert "not on the ranked models' images" in why["c"] and "no evaluation yet" in why["d"]
+    assert "no per-image values" in why["c"] and "no per-image values" in why["old"] and "no evaluation yet" in why["d"]
+    old = next(r for r in unranked if r["model"] == "old")
+    assert old["nll-discrete"] == 800.0 and old["± SE"] is None  # shown, without an SE it does not have

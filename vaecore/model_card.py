@@ -86,6 +86,7 @@ def _metrics_section(metrics: dict[str, Any], train: dict[str, Any] | None = Non
     settings = metrics.get("settings") or {}
     lines = ["", "## Test metrics", "", "| metric | value | ± over | unit |", "| --- | --- | --- | --- |"]
     undefined, shown = [], set()
+    older = bool(settings) and not metrics.get("uncertainty")  # evaluated before per-image values and seeds
     for key in [k for k in METRICS if k in metrics] + [k for k in metrics if k not in METRICS]:
         if key in _SKIP or key in shown:
             continue
@@ -101,6 +102,9 @@ def _metrics_section(metrics: dict[str, Any], train: dict[str, Any] | None = Non
         e = o.estimate
         spread = "" if e is None else f" ± {(e.sd if e.over is Over.SEEDS else e.se):.3g}"
         over = "" if e is None else (f"{e.n} seeds (s.d.)" if e.over is Over.SEEDS else f"{e.n} test images (SE)")
+        if e is None and older and metric is not None and (metric.per_image or metric.seeded) \
+                and key != "fd_two-stage":
+            over = "none: an older evaluation"
         if metric is None:
             label, unit = (f"`{key}`: {describe_key(key)}" if describe_key(key) else f"`{key}`"), ""
         else:
@@ -135,6 +139,10 @@ def _context(metrics: dict[str, Any], settings: dict[str, Any], train: dict[str,
                      f"with K = {s.get('iwae_k', '?')} importance samples per image; generated images: "
                      f"{s.get('n_samples', '?')} per set, {s.get('sample_seeds', 1)} sample seed(s). ± is the SE over "
                      f"the test images or the s.d. over seeds, as the table says; {RULE}.")
+    if settings and not metrics.get("uncertainty"):
+        notes.append("This evaluation predates the stored per-image values: its numbers are single values without an "
+                     "SE (one sample seed for FD, one k-means run), not to be compared with another model's until it "
+                     "is re-evaluated (`python experiments/train_zoo.py --stage eval --only <name>` for a zoo model).")
     if metrics.get("fd_features"):
         notes.append(f"FD, precision/recall and density/coverage use the features of `{metrics['fd_features']}`, not "
                      "Inception-v3: comparable between models here, never with FID numbers in papers.")
