@@ -1,17 +1,15 @@
-"""Decoder likelihoods p(x|z): how raw decoder outputs become a distribution over images.
+"""Decoder likelihoods p(x|z): how raw decoder outputs become a distribution over images, and the registry of them
+by name (`LIKELIHOODS`, `build_likelihood`).
 
-Every likelihood reports per-example values summed over the D = C·H·W pixels, in nats.
-`nll` is −log p(x|z) as the model defines it (a density for continuous likelihoods, a
-probability for discrete ones); `nll_discrete` is always −log P of the 8-bit image
-(bin-integrated for continuous likelihoods). `objective` is the training term: the batch
-mean of `nll` unless the likelihood replaces σ by its maximum-likelihood estimate
-(σ-VAE's optimal σ, Rybkin et al. 2021; the AR-ELBO objectives, Lin et al. 2021).
+This module holds the Bernoulli and the continuous densities: the Gaussian with its σ choices (σ-VAE's optimal σ,
+Rybkin et al. 2021), the AR-ELBO Gaussian whose σx² is its maximum-likelihood estimate (Lin et al. 2021) and the
+Beta. The contract is in `likelihood_base`, the likelihoods over 8-bit levels in `discrete_likelihoods`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,147 +18,32 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vaecore.components import likelihood_facts as facts
-from vaecore.components.likelihood_facts import LOG_SIGMA, PerImageSigma, Scoring, SigmaTrace, SigmaVaries
+from vaecore.components.discrete_likelihoods import (
+    Bitwise,
+    Categorical256,
+    DiscretizedGaussian,
+    DiscretizedLogistic,
+    LogisticMixture,
+)
+from vaecore.components.likelihood_base import (
+    LOG_2PI,
+    MIN_LOG_SIGMA,
+    DiscreteLikelihood,
+    Likelihood,
+    at_least_float32,
+    gaussian_log_bin,
+    logistic_log_bin,
+    to_levels,
+)
+from vaecore.components.likelihood_facts import LOG_SIGMA, PerImageSigma, SigmaTrace, SigmaVaries
 from vaecore.utils import flat_sum, softclip
 
-LOG_2PI = math.log(2 * math.pi)
-BIN = 1.0 / 255.0
-MIN_LOG_SIGMA = -6.0
-
-
-def at_least_float32(t: torch.Tensor) -> torch.Tensor:
-    """`t` in float32 when it has less precision (autocast's bfloat16 / float16), else as it is (float64 stays)."""
-    return t.to(torch.promote_types(t.dtype, torch.float32))
-
-
-def to_levels(x: torch.Tensor) -> torch.Tensor:
-    """Map [0, 1] images to integer levels 0..255."""
-    return torch.round(x.clamp(0, 1) * 255).long()
-
-
-def log_interval(log_cdf: Callable[[torch.Tensor], torch.Tensor], lo: torch.Tensor,
-                 hi: torch.Tensor) -> torch.Tensor:
-    """log(F(hi) − F(lo)) for a symmetric standardised CDF F, stable in both tails.
-
-    Right of the centre the interval is mirrored (F(hi) − F(lo) = F(−lo) − F(−hi)) so the
-    difference is always taken between small CDF values, in log space with expm1.
-    """
-    flip = (lo + hi) > 0
-    upper = torch.where(flip, -lo, hi)
-    lower = torch.where(flip, -hi, lo)
-    lu, ll = log_cdf(upper), log_cdf(lower)
-    return lu + torch.log(-torch.expm1((ll - lu).clamp(max=-1e-12)))
-
-
-def _log_bin(log_cdf: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mu: torch.Tensor,
-             log_scale: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under a location-scale law with the symmetric standardised CDF F. The first and
-    last bins are open, log F(b) and log F(−a), computed directly: a finite stand-in for ±∞ would lose the tail
-    mass of a wide law (a logistic mixture's components reach scales of e^8) and, in float32, give log_ndtr a NaN
-    gradient (exp(x²/2) overflows)."""
-    k = to_levels(x).to(x.dtype) * BIN
-    inv = torch.exp(-log_scale)
-    a, b = (k - BIN / 2 - mu) * inv, (k + BIN / 2 - mu) * inv
-    interior = log_interval(log_cdf, a, b)
-    return torch.where(k <= 0, log_cdf(b), torch.where(k >= 1, log_cdf(-a), interior))
-
-
-def gaussian_log_bin(x: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under N(mu, σ²) integrated over the bin (open first and last bins)."""
-    return _log_bin(torch.special.log_ndtr, x, mu, log_sigma)
-
-
-def logistic_log_bin(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Per-pixel log P(bin of x) under a logistic(mu, s) integrated over the bin (open first and last bins)."""
-    return _log_bin(F.logsigmoid, x, mu, log_scale)
-
-
-class Likelihood(nn.Module):
-    """Base class. Subclasses say how many decoder channels they need and how to score x."""
-
-    name = "likelihood"
-    group = ""  # the zoo's group of a plain VAE with this decoder (a key suffix of models.families.GROUPS)
-    discrete = False
-    continuous_density = True
-    zero_density_at_edges = False  # True where the density vanishes at pixel values 0 and 1 (−log pdf = +∞ there)
-    binary_data = False  # True for a distribution over {0, 1}^D (grey levels are scored as probabilities)
-
-    def __init__(self, input_shape: tuple[int, int, int]) -> None:
-        super().__init__()
-        self.input_shape = tuple(input_shape)
-
-    @property
-    def num_values(self) -> int:
-        c, h, w = self.input_shape
-        return c * h * w
-
-    def channels(self, c: int) -> int:
-        """Decoder output channels needed for an image of c channels."""
-        return c
-
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def objective(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Training term per example, averaged over the batch."""
-        return self.nll(params, x).mean()
-
-    def nll_fitted(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """−log p(x|z) per example with any MLE-defined scale first fitted to these outputs (in
-        training); what a bound over several draws (IWAE) trains on. Equal to `nll` by default."""
-        return self.nll(params, x)
-
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
-        """−log P of the 8-bit image; None where the likelihood defines no such probability."""
-        return None
-
-    def nll_interior(self, params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """−log pdf(y) at values strictly inside (0, 1) (dequantised data), with nothing clamped; `nll` unless the
-        likelihood clamps its inputs for training."""
-        return self.nll(params, y)
-
-    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
-        """−log P of each 8-bit value, the shape of x (its sum over a picture is `nll_discrete`); None where the
-        likelihood does not split it by value."""
-        return None
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-    def trace(self) -> dict[str, float]:
-        """Scale parameters worth plotting over training (ln σ, σx² MLE): the keys `sigma_trace` names."""
-        return {}
-
-    @property
-    def scoring(self) -> Scoring:
-        """What this likelihood can score: a density, the 8-bit image's probability, binary data only."""
-        return Scoring(density=self.continuous_density,
-                       probability_8bit=self.discrete or type(self).nll_discrete is not Likelihood.nll_discrete,
-                       binary_only=self.binary_data, zero_density_at_edges=self.zero_density_at_edges)
-
-    @property
-    def sigma_trace(self) -> SigmaTrace:
-        """Which logged key is this likelihood's ln σ over training, and how its σ varies."""
-        return SigmaTrace(SigmaVaries.NONE, why_none=facts.NO_SIGMA.format(name=repr(self.name)))
-
-    def log_sigma_per_image(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
-        """Per image, the mean over pixels of ln σ for these decoder outputs and images, (B,); None where σ does
-        not vary per image (`sigma_trace.per_image`)."""
-        return None
-
-
-class DiscreteLikelihood(Likelihood):
-    """A distribution over the 256 levels of each value: `nll` is already −log P of the 8-bit image."""
-
-    group = "discrete"
-    discrete = True
-    continuous_density = False
-
-    def nll_discrete(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.nll(params, x)
+__all__ = [
+    "AR_ELBO_VARIANCES", "ARELBO", "Bernoulli", "Beta", "Bitwise", "Categorical256", "DiscreteLikelihood",
+    "DiscretizedGaussian", "DiscretizedLogistic", "GAUSSIAN_SIGMAS", "LIKELIHOODS", "Gaussian", "Likelihood",
+    "LogisticMixture", "at_least_float32", "build_likelihood", "gaussian_log_bin", "likelihood_of",
+    "logistic_log_bin", "to_levels",
+]
 
 
 class Bernoulli(Likelihood):
@@ -428,162 +311,6 @@ class ARELBO(Likelihood):
         if self.variance == "iso-d":
             return 0.5 * torch.log(sq.flatten(1).mean(1) + self.eps)
         return (0.5 * torch.log(sq + self.eps)).flatten(1).mean(1)
-
-
-class _SharedScale(DiscreteLikelihood):
-    """Discretized location-scale likelihood with one learned scale shared by all pixels."""
-
-    log_bin: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-    def __init__(self, input_shape: tuple[int, int, int], init_log_scale: float = 0.0) -> None:
-        super().__init__(input_shape)
-        self.log_scale = nn.Parameter(torch.tensor(float(init_log_scale)))
-
-    def _scale(self) -> torch.Tensor:
-        return softclip(self.log_scale, MIN_LOG_SIGMA)
-
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return flat_sum(self.nll_discrete_values(params, x))
-
-    def nll_discrete_values(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        mu = torch.sigmoid(at_least_float32(params))
-        return -type(self).log_bin(x, mu, self._scale().expand_as(mu))
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(at_least_float32(params))
-
-    def trace(self) -> dict[str, float]:
-        return {LOG_SIGMA: float(self._scale().detach())}
-
-    @property
-    def sigma_trace(self) -> SigmaTrace:
-        return SigmaTrace(SigmaVaries.SHARED, LOG_SIGMA)
-
-
-class DiscretizedGaussian(_SharedScale):
-    """Gaussian integrated over the 256 bins of an 8-bit pixel."""
-
-    name = "disc-gaussian"
-    log_bin = staticmethod(gaussian_log_bin)
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        mu = self.mean(params)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
-        return torch.round((mu + torch.exp(self._scale()) * eps).clamp(0, 1) * 255) / 255
-
-
-def _logistic_noise(shape: torch.Size, generator: torch.Generator | None,
-                    device: torch.device) -> torch.Tensor:
-    u = torch.rand(shape, generator=generator, device=device).clamp(1e-6, 1 - 1e-6)
-    return torch.log(u) - torch.log1p(-u)
-
-
-class DiscretizedLogistic(_SharedScale):
-    """Logistic integrated over the 256 bins (Kingma et al. 2016), without channel coupling."""
-
-    name = "disc-logistic"
-    log_bin = staticmethod(logistic_log_bin)
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        mu = self.mean(params)
-        noise = _logistic_noise(mu.shape, generator, mu.device)
-        return torch.round((mu + torch.exp(self._scale()) * noise).clamp(0, 1) * 255) / 255
-
-
-class LogisticMixture(DiscreteLikelihood):
-    """Mixture of K discretized logistics per value (PixelCNN++ without autoregressive channels)."""
-
-    name = "logistic-mixture"
-
-    def __init__(self, input_shape: tuple[int, int, int], components: int = 5) -> None:
-        super().__init__(input_shape)
-        self.k = components
-
-    def channels(self, c: int) -> int:
-        return 3 * self.k * c
-
-    def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, _, h, w = params.shape
-        p = at_least_float32(params).reshape(b, 3, self.k, self.input_shape[0], h, w)
-        logits = torch.log_softmax(p[:, 0], dim=1)
-        mu = torch.sigmoid(p[:, 1])
-        log_s = softclip(p[:, 2], -7.0)
-        return logits, mu, log_s
-
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        logits, mu, log_s = self._split(params)
-        xk = x.unsqueeze(1).expand_as(mu)
-        return -flat_sum(torch.logsumexp(logits + logistic_log_bin(xk, mu, log_s), dim=1))
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        logits, mu, _ = self._split(params)
-        return (logits.exp() * mu).sum(dim=1)
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        logits, mu, log_s = self._split(params)
-        gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator, device=logits.device)
-                                       .clamp(1e-6, 1 - 1e-6)))
-        pick = F.one_hot((logits + gumbel).argmax(dim=1), self.k).movedim(-1, 1).to(mu.dtype)
-        m, s = (pick * mu).sum(dim=1), (pick * log_s).sum(dim=1)
-        noise = _logistic_noise(m.shape, generator, m.device)
-        return torch.round((m + torch.exp(s) * noise).clamp(0, 1) * 255) / 255
-
-
-class Categorical256(DiscreteLikelihood):
-    """A free 256-way categorical distribution for every value."""
-
-    name = "categorical"
-
-    def channels(self, c: int) -> int:
-        return 256 * c
-
-    def _logits(self, params: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = params.shape
-        return at_least_float32(params).reshape(b, 256, self.input_shape[0], h, w)
-
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return flat_sum(F.cross_entropy(self._logits(params), to_levels(x), reduction="none"))
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self._logits(params), dim=1)
-        levels = torch.arange(256, device=probs.device, dtype=probs.dtype).view(1, 256, 1, 1, 1)
-        return (probs * levels).sum(dim=1) / 255
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        logits = self._logits(params).movedim(1, -1)
-        flat = torch.softmax(logits.reshape(-1, 256), dim=-1)
-        k = torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
-        return k.float() / 255
-
-
-class Bitwise(DiscreteLikelihood):
-    """Eight independent Bernoulli bits per 8-bit value (σ-VAE appendix C)."""
-
-    name = "bitwise"
-
-    def channels(self, c: int) -> int:
-        return 8 * c
-
-    def _logits(self, params: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = params.shape
-        return at_least_float32(params).reshape(b, 8, self.input_shape[0], h, w)
-
-    @staticmethod
-    def _weights(device: torch.device) -> torch.Tensor:
-        return (2 ** torch.arange(8, device=device)).view(1, 8, 1, 1, 1)
-
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        logits = self._logits(params)
-        bits = ((to_levels(x).unsqueeze(1) // self._weights(x.device)) % 2).to(logits.dtype)
-        return flat_sum(F.binary_cross_entropy_with_logits(logits, bits, reduction="none"))
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(self._logits(params))
-        return (p * self._weights(p.device)).sum(dim=1) / 255
-
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        bits = torch.bernoulli(torch.sigmoid(self._logits(params)), generator=generator)
-        return (bits * self._weights(bits.device)).sum(dim=1) / 255
 
 
 class Beta(Likelihood):
