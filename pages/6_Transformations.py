@@ -8,6 +8,7 @@ import torch
 
 from explorer import caches, catalog, figures, sources, state, tables, transforms, widgets
 from vaecore.data.transforms import apply_affine, invert
+from vaecore.evaluation.transfer import transfer_check
 from vaecore.evaluation.uncertainty import Z
 from vaecore.models import tvae
 from vaecore.models.families import family_title
@@ -130,7 +131,7 @@ if theta is not None:
 names = {label: f"{label}: z + k·T" if label == T_LABEL else f"{label}: z + k·(z₁ − z₂)/2" for label in models}
 for label, (_, m) in models.items():
     panels[names[label]] = tvae.apply_transformation(m, others, Ts[label], steps).cpu()
-checks = {label: tvae.transfer_check(m, others, Ts[label], truth, steps)
+checks = {label: transfer_check(m, others, Ts[label], truth, steps)
           for label, (_, m) in models.items()} if truth is not None else {}
 cols = st.columns(len(panels))
 for col, (name, grid) in zip(cols, panels.items(), strict=True):

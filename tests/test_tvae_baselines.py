@@ -11,8 +11,9 @@ import torch
 from budget import seconds
 
 from vaecore.data import transforms
+from vaecore.evaluation.transfer import transfer_check
 from vaecore.evaluation.uncertainty import mean_se
-from vaecore.models.tvae import TVAE, TVAEConfig, apply_transformation, extract_transformation, transfer_check
+from vaecore.models.tvae import TVAE, TVAEConfig, apply_transformation, extract_transformation
 
 ROOT = Path(__file__).resolve().parent.parent
 

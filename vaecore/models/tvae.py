@@ -45,8 +45,8 @@ from vaecore.presets import register_preset
 from vaecore.utils import evaluating
 
 __all__ = [
-    "TVAE", "TVAE_RANGE", "TVAEConfig", "TransferCheck", "apply_transformation", "extract_transformation",
-    "interpolate_pair", "transfer_check", "transform_range_dict",
+    "TVAE", "TVAE_RANGE", "TVAEConfig", "apply_transformation", "extract_transformation", "interpolate_pair",
+    "transform_range_dict",
 ]
 
 TVAE_RANGE = TransformRange(rotation=30.0, translation=0.1, scale=(0.8, 1.2), shear=20.0)
@@ -218,53 +218,6 @@ def apply_transformation(model: Any, images: Tensor, T: Tensor, steps: int = 1) 
         zs = z[:, None, :] + ks[None, :, None] * T[:, None, :]
         out = model.decode(zs.reshape(-1, z.shape[1]))
     return out.reshape(z.shape[0], 2 * steps + 1, *out.shape[1:])
-
-
-@dataclass(frozen=True)
-class TransferCheck:
-    """How well z + k·T decodes to the ground truth f^k(x), against doing nothing.
-
-    `moved[b, j]`: squared error (summed over pixels) of decode(μ(x_b) + k_j·T) to f^{k_j}(x_b);
-    `still[b, j]`: the same for the "do nothing" baseline, the k = 0 decode (the reconstruction) for every k.
-    A T that transfers the transformation beats the baseline at k = ±1; a T that changes something else (the
-    digit's identity) does not.
-    """
-
-    ks: tuple[int, ...]
-    moved: Tensor
-    still: Tensor
-
-    def error(self, k: int, baseline: bool = False) -> Any:
-        """Mean squared error at step k over the images, ± its SE (an `uncertainty.Estimate`)."""
-        from vaecore.evaluation.uncertainty import mean_se
-
-        return mean_se((self.still if baseline else self.moved)[:, self.ks.index(k)].double().numpy())
-
-    def gain(self, k: int) -> Any:
-        """moved − still at step k, paired over the same images (negative: T does better than doing nothing)."""
-        from vaecore.evaluation.uncertainty import Difference, mean_se
-
-        e = mean_se((self.moved - self.still)[:, self.ks.index(k)].double().numpy())
-        return Difference(e.value, e.se, e.n, True)
-
-    def verdict(self, k: int) -> Any:
-        """'better' / 'worse' / 'undecided' for z + k·T against doing nothing, by `uncertainty.RULE`."""
-        from vaecore.evaluation.uncertainty import verdict
-
-        return verdict(self.gain(k), "lower")
-
-
-def transfer_check(model: Any, images: Tensor, T: Tensor, truth: Tensor, steps: int = 1) -> TransferCheck:
-    """`TransferCheck` of T on `images` (B, C, H, W), with `truth` (B, 2·steps + 1, C, H, W) the images under
-    f^k for k = -steps..steps (column `steps` is the images themselves)."""
-    out = apply_transformation(model, images, T, steps).cpu().double()
-    truth = truth.to(out.dtype).cpu()
-    if truth.shape != out.shape:
-        raise ValueError(f"the ground truth has shape {tuple(truth.shape)}, expected {tuple(out.shape)} "
-                         f"(images × k = -{steps}..{steps} × C × H × W)")
-    moved = ((out - truth) ** 2).flatten(2).sum(-1)
-    still = ((out[:, steps:steps + 1] - truth) ** 2).flatten(2).sum(-1)
-    return TransferCheck(tuple(range(-steps, steps + 1)), moved, still)
 
 
 def interpolate_pair(model: Any, x1: Tensor, x2: Tensor, n: int = 5) -> Tensor:
