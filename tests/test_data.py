@@ -180,6 +180,26 @@ def test_read_idx_header_validation(tmp_path: Path) -> None:
         read_idx(tmp_path / "badgz")
 
 
+def test_idx_sizes_are_bounded_before_reading(tmp_path: Path) -> None:
+    import struct
+
+    from vaecore.data.formats.idx import MAX_IDX_BYTES
+
+    huge = struct.pack(">iiii", 2051, 2**31 - 1, 2**31 - 1, 2**31 - 1)  # 2^93 bytes: past int64 too
+    (tmp_path / "forged.gz").write_bytes(gzip.compress(huge))
+    with pytest.raises(ValueError, match=r"claims \(2147483647, 2147483647, 2147483647\).*over the 8 GiB limit"):
+        read_idx(tmp_path / "forged.gz")
+    rows = MAX_IDX_BYTES // (28 * 28) + 1
+    (tmp_path / "forged").write_bytes(struct.pack(">iiii", 2051, rows, 28, 28))
+    with pytest.raises(ValueError, match="over the 8 GiB limit"):
+        read_idx(tmp_path / "forged")
+    bomb = gzip.compress(struct.pack(">iiii", 2051, 10, 4, 4) + bytes(160 + 64 * 2**20))  # 64 MiB more than claimed
+    (tmp_path / "bomb.gz").write_bytes(bomb)
+    with pytest.raises(ValueError, match=r"has trailing bytes: header says \(10, 4, 4\) -> 176 bytes, file has 177 "
+                                         "or more"):
+        read_idx(tmp_path / "bomb.gz")
+
+
 def test_idx_folder_small_set_splits(tmp_path: Path) -> None:
     folder = write_idx_set(tmp_path / "set", n_train=100, n_test=20, gz=False)
     ds = load_dataset("idx", data_dir=str(folder))

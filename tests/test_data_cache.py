@@ -146,6 +146,27 @@ def test_an_interrupted_array_build_resumes(tmp_path: Path, monkeypatch: pytest.
     assert len(clean) == 25
 
 
+def test_a_cache_that_would_not_fit_is_refused_before_anything_is_written(tmp_path: Path, cache_dir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from vaecore.data import cache
+
+    folder = folder_of_images(tmp_path / "pics")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda _: usage._replace(free=256 * 2**20 + 100))
+    with pytest.raises(ValueError, match=r"needs up to 0\.00 GiB in .*which has 0\.25 GiB free; free some space "
+                                         "or set VAECORE_CACHE"):
+        load(folder)
+    assert not list(cache_dir.rglob("*.images.npy")) and not list(cache_dir.rglob("manifest.json"))
+    monkeypatch.setattr(filecache, "MAX_CACHE_BYTES", 12 * 3 * 6 * 5 - 1)  # one byte less than 12 images need
+    with pytest.raises(ValueError, match=r"the cache would take .* TiB \(limit 1 TiB\); pass a smaller --image-size"):
+        load(folder)
+    monkeypatch.undo()
+    monkeypatch.setenv("VAECORE_CACHE", str(cache_dir))
+    assert len(every_image(load(folder))) == 12  # the refused builds left nothing in the way
+
+
 def test_file_store_reads_rows_in_any_order(tmp_path: Path) -> None:
     data = np.random.default_rng(0).integers(0, 256, (50, 3, 4, 5)).astype(np.uint8)
     path = tmp_path / "x.npy"

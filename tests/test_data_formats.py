@@ -5,6 +5,7 @@ input giving its one clear message without losing anything."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import struct
@@ -74,6 +75,9 @@ def test_class_folders_label_by_sorted_folder_name(tmp_path: Path) -> None:
             Image.fromarray(rgb(60 * c + i)).save(root / name / f"{i}.png")
     ds = load("imagefolder", root)
     assert ds.classes == ["ant", "moose", "zebra"] and ds.num_classes == 3
+    manifest = json.loads((Path(ds.info["cache"]) / "manifest.json").read_text())
+    assert manifest["classes"] == ["ant", "moose", "zebra"]  # recorded with the labels it names
+    assert load("imagefolder", root).classes == ds.classes  # and read back from the cache
     folder_of = {name: c for c, name in enumerate(["zebra", "ant", "moose"])}
     for split in ("train", "val", "test"):
         x, y = ds.images[split].take(slice(None)), ds.labels[split]
@@ -96,6 +100,20 @@ def test_split_folders_with_classes_and_a_missing_val(tmp_path: Path) -> None:
     assert ds.info["layout"] == "splits+classes"
     limited = load("imagefolder", root, seed=3, limit=4)
     assert limited.size("train") == 4 and limited.size("val") == 2
+
+
+def test_train_val_test_folders_are_kept_as_given(tmp_path: Path) -> None:
+    root = tmp_path / "given"
+    for folder, n, base in (("train", 6, 0), ("valid", 2, 100), ("test", 3, 200)):  # "valid" is val
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rgb(base + i)).save(root / folder / f"{i}.png")
+    (root / "notes.png").write_bytes(b"")  # outside the split folders: counted, not used
+    ds = load("imagefolder", root)
+    assert ds.info["layout"] == "splits" and ds.classes is None and ds.y_train is None
+    for split, base, n in (("train", 0, 6), ("val", 100, 2), ("test", 200, 3)):
+        assert sorted(int(img[0, 0, 0]) for img in ds.images[split].take(slice(None))) == list(range(base, base + n))
+    assert ds.info["skipped_files"]["outside_split_folders"] == 1
 
 
 def test_file_lists_with_and_without_classes(tmp_path: Path) -> None:
@@ -436,6 +454,27 @@ def test_deepmind_npz_read_without_its_pickled_metadata(tmp_path: Path, small_gr
              latents_classes=np.zeros((3, 6), np.int64))
     with pytest.raises(ValueError, match=r"imgs has shape \(3, 64, 64\); dSprites has"):
         load("dsprites", tmp_path / "wrong.npz")
+
+
+def test_dsprites_latents_claiming_more_than_the_grid_are_refused_from_their_header(
+        tmp_path: Path, small_grid: tuple[int, ...]) -> None:
+    import io
+    import zipfile
+
+    path = tmp_path / "forged.npz"
+    _write_dsprites(path, small_grid)
+    forged = io.BytesIO()
+    np.lib.format.write_array_header_1_0(forged, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 6)})
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "out.npz", "w") as dst:
+        for info in src.infolist():
+            body = forged.getvalue() if info.filename == "latents_values.npy" else src.read(info)
+            dst.writestr(info.filename, body)  # 48 GB claimed, no data
+    with pytest.raises(ValueError, match=r"\[latents_values\]: header claims shape \(1000000000, 6\)"):
+        load("dsprites", tmp_path / "out.npz")
+    np.savez(tmp_path / "wide.npz", imgs=sprites.render(0, int(np.prod(small_grid)))[:, 0] // 255,
+             latents_values=np.zeros((int(np.prod(small_grid)), 5)), latents_classes=np.zeros((1, 6), np.int64))
+    with pytest.raises(ValueError, match=r"latents_values has shape \(72, 5\); dSprites has \(72, 6\)"):
+        load("dsprites", tmp_path / "wide.npz")
 
 
 # the existing formats keep working --------------------------------------------------------------------------

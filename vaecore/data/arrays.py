@@ -118,7 +118,7 @@ def _npy_header(f: IO[bytes], what: str, max_bytes: int | None = MAX_ARRAY_BYTES
     size = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{what}: header claims shape {shape} of {dtype} ({size / 2**30:.3g} GiB), over the "
-                         f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB limit; the file is corrupt or too large to load")
+                         f"{max_bytes / 2**30:.3g} GiB limit; the file is corrupt or too large to load")
     return shape, dtype, bool(fortran)
 
 

@@ -138,8 +138,9 @@ def decide_shape(headers: list[tuple[int, int, str]], pre: Preprocess, names: li
 
 
 def build_file_cache(kind: str, source: str, files: FileParts, pre: Preprocess, progress: Any,
-                     settings: dict[str, Any] | None = None) -> CacheEntry:
-    """The cache of these image files under `pre`, built (or resumed) unless a valid one exists."""
+                     settings: dict[str, Any] | None = None, info: dict[str, Any] | None = None) -> CacheEntry:
+    """The cache of these image files under `pre`, built (or resumed) unless a valid one exists; `info` is
+    recorded in its manifest (e.g. the class names its labels index)."""
     where = source
 
     def build(writer: CacheWriter) -> None:
@@ -154,6 +155,7 @@ def build_file_cache(kind: str, source: str, files: FileParts, pre: Preprocess, 
             writer.check_space(need)
             writer.save_progress(state)
         _decode_all(writer, state, files, pre, progress, where)
+        writer.info.update(info or {})
 
     return open_cache(kind, source, {"preprocess": pre.to_dict(), **(settings or {})}, files.fingerprint(), build)
 

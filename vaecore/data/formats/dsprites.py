@@ -83,6 +83,12 @@ def _npz_part(path: Path) -> ArrayPart:
     member.close()
     if shape != (sprites.n_images(), 64, 64):
         raise ValueError(f"{path}: imgs has shape {shape}; dSprites has ({sprites.n_images()}, 64, 64)")
+    for key in ARRAYS[1:]:  # the latents' headers, checked before either is read
+        member = NpzMember(path, key, sprites.n_images() * 6 * 8)
+        shape, kind = member.shape, member.dtype.kind
+        member.close()
+        if shape != (sprites.n_images(), 6) or kind not in "uif":
+            raise ValueError(f"{path}: {key} has shape {shape}; dSprites has ({sprites.n_images()}, 6) numbers")
     state: dict[str, NpzMember] = {}
 
     def read(start: int, stop: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from vaecore.data.datasets import MNIST_DIR, Dataset, holdout_size
 from vaecore.data.formats.registry import LoadRequest, register_format
 
-__all__ = ["IDX_FILES", "KNOWN_MD5", "decode_idx_cached", "file_md5", "read_idx"]
+__all__ = ["IDX_FILES", "KNOWN_MD5", "MAX_IDX_BYTES", "decode_idx_cached", "file_md5", "read_idx"]
 
 IDX_FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte",
@@ -43,44 +43,55 @@ KNOWN_MD5: dict[str, dict[str, tuple[str, str]]] = {
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 8 * 2**30  # the data an IDX header may claim (the arrays' limit)
 _FILES = ", ".join(IDX_FILES.values())
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Decode one IDX file (gzip or raw) to uint8: images `(N, rows, cols)` or labels `(N,)`."""
+    """Decode one IDX file (gzip or raw) to uint8: images `(N, rows, cols)` or labels `(N,)`. The header is
+    read first and the size it claims checked (at most `MAX_IDX_BYTES`) before the data is read or
+    decompressed, so a forged header or a gzip bomb allocates nothing."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise ValueError(f"{path}: corrupt gzip data ({err})") from err
-    if len(raw) < 8:
-        raise ValueError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-    magic, n = (int(v) for v in np.frombuffer(raw, dtype=">i4", count=2))
-    if magic == IDX_IMAGES_MAGIC:
-        if len(raw) < 16:
-            raise ValueError(f"{path}: too short for an IDX image header ({len(raw)} bytes)")
-        rows, cols = (int(v) for v in np.frombuffer(raw, dtype=">i4", count=2, offset=8))
-        dims, header = (n, rows, cols), 16
-    elif magic == IDX_LABELS_MAGIC:
-        dims, header = (n,), 8
-    else:
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+            magic, n = (int(v) for v in np.frombuffer(head, dtype=">i4", count=2))
+            if magic == IDX_IMAGES_MAGIC:
+                more = f.read(8)
+                if len(more) < 8:
+                    raise ValueError(f"{path}: too short for an IDX image header ({8 + len(more)} bytes)")
+                rows, cols = (int(v) for v in np.frombuffer(more, dtype=">i4", count=2))
+                dims, header = (n, rows, cols), 16
+            elif magic == IDX_LABELS_MAGIC:
+                dims, header = (n,), 8
+            else:
+                raise ValueError(
+                    f"{path}: bad IDX magic number {magic} (expected {IDX_IMAGES_MAGIC} for images or "
+                    f"{IDX_LABELS_MAGIC} for labels); is this an uncompressed or .gz IDX file?"
+                )
+            if any(d < 0 for d in dims) or (len(dims) == 3 and (rows < 1 or cols < 1)):
+                raise ValueError(f"{path}: invalid IDX sizes {dims}")
+            size = 1
+            for d in dims:
+                size *= d
+            if size > MAX_IDX_BYTES:
+                raise ValueError(f"{path}: the IDX header claims {dims} ({size / 2**30:.3g} GiB), over the "
+                                 f"{MAX_IDX_BYTES // 2**30} GiB limit; the file is corrupt or not an image set")
+            raw = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: corrupt gzip data ({err})") from err
+    if len(raw) != size:
+        what = "truncated" if len(raw) < size else "has trailing bytes"
         raise ValueError(
-            f"{path}: bad IDX magic number {magic} (expected {IDX_IMAGES_MAGIC} for images or "
-            f"{IDX_LABELS_MAGIC} for labels); is this an uncompressed or .gz IDX file?"
+            f"{path}: IDX file {what}: header says {dims} -> {header + size} bytes, file has "
+            f"{header + len(raw)}{' or more' if len(raw) > size else ''}"
         )
-    if any(d < 0 for d in dims) or (len(dims) == 3 and (rows < 1 or cols < 1)):
-        raise ValueError(f"{path}: invalid IDX sizes {dims}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: IDX file {what}: header says {dims} -> {expected} bytes, file has {len(raw)}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 @functools.lru_cache(maxsize=64)

@@ -150,7 +150,8 @@ def _plan_list(path: Path) -> FolderPlan:
 def load_folder_plan(plan: FolderPlan, name: str, kind: str, source: str, req: LoadRequest) -> Dataset:
     """Decode a planned folder into the cache (or reuse it) and split it into a Dataset."""
     entry = build_file_cache(kind, source, plan.file_parts(), req.preprocess, req.progress,
-                             {"layout": plan.layout})
+                             {"layout": plan.layout}, {"classes": plan.classes})
+    classes = entry.manifest.get("classes", plan.classes)  # the names the cached labels index, sorted
     skipped = plan.skipped.get("non_image_files", 0) + plan.skipped.get("unreadable", 0)
     if entry.fresh and req.progress is True and (entry.summary() or skipped):
         note = f"skipped {skipped} non-image or unreadable file(s); " if skipped else ""
@@ -183,7 +184,7 @@ def load_folder_plan(plan: FolderPlan, name: str, kind: str, source: str, req: L
     y = {split: None if labels[part] is None else labels[part][r] for split, (part, r) in rows.items()}
     info = {"preprocessed": True, "cache": str(entry.folder), "layout": plan.layout, "skipped_files": plan.skipped,
             **{k: entry.manifest.get(k) for k in ("skipped", "converted", "sizes", "modes", "target")}}
-    return Dataset(name, x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], classes=plan.classes,
+    return Dataset(name, x["train"], y["train"], x["val"], y["val"], x["test"], y["test"], classes=classes,
                    info=info)
 
 
