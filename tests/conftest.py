@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 # 2-core machine whose cores are also busy with other work ran a training 6x slower, burning 7x the CPU.
 # Set before torch loads OpenMP; subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Kernel choices measured by the tests are kept apart from the user's (~/.cache/vaecore), across sessions.
+os.environ.setdefault("VAECORE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "vaecore-test-cache"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -19,6 +19,7 @@ from vaecore.components.context import StepContext
 from vaecore.evaluation import metrics
 from vaecore.hub import bundled_names
 from vaecore.models.base import MODEL_TYPES
+from vaecore.utils import evaluating
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
 from zoo_common import check_images  # noqa: E402  (the model's own data: MNIST, or dSprites for the study's)
@@ -207,8 +208,8 @@ def test_metrics_iwae_is_the_models_own_bound(name: str) -> None:
     with torch.no_grad():
         ours = metrics.iwae_log_likelihood(model, x, k=8, batch_size=4, chunk=8,
                                            generator=torch.Generator().manual_seed(3))
-        with metrics.channels_last_on_cpu(model):  # the metric's memory format: the same rounding (the
-            q = model.posterior(x)                   # Poincaré ball turns a 1-ulp change of μ into 1e-3 nats)
+        with evaluating(model):  # the metric's kernels and memory format: the same rounding (the
+            q = model.posterior(x)   # Poincaré ball turns a 1-ulp change of μ into 1e-3 nats)
             direct = model.log_importance_weights(x, 8, torch.Generator().manual_seed(3), posterior=q)
     assert torch.allclose(ours, (torch.logsumexp(direct.double(), 0) - math.log(8)).cpu(), atol=1e-6)
 

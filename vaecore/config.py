@@ -334,9 +334,13 @@ class TrainConfig(Config):
                             "bf16 applies (autocast, fast with AMX / AVX-512 BF16); auto = fp32 on the CPU")
     compile: bool = setting(False, cli=True, help="torch.compile the loss")
     channels_last: bool = setting(False, cli=True, help="channels-last memory format for conv nets")
-    conv_autotune: bool = setting(False, cli=True,
-                                  help="CPU: each conv layer times PyTorch's kernel against a GEMM lowering on its "
-                                       "first batch and keeps the faster (1.5-3.5x on Pythae's ConvNet)")
+    conv_autotune: bool = setting(True, cli=True,
+                                  help="CPU: each conv layer keeps the faster of PyTorch's kernel and a GEMM lowering, "
+                                       "measured once per machine and shape (cached; recorded for an exact resume)")
+    deterministic: bool = setting(False, cli=True,
+                                  help="bit for bit: PyTorch's own kernels, nothing chosen by measurement (CPU) and "
+                                       "deterministic algorithms (CUDA); the default is the fastest path that "
+                                       "differs only in rounding")
     threads: int | None = setting(None, lo=1, hi=MAX_THREADS, cli=True, resumable=True, help="torch CPU threads")
     world_size: int = setting(1, lo=1, help="processes the run is trained by (set by torchrun, recorded)")
     augment: dict[str, Any] | None = setting(None, help="random affine transforms of the training images: "

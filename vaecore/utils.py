@@ -157,7 +157,11 @@ def read_json(path: str | Path) -> Any:
 
 @contextlib.contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients for the block; the model's train/eval mode is restored after."""
+    """Eval mode and no gradients for the block, on this machine's fastest exact-enough path
+    (`vaecore.runtime.inference.prepare`); the model's train/eval mode is restored after."""
+    from vaecore.runtime.inference import prepare
+
+    prepare(model)
     was_training = model.training
     model.eval()
     try:

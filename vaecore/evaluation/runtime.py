@@ -1,4 +1,5 @@
-"""How metric passes run: the model's device, seeded generators, batches with progress, channels-last on CPU.
+"""How metric passes run: the model's device, seeded generators, batches with progress (the kernels and memory
+format: `vaecore.utils.evaluating`, through `vaecore.runtime.inference`).
 
 Shared by every metric module (`vaecore/evaluation/metrics/`); nothing here knows a metric.
 """
@@ -45,21 +46,6 @@ def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(seed))
         yield
-
-
-@contextlib.contextmanager
-def channels_last_on_cpu(model: torch.nn.Module) -> Iterator[None]:
-    """Run CPU convolutions in channels-last layout (same values, about 1.5× faster for the
-    σ-VAE decoder); the parameters' layout is restored afterwards."""
-    params = [p for p in model.parameters() if p.dim() == 4]
-    if device_of(model).type != "cpu" or not params or not all(p.is_contiguous() for p in params):
-        yield
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        model.to(memory_format=torch.contiguous_format)
 
 
 class TqdmProgress:

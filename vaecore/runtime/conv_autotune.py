@@ -3,36 +3,46 @@
 oneDNN is fast on wide feature maps but slow on the small ones of MNIST-sized networks: Pythae's
 ConvNet spends most of its time in a 512→1024 convolution whose output is 1×1 and in transposed
 convolutions over 4×4 and 7×7 maps, which a single matrix product (unfold → GEMM, or GEMM →
-fold for a transposed convolution) computes two to five times faster, most of all under bf16.
-Which kernel wins depends on the shape, dtype and hardware, so this module measures, like
-`torch.backends.cudnn.benchmark`: the first call of a layer with a new input signature times
-both twice on a quarter of the batch (forward, and backward when autograd will need it) and keeps
-the faster of the second, warm, timings (a batch of 64 or fewer, such as a sample grid, takes
-the choice already made for a larger batch of the same images).
+fold for a transposed convolution) computes up to six times faster; on other layers oneDNN is twice as
+fast. Which kernel wins depends on the shape, dtype, ISA and threads, so this module measures, like
+`torch.backends.cudnn.benchmark`: the first call of a layer with a new input signature (shape, dtype,
+layout, with or without backward) times both on that batch — a warm-up call each, then the best of up to
+`REPEATS` interleaved calls (CPU time of this thread when torch runs one thread, so other processes' load
+does not decide; wall time otherwise) — and takes the GEMM only when it needs at most `MARGIN` of oneDNN's
+time. The choice is kept per machine (`kernel_cache`: the signature covers CPU, ISA caps, threads and
+torch), so the next run on this machine reads it instead of timing again. A batch of 64 or fewer, such as
+a sample grid, takes the choice already made for a larger batch of the same images.
 
 The weights, their names and the function computed are those of the original modules (the
 lowering differs only in float rounding), so checkpoints and loading are untouched. The choices
 are part of a run's state (`choices` / `load_choices`), so a resumed run picks the same kernels
-and stays exact.
+and stays exact. `vaecore.runtime.policy.deterministic()` runs keep PyTorch's kernels everywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vaecore.runtime import kernel_cache, policy
+
 NATIVE, GEMM = "native", "gemm"
 _CHOICES = "_vaecore_conv_choices"
-TUNE_FRACTION, TUNE_MIN_BATCH = 4, 16  # timed on a quarter of the batch (at least 16 images): tuning costs ~1 step
+REPEATS = 3  # timed calls per kernel after a warm-up call (fewer when the first round is clear)
+MARGIN = 0.9  # the GEMM is chosen only when it takes at most this fraction of oneDNN's time
+CLEAR = 0.5  # a first round where one kernel takes less than this fraction of the other's time decides
 SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
 __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
-           "load_choices"]
+           "load_choices", "measure", "native_kernels"]
+_native = threading.local()
 
 
 def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
@@ -97,22 +107,56 @@ def _signature(m: nn.Module, x: Tensor) -> str:
     return f"{'x'.join(map(str, x.shape))}/{str(dtype).removeprefix('torch.')}/{layout}/{'train' if grad else 'eval'}"
 
 
-def _time(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool) -> float:
+def _geometry(m: nn.Module) -> str:
+    """The layer's shape of computation (what a cached choice applies to, whatever the module's name)."""
+    kind = "convT" if isinstance(m, nn.ConvTranspose2d) else "conv"
+    extra = f"o{m.output_padding}" if isinstance(m, nn.ConvTranspose2d) else ""
+    return (f"{kind}{tuple(m.weight.shape)}s{m.stride}p{m.padding}{extra}b{int(m.bias is not None)}"
+            .replace(" ", ""))
+
+
+def _clock() -> Callable[[], float]:
+    """This thread's CPU time when torch computes on this thread alone (robust to other processes' load),
+    else wall time."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
+def _time(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool,
+          clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds of one call, with its backward when `grad` (off the real graph: nothing accumulates)."""
     xi = x.detach().requires_grad_(x.requires_grad) if grad else x
-    t = time.perf_counter()
+    t = clock()
     y = fn(xi)
     if grad:
         inputs = [p for p in (m.weight, m.bias) if p is not None and p.requires_grad]
         inputs += [xi] if xi.requires_grad else []
         torch.autograd.grad(y, inputs, torch.ones_like(y))
-    return time.perf_counter() - t
+    return clock() - t
+
+
+def measure(m: nn.Module, x: Tensor, grad: bool) -> tuple[str, dict[str, float]]:
+    """Time oneDNN's kernel and the GEMM lowering of layer `m` on input `x` (with backward when `grad`):
+    the chosen kernel and each one's best time in seconds."""
+    fns = {NATIVE: type(m).forward.__get__(m), GEMM: _gemm_forward(m)}
+    clock = _clock()
+    for fn in fns.values():  # warm-up: first-call allocations and oneDNN's primitive creation
+        _time(fn, x, m, grad, clock)
+    best = dict.fromkeys(fns, float("inf"))
+    for r in range(REPEATS):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _time(fn, x, m, grad, clock))
+        lo, hi = sorted(best.values())
+        if r == 0 and lo < CLEAR * hi:
+            break
+    return (GEMM if best[GEMM] <= MARGIN * best[NATIVE] else NATIVE), best
 
 
 def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     native = type(self).forward.__get__(self)
     if args or kwargs or x.device.type != "cpu" or x.dim() != 4:  # e.g. ConvTranspose2d's output_size
         return native(x, *args, **kwargs)
+    if policy.deterministic() or getattr(_native, "on", False):
+        return native(x)
     table: dict[str, str] = getattr(self, _CHOICES)
     key = _signature(self, x)
     choice = table.get(key)
@@ -120,14 +164,25 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
         rest = key.split("x", 1)[1]
         choice = next((c for k, c in table.items() if k.split("x", 1)[1] == rest), None)
     if choice is None:
-        gemm = _gemm_forward(self)
-        grad = key.endswith("/train")
-        probe = x[: max(TUNE_MIN_BATCH, -(-x.shape[0] // TUNE_FRACTION))]
-        best: dict[str, float] = {}
-        for name, fn in ((NATIVE, native), (GEMM, gemm), (NATIVE, native), (GEMM, gemm)):  # 2nd round: warm
-            best[name] = _time(fn, probe, self, grad)
-        choice = table[key] = min(best, key=best.__getitem__)
+        shared = f"{_geometry(self)}|{key}"
+        choice = kernel_cache.lookup(shared)
+        if choice not in (NATIVE, GEMM):
+            choice, timings = measure(self, x, key.endswith("/train"))
+            kernel_cache.store(shared, choice, timings)
+        table[key] = choice
     return native(x) if choice == NATIVE else _gemm_forward(self)(x)
+
+
+@contextlib.contextmanager
+def native_kernels() -> Iterator[None]:
+    """PyTorch's own kernels for every tuned layer, in this thread, for the block (e.g. while another choice is
+    measured)."""
+    before = getattr(_native, "on", False)
+    _native.on = True
+    try:
+        yield
+    finally:
+        _native.on = before
 
 
 def enable(model: nn.Module) -> int:

@@ -2,11 +2,15 @@
 
 `Runtime(config)` joins the torchrun process group (a no-op on one process), picks the device,
 sets the CPU threads, and decides mixed precision: on CUDA bf16 where supported (else fp16 with a
-GradScaler) for "auto"; on the CPU only an explicit "bf16", so CPU runs stay exact fp32 by
-default. `place(model)` moves a model to the device, channels-last when asked, with measured CPU
-convolution kernels (`vaecore.runtime.conv_autotune`; not under torch.compile). `loss_function`
-gives the step's loss: through DistributedDataParallel (one parameter group on several
-processes), torch.compile, or the model's own `loss`.
+GradScaler) for "auto"; on the CPU only an explicit "bf16", so CPU runs stay fp32 by default.
+`place(model)` moves a model to the device, in the memory format asked for, with measured CPU
+convolution kernels (`vaecore.runtime.conv_autotune`, on by default; not under torch.compile) and
+pins it, so evaluation passes during the run do not change its kernels (`vaecore.runtime.inference`).
+`deterministic` (`vaecore.runtime.policy`) turns every measured choice off: PyTorch's own kernels on the
+CPU, cuDNN's deterministic algorithms on CUDA; otherwise cuDNN picks its kernels by measurement too.
+The process keeps freed memory for reuse (`vaecore.runtime.memory`). `loss_function` gives the step's
+loss: through DistributedDataParallel (one parameter group on several processes), torch.compile, or
+the model's own `loss`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from vaecore.config import TrainConfig
 from vaecore.models.base import LossOutput, PretrainedModel
-from vaecore.runtime import conv_autotune
+from vaecore.runtime import conv_autotune, inference, memory
 from vaecore.training import distributed
 from vaecore.training.steps import StepContext
 from vaecore.utils import default_device
@@ -49,7 +53,14 @@ class Runtime:
             torch.set_num_threads(config.threads)
         self.channels_last = config.channels_last
         self.compile = config.compile
-        self.conv_autotune = config.conv_autotune and self.device.type == "cpu" and not config.compile
+        self.deterministic = config.deterministic
+        self.conv_autotune = (config.conv_autotune and not config.deterministic and self.device.type == "cpu"
+                              and not config.compile)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic
+            if config.deterministic:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+        memory.keep_freed_memory()
         self.amp_dtype = amp_dtype(config.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
@@ -61,10 +72,12 @@ class Runtime:
     def place(self, model: PretrainedModel) -> PretrainedModel:
         """The model on this device, in this memory format, with measured conv kernels where asked."""
         model = model.to(self.device)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         if self.conv_autotune:
             conv_autotune.enable(model)
+        else:
+            conv_autotune.disable(model)
+        inference.pin(model)
         return model
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:

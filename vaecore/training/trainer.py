@@ -33,6 +33,7 @@ from vaecore.config import TrainConfig, meta_of
 from vaecore.data.datasets import Dataset
 from vaecore.data.pipeline import Augment, TrainBatches
 from vaecore.models.base import PretrainedModel
+from vaecore.runtime import memory
 from vaecore.training import checkpointing
 from vaecore.training import run_folder as rf
 from vaecore.training.epoch_end import BEST, BestModel, sample_grids, write_grids
@@ -143,7 +144,8 @@ class Trainer:
             raise FileNotFoundError(f"{out_dir / CHECKPOINT} not found: nothing to resume in {out_dir}")
         recorded = rf.read_train_json(out_dir)
         try:
-            tc = TrainConfig.from_dict({**recorded, **changes})
+            # a train.json from before measured kernels were the default trained on PyTorch's own kernels
+            tc = TrainConfig.from_dict({"conv_autotune": False, **recorded, **changes})
         except ValueError as e:
             raise rf.RunFolderError(f"{out_dir / rf.TRAIN}: {e}") from e
         model = load_folder(out_dir)
@@ -191,8 +193,11 @@ class Trainer:
         The run folder is locked for the whole run: a second writer gets `RunLockedError`; a new run in a
         folder that already holds one gets `RunExistsError` (resume it instead).
         """
-        with rf.RunLock(self.out_dir) if self.runtime.dist.is_main else contextlib.nullcontext():
-            return self._fit()
+        try:
+            with rf.RunLock(self.out_dir) if self.runtime.dist.is_main else contextlib.nullcontext():
+                return self._fit()
+        finally:
+            memory.release()  # the freed memory the run kept for reuse goes back to the system
 
     def _fit(self) -> TrainResult:
         fresh = self._start()

@@ -69,14 +69,13 @@ from vaecore.evaluation.registry import (
     outcome,
     undefined_reason,
 )
-from vaecore.evaluation.runtime import ProgressFn, as_progress, channels_last_on_cpu
+from vaecore.evaluation.runtime import ProgressFn, as_progress
 from vaecore.evaluation.uncertainty import ImageSet, mean_se, seed_spread
 
 __all__ = [
     "ACTIVE_THRESHOLD", "COLLAPSED_KL", "FID_WEIGHTS_UNSUPPORTED", "GAP_S", "KNN_K", "KNN_TRAIN", "METRICS",
     "MI_MIXTURE", "MI_SATURATED", "PRDC_K", "Metric", "ProgressFn", "active_units", "bits_per_dim",
-    "channels_last_on_cpu", "dequantise", "discrete_breakdown", "elbo", "evaluate", "expected_gap",
-    "frechet_distance", "generate",
+    "dequantise", "discrete_breakdown", "elbo", "evaluate", "expected_gap", "frechet_distance", "generate",
     "image_set", "iwae_k_curve", "iwae_log_likelihood", "iwae_terms", "kl_per_dimension", "kl_per_image",
     "knn_accuracy", "knn_correct", "latent_means", "model_codes", "mutual_information", "nll_dequantised",
     "nll_discrete", "nll_pdf", "outcome", "posterior_moments", "prdc", "reconstruction_mse", "undefined_reason",

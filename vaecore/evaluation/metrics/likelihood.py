@@ -35,7 +35,7 @@ from vaecore.evaluation.registry import (
     register_pass,
     undefined_reason,
 )
-from vaecore.evaluation.runtime import ProgressFn, batches, channels_last_on_cpu, device_of, seeded
+from vaecore.evaluation.runtime import ProgressFn, batches, device_of, seeded
 from vaecore.utils import evaluating
 
 GROUP = "likelihood"
@@ -173,7 +173,7 @@ def iwae_terms(model: torch.nn.Module, x: Tensor, k: int, terms: tuple[str, ...]
     if chunk is None:
         chunk = max(1, (16384 if device.type == "cuda" else 1024) // max(1, min(batch_size, x.shape[0])))
     results: dict[str, list[Tensor] | None] = {t: [] for t in terms}
-    with evaluating(model), channels_last_on_cpu(model):
+    with evaluating(model):
         for s in batches(x.shape[0], batch_size, stage, progress):
             xb = x[s].to(device, torch.float32)
             q = model.posterior(xb)
@@ -295,7 +295,7 @@ def iwae_k_curve(model: torch.nn.Module, x: Tensor, ks: Sequence[int] = (1, 10, 
     term = "nll_discrete" if discrete else "nll"
     device = device_of(model)
     out: dict[int, list[Tensor]] = {k: [] for k in ks}
-    with evaluating(model), channels_last_on_cpu(model):
+    with evaluating(model):
         for s in batches(x.shape[0], batch_size, "K-curve", progress):
             xb = x[s].to(device, torch.float32)
             q = model.posterior(xb)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from vaecore.evaluation.registry import Direction, EvalContext, Metric, register_metric, register_pass
-from vaecore.evaluation.runtime import ProgressFn, batches, channels_last_on_cpu, device_of
+from vaecore.evaluation.runtime import ProgressFn, batches, device_of
 from vaecore.utils import evaluating
 
 GAP_S = 0.1
@@ -37,7 +37,7 @@ def expected_gap(model: torch.nn.Module, x: Tensor, s: float = GAP_S, n_pairs: i
         raise ValueError(f"need s > 0 and n_pairs >= 1, got s={s}, n_pairs={n_pairs}")
     device = device_of(model)
     total = torch.zeros((), dtype=torch.float64)
-    with evaluating(model), channels_last_on_cpu(model):
+    with evaluating(model):
         for sl in batches(x.shape[0], batch_size, "expected-gap", progress):
             m = model.embed(x[sl])
             eps = torch.randn((2, n_pairs, *m.shape), generator=generator, device=device) * s
