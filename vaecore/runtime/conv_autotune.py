@@ -41,7 +41,7 @@ MARGIN = 0.9  # the GEMM is chosen only when it takes at most this fraction of o
 CLEAR = 0.5  # a first round where one kernel takes less than this fraction of the other's time decides
 SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
 __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
-           "load_choices", "measure", "native_kernels"]
+           "layer_geometry", "load_choices", "measure", "native_kernels", "timer"]
 _native = threading.local()
 
 
@@ -107,7 +107,7 @@ def _signature(m: nn.Module, x: Tensor) -> str:
     return f"{'x'.join(map(str, x.shape))}/{str(dtype).removeprefix('torch.')}/{layout}/{'train' if grad else 'eval'}"
 
 
-def _geometry(m: nn.Module) -> str:
+def layer_geometry(m: nn.Module) -> str:
     """The layer's shape of computation (what a cached choice applies to, whatever the module's name)."""
     kind = "convT" if isinstance(m, nn.ConvTranspose2d) else "conv"
     extra = f"o{m.output_padding}" if isinstance(m, nn.ConvTranspose2d) else ""
@@ -115,7 +115,7 @@ def _geometry(m: nn.Module) -> str:
             .replace(" ", ""))
 
 
-def _clock() -> Callable[[], float]:
+def timer() -> Callable[[], float]:
     """This thread's CPU time when torch computes on this thread alone (robust to other processes' load),
     else wall time."""
     return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
@@ -138,7 +138,7 @@ def measure(m: nn.Module, x: Tensor, grad: bool) -> tuple[str, dict[str, float]]
     """Time oneDNN's kernel and the GEMM lowering of layer `m` on input `x` (with backward when `grad`):
     the chosen kernel and each one's best time in seconds."""
     fns = {NATIVE: type(m).forward.__get__(m), GEMM: _gemm_forward(m)}
-    clock = _clock()
+    clock = timer()
     for fn in fns.values():  # warm-up: first-call allocations and oneDNN's primitive creation
         _time(fn, x, m, grad, clock)
     best = dict.fromkeys(fns, float("inf"))
@@ -164,7 +164,7 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
         rest = key.split("x", 1)[1]
         choice = next((c for k, c in table.items() if k.split("x", 1)[1] == rest), None)
     if choice is None:
-        shared = f"{_geometry(self)}|{key}"
+        shared = f"{layer_geometry(self)}|{key}"
         choice = kernel_cache.lookup(shared)
         if choice not in (NATIVE, GEMM):
             choice, timings = measure(self, x, key.endswith("/train"))

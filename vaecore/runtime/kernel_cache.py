@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,10 +85,20 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file beside `path` and rename it over: readers see the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def store(key: str, choice: str, timings: dict[str, float]) -> None:
     """Record this machine's choice for `key` in memory and in its file (merged with other processes' writes)."""
-    from vaecore.utils import atomic_write_json
-
     m = machine.current()
     signature = m.signature()
     entry = {"choice": choice, "ms": {k: round(v * 1e3, 4) for k, v in timings.items()}}
@@ -102,7 +113,7 @@ def store(key: str, choice: str, timings: dict[str, float]) -> None:
             with _file_lock(path):
                 merged = {**_read(path), key: entry}
                 if len(merged) <= MAX_ENTRIES:
-                    atomic_write_json(path, {"format": FORMAT, "machine": m.describe(), "entries": merged})
+                    _write(path, {"format": FORMAT, "machine": m.describe(), "entries": merged})
                     entries.update(merged)
         except OSError:
             pass  # a read-only home: the choice holds for this process

@@ -35,7 +35,7 @@ def conv_layers(model: nn.Module) -> list[nn.Module]:
 
 def geometry(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     """A short hash of the model's conv layers (in order) and its image shape: what the choice applies to."""
-    text = ";".join(conv_autotune._geometry(m) for m in conv_layers(model)) + f"|{tuple(input_shape)}"
+    text = ";".join(conv_autotune.layer_geometry(m) for m in conv_layers(model)) + f"|{tuple(input_shape)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -55,7 +55,7 @@ def measure(model: Any, input_shape: tuple[int, ...]) -> tuple[bool, dict[str, f
     each). The model's format is restored after."""
     before = _is_channels_last(model)
     x = torch.rand(PROBE, *input_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
-    clock = conv_autotune._clock()
+    clock = conv_autotune.timer()
     best = {"nc": math.inf, "cl": math.inf}
     try:
         with torch.no_grad(), conv_autotune.native_kernels():
