@@ -13,6 +13,7 @@ from typing import Any
 from explorer.catalog import bundled_catalog, finite
 from vaecore.evaluation.reference import PYTHAE_MNIST_SETTINGS, PYTHAE_TABLE4_MNIST, SOURCES
 from vaecore.evaluation.registry import METRICS
+from vaecore.evaluation.uncertainty import RULE
 from vaecore.files import EVAL
 
 
@@ -33,6 +34,17 @@ OURS: tuple[tuple[str, str], ...] = (
     ("knn", _column("knn", "acc")),
 )
 SORT_DEFAULT = OURS[0][1]
+EVALUATION = "evaluation"
+CURRENT, OLDER = "with ±", "older: no ±"
+
+
+def spread_column(key: str) -> str:
+    """The column of a metric's SE (over test images) or s.d. (over seeds), e.g. 'FD GMM ±'."""
+    column = dict(OURS)[key]
+    return column.replace(" (reconstruction)", "").replace(" acc", "") + " ±"
+
+
+SPREAD = {key: spread_column(key) for key, _ in OURS if key != "fd_two-stage"}  # the 2-stage FD: one seed always
 _METRIC_OF = {column: key.split("_")[0] for key, column in OURS}
 PYTHAE_PREFIX = "Pythae FID"
 """Pythae's appendix Table 4 (MNIST): FID on Inception features after 100 epochs (the columns' help says so)."""
@@ -60,7 +72,13 @@ COLUMN_HELP = {
     _COLUMNS["kmeans"]: TASKS["clustering"],
     _COLUMNS["knn"]: METRICS["knn"].description,
     "epochs": "epochs this bundled model was trained (Pythae trained every model for 100)",
+    EVALUATION: f"'{CURRENT}': evaluated with the current protocol (SE over the test images, s.d. over 3 sample seeds "
+                f"or 10 k-means runs); '{OLDER}': an evaluation from before it, single values whose differences are "
+                "not decided",
 }
+COLUMN_HELP.update({column: ("s.d. over sample seeds" if METRICS[key.split("_")[0]].seeded else
+                             "standard error over the test images") + f" of {dict(OURS)[key]}"
+                    for key, column in SPREAD.items()})
 
 
 def pythae_row(preset: str) -> dict[str, Any] | None:
@@ -86,20 +104,33 @@ def benchmark_rows(entries: Sequence[dict[str, Any]] | None = None) -> list[dict
         row: dict[str, Any] = {"model": entry["name"],
                                "epochs": int(epochs) if isinstance(epochs, int | float) else None}
         row.update({column: finite(flat.get(key)) for key, column in OURS})
+        row.update({column: _spread(flat, key) for key, column in SPREAD.items()})
+        row[EVALUATION] = CURRENT if flat.get("uncertainty") else OLDER
         row["Pythae model"] = paper.get("label")
         row.update({column: finite(paper.get(key)) for key, column in PYTHAE})
         rows.append(row)
     return rows
 
 
+def _spread(result: dict[str, Any], key: str) -> float | None:
+    """A stored metric's SE (over images) or s.d. (over seeds), None without one."""
+    from vaecore.evaluation.registry import State, outcome
+    from vaecore.evaluation.uncertainty import Over
+
+    o = outcome(result, key)
+    if o.state is not State.VALUE or o.estimate is None:
+        return None
+    return o.estimate.sd if o.estimate.over is Over.SEEDS else o.estimate.se
+
+
 def column_order(ours: Sequence[str] | None = None) -> list[str]:
     """The table's columns: each of Pythae's FIDs right beside our FD of the same sampler (so both are on screen),
-    the other tasks after them, Pythae's model name last."""
+    then our value's ±, the other tasks after them, Pythae's model name last."""
     theirs = dict(PYTHAE)
-    out = ["model", "epochs"]
+    out = ["model", "epochs", EVALUATION]
     for key, column in OURS:
         sampler = "prior" if key == "fd" else key.removeprefix("fd_") if key.startswith("fd_") else None
-        out += [column] + ([theirs[sampler]] if sampler in theirs else [])
+        out += [column] + ([theirs[sampler]] if sampler in theirs else []) + ([SPREAD[key]] if key in SPREAD else [])
     return [*out, "Pythae model"]
 
 
@@ -116,7 +147,10 @@ def caption() -> str:
             f"{s['configs_per_model']} configurations). Our FD uses the features of a small MNIST classifier and "
             "fewer samples, and the bundled models trained far fewer epochs: compare models within a column, "
             "not our FD with their FID in absolute value. Pythae's reconstruction, classification and clustering "
-            "numbers are not in our copy of the paper. Empty cells: not evaluated, or not in Pythae's benchmark.")
+            "numbers are not in our copy of the paper. Empty cells: not evaluated, or not in Pythae's benchmark. "
+            f"Each of our values has its ± beside it (SE over the test images; s.d. over 3 sample seeds for FD, over "
+            f"10 runs for k-means; the 2-stage FD is one seed); a sorted column orders values, it does not decide "
+            f"them: {RULE}. Rows marked '{OLDER}' were evaluated before the protocol stored these and carry none.")
 
 
 def sorted_rows(rows: Sequence[dict[str, Any]], column: str, descending: bool = False) -> list[dict[str, Any]]:
@@ -139,10 +173,16 @@ def column_figure(rows: Sequence[dict[str, Any]], column: str) -> Any:
 
     shown = [r for r in rows if r.get(column) is not None]
     shown.reverse()  # horizontal bars draw bottom-up: the table's first row on top
+    key = next((k for k, c in OURS if c == column), None)
+    spread = SPREAD.get(key) if key else None
+    errors = [r.get(spread) or 0.0 for r in shown] if spread else None
     fig = go.Figure(go.Bar(y=[r["model"] for r in shown], x=[r[column] for r in shown], orientation="h",
                            text=[f"{r[column]:.3g}" for r in shown], textposition="auto",
+                           error_x={"type": "data", "array": errors, "visible": True} if errors else None,
                            hovertemplate="%{y}: %{x:.3g}<extra></extra>"))
-    fig.update_layout(height=max(240, 20 * len(shown) + 80), title=f"{column} — {better_direction(column)}",
+    title = f"{column} — {better_direction(column)}" + (" (bars: ± SE or s.d.; none on older evaluations)"
+                                                          if errors else "")
+    fig.update_layout(height=max(240, 20 * len(shown) + 80), title=title,
                       yaxis={"automargin": True, "tickfont": {"size": 12}}, bargap=0.25,
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig

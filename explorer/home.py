@@ -34,6 +34,10 @@ def _column_config() -> dict[str, Any]:
         m = METRICS[key]
         config[m.short_title] = st.column_config.NumberColumn(
             m.short_title, format="%.4g", help=f"{m.title}: {m.description}")
+    for key, column in zoo.SPREAD_COLUMNS.items():
+        config[column] = st.column_config.NumberColumn(column, format="%.3g", help=f"{METRICS[key].uncertainty} of "
+                                                       f"{METRICS[key].label} (empty: not stored by an older "
+                                                       "evaluation)")
     return config
 
 
@@ -46,7 +50,10 @@ def zoo_table(run_folders: list) -> list[zoo.ZooRow]:
                f"({METRICS['nll-discrete'].unit}, lower is better, comparable across every model with a density), "
                "**MSE** of the reconstructions, **FD** of prior samples (a small MNIST classifier's features, not "
                "Inception FID), **active** latent dimensions; empty where a model does not define a metric or has "
-               "not been evaluated. Click a header to sort; tick rows to see those models side by side below.")
+               "not been evaluated. Each value has its ± beside it (SE over the test images, s.d. over 3 sample "
+               "seeds); an empty ± is an evaluation from before they were stored. A sorted column orders values, "
+               "it does not decide them (the Likelihood comparison page ranks with paired differences). Click a "
+               "header to sort; tick rows to see those models side by side below.")
     c1, c2, c3 = st.columns([3, 4, 2], vertical_alignment="bottom")
     text = c1.text_input("Filter", key="zoo_filter", placeholder="name, family or likelihood").strip().lower()
     families = sorted({r.family for r in rows})

@@ -31,6 +31,9 @@ from vaecore.presets import capabilities_of
 TABLE_METRICS = ("nll-discrete", "mse", "fd", "active-units")
 """The metrics of the table, in column order: comparable across every model that defines them."""
 SE_METRIC = "nll-discrete"
+SPREAD_COLUMNS = {k: f"{METRICS[k].short} ± " + ("SE" if METRICS[k].per_image else "s.d.")
+                  for k in TABLE_METRICS if k != SE_METRIC and (METRICS[k].per_image or METRICS[k].seeded)}
+"""The other metrics' uncertainty columns: SE over the test images or s.d. over sample seeds (None: not stored)."""
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ZooRow:
     n_test: int | None
     values: dict[str, float | None]
     se: float | None = None
+    spreads: dict[str, float | None] = field(default_factory=dict)  # the other metrics' SE or s.d. (SPREAD_COLUMNS)
     flags: list[Flag] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     folder: Path | None = None
@@ -64,6 +68,8 @@ class ZooRow:
             out[METRICS[key].short_title] = self.values.get(key)
             if key == SE_METRIC:
                 out["± SE"] = self.se
+            elif key in SPREAD_COLUMNS:
+                out[SPREAD_COLUMNS[key]] = self.spreads.get(key)
         out["flags"] = ", ".join(f.label for f in self.flags)
         return out
 
@@ -137,7 +143,20 @@ def _row(spec: str, name: str, source: str, folder: Path, entry: dict[str, Any] 
                   group=group, likelihood=likelihood_label(config), latent=latent_label(config),
                   data=str(config.get("dataset") or train.get("data") or "?"),
                   epochs=finite(epochs), n_test=int(n_test) if finite(n_test) else None, values=_values(result),
-                  se=standard_error(folder) if result else None, folder=folder)
+                  se=standard_error(folder) if result else None, spreads=_spreads(result), folder=folder)
+
+
+def _spreads(result: dict[str, Any]) -> dict[str, float | None]:
+    """SE (over images) or s.d. (over seeds) of the table's other metrics, from the evaluation's "uncertainty"."""
+    from vaecore.evaluation.registry import State, outcome
+    from vaecore.evaluation.uncertainty import Over
+
+    out: dict[str, float | None] = {}
+    for key in SPREAD_COLUMNS:
+        o = outcome(result, key)
+        e = o.estimate if o.state is State.VALUE else None
+        out[key] = None if e is None else e.sd if e.over is Over.SEEDS else e.se
+    return out
 
 
 def bundled_rows() -> list[ZooRow]:

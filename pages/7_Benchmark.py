@@ -62,7 +62,7 @@ if not rows:
 
 ours = [column for _, column in benchmark.OURS]
 pythae = [column for _, column in benchmark.PYTHAE]
-sortable = ["model", "epochs", *ours, *pythae]
+sortable = ["model", "epochs", *ours, *pythae]  # the ± columns are spreads, not scores: not offered for sorting
 c1, c2, c3 = st.columns([3, 2, 3])
 sort_by = c1.selectbox("Sort by", sortable, index=sortable.index(benchmark.SORT_DEFAULT), key="bm_sort",
                        help="Or click a column header of the table.")
@@ -81,6 +81,8 @@ config.update({c: st.column_config.NumberColumn(c, format="%.3g", help="Pythae's
                                                 "(Inception features, 100 epochs); not comparable with our FD")
                for c in pythae if c in columns})
 config["epochs"] = st.column_config.NumberColumn("epochs", format="%d", help=benchmark.COLUMN_HELP.get("epochs"))
+config[benchmark.EVALUATION] = st.column_config.TextColumn(benchmark.EVALUATION,
+                                                           help=benchmark.COLUMN_HELP[benchmark.EVALUATION])
 config["model"] = st.column_config.TextColumn("model", pinned=True)
 st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3, column_config=config,
              key="bm_table", placeholder="")

@@ -138,6 +138,11 @@ def test_benchmark_page_has_one_row_per_bundled_model_with_its_eval_json(bundled
         ev = json.loads((CHECKPOINTS_DIR / row["model"] / "eval.json").read_text())
         for key, column in benchmark.OURS:
             assert _same(row[column], ev.get(key)), (row["model"], column, row[column], ev.get(key))
+        for key, column in benchmark.SPREAD.items():  # each value's ± from its eval.json, none on older evaluations
+            stored = (ev.get("uncertainty") or {}).get(key)
+            want = None if stored is None else stored["sd"] if stored.get("over") == "seeds" else stored["se"]
+            assert _same(row[column], want), (row["model"], column)
+        assert row[benchmark.EVALUATION] == (benchmark.CURRENT if ev.get("uncertainty") else benchmark.OLDER)
         assert _same(row["epochs"], catalog.get(row["model"], {}).get("epochs"))
         preset = json.loads((CHECKPOINTS_DIR / row["model"] / "config.json").read_text()).get("preset")
         paper = PYTHAE_TABLE4_MNIST.get(preset, {})
@@ -150,7 +155,8 @@ def test_benchmark_page_has_one_row_per_bundled_model_with_its_eval_json(bundled
     assert max(len(c) for c in columns) <= 20, columns  # short headers: the table fits a 1400 px window
     formats = {name: c.get("type_config", {}).get("format")
                for name, c in json.loads(at.dataframe[0].proto.columns).items()}
-    assert all(formats[c] == "%.3g" for c in columns if c not in ("model", "epochs", "Pythae model")), formats
+    assert all(formats[c] == "%.3g" for c in columns if c not in ("model", "epochs", "Pythae model",
+                                                                  benchmark.EVALUATION)), formats
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = chart["data"][0]
     assert bars["orientation"] == "h" and chart["layout"]["height"] >= 20 * len(bars["y"])

@@ -55,6 +55,10 @@ def test_every_bundled_model_once_with_the_engines_facts_and_its_evaluation(home
         assert row["test images"] == result["settings"]["n_test"]
         for key in zoo.TABLE_METRICS:
             assert _same(row[METRICS[key].short_title], result.get(key)), (name, key)
+        for key, column in zoo.SPREAD_COLUMNS.items():  # each value's ±, none from an evaluation that stored none
+            stored = (result.get("uncertainty") or {}).get(key) if result.get(key) is not None else None
+            want = None if stored is None else stored["sd"] if stored["over"] == "seeds" else stored["se"]
+            assert _same(row[column], want), (name, column)
 
 
 def test_broken_models_are_flagged_and_good_ones_not(home) -> None:
