@@ -167,6 +167,24 @@ def test_a_cache_that_would_not_fit_is_refused_before_anything_is_written(tmp_pa
     assert len(every_image(load(folder))) == 12  # the refused builds left nothing in the way
 
 
+def test_a_cache_build_reports_its_progress_and_a_reused_cache_does_not(tmp_path: Path) -> None:
+    calls: list[tuple[float, str]] = []
+    folder = folder_of_images(tmp_path / "pics")
+    vaecore.load_dataset("imagefolder", str(folder), progress=lambda f, m: calls.append((f, m)))
+    decoding = [f for f, m in calls if m == "decoding pics into the cache"]
+    assert decoding and decoding == sorted(decoding) and decoding[-1] == 1.0
+    assert (1.0, "reading image headers") in calls
+    calls.clear()
+    vaecore.load_dataset("imagefolder", str(folder), progress=lambda f, m: calls.append((f, m)))
+    assert calls == []  # reused: nothing decoded
+    data = np.zeros((12, 2 + 3072), np.uint8)
+    (tmp_path / "c100").mkdir()
+    data.tofile(tmp_path / "c100" / "train.bin")
+    data[:3].tofile(tmp_path / "c100" / "test.bin")
+    vaecore.load_dataset("cifar100", str(tmp_path / "c100"), progress=lambda f, m: calls.append((f, m)))
+    assert calls[-1] == (1.0, "writing cifar100 into the cache")
+
+
 def test_file_store_reads_rows_in_any_order(tmp_path: Path) -> None:
     data = np.random.default_rng(0).integers(0, 256, (50, 3, 4, 5)).astype(np.uint8)
     path = tmp_path / "x.npy"

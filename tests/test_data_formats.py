@@ -547,3 +547,31 @@ def test_data_info_command_prints_the_summary_or_one_error_line(tmp_path: Path) 
     bad = subprocess.run([sys.executable, "-m", "vaecore", "data", "info", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
+
+
+def test_the_cli_trains_on_an_image_folder_with_its_transform_recorded(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "pics"
+    for cls in ("b", "a"):
+        (root / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rgb(10 * i + (cls == "b"), 12, 10)).save(root / cls / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1",
+           "VAECORE_CACHE": str(tmp_path / "cache")}
+    base = [sys.executable, "-m", "vaecore", "train", "--model", "ae", "--arch", "mlp", "--latent-dim", "2",
+            "--data", "imagefolder", "--max-steps", "2", "--batch-size", "4", "--no-sample-grids", "--no-progress",
+            "--device", "cpu"]
+    run = subprocess.run([*base, "--data-dir", str(root), "--image-size", "8", "--channels", "1", "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    train = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert (train["data"], train["data_dir"], train["image_size"], train["channels"]) == (
+        "imagefolder", str(root), 8, 1)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert list(config["input_shape"]) == [1, 8, 8]
+    (tmp_path / "empty").mkdir()
+    bad = subprocess.run([*base, "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no images found" in bad.stderr
