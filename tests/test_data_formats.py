@@ -328,6 +328,12 @@ def test_cifar_python_version_is_refused_and_never_unpickled(tmp_path: Path) -> 
         with pytest.raises(ValueError, match=r"python version \(pickled files\).*never unpickles.*"
                                              r"cifar-10-binary\.tar\.gz.*cifar-10-batches-bin"):
             load("cifar10", where)
+    py100 = tmp_path / "c100" / "cifar-100-python"
+    py100.mkdir(parents=True)
+    for name in ["train", "test", "meta"]:
+        (py100 / name).write_bytes(pickle.dumps(Trap()))
+    with pytest.raises(ValueError, match=r"never unpickles.*cifar-100-binary\.tar\.gz.*cifar-100-binary folder"):
+        load("cifar100", tmp_path / "c100")
     bin_folder = tmp_path / "cifar-10-batches-bin"
     bin_folder.mkdir()
     for name in [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]:
