@@ -183,3 +183,24 @@ def test_rescore_recomputes_the_final_estimate_without_training(tiny: Path):
     assert after["status"] == "done" and min(after["final"]["per_image"]) > 0
     assert after["curve"] == before["curve"]
     assert (tiny / "runs" / "pythae-svae" / "metrics.jsonl").read_text() == log
+
+
+def test_the_budget_gap_is_stated_from_the_result_files():
+    from vaecore.evaluation import reproduction as board
+
+    def res(epochs, curve):
+        return {"final": {"per_image": [90.0, 91.0], "k": 5000, "first_image": 0}, "eval": {"test_seed": 2},
+                "curve": [{"epoch": i + 1, "nll": v, "se": 1.0, "k": 200, "n_images": 2} for i, v in enumerate(curve)],
+                "budget": {"epochs": epochs}}
+
+    falling = {"iwae-k1": res(10, [110.0, 101.0]), "pythae-vae": res(10, [120.0, 118.5])}
+    text = board.budget_text(falling)
+    assert "**The budget gap**: the 2 finished row(s) trained 0.3–2.0% of their published budgets (500–3280 epochs)" \
+        in text  # 10 of 3280 and 10 of 500 epochs
+    assert "still lowered its −log p(x) curve, by 1.5–9.0 nats: none is near convergence" in text
+    flat = board.budget_text({"iwae-k1": res(10, [101.0, 101.5])})
+    assert "none is near convergence" not in flat and "moved by -0.5 nats" in flat
+    assert board.budget_gap({}) == ""
+    a, b = falling["iwae-k1"], {**falling["pythae-vae"], "eval": {"test_seed": 3}}
+    with pytest.raises(ValueError, match="not the same test images"):  # the project's paired difference refuses it
+        board.paired_difference(a, b)
