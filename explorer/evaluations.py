@@ -251,11 +251,15 @@ def _breakdown(spec: str, stamp: float, n: int) -> dict[str, float] | None:
     import torch
 
     from vaecore.evaluation.metrics import discrete_breakdown
+    from vaecore.evaluation.uncertainty import mean_se
 
     model = load_model(spec)
     x = dataset_for(model).split("test")[0][:n]
     parts = discrete_breakdown(model, x, generator=torch.Generator(device=model.device).manual_seed(0))
-    return None if parts is None else {k: float(v.mean()) for k, v in parts.items()}
+    if parts is None:
+        return None
+    total = parts["black"] + parts["grey"] + parts["white"] + parts["kl"]
+    return {**{k: float(v.mean()) for k, v in parts.items()}, "sum_se": float(mean_se(total.numpy()).se)}
 
 
 def breakdown_rows(specs: Sequence[str], labels: dict[str, str], n: int) -> tuple[list[dict], list[str]]:
@@ -272,7 +276,7 @@ def breakdown_rows(specs: Sequence[str], labels: dict[str, str], n: int) -> tupl
             continue
         rows.append({"model": labels.get(spec, spec), "black pixels (nats)": b["black"],
                      "grey pixels (nats)": b["grey"], "white pixels (nats)": b["white"], "KL (nats)": b["kl"],
-                     "sum = −ELBO (nats)": b["black"] + b["grey"] + b["white"] + b["kl"],
+                     "sum = −ELBO (nats)": b["black"] + b["grey"] + b["white"] + b["kl"], f"sum {SE}": b["sum_se"],
                      "per black pixel": b["black"] / max(b["n_black"], 1),
                      "per grey pixel": b["grey"] / max(b["n_grey"], 1), "black pixels per image": b["n_black"]})
     return rows, skipped

@@ -166,7 +166,8 @@ with st.expander("Why this order? Where the nats of −log p go"):
 
 st.subheader("Bounds within each likelihood family")
 st.caption("ELBO and IWAE (higher is better, ± SE over the test images) are densities of the pixel values under "
-           "that family's model; numbers of different families are not comparable.")
+           "that family's model; numbers of different families are not comparable. An empty ± is an evaluation "
+           "from before per-image values were stored: its value is shown, not to be compared.")
 for fam, rows in evaluations.family_rows(results, families).items():
     st.markdown(f"**{fam}**")
     st.dataframe(tables.display_rows(rows), hide_index=True, column_config=tables.display_column_config(rows[0]))
