@@ -122,8 +122,9 @@ def reference_note() -> str:
         from vaecore.evaluation import reference
     except ImportError:
         return ""
-    return ("Published values, **as printed in the papers** (models trained for up to 100 epochs), beside ours. "
-            f"Not directly comparable: {reference.FID_NOTE}.")
+    return ("Published values, **as printed in the papers** (models trained 100 to 200 epochs, other networks), "
+            "beside ours (10 epochs here) with our ± (SE over the test images, s.d. over sample seeds; empty for an "
+            f"older evaluation). Not directly comparable: {reference.FID_NOTE}.")
 
 
 def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,7 +139,15 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
     def ours_and_paper(key: str) -> tuple[str, str]:
         return f"{METRICS[key].short} (ours)", f"{METRICS[key].short} (paper)"
 
-    mse, pdf, p8 = ours_and_paper("mse"), ours_and_paper("nll-pdf"), ours_and_paper("nll-discrete")
+    mse, p8 = ours_and_paper("mse"), ours_and_paper("nll-discrete")
+    deq = f"{METRICS['nll-dequant'].short} (ours)", "−log pdf (paper, an upper bound)"
+
+    def spread(result: dict[str, Any], key: str) -> float | None:
+        """Our value's SE (images) or s.d. (seeds); None where the evaluation stored none (an older one)."""
+        o = outcome(result, key)
+        e = o.estimate if o.value is not None else None
+        return None if e is None else e.sd if str(e.over) == "seeds" else e.se
+
     rows = []
     for label, spec in models.items():
         try:
@@ -153,21 +162,25 @@ def published_numbers(models: dict[str, str], results: dict[str, dict[str, Any]]
             sampler = (ours.get("settings") or {}).get("sampler", "prior")
             rows.append({"model": label, "paper": "AR-ELBO Table 3, MNIST", "paper's model": paper["label"],
                          mse[1]: paper.get("mse"), mse[0]: finite_number(ours.get("mse")),
+                         f"{mse[0]} ± SE": spread(ours, "mse"),
                          "FID prior (paper)": paper.get("fid_prior"),
                          "FID 2-stage (paper)": paper.get("fid_two_stage"),
                          "FID GMM-10 (paper)": paper.get("fid_gmm"),
-                         f"{METRICS['fd'].short} {sampler} (ours, small classifier)": finite_number(ours.get("fd"))})
+                         f"{METRICS['fd'].short} {sampler} (ours, small classifier)": finite_number(ours.get("fd")),
+                         f"{METRICS['fd'].short} ± s.d. (seeds)": spread(ours, "fd")})
         if kind == "tvae" and data == "mnist":
             paper_name = reference.TVAE_PAPER_MODELS["tvae"]
-            rows.append({"model": label, "paper": f"{paper_name} §4, MNIST", "paper's model": paper_name,
+            rows.append({"model": label, "paper": f"{paper_name} §3, MNIST", "paper's model": paper_name,
                          p8[1]: reference.TVAE_MNIST_NLL.get(paper_name),
-                         p8[0]: finite_number(ours.get("nll-discrete"))})
+                         p8[0]: finite_number(ours.get("nll-discrete")), f"{p8[0]} ± SE": spread(ours, "nll-discrete")})
         if data in ("cifar10", "cifar-10", "cifar"):
             paper = reference.reference_row("sigma-table4", preset)
             if paper:
                 rows.append({"model": label, "paper": "σ-VAE Table 4, CIFAR-10", "paper's model": paper["label"],
-                             pdf[1]: paper.get("nll_pdf"), pdf[0]: finite_number(ours.get("nll-pdf")),
-                             p8[1]: paper.get("nll_discrete"), p8[0]: finite_number(ours.get("nll-discrete"))})
+                             deq[1]: paper.get("nll_pdf"), deq[0]: finite_number(ours.get("nll-dequant")),
+                             f"{deq[0]} ± SE": spread(ours, "nll-dequant"),
+                             p8[1]: paper.get("nll_discrete"), p8[0]: finite_number(ours.get("nll-discrete")),
+                             f"{p8[0]} ± SE": spread(ours, "nll-discrete")})
     return rows
 
 

@@ -74,3 +74,16 @@ def test_models_without_an_evaluation_or_on_other_images_are_named_apart() -> No
     assert "no per-image values" in why["c"] and "no per-image values" in why["old"] and "no evaluation yet" in why["d"]
     old = next(r for r in unranked if r["model"] == "old")
     assert old["nll-discrete"] == 800.0 and old["± SE"] is None  # shown, without an SE it does not have
+
+
+def test_published_numbers_carry_our_spread() -> None:
+    from explorer import tables
+    from explorer.evaluations import precomputed
+
+    ours = precomputed("gaussian-vae")
+    row = tables.published_numbers({"gaussian-vae": "gaussian-vae"}, {"gaussian-vae": ours})[0]
+    assert row["paper"] == "AR-ELBO Table 3, MNIST" and row["MSE (ours)"] == ours["mse"]
+    stored = (ours.get("uncertainty") or {}).get("mse")  # none in an evaluation older than the protocol
+    assert row["MSE (ours) ± SE"] == (stored["se"] if stored else None)
+    fd = (ours.get("uncertainty") or {}).get("fd")
+    assert row["FD ± s.d. (seeds)"] == (fd["sd"] if fd else None)
