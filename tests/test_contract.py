@@ -108,29 +108,90 @@ def _graph() -> dict[str, set[str]]:
     return {m: {i for i in _imports(p, set(modules)) if i in modules and i != m} for m, p in modules.items()}
 
 
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """An import cycle of `graph` (module → the modules it imports), as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> list[str] | None:
+        state[m] = 1
+        for dep in sorted(graph.get(m, ())):
+            if state.get(dep) == 1:
+                return path + [dep]
+            if dep not in state and (found := visit(dep, path + [dep])):
+                return found
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m, [m])):
+            return found
+    return None
+
+
 def test_no_import_cycles_and_no_private_imports_across_modules() -> None:
     graph = _graph()
     # a package's __init__ importing its own submodules is not a cycle with them
     graph = {m: {i for i in deps if not (m == i.rsplit(".", 1)[0] or i == m.rsplit(".", 1)[0])}
              for m, deps in graph.items()}
-    state: dict[str, int] = {}
-
-    def visit(m: str, path: list[str]) -> None:
-        state[m] = 1
-        for dep in graph[m]:
-            assert state.get(dep) != 1, f"import cycle: {' -> '.join(path + [dep])}"
-            if dep not in state:
-                visit(dep, path + [dep])
-        state[m] = 2
-
-    for m in graph:
-        if m not in state:
-            visit(m, [m])
+    cycle = _cycle(graph)
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
     for path in PKG.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaecore"):
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.relative_to(ROOT)} imports private {private} from {node.module}"
+
+
+SCRIPT_DIRS = ("experiments", "bench")
+APP_AND_SCRIPTS = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "explorer").rglob("*.py")),
+                   *[p for d in SCRIPT_DIRS for p in sorted((ROOT / d).glob("*.py"))]]
+
+
+def _private_uses(path: Path, ours: set[str]) -> list[str]:
+    """Private names a module takes from another of ours (`ours`: top-level names of our packages and scripts):
+    `from ours import _x`, and `name._x` where `name` was imported from ours (a module, a class, a function)."""
+    tree = ast.parse(path.read_text())
+    imported: set[str] = set()
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ours:
+            uses += [f"from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
+            imported.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update((a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] in ours)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in imported:
+                uses.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return uses
+
+
+def test_the_app_and_the_scripts_use_no_private_name_of_another_module() -> None:
+    """The app (app.py, pages/, explorer/), the experiments and benchmarks read only public names of the engine, of
+    explorer and of each other: a private name may change under them without notice."""
+    ours = {"vaecore", "explorer"} | {p.stem for d in SCRIPT_DIRS for p in (ROOT / d).glob("*.py")}
+    found = {str(p.relative_to(ROOT)): uses for p in [*APP_AND_SCRIPTS, *PKG.rglob("*.py")]
+             if (uses := _private_uses(p, ours))}
+    assert not found, found
+
+
+def test_the_experiments_import_each_other_without_a_cycle() -> None:
+    """experiments/ scripts import one another by name (function-level imports included): no circle among them."""
+    scripts = {p.stem: p for p in (ROOT / "experiments").glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in scripts.items():
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in scripts:
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name in scripts)
+        deps.discard(name)
+    cycle = _cycle(graph)
+    assert cycle is None, f"import cycle among experiments/: {' -> '.join(cycle or [])}"
 
 
 def test_imports_go_down_the_layers_function_level_imports_included() -> None:
