@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import torch  # noqa: E402
+from disentanglement_study import FAMILIES, title  # noqa: E402  (the study's families, shared with its table)
 
 import vaecore  # noqa: E402
 from vaecore.config import TrainConfig  # noqa: E402
@@ -52,20 +53,10 @@ SEEDS = (0, 1, 2)
 BATCH, LR = 64, 5e-4
 N_TEST = 10_000
 NET = {"arch": "burgess-conv", "latent_dim": 10, "likelihood": "bernoulli", "likelihood_kwargs": {}}
-FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
-    "vae": ("bernoulli-vae", {}),
-    "beta-vae": ("bernoulli-vae", {"beta": 4.0}),
-    "beta-tc-vae": ("beta-tc-vae", {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "estimator": "mws"}),
-    "factor-vae": ("factor-vae", {"gamma": 35.0}),
-    "disentangled-beta-vae": ("disentangled-beta-vae", {"beta": 1000.0, "capacity": 25.0}),
-}
 METRICS = ("mig", "sap", "dci", "dci-completeness", "dci-informativeness", "modularity", "beta-vae-score",
            "factor-vae-score")
 LIKELIHOOD_METRICS, N_ELBO = ("elbo", "kl-per-dim"), 2000
 DONE = "done.json"
-LABELS = {"vae": "", "beta-vae": "β = 4", "beta-tc-vae": "β = 6", "factor-vae": "γ = 35",
-          "disentangled-beta-vae": "γ = 1000, C → 25"}
-"""Each family's settings as the tables and cards show them after its title."""
 BUNDLE_PREFIX = "dsprites-"
 PROTOCOL = "dsprites-disentanglement-study"
 """What a bundled study model's eval.json names as its protocol: this study's (N_TEST test images for the
@@ -77,16 +68,6 @@ REFERENCE_OUTPUTS = ROOT / "tests" / "data" / "bundled_outputs.json"
 
 def run_name(family: str, seed: int) -> str:
     return f"{family}-s{seed}"
-
-
-def title(family: str) -> str:
-    """A family of the study as tables and cards name it: the engine's family title (β-VAE: the VAE with β = 4)
-    and its settings."""
-    from vaecore.models.families import family_title
-
-    preset, _ = FAMILIES[family]
-    name = "β-VAE" if family == "beta-vae" else family_title(vaecore.model_config(preset).model_type)
-    return f"{name} ({LABELS[family]})" if LABELS[family] else name
 
 
 def bundle_name(family: str) -> str:

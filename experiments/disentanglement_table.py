@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from disentanglement import FAMILIES, title
+from disentanglement_study import FAMILIES, title
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "disentanglement"
