@@ -256,3 +256,16 @@ def test_a_tuned_copy_keeps_its_choices() -> None:
         model.reconstruct(torch.rand(4, 1, 12, 12))
     twin = copy.deepcopy(model)
     assert conv_autotune.choices(twin) == conv_autotune.choices(model)
+
+
+def test_the_cli_switch_makes_evaluation_bit_for_bit() -> None:
+    from vaecore import cli
+
+    try:
+        args = cli.build_parser().parse_args(["eval", "sigma-vae", "--deterministic"])
+        assert cli._eval_config(args).deterministic and policy.deterministic()
+        policy.set_deterministic(None)
+        args = cli.build_parser().parse_args(["compare", "sigma-vae", "ae"])
+        assert not cli._eval_config(args).deterministic and not policy.deterministic()
+    finally:
+        policy.set_deterministic(None)

@@ -321,9 +321,14 @@ def _eval_config(args: argparse.Namespace, **defaults: Any) -> Any:
     from vaecore.config import EvalConfig
 
     try:
-        return EvalConfig(**{**defaults, **given(args, EvalConfig)})
+        cfg = EvalConfig(**{**defaults, **given(args, EvalConfig)})
     except ValueError as e:
         _fail(str(e))
+    if cfg.deterministic:
+        from vaecore.runtime import policy
+
+        policy.set_deterministic(True)
+    return cfg
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -497,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("model", help="run folder, bundled checkpoint name or Hub repo id")
-        add_flags(q, EvalConfig, ("data", "data_dir", "seed", "device", "sampler", "components"))
+        add_flags(q, EvalConfig, ("data", "data_dir", "seed", "device", "sampler", "components", "deterministic"))
 
     e = sub.add_parser("eval", help="evaluate a model on its test set")
     model_args(e)
@@ -513,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="evaluate several models on the same test subset")
     c.add_argument("models", nargs="+")
-    add_flags(c, EvalConfig, ("sampler", "metrics", "n_test", "seed", "data", "data_dir", "device"),
+    add_flags(c, EvalConfig, ("sampler", "metrics", "n_test", "seed", "data", "data_dir", "device", "deterministic"),
               defaults={"n_test": COMPARE_N_TEST})
     c.add_argument("--layout", default="full", help="full | arelbo-table3 | sigma-table4 | pythae")
     c.add_argument("--reference", action="store_true", help="show the papers' published numbers beside ours")

@@ -387,6 +387,10 @@ class EvalConfig(Config):
     iwae_k: int = setting(1000, lo=1, hi=100_000, cli=True, help="importance samples per image of the IWAE bound")
     fid_weights: str | None = setting(None, cli=True, metavar="FILE",
                                       help="Inception weights (safetensors) for standard FID")
+    deterministic: bool = setting(False, cli=True,
+                                  help="bit for bit: PyTorch's own kernels and memory format, nothing chosen by "
+                                       "measurement (as VAECORE_DETERMINISTIC=1); the default is the fastest path "
+                                       "that differs only in rounding")
 
     def validate(self) -> None:
         """The field checks, then the device name."""
