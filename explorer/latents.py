@@ -17,6 +17,7 @@ from explorer.sources import source_images, source_token
 from vaecore import PretrainedModel
 from vaecore.evaluation.registry import METRICS
 from vaecore.latent import projection as proj
+from vaecore.utils import evaluating
 
 MAP_SELECTION_KEY = "vae_map_selection"
 
@@ -147,7 +148,6 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
     """Per-image numbers for colouring the map: reconstruction error, ‖z‖ and, where the model defines
     them, the KL to the prior, the ELBO and the decoder's ln σ (models whose σ varies per image, see
     `models.decoder_log_sigma`); computed once per (model version, source, n)."""
-    import torch
 
     from explorer.models import decoder_log_sigma, facts, kl_to_prior
 
@@ -160,8 +160,7 @@ def image_quantities(spec: str, source: str, n: int) -> dict[str, np.ndarray]:
     x = x[:n]
     out: dict[str, list[np.ndarray]] = {"recon": [], "kl": [], "elbo": []}
     f = facts(model)
-    model.eval()
-    with torch.no_grad():
+    with evaluating(model):  # the engine's inference path (measured kernels and memory format)
         for i in range(0, len(x), 500):
             xb = x[i:i + 500].to(model.device)
             out["recon"].append(((model.reconstruct(xb) - xb) ** 2).flatten(1).sum(1).cpu().numpy())

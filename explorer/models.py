@@ -16,6 +16,7 @@ from vaecore import PretrainedModel
 from vaecore.components.likelihood_facts import PerImageSigma
 from vaecore.latent.encode import encode
 from vaecore.models.families import family_title
+from vaecore.utils import evaluating
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,12 @@ def decoder_log_sigma(model: PretrainedModel, x: torch.Tensor, batch: int = 500)
     engine (`Likelihood.log_sigma_per_image`); None where σ does not vary per image (`decoder_sigma_kind`)."""
     if decoder_sigma_kind(model) is None:
         return None
-    model.eval()
     out = []
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch].to(model.device, torch.float32)
-        params = model.decode_params(model.embed(xb))
-        out.append(model.likelihood.log_sigma_per_image(params, xb).float().cpu())
+    with evaluating(model):  # the engine's inference path (measured kernels and memory format)
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].to(model.device, torch.float32)
+            params = model.decode_params(model.embed(xb))
+            out.append(model.likelihood.log_sigma_per_image(params, xb).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
