@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, as one prepared run (the CUDA tests, then vaecore vs Pythae vs a bare
-# loop on the GPU in fp32, bf16, fp16 + GradScaler, and torch.compile + channels-last), for a CUDA
-# machine such as the `device` tool's H200. Each phase has its own time limit and log under $OUT.
+# loop on the GPU in fp32, fp32 with TF32, bf16 and fp16 + GradScaler autocast with channels-last, and
+# torch.compile), for a CUDA machine such as the `device` tool's H200. Each phase has its own time limit
+# and log under $OUT. Every race times after torch.cuda.synchronize() and prints the GPU, the machine, and
+# the measured matmul peak of the race's dtype beside its figures (bench/machine_report.py).
 #
-#   bash bench/gpu_session.sh wheels            # HERE, once: Pythae and its missing needs as wheels in .whl/
-#   bash bench/gpu_session.sh tests race amp    # THERE (carry .whl): about 8 minutes on an H200
-#   bash bench/gpu_session.sh compile           # a second call, if time is left
+#   bash bench/gpu_session.sh wheels                 # HERE, once: Pythae and its missing needs as wheels in .whl/
+#   bash bench/gpu_session.sh tests race tf32 amp    # THERE (carry .whl): about 9 minutes on an H200
+#   bash bench/gpu_session.sh compile                # a second call, if time is left
 #   bash bench/gpu_session.sh reproduction      # the reproduction board at its published budgets (resumable)
+#
+# Dry check on the CPU (no fp16, TF32 or CUDA tests there; the same commands otherwise; LIMIT_SCALE multiplies
+# every phase's time limit, which is sized for the GPU), a few minutes on an idle 2-core machine:
+#   DEVICE=cpu THREADS=1 LIMIT=500 TEST=200 NETS=sigma-conv ROUNDS=1 LIMIT_SCALE=10 \
+#     PYTHAE_PYTHON=.venv-pythae/bin/python bash bench/gpu_session.sh race tf32 amp compile
 #
 # The GPU image has torch but neither pythae nor pydantic; wheels travel in .whl/ (git-ignored) and
 # are installed into /tmp/site. LIMIT (training images, default 60000), TEST (inference images, default
@@ -56,14 +63,16 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
-{ nvidia-smi 2>/dev/null || true; "$PY" -c "import torch; print('torch', torch.__version__, 'cuda',
-torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
+{ nvidia-smi 2>/dev/null || true; "$PY" -c "import torch; from vaecore.runtime import machine
+print(machine.describe()); print('cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())"
+uptime; } > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
+CL=""; [ "$DEVICE" = cuda ] && CL=--channels-last  # tensor cores take NHWC convolutions under autocast
 race() {  # race NAME LIMIT_S ARGS...: one race_pythae run, its log in $OUT/race_NAME.log
   local name=$1 limit=$2; shift 2
-  timeout "$limit" "$PY" bench/race_pythae.py --device "$DEVICE" --pythae-python "${PYTHAE_PYTHON:-$(command -v "$PY")}" --limit "$LIMIT" \
-    --test "$TEST" --nets "$NETS" "$@" 2>&1 | tee "$OUT/race_$name.log"
+  timeout "$((limit * ${LIMIT_SCALE:-1}))" "$PY" bench/race_pythae.py --device "$DEVICE" --pythae-python "${PYTHAE_PYTHON:-$(command -v "$PY")}" --limit "$LIMIT" \
+    --test "$TEST" --nets "$NETS" ${THREADS:+--threads "$THREADS"} "$@" 2>&1 | tee "$OUT/race_$name.log"
 }
 
 for phase in "${@:-tests race amp}"; do
@@ -72,8 +81,9 @@ for phase in "${@:-tests race amp}"; do
       tests) timeout 240 "$PY" -m pytest -q -rs tests/test_cuda.py tests/test_training.py tests/test_training_options.py \
                2>&1 | tee "$OUT/tests.log" ;;
       race) race fp32 200 --rounds "$ROUNDS" ;;
-      amp) race bf16 100 --rounds 1 --amp bf16
-           [ "$DEVICE" = cuda ] && race fp16 100 --rounds 1 --amp fp16 ;;
+      tf32) [ "$DEVICE" = cuda ] && race tf32 100 --rounds 1 --tf32 ;;
+      amp) race bf16 100 --rounds 1 --amp bf16 $CL
+           [ "$DEVICE" = cuda ] && race fp16 100 --rounds 1 --amp fp16 $CL ;;
       compile) race compile 240 --rounds 1 --amp bf16 --compile --channels-last ;;
       reproduction)
         # shellcheck disable=SC2086  # REPRO_ARGS is a list of flags
@@ -90,7 +100,7 @@ for phase in "${@:-tests race amp}"; do
         timeout "${DIS_LIMIT_S:-540}" "$PY" experiments/disentanglement.py pythae-tcvae ${PYT_ARGS:-} --device "$DEVICE" \
           --threads "${DIS_THREADS:-4}" --runs "${DIS_RUNS:-runs/disentanglement-gpu}" \
           --out "$OUT/disentanglement-pythae-tcvae.json" 2>&1 | tee "$OUT/pythae-tcvae.log" ;;
-      *) echo "unknown phase $p (choose: wheels, tests, race, amp, compile, reproduction, disentanglement," \
+      *) echo "unknown phase $p (choose: wheels, tests, race, tf32, amp, compile, reproduction, disentanglement," \
               "pythae-tcvae)" >&2; exit 2 ;;
     esac
   done

@@ -269,6 +269,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cuda":  # the peak below in the race's own arithmetic
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp, torch.float32)
     text, peak = machine_report.header(amp_dtype, args.device)
     print(text, flush=True)
