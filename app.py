@@ -78,7 +78,7 @@ def model_card(m: dict) -> None:
         st.caption(m["description"])
     values = catalog.card_metrics(m["eval"])
     if m["eval"]:
-        st.markdown(widgets.card_metrics_markdown(values))
+        st.markdown(widgets.card_metrics_markdown(values, catalog.card_spreads(m["eval"])))
     else:
         st.caption(f"no {EVAL} yet")
     for flag in zoo.folder_flags(m["folder"]):

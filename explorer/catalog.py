@@ -127,6 +127,21 @@ def card_metrics(eval_result: dict[str, Any]) -> dict[str, float | None]:
     return {k: finite(flat.get(k)) for k in CARD_METRICS}
 
 
+def card_spreads(eval_result: dict[str, Any]) -> dict[str, float | None] | None:
+    """The card metrics' SE (over test images) or s.d. (over sample seeds), None per metric that has none; None for
+    an evaluation that stored no uncertainty at all (one older than the protocol)."""
+    from vaecore.evaluation.registry import State, outcome
+
+    if not eval_result.get("uncertainty"):
+        return None
+    out: dict[str, float | None] = {}
+    for key in CARD_METRICS:
+        o = outcome(eval_result, key)
+        e = o.estimate if o.state is State.VALUE else None
+        out[key] = None if e is None else e.sd if str(e.over) == "seeds" else e.se
+    return out
+
+
 def card_family(entry: dict[str, Any]) -> str:
     """The group a bundled model's card sits in (a key of the engine's `families.GROUPS`), as the engine files
     its config: by its family, the plain VAE by its likelihood, a preset that names its group there."""

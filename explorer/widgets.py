@@ -171,15 +171,21 @@ def label_text(labels: torch.Tensor | None, i: int) -> str:
     return f"label {int(labels[i])}"
 
 
-def card_metrics_markdown(values: dict[str, float | None]) -> str:
-    """'−log p **1429** · MSE **7.58** · …' with — for undefined metrics (wraps on narrow screens); the short
-    labels are the engine's (`METRICS[key].short`)."""
+def card_metrics_markdown(values: dict[str, float | None], spreads: dict[str, float | None] | None = None) -> str:
+    """'−log p **1429** ± 8 · MSE **7.58** ± 0.09 · …' with — for undefined metrics (wraps on narrow screens); the
+    short labels are the engine's (`METRICS[key].short`). `spreads`: each metric's SE or s.d. (`catalog.card_spreads`);
+    without them the line says the numbers carry none."""
     parts = []
     for key in CARD_METRICS:
         label, v = METRICS[key].short, values.get(key)
-        text = "—" if v is None else (f"{v:.0f}" if key in ("nll-discrete", "fd", "active-units") else f"{v:.3g}")
-        parts.append(f"{label}&nbsp;**{text}**")
-    return " · ".join(parts)
+        whole = key in ("nll-discrete", "fd", "active-units")
+        text = "—" if v is None else (f"{v:.0f}" if whole else f"{v:.3g}")
+        spread = (spreads or {}).get(key)
+        tail = "" if v is None or spread is None else f"&nbsp;±&nbsp;{spread:.0f}" if whole and spread >= 1 \
+            else f"&nbsp;±&nbsp;{spread:.2g}"
+        parts.append(f"{label}&nbsp;**{text}**{tail}")
+    older = spreads is None and any(v is not None for v in values.values())
+    return " · ".join(parts) + (" — *older evaluation: no ±*" if older else "")
 
 
 def model_summary_markdown(model: PretrainedModel) -> str:

@@ -381,6 +381,16 @@ def test_catalog_and_card_helpers(tmp_path: Path) -> None:
     assert catalog._catalog_entries(tmp_path) == {}
     assert catalog.card_metrics({"elbo": -90.0, "nll-discrete": 1200.5, "mse": float("nan"), "notes": {}}) == \
         {"nll-discrete": 1200.5, "mse": None, "fd": None, "active-units": None}
+    assert catalog.card_spreads({"nll-discrete": 1200.5}) is None  # an older evaluation: no ± at all
+    seeds = {"se": 1.0, "n": 3, "over": "seeds", "sd": 1.7}
+    spreads = catalog.card_spreads({"nll-discrete": 1200.5, "fd": 30.0, "active-units": 16, "uncertainty": {
+        "nll-discrete": {"se": 7.9, "n": 2000, "over": "images", "sd": 350.0}, "fd": seeds}})
+    assert spreads == {"nll-discrete": 7.9, "mse": None, "fd": 1.7, "active-units": None}
+    from explorer.widgets import card_metrics_markdown
+
+    line = card_metrics_markdown({"nll-discrete": 1200.5, "mse": 5.9, "fd": 30.0, "active-units": 16.0}, spreads)
+    assert "**1200**&nbsp;±&nbsp;8" in line and "**30**&nbsp;±&nbsp;2" in line and "older" not in line
+    assert "older evaluation: no ±" in card_metrics_markdown({"nll-discrete": 1200.5}, None)
     assert catalog.card_family({"config": {"likelihood": "arelbo"}}) == "vae-arelbo"
     assert catalog.card_family({"config": {"likelihood": "gaussian", "model_type": "wae"}}) == "deterministic"
     assert catalog.card_family({"config": {"likelihood": "categorical"}}) == "vae-discrete"
