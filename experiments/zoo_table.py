@@ -112,7 +112,10 @@ def load(checkpoints: Path = CHECKPOINTS) -> dict[str, dict]:
     """eval.json of every bundled model in zoo order, with its training budget under "_epochs", its folder under
     "_folder", its per-image values under "_store" (None without a per-image file) and its real latent shape under
     "_latent"."""
+    import vaecore
+
     out = {}
+    data = None
     for entry in ZOO:
         folder = checkpoints / entry.name
         if (folder / EVAL).is_file():
@@ -120,16 +123,29 @@ def load(checkpoints: Path = CHECKPOINTS) -> dict[str, dict]:
             result["_epochs"] = json.loads((folder / TRAIN).read_text())["epochs"]
             result["_folder"] = folder
             result["_store"] = load_per_image(folder) if (folder / PER_IMAGE).is_file() else None
-            result["_latent"], result["_params"] = latent_and_size(folder)
+            model = vaecore.load(folder)
+            result["_latent"], result["_params"] = latent_and_size(model)
+            if not re_evaluated(result):
+                data = data or vaecore.load_dataset("mnist")
+                undefined_now(result, model, data)
             out[entry.name] = result
     return out
 
 
-def latent_and_size(folder: Path) -> tuple[tuple[int, ...], int]:
-    """The model's real latent shape (a VQ-VAE's 16 × 7 × 7 codes, not its code size 16) and parameter count."""
-    import vaecore
+def undefined_now(result: dict, model: Any, data: Any) -> None:
+    """An older evaluation's values of metrics the engine now leaves undefined for this model (a Bernoulli ELBO on
+    grey levels, a Beta ELBO on clamped pixels) become undefined, with the engine's reason: never shown as numbers."""
+    from vaecore.evaluation.registry import undefined_reason
 
-    model = vaecore.load(folder)
+    notes = result.setdefault("notes", {})
+    for key in [k for k in result if k in M.METRICS and result[k] is not None]:  # not a sampler's copy (fd_gmm)
+        why = undefined_reason(model, key, data)
+        if why:
+            result[key], notes[key] = None, why
+
+
+def latent_and_size(model: Any) -> tuple[tuple[int, ...], int]:
+    """The model's real latent shape (a VQ-VAE's 16 × 7 × 7 codes, not its code size 16) and parameter count."""
     return tuple(int(v) for v in model.capabilities.latent_shape), sum(p.numel() for p in model.parameters())
 
 
