@@ -363,6 +363,11 @@ def test_svhn_mat_round_trip_and_label_10_is_0(tmp_path: Path) -> None:
                                                    "y": np.ones((5, 1))})
     with pytest.raises(ValueError, match=r"X is uint8 of shape \(28, 28, 5\); expected X of shape \(32, 32, 3, N\)"):
         load("svhn", tmp_path)
+    whole = (tmp_path / "train_32x32.mat").read_bytes()
+    (tmp_path / "train_32x32.mat").write_bytes(whole[:len(whole) // 2])  # X's header intact, y cut off
+    with pytest.raises(ValueError, match=r"found \['X'\] \(the file may be truncated"):
+        load("svhn", tmp_path)
+    (tmp_path / "train_32x32.mat").write_bytes(whole)
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"images": np.zeros((2, 2))})
     with pytest.raises(ValueError, match=r"expected the SVHN variables .* found \['images'\]"):
         load("svhn", tmp_path)

@@ -35,7 +35,8 @@ def mat_layout(path: Path) -> int:
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({err})") from err
     want = "X of shape (32, 32, 3, N) uint8 and y of shape (N, 1)"
     if "X" not in table or "y" not in table:
-        raise ValueError(f"{path}: expected the SVHN variables {want}, found {sorted(table) or 'none'}")
+        cut = " (the file may be truncated: download it again)" if "X" in table else ""
+        raise ValueError(f"{path}: expected the SVHN variables {want}, found {sorted(table) or 'none'}{cut}")
     (shape_x, kind_x), (shape_y, _) = table["X"], table["y"]
     if len(shape_x) != 4 or shape_x[:3] != (32, 32, 3) or kind_x != "uint8":
         raise ValueError(f"{path}: X is {kind_x} of shape {shape_x}; expected {want} (the cropped-digits format)")
