@@ -31,7 +31,7 @@ from vaecore.evaluation.claims import CLAIM_RULE, ClaimKind, check_claim  # noqa
 from vaecore.evaluation.compare import to_markdown  # noqa: E402
 from vaecore.evaluation.per_image import load_per_image  # noqa: E402
 from vaecore.evaluation.ranking import NO_PER_IMAGE, rank  # noqa: E402
-from vaecore.evaluation.registry import State, outcome  # noqa: E402
+from vaecore.evaluation.registry import State, outcome, under_current_rules  # noqa: E402
 from vaecore.evaluation.uncertainty import RULE, Over  # noqa: E402
 from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS  # noqa: E402
 
@@ -125,23 +125,11 @@ def load(checkpoints: Path = CHECKPOINTS) -> dict[str, dict]:
             result["_store"] = load_per_image(folder) if (folder / PER_IMAGE).is_file() else None
             model = vaecore.load(folder)
             result["_latent"], result["_params"] = latent_and_size(model)
-            if not re_evaluated(result):
+            if not re_evaluated(result):  # an older engine's numbers of what is now undefined: undefined
                 data = data or vaecore.load_dataset("mnist")
-                undefined_now(result, model, data)
+                result = under_current_rules(result, model, data)
             out[entry.name] = result
     return out
-
-
-def undefined_now(result: dict, model: Any, data: Any) -> None:
-    """An older evaluation's values of metrics the engine now leaves undefined for this model (a Bernoulli ELBO on
-    grey levels, a Beta ELBO on clamped pixels) become undefined, with the engine's reason: never shown as numbers."""
-    from vaecore.evaluation.registry import undefined_reason
-
-    notes = result.setdefault("notes", {})
-    for key in [k for k in result if k in M.METRICS and result[k] is not None]:  # not a sampler's copy (fd_gmm)
-        why = undefined_reason(model, key, data)
-        if why:
-            result[key], notes[key] = None, why
 
 
 def latent_and_size(model: Any) -> tuple[tuple[int, ...], int]:

@@ -73,7 +73,7 @@ def gather() -> tuple[dict[str, dict], dict[str, str], list[evaluations.EvalTask
         pre = evaluations.precomputed(spec)
         if pre is not None:
             s = pre.get("settings") or {}
-            results[label] = pre
+            results[label] = evaluations.under_current_rules(spec, pre)
             sources[label] = (f"precomputed ({EVAL}): {s.get('n_test', pre.get('n_test', '?'))} test images, "
                               f"K = {s.get('iwae_k', '?')}")
     return results, sources, running

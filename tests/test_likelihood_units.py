@@ -83,11 +83,19 @@ def test_a_likelihood_that_cannot_score_the_data_is_undefined_not_clamped(preset
     assert out["elbo"] is None and out["iwae"] is None and out["mse"] is not None
     why = out["notes"]["elbo"]
     assert ("exactly 0 and 1" in why) if preset.startswith("beta") else ("grey levels" in why)
+    # an older engine's stored number of it (computed on clamped or grey-level data) reads back as undefined
+    from vaecore.evaluation.registry import outcome, under_current_rules
+
+    older = {"elbo": -100.6, "iwae": -96.0, "mse": 7.3, "fd_gmm": 46.0, "notes": {}}
+    now = under_current_rules(older, model, small)
+    assert outcome(now, "elbo").reason == why and now["iwae"] is None and now["mse"] == 7.3 and now["fd_gmm"] == 46.0
+    assert older["elbo"] == -100.6  # a copy: the stored result is left as it is
     if preset == "bernoulli-vae":  # on binary images the Bernoulli is a probability: defined
         binary = binarized(small)
         assert M.undefined_reason(model, "elbo", binary) is None
         out = M.evaluate(model, binary, ["elbo", "iwae"], n_test=8, iwae_k=2)
         assert out["elbo"] < 0 and out["iwae"] < 0
+        assert under_current_rules(older, model, binary)["elbo"] == -100.6
 
 
 def test_per_image_kl_is_the_closed_form_for_a_gaussian_posterior(small) -> None:

@@ -251,6 +251,20 @@ def undefined_reason(model: torch.nn.Module, name: str, dataset: Dataset | None 
     return get_metric(name).reason(Subject(model, dataset, sampler))
 
 
+def under_current_rules(result: Mapping[str, Any], model: torch.nn.Module, dataset: Dataset | None = None) -> dict:
+    """A copy of a stored evaluation in which every metric value the registry now leaves undefined for this model
+    and data (e.g. a Bernoulli ELBO on grey levels, a Beta ELBO on clamped pixels, written by an older engine) is
+    undefined, with the registry's reason in `notes`: such a number is never shown as if it scored the data."""
+    out = dict(result)
+    notes = dict(out.get("notes") or {})
+    for key in [k for k in out if k in METRICS and out[k] is not None]:  # not a sampler's copy (fd_gmm)
+        why = undefined_reason(model, key, dataset)
+        if why:
+            out[key], notes[key] = None, why
+    out["notes"] = notes
+    return out
+
+
 def describe_key(key: str) -> str:
     """What a key of an evaluation result is: a metric's title, or what a metric's extra key means ('' if neither)."""
     if key in METRICS:
