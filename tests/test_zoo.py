@@ -133,3 +133,22 @@ def test_results_state_the_rule_and_group_by_the_real_latent_size() -> None:
     for alias, same in ALIASES.items():  # one model, two names: said once, not trained or tabled twice
         assert f"`{alias}` ≡ `{same}`" in text and not (CHECKPOINTS / alias).exists()
 
+
+
+def test_results_rank_only_models_with_per_image_values_and_mark_older_ones() -> None:
+    import re
+
+    from zoo_table import PENDING, render
+
+    text = render()
+    ranking = text.split("### Ranking on −log p")[1].split("## The papers' claims")[0]
+    ranked = re.findall(r"^\| \d+ \| `([^`]+)` \|", ranking, flags=re.M)
+    with_values = [n for n in bundled_names() if (CHECKPOINTS / n / "per_image.safetensors").is_file()
+                   and json.loads((CHECKPOINTS / n / "eval.json").read_text()).get("nll-discrete") is not None]
+    assert sorted(ranked) == sorted(n for n in with_values if n in {e.name for e in ZOO})
+    likelihood = text.split("### Likelihood and reconstruction")[1].split("### Latent usage")[0]
+    for name, cells in re.findall(r"^\| `([^`]+)` \| \d+ \|(.*)\|$", likelihood, flags=re.M):
+        if (CHECKPOINTS / name / "per_image.safetensors").is_file():
+            assert PENDING not in cells, name  # re-evaluated: every value with its SE
+        elif re.search(r"\d", cells):
+            assert PENDING in cells, name  # an older evaluation's single values are marked as such
