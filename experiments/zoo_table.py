@@ -58,7 +58,9 @@ How to read it:
   Where a likelihood cannot score the images (a Beta density is 0 at pixels exactly 0 or 1; a Bernoulli is a
   distribution over binary images and MNIST has grey levels) its ELBO and IWAE are undefined, not computed on
   clamped or grey-level data.
-- `–`: undefined for that model (the reasons follow each table); `not run`: not in that model's evaluation.
+- `–`: undefined for that model (the reasons follow each table); `not run`: not in that model's evaluation; `†`: a
+  single value from an evaluation older than this protocol (no per-image values, so no SE; one sample seed; one
+  k-means run), shown but never ranked or compared until the model is re-evaluated — the first section says which.
 - I(x; z) is estimated against a mixture of 10,000 test posteriors, so it cannot exceed ln 10000 = 9.21; a
   well-trained VAE's posteriors hardly overlap and sit at that ceiling (`sat.`), where the number ranks nothing. The
   KL column bounds it from above.
