@@ -105,10 +105,18 @@ def test_card_reproduce_command_is_valid_cli(row: dict) -> None:
     assert args.command == "train" and args.model in vaecore.list_models() and args.out.endswith(row["name"])
 
 
-def test_results_are_generated_from_the_bundled_evals() -> None:
-    from zoo_table import render, results_text
+@pytest.fixture(scope="module")
+def rendered() -> str:
+    """The generated section of RESULTS.md (rendered once: it loads every bundled model)."""
+    from zoo_table import render
 
-    text = render()
+    return render()
+
+
+def test_results_are_generated_from_the_bundled_evals(rendered: str) -> None:
+    from zoo_table import results_text
+
+    text = rendered
     assert (CHECKPOINTS / "RESULTS.md").read_text() == results_text(CHECKPOINTS, text), \
         "run experiments/zoo_table.py --write"
     for row in CATALOG:
@@ -118,13 +126,13 @@ def test_results_are_generated_from_the_bundled_evals() -> None:
     assert "| `sigma-vae` |" not in readme, "the results tables live only in checkpoints/RESULTS.md"
 
 
-def test_results_state_the_rule_and_group_by_the_real_latent_size() -> None:
-    from zoo_table import RESULTS_HEAD, render
+def test_results_state_the_rule_and_group_by_the_real_latent_size(rendered: str) -> None:
+    from zoo_table import RESULTS_HEAD
 
     from vaecore.evaluation.claims import CLAIM_RULE
     from vaecore.evaluation.uncertainty import RULE
 
-    text = RESULTS_HEAD + render()
+    text = RESULTS_HEAD + rendered
     assert RULE in text and CLAIM_RULE in text
     assert "#### latent 784 (16 × 7 × 7 codes)" in text  # VQ-VAE and HRQ-VAE are not in the latent-16 tables
     section = text.split("#### latent 784 (16 × 7 × 7 codes)")[1].split("####")[0]
@@ -135,12 +143,12 @@ def test_results_state_the_rule_and_group_by_the_real_latent_size() -> None:
 
 
 
-def test_results_rank_only_models_with_per_image_values_and_mark_older_ones() -> None:
+def test_results_rank_only_models_with_per_image_values_and_mark_older_ones(rendered: str) -> None:
     import re
 
-    from zoo_table import PENDING, render
+    from zoo_table import PENDING
 
-    text = render()
+    text = rendered
     ranking = text.split("### Ranking on −log p")[1].split("## The papers' claims")[0]
     ranked = re.findall(r"^\| \d+ \| `([^`]+)` \|", ranking, flags=re.M)
     with_values = [n for n in bundled_names() if (CHECKPOINTS / n / "per_image.safetensors").is_file()
