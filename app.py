@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from explorer import catalog, latents, state, widgets, zoo
+from explorer import catalog, latents, layout, state, widgets, zoo
 from explorer import home as home_sections
 from vaecore.files import EVAL
 
@@ -116,6 +116,7 @@ configure_process()
 navigation = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
                            + [st.Page(path, title=title, icon=icon) for path, title, icon in existing_pages()])
 state.session_id()
+layout.collapse_sidebar_when_narrow()
 state.render_model_picker()
 try:
     navigation.run()

@@ -61,7 +61,7 @@ def settings_panel() -> None:
                                  disabled=data not in NEEDS_FOLDER,
                                  placeholder=FOLDER_HINT.get(data, ""))
         train |= settings_form.train_inputs([c3], "data", APP_DEFAULTS)
-        c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
+        c1, c2, c3 = st.columns([2, 1.5, 4], vertical_alignment="center")
         with c3.popover("Sweep one setting", icon=":material/tune:"):
             sweep_setting = st.selectbox("Vary", list(SWEEPS), format_func=SWEEPS.get, key="tm_sweep_setting",
                                          help="One run per value, the other settings as above; they train one after "

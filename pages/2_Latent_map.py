@@ -24,7 +24,7 @@ with st.expander("Bring your own images", expanded=False):
     widgets.upload_panel(shape, key="map_upload")
 
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([5, 3, 4, 2])
+    c1, c2, c3, c4 = st.columns([5, 3, 5, 3])
     with c1:
         source = widgets.source_picker(model, key="map_source")
     x_all, y_all = sources.source_images(model, source)
@@ -63,7 +63,7 @@ with st.container(border=True):
                                    help="Draw this many images on the map at their points: hover boxes can only "
                                         "hold text, so thumbnails show what lies where.")
     coords = latents.cached_map(spec, source, n, method, dim, params)
-    b1, b2 = st.columns([1, 5], vertical_alignment="center")
+    b1, b2 = st.columns([2, 7], vertical_alignment="center")
     compute = b1.button("Compute map", type="primary", key="map_compute", disabled=coords is not None)
     b2.caption(proj.METHODS[method] + (" · computed, from the cache" if coords is not None else
                                        " · PCA runs at once; t-SNE and UMAP when you press Compute map"))

@@ -82,7 +82,7 @@ def gather() -> tuple[dict[str, dict], dict[str, str], list[evaluations.EvalTask
 results, sources, running = gather()
 missing = [s for s in specs if choices.get(s, s) not in results or not sources[choices.get(s, s)].startswith(
     "computed")]
-b1, b2 = st.columns([1, 3], vertical_alignment="center")
+b1, b2 = st.columns([2, 3], vertical_alignment="center")
 if b1.button("Compute with these settings", icon=":material/calculate:", key="lc_compute",
              disabled=not specs or not names or not missing,
              help="Runs in the background, one model at a time; the page stays usable."):

@@ -41,7 +41,7 @@ def report_for(spec: str, stamp: float, points: int) -> dis.LatentReport:
 report = report_for(spec, caches.model_stamp(spec), points)
 
 st.subheader("Traversal grid per latent dimension")
-c1, c2, c3 = st.columns([2, 2, 3])
+c1, c2, c3 = st.columns([2, 3, 2])
 start = c1.segmented_control("Start from", ["Test image", "Prior"], default="Test image", required=True,
                              key="dis_start") or "Test image"
 x_test, y_test = dataset.split("test")

@@ -1,8 +1,9 @@
 """The whole app in a real browser: `streamlit run app.py` plus headless Chromium through Playwright.
 
-Every page is opened from the sidebar navigation (as a user would: deep links to a page URL skip
-app.py's st.navigation), left to settle, checked for Streamlit exception boxes and for its title, and
-screenshotted to tests/screenshots/<page>.png (and docs/screenshots/ with SAVE_DOC_SCREENSHOTS=1).
+Every page is opened by two sessions at once, one at 1400 px from the sidebar navigation and one at 800 px by its
+address, left to settle, checked for Streamlit exception boxes, its title, cut or overflowing controls and (at
+800 px) a collapsed sidebar, and screenshotted to tests/screenshots/<page>.png and <page>_800.png (the 1400 px
+ones also to docs/screenshots/ with SAVE_DOC_SCREENSHOTS=1).
 Skipped when /usr/bin/chromium or Playwright is missing.
 """
 
@@ -119,16 +120,16 @@ def _settle(page, timeout_s: float = 90.0) -> None:
         time.sleep(0.25)
 
 
-def _screenshot(page, name: str) -> Path:
+def _screenshot(page, name: str, width: int = 1400) -> Path:
     """A full-length screenshot (Streamlit scrolls inside stMain, so the viewport is grown to fit)."""
     height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
                            " return m ? m.scrollHeight : document.body.scrollHeight; }")
-    page.set_viewport_size({"width": 1400, "height": max(900, min(int(height) + 40, 5000))})
+    page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, 5000))})
     time.sleep(0.8)
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 900})
+    page.set_viewport_size({"width": width, "height": 900})
     if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, DOC_SHOTS / path.name)
@@ -159,8 +160,56 @@ def _slug(url: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_") or "home"
 
 
-@pytest.mark.timeout(seconds(300))
-def test_every_page_renders_in_chromium(server: str) -> None:
+CLIPPED_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const out = [];
+  const skip = '.js-plotly-plot, [data-testid="stDataFrame"], [data-testid="stSlider"], ' +
+               '[data-testid="stMultiSelectTagsContainer"], [data-testid="stPopoverBody"]';
+  for (const e of main.querySelectorAll('button, [data-baseweb="select"], input, [data-testid="stWidgetLabel"]')) {
+    if (e.closest(skip)) continue;
+    const style = getComputedStyle(e);
+    if (style.visibility === 'hidden' || style.opacity === '0') continue;
+    if (['range', 'hidden', 'file'].includes(e.type)) continue;
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    const box = (e.closest('[data-testid="stColumn"]') || main).getBoundingClientRect();
+    const text = (e.innerText || e.value || e.getAttribute('aria-label') || '').trim().slice(0, 40);
+    if (r.right > box.right + 1) {
+      out.push(`${text || e.tagName} sticks out of its column by ${Math.round(r.right - box.right)} px`);
+    }
+    for (const t of e.querySelectorAll('[data-testid="stMarkdownContainer"], p, span, div')) {
+      const clip = getComputedStyle(t);
+      if (t.innerText.trim() && t.scrollWidth > t.clientWidth + 1
+          && (clip.textOverflow === 'ellipsis' || clip.overflowX === 'hidden')) {
+        out.push(`${t.innerText.trim().slice(0, 40)} is cut (${t.clientWidth} of ${t.scrollWidth} px shown)`);
+      }
+    }
+  }
+  return [...new Set(out)];
+}"""
+
+
+def _check_page(page, label: str, width: int) -> list[str]:
+    """No exception box, the page's heading, and (at any width) no control whose label is cut or that sticks out
+    of its column; at 800 px the sidebar is collapsed."""
+    problems = []
+    title = _page_titles().get(label, label)
+    errors = page.locator('[data-testid="stException"]')
+    if errors.count():
+        problems.append(f"{label} at {width} px: {errors.first.inner_text()[:500]}")
+    if page.locator("h1", has_text=title).count() == 0:
+        problems.append(f"{label} at {width} px: no heading {title!r}")
+    if width <= 900 and page.locator('[data-testid="stSidebar"]').get_attribute("data-collapsed") != "true":
+        problems.append(f"{label} at {width} px: the sidebar is open")
+    problems += [f"{label} at {width} px: {p}" for p in page.evaluate(CLIPPED_JS)]
+    return problems
+
+
+@pytest.mark.timeout(seconds(600))
+def test_every_page_at_1400_and_800_px_in_two_sessions_at_once(server: str) -> None:
+    """Two browser sessions at once: one at 1400 px that opens every page from the sidebar navigation, one at 800 px
+    that opens the same page by its address (its sidebar starts collapsed). Both load each page together; each is
+    checked (`_check_page`) and screenshotted (<page>.png at 1400 px, <page>_800.png at 800 px)."""
     from playwright.sync_api import sync_playwright
 
     titles = _page_titles()
@@ -168,29 +217,33 @@ def test_every_page_renders_in_chromium(server: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(server)
-            _settle(page)
-            nav = page.locator('[data-testid="stSidebarNav"] a')
+            wide = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            narrow = browser.new_context(viewport={"width": 800, "height": 900}).new_page()
+            wide.goto(server)
+            narrow.goto(server)
+            _settle(wide)
+            _settle(narrow)
+            nav = wide.locator('[data-testid="stSidebarNav"] a')
             labels = [nav.nth(i).inner_text().strip().splitlines()[-1].strip() for i in range(nav.count())]
             assert set(titles) <= set(labels), f"pages missing from the navigation: {set(titles) - set(labels)}"
             for i, label in enumerate(labels):
                 if i > 0:
+                    href = nav.nth(i).get_attribute("href")
                     nav.nth(i).click()
-                    page.wait_for_function("t => document.querySelector('h1') && "
-                                           "document.querySelector('h1').innerText.includes(t)",
-                                           arg=titles.get(label, label), timeout=ms(90))
-                _settle(page)
-                name = _slug(page.url)
-                _screenshot(page, name)
-                errors = page.locator('[data-testid="stException"]')
-                if errors.count():
-                    problems.append(f"{label}: {errors.first.inner_text()[:500]}")
-                heading = page.locator("h1", has_text=titles.get(label, label))
-                if heading.count() == 0:
-                    problems.append(f"{label}: no heading {titles.get(label, label)!r}")
+                    narrow.goto(href, wait_until="commit")  # both sessions load the page at the same time
+                    for page in (wide, narrow):
+                        page.wait_for_function("t => document.querySelector('h1') && "
+                                               "document.querySelector('h1').innerText.includes(t)",
+                                               arg=titles.get(label, label), timeout=ms(120))
+                _settle(wide)
+                _settle(narrow)
+                name = _slug(wide.url)
+                problems += _check_page(wide, label, 1400)
+                problems += _check_page(narrow, label, 800)
+                _screenshot(wide, name)
+                _screenshot(narrow, f"{name}_800", width=800)
                 if name == "latent_map":
-                    problems += _box_selects_images(page)
+                    problems += _box_selects_images(wide)
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
