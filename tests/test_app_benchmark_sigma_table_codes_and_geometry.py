@@ -1,4 +1,4 @@
-"""Part C of the app: the benchmark page, the σ page without an empty table, decoder σ on the latent map,
+"""The app's benchmark page, the σ page without an empty table, decoder σ on the latent map,
 the traversal grid per latent dimension, VQ codebooks and the sphere / disk maps.
 
 Pages run through `streamlit.testing.v1.AppTest` on the bundled checkpoints (read-only) or, for the

@@ -1,4 +1,4 @@
-"""App part A: home, training monitor, σ convergence and likelihood comparison pages, the shared UI
+"""The app's home, training monitor, σ convergence and likelihood comparison pages, the shared UI
 helpers and the background jobs. Pages run through AppTest on the bundled checkpoints (or quick digits
 models when checkpoints/ holds fewer than two), with training runs written to a temporary folder."""
 

@@ -1,4 +1,4 @@
-"""Part B of the app: the latent map, interpolation and transformation pages and their engine modules.
+"""The app's latent map, interpolation and transformation pages and their engine modules.
 
 Pages run through `streamlit.testing.v1.AppTest` on the bundled models when checkpoints/ holds a T-VAE
 and a plain VAE, else on quick models trained here for a few steps (pointed at with VAE_CHECKPOINTS).

@@ -178,6 +178,18 @@ def test_the_app_and_the_scripts_use_no_private_name_of_another_module() -> None
     assert not found, found
 
 
+def test_the_engine_imports_neither_streamlit_nor_the_app() -> None:
+    """vaecore runs without the app: no module of it imports streamlit or explorer, not even inside a function."""
+    found = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] in ("streamlit", "explorer")]
+    assert not found, found
+
+
 def test_the_experiments_import_each_other_without_a_cycle() -> None:
     """experiments/ scripts import one another by name (function-level imports included): no circle among them."""
     scripts = {p.stem: p for p in (ROOT / "experiments").glob("*.py")}
