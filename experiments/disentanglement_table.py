@@ -66,13 +66,75 @@ def mean_sd(values: list[float], key: str) -> str:
     return f"{_fmt(statistics.mean(values), key)} ± {_fmt(statistics.stdev(values), key)}"
 
 
+PAPER_STEPS, PAPER_BATCH = 300_000, 64  # Locatello et al. 2019's budget for every dSprites model
+CLASSIFIER_SCORES = ("beta-vae-score", "factor-vae-score")
+
+
+def train_images(data: str) -> int:
+    """The training split's size of the study's data (the grid less its seed-0 test and validation hold-outs)."""
+    from vaecore.data import sprites
+    from vaecore.data.datasets import holdout_rows
+
+    if not data.startswith("dsprites"):
+        raise ValueError(f"the study's data is dSprites, not {data!r}")
+    return len(holdout_rows(sprites.n_images(), 0, test=True)[0])
+
+
+def budget_lines(records: list[dict[str, Any]]) -> list[str]:
+    """What the study's budget is, beside the papers', said plainly (from the records)."""
+    steps = sorted({r["steps"] for r in records})
+    batch, threads = records[0]["batch_size"], sorted({r["threads"] for r in records})
+    n = train_images(records[0]["data"])
+    most = max(steps)
+    hours = sum(r["train_seconds"] for r in records) / 3600
+    return [f"**Budget: {', '.join(map(str, steps))} steps of batch {batch} per model** ({most * batch:,} images, "
+            f"{most * batch / n:.1%} of one pass over the {n:,} training images) on {', '.join(map(str, threads))} "
+            f"CPU thread(s) of a shared 2-core machine ({hours:.1f} h of training for the {len(records)} model(s) "
+            f"so far). Locatello et al. 2019 train every dSprites model {PAPER_STEPS:,} steps of batch {PAPER_BATCH} "
+            f"({PAPER_STEPS * PAPER_BATCH // (most * batch):,} × more), and Pythae's β-TC-VAE row 50 epochs of all "
+            "737,280 images. These are early-training numbers, far below the papers' budgets: they compare the "
+            "families at the same small budget and check the pipeline end to end; they reproduce no published "
+            "number. The GPU script trains the same study at 300,000 steps (`bash bench/gpu_session.sh "
+            "disentanglement`).", ""]
+
+
+def chance_lines(records: list[dict[str, Any]]) -> list[str]:
+    """Which models' classifier scores are at chance, by a stated rule."""
+    rows, at, labels = 0, [], _labels()
+    for r in records:
+        details = r["result"].get("disentanglement", {}).get("metrics", {})
+        for k in CLASSIFIER_SCORES:
+            v, se, chance = r["result"].get(k), r["result"].get(f"{k}_se"), details.get(k, {}).get("chance")
+            if v is None or se is None or chance is None:
+                continue
+            rows += 1
+            if abs(v - chance) <= 2 * se:
+                at.append(f"{_title(r['family'])} seed {r['seed']} {labels[k]} {v:.3f}")
+    if not rows:
+        return []
+    return [f"Chance level of the two classifier scores is 1/K ({', '.join(sorted(chance_levels(records)))}); a "
+            "score within 2 binomial SE of it is at chance: " + ("; ".join(at) if at else "none") + ".", ""]
+
+
+def chance_levels(records: list[dict[str, Any]]) -> set[str]:
+    out = set()
+    for r in records:
+        for k in CLASSIFIER_SCORES:
+            c = r["result"].get("disentanglement", {}).get("metrics", {}).get(k, {}).get("chance")
+            if c is not None:
+                out.add(f"{c:.2f}")
+    return out
+
+
 def table(records: list[dict[str, Any]]) -> list[str]:
-    """Markdown: the summary (mean ± s.d. over seeds), the per-seed rows and the settings."""
+    """Markdown: the budget, the summary (mean ± s.d. over seeds), the per-seed rows and the settings."""
     if not records:
         return ["No results yet: run `python experiments/disentanglement.py train`."]
     labels = _labels()
     families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
-    lines = ["| family | seeds | steps | " + " | ".join(labels[k] for k in COLUMNS) + " |",
+    lines = [*budget_lines(records), "Every metric as mean ± s.d. over seeds (the s.d. of the seeds' values, n − 1; "
+             "one seed: its value alone, no spread), per family:", "",
+             "| family | seeds | steps | " + " | ".join(labels[k] for k in COLUMNS) + " |",
              "|" + " --- |" * (3 + len(COLUMNS))]
     for f in families:
         rs = [r for r in records if r["family"] == f]
@@ -101,7 +163,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             cells.append(c)
         lines.append(f"| {_title(r['family'])} | {r['seed']} | " + " | ".join(cells)
                      + f" | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
-    lines += ["", settings_line(records[0])]
+    lines += ["", *chance_lines(records), settings_line(records[0])]
     return lines
 
 

@@ -72,6 +72,11 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def catalog_entry(name: str) -> dict[str, Any]:
+    """A bundled model's catalog row (the zoo's or a study's), {} when it has none."""
+    return _catalog_entries(checkpoints_dir()).get(name, {})
+
+
 def _sample_grid(folder: Path) -> dict[str, Any]:
     """The model's sample grid and what drew it: its prior (samples.png), else the GMM fitted on its
     training latents (samples-gmm.png, for models without a prior)."""

@@ -18,10 +18,12 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from explorer.catalog import catalog_entry, local_folder, read_json_file
 from vaecore.evaluation import disentangle as D
 from vaecore.evaluation.metrics import COLLAPSED_KL, METRICS, kl_per_dimension, latent_means, varying_classes
 from vaecore.evaluation.metrics.disentanglement import GROUP, NO_FACTORS, factors_of
-from vaecore.evaluation.registry import undefined_reason
+from vaecore.evaluation.registry import in_group, undefined_reason
+from vaecore.files import EVAL
 from vaecore.utils import PROJECT_ROOT
 
 STUDY = Path(PROJECT_ROOT) / "experiments" / "results" / "disentanglement"
@@ -147,6 +149,46 @@ def heatmap(report: LatentReport) -> go.Figure:
     return fig
 
 
+# metrics ---------------------------------------------------------------------------------------------------------
+def recorded(spec: str) -> dict[str, Any] | None:
+    """The disentanglement metrics a local model's eval.json records (a bundled study model's: the study's protocol),
+    or None when it records none."""
+    folder = local_folder(spec)
+    result = read_json_file(folder / EVAL) if folder is not None else {}
+    return result if any(result.get(k) is not None for k in in_group(GROUP)) else None
+
+
+def metric_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per disentanglement metric of an evaluation: its value ± SE (the classifier scores' binomial SE over
+    their eval votes), or why it is undefined."""
+    rows = []
+    for k in in_group(GROUP):
+        if k not in result:
+            continue
+        v = result[k]
+        value = (f"undefined: {result.get('notes', {}).get(k, '')}" if v is None else
+                 f"{v:.3f}" + (f" ± {result[k + '_se']:.3f}" if result.get(k + "_se") else ""))
+        rows.append({"metric": METRICS[k].title, "value": value})
+    return rows
+
+
+def recorded_caption(result: dict[str, Any]) -> str:
+    """Where recorded metrics come from: the protocol, the images, the estimator settings."""
+    s = result.get("settings", {})
+    protocol = s.get("protocol")
+    where = (f"the dSprites disentanglement study's protocol (`{protocol}`, experiments/disentanglement.py)"
+             if protocol else "its evaluation")
+    return (f"Recorded in the model's {EVAL} by {where}: the first {s.get('n_test', '?'):,} test images of "
+            f"{s.get('dataset', '?')}. Settings: " + settings_caption(result))
+
+
+def study_seat(spec: str) -> tuple[str, int] | None:
+    """(family, seed) of a bundled study model in the study's records, or None for another model."""
+    entry = catalog_entry(spec)
+    family = entry.get("family")
+    return (str(family), int(entry.get("seed", 0))) if family and entry.get("protocol") else None
+
+
 # the study ---------------------------------------------------------------------------------------------------
 STUDY_METRICS = ("beta-vae-score", "factor-vae-score", "mig", "sap", "dci", "dci-completeness", "modularity")
 
@@ -173,14 +215,20 @@ def study_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def strip_figure(records: list[dict[str, Any]], metric: str) -> go.Figure:
-    """One point per seed, one column per family (the seed distribution of one metric)."""
+def strip_figure(records: list[dict[str, Any]], metric: str, mark: tuple[str, int] | None = None) -> go.Figure:
+    """One point per seed, one column per family (the seed distribution of one metric); `mark` (family, seed)
+    circles the model on view."""
     fig = go.Figure()
     for family in dict.fromkeys(r["family"] for r in records):
         rs = [r for r in records if r["family"] == family and r["result"].get(metric) is not None]
         fig.add_trace(go.Box(y=[r["result"][metric] for r in rs], name=family, boxpoints="all", jitter=0.3,
                              pointpos=0, fillcolor="rgba(0,0,0,0)", line={"width": 1},
                              text=[f"seed {r['seed']}" for r in rs], hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
+    hit = [r for r in records if mark and (r["family"], r["seed"]) == mark and r["result"].get(metric) is not None]
+    if hit:
+        fig.add_trace(go.Scatter(x=[mark[0]], y=[hit[0]["result"][metric]], mode="markers", name="this model",
+                                 marker={"size": 16, "symbol": "circle-open", "line": {"width": 2}},
+                                 hovertemplate=f"this model (seed {mark[1]}): %{{y:.3f}}<extra></extra>"))
     fig.update_layout(height=320, showlegend=False, yaxis_title=METRICS[metric].title,
                       margin={"l": 10, "r": 10, "t": 20, "b": 10})
     return fig

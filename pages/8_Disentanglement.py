@@ -80,11 +80,16 @@ else:
 st.subheader("Metrics")
 keys = in_group(GROUP)
 reasons = {k: undefined_reason(model, k, dataset) for k in keys}
+saved = dis.recorded(spec)
+if saved is not None:
+    st.table(dis.metric_rows(saved))
+    st.caption(dis.recorded_caption(saved))
 if all(reasons.values()):
     st.error(f"Disentanglement metrics are undefined here: {next(iter(reasons.values()))}.")
 else:
     n_test = st.select_slider("Test images scored", [1000, 2000, 5000, 10000], value=10000, key="dis_n_test")
-    if st.button("Compute the disentanglement metrics of this model", key="dis_eval", icon=":material/calculate:"):
+    label = "Compute them again here" if saved is not None else "Compute the disentanglement metrics of this model"
+    if st.button(label, key="dis_eval", icon=":material/calculate:"):
         bar = st.progress(0.0, text="starting")
         try:
             result = caches.evaluate_model(spec, keys, n_test, progress=lambda stage, done, total: bar.progress(
@@ -93,9 +98,7 @@ else:
             st.error(str(e))
         else:
             bar.empty()
-            st.table([{"metric": METRICS[k].title, "value": "undefined: " + result["notes"][k] if result[k] is None
-                       else f"{result[k]:.3f}" + (f" ± {result[k + '_se']:.3f}" if result.get(k + "_se") else "")}
-                      for k in keys])
+            st.table(dis.metric_rows(result))
             st.caption("Settings: " + dis.settings_caption(result))
 
 records = dis.study_records()
@@ -104,5 +107,10 @@ if records:
     st.dataframe(dis.study_rows(records), hide_index=True)
     metric = st.selectbox("Seed distribution of", dis.STUDY_METRICS, format_func=lambda k: METRICS[k].title,
                           key="dis_strip")
-    st.plotly_chart(dis.strip_figure(records, metric), use_container_width=True)
-    st.caption("One point per seed (mean ± s.d. in the table). Settings: " + dis.settings_caption(records[0]))
+    seat = dis.study_seat(spec)
+    st.plotly_chart(dis.strip_figure(records, metric, seat), use_container_width=True)
+    st.caption("One point per seed (mean ± s.d. over seeds in the table)"
+               + (f"; circled: this model (seed {seat[1]})" if seat else "") + ". Every model trained "
+               f"{', '.join(str(s) for s in sorted({r['steps'] for r in records}))} steps on CPU, far below the "
+               "papers' 300,000: early-training numbers (docs/disentanglement.md). Settings: "
+               + dis.settings_caption(records[0]))

@@ -48,3 +48,28 @@ def test_page_on_mnist_says_what_needs_factors_and_shows_traversals(mnist_model:
     assert kls == sorted(kls, reverse=True)  # rows in KL order
     assert [e.value for e in at.error] == [f"Disentanglement metrics are undefined here: {NO_FACTORS}."]
     assert {b.label for b in at.get("download_button")} >= {"Grid as PNG", "Grid as GIF (animated)"}
+
+
+def test_a_bundled_study_model_shows_its_recorded_metrics_and_seat() -> None:
+    """A bundled dSprites model's page reads the metrics its eval.json records under the study's protocol, names the
+    protocol and the estimator settings, and circles the model among its family's seeds."""
+    from explorer import disentanglement as dis
+
+    bundled = sorted(p.parent.name for p in CHECKPOINTS_DIR.glob("dsprites-*/eval.json"))
+    if not bundled:
+        pytest.skip("no dSprites model is bundled")
+    name = bundled[0]
+    saved = dis.recorded(name)
+    assert saved is not None
+    rows = {r["metric"]: r["value"] for r in dis.metric_rows(saved)}
+    assert len(rows) >= 6 and all(v[0].isdigit() or v.startswith("undefined") for v in rows.values())
+    caption = dis.recorded_caption(saved)
+    assert "dsprites-disentanglement-study" in caption and "10,000 test images" in caption and "bins 20" in caption
+    family, seed = dis.study_seat(name)
+    assert name == f"dsprites-{family}" and seed == 0
+    records = dis.study_records()
+    mine = [r for r in records if (r["family"], r["seed"]) == (family, seed)]
+    assert mine and mine[0]["result"]["mig"] == saved["mig"]  # the bundle is the study's seed 0, same numbers
+    fig = dis.strip_figure(records, "mig", (family, seed))
+    assert fig.data[-1].name == "this model" and fig.data[-1].y[0] == saved["mig"]
+    assert dis.recorded("vae") is None and dis.study_seat("vae") is None  # an MNIST model records none
