@@ -221,7 +221,7 @@ def strip_figure(records: list[dict[str, Any]], metric: str, mark: tuple[str, in
     fig = go.Figure()
     for family in dict.fromkeys(r["family"] for r in records):
         rs = [r for r in records if r["family"] == family and r["result"].get(metric) is not None]
-        fig.add_trace(go.Box(y=[r["result"][metric] for r in rs], name=family, boxpoints="all", jitter=0.3,
+        fig.add_trace(go.Box(y=[r["result"][metric] for r in rs], name=family, boxpoints="all", jitter=0,
                              pointpos=0, fillcolor="rgba(0,0,0,0)", line={"width": 1},
                              text=[f"seed {r['seed']}" for r in rs], hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
     hit = [r for r in records if mark and (r["family"], r["seed"]) == mark and r["result"].get(metric) is not None]

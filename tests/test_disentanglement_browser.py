@@ -47,6 +47,7 @@ def test_disentanglement_page_in_chromium(server: str) -> None:  # noqa: F811
             assert "has no ground-truth factors" not in text
             assert any(f"{f} (NMI" in text for f in FACTORS), text[:2000]
             assert "DCI importance" in text and "Factor × latent mutual information" in text
+            assert "Recorded in the model's" in text and "dsprites-disentanglement-study" in text
             assert page.locator(".js-plotly-plot").count() >= 1
             _screenshot(page, "disentanglement_dsprites")
         finally:
