@@ -182,7 +182,7 @@ def cmd_pythae(args: argparse.Namespace) -> None:
     record = {**PYTHAE_ROW, "ours": {"elbo": -elbo, "modified_elbo": modified_elbo(model, dataset, args.n_test)},
               "steps": step, "epochs_done": step / per_epoch, "epochs_target": args.epochs,
               "n_test": args.n_test, "settings": PYTHAE_SETTINGS, "batch_size": 1000, "lr": 1e-3, "eps": 1e-4,
-              "train_images": dataset.size("train"), "torch": torch.__version__,
+              "train_images": dataset.size("train"), "torch": torch.__version__, "threads": args.threads,
               "note": "ELBO and modified ELBO as positive losses in nats per image, on held-out test images; "
                       "Pythae trains on all 737,280 images and reports its own training-time values"}
     out = Path(args.out)
