@@ -112,7 +112,7 @@ def budget_gives(records: list[dict[str, Any]]) -> list[str]:
     if hi < 1.0:
         line += (" The codes carry almost no information about the images yet (every family is still at the "
                  "posterior-collapse stage of early training), so the scores below are those of near-uninformative "
-                 "codes, the two classifier scores at chance: they do not measure how well any family disentangles.")
+                 "codes: they do not measure how well any family disentangles.")
     return [line, ""]
 
 
