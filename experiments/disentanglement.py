@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -301,7 +302,13 @@ def commit(paths: list[Path], message: str) -> None:
     """Commit exactly these paths in this repository (whatever else is staged stays staged)."""
     from zoo_common import git_commit
 
-    git_commit(ROOT, sorted({str(p.relative_to(ROOT)) for p in paths}), message)
+    rel = sorted({str(p.relative_to(ROOT)) for p in paths})
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *rel], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    if changed:  # nothing to commit is no error (a rerun of `bundles`)
+        git_commit(ROOT, rel, message)
+    else:
+        print(f"[disent] nothing changed in {', '.join(rel)}: no commit", flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
