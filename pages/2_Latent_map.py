@@ -6,7 +6,19 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import caches, catalog, diagnostics, downloads, figures, latents, models, sources, state, widgets
+from explorer import (
+    caches,
+    catalog,
+    diagnostics,
+    downloads,
+    figures,
+    latents,
+    models,
+    prior_holes,
+    sources,
+    state,
+    widgets,
+)
 from explorer import geometry as geom
 from vaecore.components.kinds import Geometry
 from vaecore.evaluation.metrics import COLLAPSED_KL, METRICS
@@ -278,6 +290,40 @@ else:
                f"{usage.collapsed} dimension{'s' if usage.collapsed != 1 else ''} carry under {COLLAPSED_KL} nats "
                "(grey: collapsed by KL, a stricter reading than active units, which look at how the posterior "
                "means vary across images).")
+
+st.subheader("Prior holes")
+holes, holes_why, hole_images, filled_images = prior_holes.holes_for(spec, source, m_usage)
+if holes is None:
+    st.caption(f"Not defined for this model: {holes_why}.")
+else:
+    share = holes.fraction
+    st.markdown(f"**{100 * share.value:.1f} % ± {100 * share.se:.1f} %** of {len(holes.in_hole):,} draws from the "
+                f"prior N(0, I) fall in a hole: where the aggregate posterior q(z) of the first {m_usage:,} {source} "
+                f"images is thinner than at {100 * (1 - holes.level):.0f} % of its own draws (by construction "
+                f"{100 * holes.level:.0f} % of q's own draws are that thin). Decoded, hole draws are what prior "
+                "samples look like when they go wrong — why a sampler fitted to q(z) (GMM) beats the prior.")
+    h1, h2 = st.columns(2)
+    if hole_images is not None:
+        h1.image(widgets.grid_png(hole_images, nrow=8, scale=1), caption="decoded from prior draws in a hole")
+    if filled_images is not None:
+        h2.image(widgets.grid_png(filled_images, nrow=8, scale=1), caption="decoded from prior draws the data reaches")
+    st.plotly_chart(prior_holes.dims_figure(holes), key="map_holes_dims", config={"displaylogo": False})
+    st.caption("Per latent dimension: the variance of the aggregate posterior (the prior's is 1, dotted) and the KL of "
+               "its moment-matched Gaussian from N(0, 1). A variance well below 1 leaves prior mass unreached.")
+    fitted = getattr(inverse, "fitted", None) if method == "pca" and subset is None else None
+    if fitted is not None and hasattr(fitted, "transform"):
+        prior_xy = np.asarray(fitted.transform(holes.z_prior.numpy()))[:, :2]
+    elif inverse is not None and getattr(inverse, "fitted", 0) is None:  # a 2-D latent, drawn as it is
+        prior_xy = holes.z_prior.numpy()[:, :2]
+    else:
+        prior_xy = None
+    if prior_xy is not None:
+        st.plotly_chart(prior_holes.map_figure(map_points[:, :2], prior_xy, holes.in_hole), key="map_holes_map",
+                        config={"displaylogo": False})
+        st.caption("The prior draws placed on this map by the same projection (the map's PCA): red ones land where "
+                   "no image's posterior reaches.")
+    else:
+        st.caption("Switch the map to PCA (all points) to see the prior draws on it.")
 
 latent_geometry = model.capabilities.geometry
 if latent_geometry in (Geometry.SPHERE, Geometry.POINCARE_BALL):
