@@ -171,6 +171,49 @@ def ranking_rows(results: dict[str, dict[str, Any]], families: dict[str, str],
     return ranked, unranked
 
 
+PAIRED = ("nll-dequant", "mse", "knn", "probe", "fd", "precision", "recall", "density", "coverage")
+"""Metrics compared with the best-ranked model below the ranking: per-image ones paired on the same images, those
+of generated images over their sample seeds (Welch)."""
+
+
+def paired_rows(results: dict[str, dict[str, Any]], ranked: Sequence[dict[str, Any]],
+                metrics: Sequence[str] = PAIRED) -> list[dict[str, Any]]:
+    """Each ranked model against the best one on the other metrics, by the project's rule: a per-image metric by the
+    paired difference on the same test images (its per-image values), a metric of generated images by the difference
+    of the seeds' means with the Welch SE; 'undecided' within 2 SE. Metrics a model lacks (or stores without its
+    spread) are left out, never compared on bare means."""
+    from vaecore.evaluation.uncertainty import Verdict, difference, verdict
+
+    if len(ranked) < 2:
+        return []
+    best = ranked[0]["model"]
+    b = results[best]
+    rows = []
+    for row in ranked[1:]:
+        name = row["model"]
+        a = results[name]
+        for key in metrics:
+            metric = METRICS[key]
+            sa, sb = a.get(PER_IMAGE_KEY), b.get(PER_IMAGE_KEY)
+            if metric.per_image:
+                if sa is None or sb is None or key not in sa.values or key not in sb.values:
+                    continue
+                d = sa.difference(sb, key)
+            else:
+                generated = [{k: (r.get("settings") or {}).get(k) for k in ("sampler", "n_samples")} for r in (a, b)]
+                if generated[0] != generated[1]:  # other samplers or sample sizes: not the same experiment
+                    continue
+                oa, ob = outcome(a, key), outcome(b, key)
+                if oa.estimate is None or ob.estimate is None or oa.estimate.n < 2 or ob.estimate.n < 2:
+                    continue
+                d = difference(oa.estimate, ob.estimate)
+            v = verdict(d, metric.direction)
+            rows.append({"model": name, "metric": metric.short_title, "− best": d.mean, "± SE": d.se,
+                         "over": f"{d.n} paired images" if d.paired else f"{d.n} seeds each",
+                         "against the best": "undecided" if v is Verdict.UNDECIDED else str(v)})
+    return rows
+
+
 def ranking_note(results: dict[str, dict[str, Any]]) -> str:
     """The rule of the ranking and the images it is on."""
     r = rank(results, RANK_METRIC, per_image={k: v.get(PER_IMAGE_KEY) for k, v in results.items()})

@@ -120,6 +120,13 @@ if ranked:
                  column_config=tables.display_column_config(ranked[0]))
     st.plotly_chart(figures.metric_bar({r["model"]: results[r["model"]] for r in ranked}, "nll-discrete"),
                     key="lc_bar_rank", config={"displaylogo": False})
+    paired = evaluations.paired_rows(results, ranked)
+    if paired:
+        st.markdown(f"**Against the best ({ranked[0]['model']}) on the other metrics**")
+        st.caption("Per-image metrics by the paired difference on the same test images; metrics of generated images "
+                   "by the difference of the sample seeds' means (Welch SE); decided beyond 2 SE. A metric a model "
+                   "stores without its spread is left out, not compared on bare means.")
+        st.dataframe(tables.display_rows(paired), hide_index=True, width="stretch", key="lc_paired")
 else:
     st.caption("None of the chosen models has −log p of the 8-bit images on a recorded set of test images yet.")
 if unranked:

@@ -87,3 +87,32 @@ def test_published_numbers_carry_our_spread() -> None:
     assert row["MSE (ours) ± SE"] == (stored["se"] if stored else None)
     fd = (ours.get("uncertainty") or {}).get("fd")
     assert row["FD ± s.d. (seeds)"] == (fd["sd"] if fd else None)
+
+
+def test_the_other_metrics_are_compared_with_the_best_by_the_rule() -> None:
+    import numpy as np
+
+    from explorer.caches import PER_IMAGE_KEY
+    from explorer.evaluations import paired_rows
+    from vaecore.evaluation.per_image import PerImage
+    from vaecore.evaluation.uncertainty import ImageSet, seed_spread
+
+    n = 200
+    rng = np.random.default_rng(0)
+    images = ImageSet("mnist", "test", tuple(range(n)), "a")
+    hard = rng.normal(10, 4, n)  # per-image difficulty both models share: pairing removes it
+
+    def result(mse: np.ndarray, fd: list[float], sampler: str = "prior") -> dict:
+        s = seed_spread(fd)
+        return {"mse": float(mse.mean()), "fd": s.value, "settings": {"sampler": sampler, "n_samples": 2000},
+                "uncertainty": {"fd": s.to_json()}, PER_IMAGE_KEY: PerImage(images, {"mse": mse})}
+
+    best = result(hard, [30.0, 31.0, 29.0])
+    worse = result(hard + 0.5 + rng.normal(0, 0.1, n), [30.5, 29.5, 31.0])  # MSE 0.5 worse; FD within seed noise
+    rows = paired_rows({"a": best, "b": worse}, [{"model": "a"}, {"model": "b"}])
+    by = {r["metric"]: r for r in rows}
+    assert by["MSE ↓"]["against the best"] == "worse" and by["MSE ↓"]["over"] == f"{n} paired images"
+    assert by["MSE ↓"]["± SE"] < 0.02  # the paired SE, far below the 4 / √n of the unpaired means
+    assert by["FD ↓"]["against the best"] == "undecided" and by["FD ↓"]["over"] == "3 seeds each"
+    other = result(hard, [10.0, 10.5, 9.5], sampler="gmm")  # another sampler's FD: not compared
+    assert all(r["metric"] != "FD ↓" for r in paired_rows({"a": best, "c": other}, [{"model": "a"}, {"model": "c"}]))
