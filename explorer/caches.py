@@ -50,11 +50,21 @@ def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
     else:
         try:
             return load_model(spec)
-        except ModelLoadError as e:
-            message = re.sub(r"\(bundled: [^)]*\)", "(the Bundled list in the sidebar)", str(e))
+        except Exception as e:  # noqa: BLE001 - every failure to load a user's model becomes a message, never a traceback
+            message = re.sub(r"\(bundled: [^)]*\)", "(the Bundled list in the sidebar)", load_failure(e))
             failures[spec] = (time.monotonic(), message)
     (where or st).error(f"Could not load **{spec}**: {message}")
     return None
+
+
+def load_failure(e: BaseException) -> str:
+    """The message the app shows for a model that failed to load: the engine's own for the failures it names
+    (ModelLoadError, a limit, a bad config), else the exception's type and text."""
+    if isinstance(e, ValueError | OSError):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "the model is too large for this server's memory"
+    return f"{type(e).__name__}: {e}"
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
@@ -143,25 +153,28 @@ def run_reconstructions(folder: Path, n: int = 16) -> torch.Tensor | None:
     return reconstruction_pairs(model, x)
 
 
-def sampler_folder(spec: str) -> Path:
-    """Where a model's fitted samplers live: the app writes only under its own folders, so a run of the app's
-    (under `runs_root`) keeps them in its folder, and every other model (bundled, a picked folder, a Hub repo) in
-    a per-model cache folder seeded with any sampler files shipped with the model."""
-    import shutil
-
+def sampler_folders(spec: str) -> tuple[Path, Path]:
+    """(where a model's fitted samplers are read from, where the app saves the ones it fits). The app writes only
+    to its own folders: a run of this app keeps its samplers in its run folder; any other model (bundled, a
+    folder, a Hub repo) has them saved in a per-model folder under the app's cache, and those shipped beside
+    the model are read from its folder."""
     from vaecore.hub import resolve
 
-    folder = local_folder(spec)
-    if folder is not None and folder.resolve().is_relative_to(runs_root().resolve()):
-        return folder
-    folder = folder or resolve(spec)
+    folder = local_folder(spec) or resolve(spec)
+    if folder.resolve().is_relative_to(runs_root().resolve()):
+        return folder, folder
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[-80:] or "model"
-    cache = cache_root() / "samplers" / safe
-    cache.mkdir(parents=True, exist_ok=True)
-    for f in folder.glob("sampler-*"):
-        if not (cache / f.name).exists():
-            shutil.copy2(f, cache / f.name)
-    return cache
+    return folder, cache_root() / "samplers" / safe
+
+
+def sampler_folder(spec: str) -> Path:
+    """Where the app saves the samplers it fits for a model (`sampler_folders`): its run folder or the cache."""
+    return sampler_folders(spec)[1]
+
+
+def sampler_saved(spec: str, name: str) -> bool:
+    """Whether a fitted sampler `name` of the model is on disk (beside it or in the app's cache)."""
+    return any((place / f"sampler-{name}.safetensors").is_file() for place in sampler_folders(spec))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -169,7 +182,8 @@ def _fitted_sampler(spec: str, stamp: float, name: str, n_train: int) -> Any:
     from vaecore.samplers import load_or_fit
 
     model = load_model(spec)
-    return load_or_fit(model, sampler_folder(spec), name, dataset_for(model), n_train=n_train)
+    folder, save_to = sampler_folders(spec)
+    return load_or_fit(model, folder, name, dataset_for(model), n_train=n_train, save_to=save_to)
 
 
 def fitted_sampler(spec: str, name: str, n_train: int = 10_000) -> Any:

@@ -13,7 +13,7 @@ from vaecore.hub import bundled_names, checkpoints_dir
 from vaecore.models.families import GROUPS, card_group, family_title
 from vaecore.models.families import group_heading as group_heading_of
 from vaecore.training import run_folder as rf
-from vaecore.utils import PROJECT_ROOT
+from vaecore.utils import PROJECT_ROOT, read_json
 
 
 def runs_root() -> Path:
@@ -50,7 +50,7 @@ def model_label(spec: str) -> str:
 def read_json_file(path: Path) -> dict[str, Any]:
     """A JSON object from a file, or {} when missing or unreadable (cards must never crash)."""
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)  # bounded in size and depth (vaecore.limits): a hostile file is just unreadable
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

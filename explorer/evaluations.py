@@ -13,14 +13,13 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.caches import PER_IMAGE_KEY, dataset_for, evaluate_model, evaluation_key, load_model, sampler_folder
+from explorer.caches import PER_IMAGE_KEY, dataset_for, evaluate_model, evaluation_key, load_model, sampler_saved
 from explorer.catalog import finite, local_folder, read_json_file
 from explorer.models import facts
 from vaecore.evaluation.ranking import rank, result_images
 from vaecore.evaluation.registry import METRICS, Comparable, State, outcome
 from vaecore.evaluation.uncertainty import RULE, Over
 from vaecore.files import EVAL
-from vaecore.samplers.base import sampler_files
 
 RANK_METRIC = "nll-discrete"
 WITHIN_FAMILY = tuple(k for k, m in METRICS.items() if m.comparable is Comparable.SAME_LIKELIHOOD)
@@ -254,7 +253,7 @@ def sampler_ready(spec: str, name: str) -> bool:
     if name == "prior":
         return True
     try:
-        return sampler_files(sampler_folder(spec), name)[0].is_file()
+        return sampler_saved(spec, name)
     except Exception:  # noqa: BLE001 - a model without a folder has no stored sampler
         return False
 

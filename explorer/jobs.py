@@ -48,7 +48,7 @@ class JobError(RuntimeError):
 
 def check_name(name: str, what: str) -> str:
     """Reject session ids and run names that could escape the runs folder."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise JobError(f"invalid {what} {name!r}: use letters, digits, '-', '_' and '.'")
     return name
 
@@ -97,6 +97,13 @@ class RunInfo:
         return f"{self.title} · {status}"
 
 
+def last_step(records: list[dict[str, Any]]) -> int:
+    """The highest step the records name; records whose "step" is not a finite number are ignored."""
+    steps = [r.get("step") for r in records]
+    return int(max((s for s in steps if isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s)),
+                   default=0))
+
+
 def run_status(records: list[dict[str, Any]]) -> tuple[str, str]:
     """(status, message) from a run's records: the last event, 'interrupted' when it never ended."""
     for r in reversed(records):
@@ -115,7 +122,7 @@ def read_run(folder: Path, job: Job | None = None) -> RunInfo:
     status, message = run_status(records)
     total = next((r.get("total_steps") for r in reversed(records) if r.get("kind") == "event"
                   and "total_steps" in r), None)
-    step = max((int(r.get("step", 0)) for r in records), default=0)
+    step = last_step(records)
     settings = {}
     if (folder / APP_RUN).is_file():
         try:
@@ -603,7 +610,7 @@ def progress(records: list[dict[str, Any]]) -> dict[str, Any]:
     start = max((i for i, r in enumerate(records) if r.get("kind") == "event"
                  and r.get("event") in ("started", "resumed")), default=-1)
     last = next((r for r in reversed(records[start + 1:]) if r.get("kind") == "step"), None)
-    step = max((int(r.get("step", 0)) for r in records), default=0)
+    step = last_step(records)
     return {"step": step, "total_steps": total,
             "fraction": min(1.0, step / total) if total else 0.0,
             "images_per_s": last.get("images_per_s") if last else None,

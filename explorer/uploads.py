@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import vaecore.limits as limits
 from vaecore.data.arrays import images_from_array, labels_from_array
 from vaecore.data.formats.npz import pick_splits
 
-MAX_IMAGES = 20_000
-MAX_ARRAY_BYTES = 256 * 2**20
-MAX_PNG_PIXELS = 4096 * 4096
+MAX_IMAGES = limits.UPLOAD_IMAGES.default  # defaults; the limits in force are read from vaecore.limits per upload
+MAX_ARRAY_BYTES = limits.UPLOAD_MB.default * limits.MIB
+MAX_PNG_PIXELS = limits.PNG_PIXELS.default
 UNLABELLED = -1
 ACCEPTED = ("npz", "npy", "png")
 
@@ -101,16 +102,29 @@ def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], np.dtype
         else:
             shape, _, dtype = npy_format.read_array_header_2_0(stream)
     except (ValueError, OSError, EOFError, SyntaxError) as err:
-        raise ValueError(f"{what}: could not read as a NumPy .npz/.npy file ({err}); "
-                         "object (pickled) arrays are not supported") from err
+        raise ValueError(f"{what}: could not read as a NumPy .npz/.npy file ({err})") from err
     if dtype.hasobject:
         raise ValueError(f"{what}: object (pickled) arrays are not supported")
     return tuple(int(d) for d in shape), dtype
 
 
 def _too_many(what: str, total: int, max_images: int) -> ValueError:
-    return ValueError(f"{what}: too many images ({total:,} with the files before it); the limit is "
-                      f"{max_images:,} per upload")
+    return limits.LimitError(f"{what}: too many images ({total:,} with the files before it); the limit is "
+                             f"{max_images:,} per upload (environment variable {limits.UPLOAD_IMAGES.env}, and "
+                             f"{limits.UPLOAD_MB.env} for their decoded size)")
+
+
+def _image_limit(shape: tuple[int, int, int], max_images: int | None) -> int:
+    """The images an upload may hold for a model of `shape`: the image-count limit, and no more than the
+    decoded-size limit holds as float32 images of that shape."""
+    by_count = limits.UPLOAD_IMAGES.value if max_images is None else max_images
+    by_bytes = limits.UPLOAD_MB.value * limits.MIB // (4 * math.prod(shape))
+    return max(1, min(by_count, by_bytes))
+
+
+def _decoded_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes an array takes once decoded and converted to float32 (the larger of the two)."""
+    return (math.prod(shape) if shape else 1) * max(dtype.itemsize, 4)
 
 
 def _check_array_size(shape: tuple[int, ...], dtype: np.dtype, what: str, max_images: int, already: int) -> int:
@@ -118,36 +132,78 @@ def _check_array_size(shape: tuple[int, ...], dtype: np.dtype, what: str, max_im
     count = 1 if len(shape) == 2 else (shape[0] if shape else 0)
     if already + count > max_images:
         raise _too_many(what, already + count, max_images)
-    values = math.prod(shape) if shape else 1
-    decoded = values * max(dtype.itemsize, 4)
-    if decoded > MAX_ARRAY_BYTES:
-        raise ValueError(f"{what}: shape {shape} would take {decoded / 2**20:,.0f} MB once decoded; the limit is "
-                         f"{MAX_ARRAY_BYTES // 2**20} MB per upload")
+    decoded = _decoded_bytes(shape, dtype)
+    if decoded > limits.UPLOAD_MB.value * limits.MIB:
+        raise limits.LimitError(f"{what}: shape {shape} would take {decoded / 2**20:,.0f} MB once decoded; the limit "
+                                f"is {limits.UPLOAD_MB.value:,} MB per upload (environment variable "
+                                f"{limits.UPLOAD_MB.env})")
     return count
+
+
+def _zip_entries(data: bytes) -> int | None:
+    """The number of members a zip's end-of-central-directory record declares (zip64 included), read from the
+    last bytes alone, so an archive of millions of members is refused before its directory is parsed."""
+    tail = data[-(2**16 + 22):]
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        return None
+    total = struct.unpack("<H", tail[end + 10:end + 12])[0]
+    if total == 0xFFFF:
+        end64 = tail.rfind(b"PK\x06\x06", 0, end)
+        if end64 < 0 or end - end64 < 40:
+            return None
+        total = struct.unpack("<Q", tail[end64 + 32:end64 + 40])[0]
+    return int(total)
+
+
+def _too_many_members(name: str, count: int, first: list[str]) -> limits.LimitError:
+    shown = "".join(f"{n[:40]!r}, " for n in first[:3])
+    return limits.LimitError(f"{name}: the archive holds {count:,} members ({shown}…); the limit is "
+                             f"{limits.ARCHIVE_MEMBERS.value:,} arrays per .npz (environment variable "
+                             f"{limits.ARCHIVE_MEMBERS.env}); save the images as one array")
+
+
+def _members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
+    """The archive's members, refused when there are too many or one is not a plain `.npy` array entry (a name
+    ending in '/' is a folder entry, which NumPy would still read as an array)."""
+    infos = zf.infolist()
+    if len(infos) > limits.ARCHIVE_MEMBERS.value:
+        raise _too_many_members(name, len(infos), [i.filename for i in infos])
+    for info in infos:
+        if info.filename.endswith("/") or info.is_dir():
+            raise ValueError(f"{name}: member {info.filename[:80]!r} is a folder entry, not an array; a .npz holds "
+                             "only .npy arrays (save it with numpy.savez)")
+    return infos
 
 
 def array_headers(name: str, data: bytes, max_images: int = MAX_IMAGES, already: int = 0) -> int:
     """Check every array of a .npz / .npy file from its header alone; the number of images they hold.
 
-    `already` counts the images of the files before this one, against the same `max_images`.
+    `already` counts the images of the files before this one, against the same `max_images`. Every member of
+    an archive counts (folder entries are refused), and their decoded sizes together stay within the limit.
     """
     if data.startswith(_NPY_MAGIC):
         return _check_array_size(*_npy_header(io.BytesIO(data), name), name, max_images, already)
+    declared = _zip_entries(data)
+    if declared is not None and declared > limits.ARCHIVE_MEMBERS.value:
+        raise _too_many_members(name, declared, [])
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = [i for i in zf.infolist() if not i.is_dir()]
-            if sum(i.file_size for i in members) > 2 * MAX_ARRAY_BYTES:
-                raise ValueError(f"{name}: the archive expands to {sum(i.file_size for i in members) / 2**20:,.0f} "
-                                 f"MB; the limit is {2 * MAX_ARRAY_BYTES // 2**20} MB per upload")
-            total = 0
+            members = _members(zf, name)
+            total = decoded = 0
             for info in members:
-                what = f"{name} [{info.filename.removesuffix('.npy')}]"
+                what = f"{name} [{info.filename.removesuffix('.npy')[:80]}]"
                 with zf.open(info) as member:
                     shape, dtype = _npy_header(member, what)
                 if info.filename.removesuffix(".npy").startswith(("y", "label")):
                     _check_array_size(shape[:1], dtype, what, max_images, 0)
                 else:
                     total += _check_array_size(shape, dtype, what, max_images, already + total)
+                decoded += _decoded_bytes(shape, dtype)
+                if decoded > limits.UPLOAD_MB.value * limits.MIB:
+                    raise limits.LimitError(
+                        f"{name}: its arrays would take {decoded / 2**20:,.0f} MB once decoded; the limit is "
+                        f"{limits.UPLOAD_MB.value:,} MB per upload (environment variable {limits.UPLOAD_MB.env})")
             return total
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
         raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err})") from err
@@ -165,8 +221,7 @@ def parse_array(name: str, data: bytes, shape: tuple[int, int, int], max_images:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
         arrays = {"x": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err}); "
-                         "object (pickled) arrays are not supported") from err
+        raise ValueError(f"{name}: could not read as a NumPy .npz/.npy file ({err})") from err
     except MemoryError as err:
         raise ValueError(f"{name}: too large to decode on this server") from err
     if not arrays:
@@ -223,9 +278,10 @@ def parse_png(name: str, data: bytes, shape: tuple[int, int, int], invert: bool 
     from PIL import Image, UnidentifiedImageError
 
     width, height = png_size(name, data)
-    if width * height > MAX_PNG_PIXELS:
-        raise ValueError(f"{name}: the PNG is {width:,}×{height:,} pixels; the limit is "
-                         f"{MAX_PNG_PIXELS:,} pixels (e.g. 4096×4096) per image")
+    if width * height > limits.PNG_PIXELS.value:
+        raise limits.LimitError(f"{name}: the PNG is {width:,}×{height:,} pixels; the limit is "
+                                f"{limits.PNG_PIXELS.value:,} pixels (e.g. 4096×4096) per image (environment "
+                                f"variable {limits.PNG_PIXELS.env})")
     try:
         img = Image.open(io.BytesIO(data))
         if img.size != (width, height):
@@ -279,7 +335,7 @@ def label_from_name(name: str) -> int | None:
 
 
 def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int],
-                  invert: bool | None = None, max_images: int = MAX_IMAGES,
+                  invert: bool | None = None, max_images: int | None = None,
                   errors: list[str] | None = None) -> Uploaded:
     """All uploaded files (name, bytes) as one batch for a model of `shape` (C, H, W).
 
@@ -291,6 +347,7 @@ def parse_uploads(files: Iterable[tuple[str, bytes]], shape: tuple[int, int, int
     """
     parts: list[Uploaded] = []
     total = 0
+    max_images = _image_limit(shape, max_images)
     for name, data in files:
         try:
             if not data:

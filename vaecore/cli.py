@@ -381,12 +381,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from vaecore.data.images import save_grid
+    from vaecore.data.images import image_format, save_grid
     from vaecore.evaluation import metrics
 
     ec = _eval_config(args)
     _check_sampler([ec.sampler])
     _check_out(args.out)
+    image_format(args.out)  # an extension it cannot honour is refused before any sampling
     if ec.sampler == "prior":
         import vaecore
 

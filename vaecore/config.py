@@ -21,13 +21,14 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+import vaecore.limits as limits
 from vaecore.data.binarize import BINARIZE
 from vaecore.data.datasets import STORAGE
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Config")
 
-MAX_LATENT_DIM = 4096
+MAX_LATENT_DIM = limits.LATENT_DIM.default  # the default; VAE_MAX_LATENT_DIM changes it (vaecore.limits)
 OPTIMIZERS = ("adam", "adamw", "adamax", "sgd", "rmsprop")
 SCHEDULERS = ("none", "plateau", "cosine", "step", "multistep")
 TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
@@ -128,6 +129,8 @@ def check_value(cls: type, name: str, value: Any) -> Any:
         raise ValueError(f"setting {name!r} must be {names}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"setting {name!r} must be a finite number, got {value!r}")
+    if isinstance(value, str):
+        limits.STRING_LENGTH.check(len(value), f"setting {name!r}: the length")
     meta = meta_of(cls, name)
     if value is None:
         return value
@@ -218,7 +221,7 @@ class ModelConfig(Config):
     model_type: str = "vae"
     preset: str = "custom"
     input_shape: tuple[int, int, int] = (1, 28, 28)
-    latent_dim: int = setting(16, lo=1, hi=MAX_LATENT_DIM, cli=True, app="model", label="Latent size", app_hi=512,
+    latent_dim: int = setting(16, lo=1, cli=True, app="model", label="Latent size", app_hi=512,
                               help="latent dimensions (a VQ-VAE: the dimension of each code vector)")
     arch: str = setting("sigma-conv", cli=True, help="encoder / decoder network")
     likelihood: str = setting("gaussian", cli=True, app="model", label="Likelihood",
@@ -232,11 +235,13 @@ class ModelConfig(Config):
                 isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
             raise ValueError(f"setting 'input_shape' must be (C, H, W) of positive integers, got {shape!r}")
         self.input_shape = tuple(shape)  # type: ignore[assignment]
+        limits.check_input_shape(self.input_shape, "setting 'input_shape'")
         super().__post_init__()
 
     def validate(self) -> None:
-        """The field checks, then the preset's name (a label, never a path)."""
+        """The field checks and the size limits (vaecore.limits), then the preset's name (a label, never a path)."""
         super().validate()
+        limits.LATENT_DIM.check(self.latent_dim, "setting 'latent_dim'")
         if not PRESET_NAME.fullmatch(self.preset):
             raise ValueError(f"setting 'preset' must be a name of letters, digits, '.', '_' or '-' (at most 64), "
                              f"got {self.preset[:80]!r}")
@@ -356,6 +361,8 @@ class TrainConfig(Config):
         from vaecore.utils import check_device
 
         super().validate()
+        limits.BATCH_SIZE.check(self.batch_size, "setting 'batch_size'")
+        limits.BATCH_SIZE.check(self.val_batch_size, "setting 'val_batch_size'")
         try:
             check_device(self.device)
         except ValueError as e:

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 
 from vaecore.files import CHECKPOINT, CONFIG, WEIGHTS
-from vaecore.models.base import MODEL_TYPES, PretrainedModel
+from vaecore.models.base import MODEL_TYPES, PretrainedModel, check_model_size, register_loader
 from vaecore.models.legacy import upgrade_config
 from vaecore.utils import PROJECT_ROOT, read_json
 
@@ -66,7 +66,7 @@ def resolve(name_or_path: str | Path) -> Path:
                              f"and {WEIGHTS}")
     looks_local = s.startswith((".", "/", "~")) or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
     if REPO_ID.match(s) and not looks_local:
-        return _download(s)
+        return download(s)
     names = bundled_names()
     shown = ", ".join(names[:5]) + (f", … ({len(names)} in all; see `python -m vaecore list-bundled`)"
                                     if len(names) > 5 else "") if names else "none"
@@ -76,7 +76,10 @@ def resolve(name_or_path: str | Path) -> Path:
                          "and not a Hub repo id of the form 'owner/name'")
 
 
-def _download(repo_id: str) -> Path:
+def download(repo_id: str, *, revision: str | None = None, cache_dir: str | Path | None = None,
+             token: str | bool | None = None, local_files_only: bool = False, force_download: bool = False) -> Path:
+    """The local snapshot of a Hub model repo (JSON, safetensors, cards and images only), through the hub cache;
+    offline with HF_HUB_OFFLINE=1. ModelLoadError when it cannot be had."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
@@ -85,10 +88,14 @@ def _download(repo_id: str) -> Path:
         RepositoryNotFoundError,
     )
 
+    if not isinstance(repo_id, str) or not REPO_ID.match(repo_id):
+        raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a Hub repo id of the form 'owner/name'")
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
     try:
-        return Path(snapshot_download(repo_id, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
-                                      local_files_only=offline,
+        return Path(snapshot_download(repo_id, revision=revision,
+                                      cache_dir=cache_dir or os.environ.get("HF_HUB_CACHE") or None,
+                                      local_files_only=offline or local_files_only, token=token,
+                                      force_download=force_download,
                                       allow_patterns=["*.json", "*.safetensors", "*.md", "*.jsonl", "*.png"]))
     except HFValidationError as e:
         raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({e})") from e
@@ -129,36 +136,64 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise ModelLoadError(str(e)) from e
     if not isinstance(config, dict):
         raise ModelLoadError(f"{cfg_path} must hold a JSON object, got {type(config).__name__}")
+    for key in ("model_type", "regulariser"):
+        if key in config and not isinstance(config[key], str):
+            raise ModelLoadError(f"{cfg_path}: {key} must be a string naming a family (one of "
+                                 f"{sorted(MODEL_TYPES)}), got a {type(config[key]).__name__}")
     try:
         return upgrade_config(config)
-    except ValueError as e:
+    except (ValueError, TypeError, KeyError) as e:
         raise ModelLoadError(f"{cfg_path}: {e}") from e
 
 
-def _check_weights(model: PretrainedModel, state: dict[str, torch.Tensor], weights: Path) -> None:
+def _read_weights(model: PretrainedModel, weights: Path) -> dict[str, torch.Tensor]:
+    """The tensors of `weights` checked against the model its config builds: names, shapes and dtypes from
+    the safetensors header before any tensor is read, then finiteness."""
+    from safetensors import safe_open
+
     expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ModelLoadError(f"{weights} does not match its {CONFIG}: missing {missing[:4]}, unexpected "
-                             f"{unexpected[:4]} (were the files copied from different models?)")
+    try:
+        with safe_open(str(weights), "pt") as f:
+            names = set(f.keys())
+            missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
+            if missing or unexpected:
+                raise ModelLoadError(f"{weights} does not match its {CONFIG}: missing {missing[:4]}, unexpected "
+                                     f"{unexpected[:4]} (were the files copied from different models?)")
+            for name, want in expected.items():
+                shape = tuple(f.get_slice(name).get_shape())
+                if shape != tuple(want.shape):
+                    raise ModelLoadError(f"{weights} does not match its {CONFIG}: {name} has shape {shape}, "
+                                         f"the config builds {tuple(want.shape)} (were the files copied from "
+                                         "different models?)")
+            state = {name: f.get_tensor(name) for name in expected}
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{weights} is corrupt or truncated ({e}); re-download or re-train it") from e
     for name, want in expected.items():
         got = state[name]
-        if got.shape != want.shape:
-            raise ModelLoadError(f"{weights} does not match its {CONFIG}: {name} has shape {tuple(got.shape)}, "
-                                 f"the config builds {tuple(want.shape)} (were the files copied from different models?)"
-                                 )
         if got.dtype != want.dtype and not (got.is_floating_point() and want.is_floating_point()):
             raise ModelLoadError(f"{weights}: {name} is {got.dtype}, expected {want.dtype}")
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             raise ModelLoadError(f"{weights}: {name} holds NaN or infinite values; the model diverged or the "
                                  "file is damaged: use an earlier checkpoint")
+    return state
 
 
-def load_folder(folder: str | Path, device: str | None = None) -> PretrainedModel:
-    """Load a model folder strictly; errors name the file and what is wrong."""
-    from safetensors.torch import load_file
+def _device(device: str | torch.device | None) -> torch.device | None:
+    from vaecore.utils import default_device
 
+    if device is None:
+        return None
+    try:
+        return default_device(str(device))
+    except ValueError as e:
+        raise ModelLoadError(f"device {device!r}: {e}") from e
+
+
+def load_folder(folder: str | Path, device: str | torch.device | None = None) -> PretrainedModel:
+    """Load a model folder strictly; errors name the file and what is wrong. The config's sizes are checked
+    (`vaecore.limits`) and the model's parameters counted before any weight is allocated."""
     folder = Path(folder)
+    target = _device(device)
     config = read_config(folder)
     cfg_path, weights = folder / CONFIG, folder / WEIGHTS
     if not weights.is_file():
@@ -167,18 +202,15 @@ def load_folder(folder: str | Path, device: str | None = None) -> PretrainedMode
     if kind not in MODEL_TYPES:
         raise ModelLoadError(f"{cfg_path}: model_type {kind!r} is not one of {sorted(MODEL_TYPES)}")
     try:
+        check_model_size(MODEL_TYPES[kind], config, str(cfg_path))
         model = MODEL_TYPES[kind](config)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelLoadError(f"{cfg_path} is not a valid {kind} config: {e}") from e
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
-        raise ModelLoadError(f"{weights} is corrupt or truncated ({e}); re-download or re-train it") from e
-    _check_weights(model, state, weights)
+    state = _read_weights(model, weights)
     model.load_state_dict(state, strict=True)
     model.eval()
-    if device:
-        model.to(device)
+    if target is not None:
+        model.to(target)
     return model
 
 
@@ -200,3 +232,6 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, token: str 
                       ignore_patterns=[CHECKPOINT],
                       commit_message=f"Upload {folder.name} with vaecore")
     return f"https://huggingface.co/{repo_id}"
+
+
+register_loader(download, load_folder, ModelLoadError)

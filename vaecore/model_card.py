@@ -10,6 +10,7 @@ why a metric is undefined, a saturated I(x; z), a collapsed posterior, and the t
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from vaecore.evaluation.registry import State, describe_key
 from vaecore.evaluation.uncertainty import RULE, Over
 from vaecore.files import CARD, EVAL, TRAIN
 from vaecore.models.base import MODEL_TYPES, register_card_writer
-from vaecore.utils import atomic_write_bytes
+from vaecore.utils import atomic_write_bytes, read_json
 
 _COMMON = {"model_type", "preset", "input_shape", "latent_dim", "arch", "likelihood",
            "likelihood_kwargs", "dataset"}
@@ -28,9 +29,9 @@ _COMMON = {"model_type", "preset", "input_shape", "latent_dim", "arch", "likelih
 def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, Any] | None = None,
                      extra: str = "") -> None:
     """A README.md model card: what the model is, its data, and its metrics when known."""
-    if metrics is None and (folder / EVAL).is_file():
-        metrics = json.loads((folder / EVAL).read_text())
-    train = json.loads((folder / TRAIN).read_text()) if (folder / TRAIN).is_file() else {}
+    if metrics is None:
+        metrics = _side_file(folder / EVAL)
+    train = _side_file(folder / TRAIN)
     family = MODEL_TYPES.get(str(config.get("model_type")))
     title = getattr(family, "title", "") or str(config.get("model_type"))
     what = getattr(family, "what", "") or "a model"
@@ -75,6 +76,23 @@ def write_model_card(folder: Path, config: dict[str, Any], metrics: dict[str, An
     if extra:
         lines += [extra, ""]
     atomic_write_bytes(folder / CARD, "\n".join(lines).encode())
+
+
+def _side_file(path: Path) -> dict[str, Any]:
+    """A JSON object the card shows (eval.json, train.json), or {} when it is missing; a corrupt one is named in
+    a warning and left out, so it never blocks the card, nor the checkpoint that writes it."""
+    if not path.is_file():
+        return {}
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"the model card leaves out {path}: {e}", stacklevel=3)
+        return {}
+    if not isinstance(data, dict):
+        warnings.warn(f"the model card leaves out {path}: it holds a {type(data).__name__}, not a JSON object",
+                      stacklevel=3)
+        return {}
+    return data
 
 
 SAMPLER_NAMES = {"gmm": "a 10-component GMM", "maf": "a MAF", "two-stage": "a 2-stage VAE"}

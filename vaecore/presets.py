@@ -14,7 +14,7 @@ from typing import Any
 
 from vaecore.config import ModelConfig, TrainConfig
 from vaecore.data.datasets import Dataset
-from vaecore.models.base import MODEL_TYPES, Capabilities, PretrainedModel
+from vaecore.models.base import MODEL_TYPES, Capabilities, PretrainedModel, check_model_size
 from vaecore.utils import seed_everything
 
 
@@ -107,6 +107,7 @@ def build_model(config: ModelConfig | dict[str, Any], seed: int | None = None) -
         if not isinstance(config, dict):
             raise ValueError(f"a model config must be a ModelConfig or a dict, got {type(config).__name__}")
         config = config_class(config.get("model_type", "vae")).from_dict(dict(config))
+    check_model_size(MODEL_TYPES[config.model_type], config, f"model {config.preset!r}")
     if seed is not None:
         seed_everything(seed)
     return MODEL_TYPES[config.model_type](config)

@@ -11,6 +11,8 @@ from typing import IO
 
 import numpy as np
 
+import vaecore.limits as limits
+
 MAX_ARRAY_BYTES = 8 * 2**30  # an array file claiming more than this is refused before it is read
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -84,10 +86,13 @@ def labels_from_array(labels: np.ndarray | None, n: int, what: str) -> np.ndarra
             raise ValueError(f"{what}: labels must be whole numbers, got non-integral floats")
     elif kind not in "bui":
         raise ValueError(f"{what}: labels must be integers, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
     if n and labels.min() < 0:
         raise ValueError(f"{what}: labels must be >= 0, got {labels.min()}")
-    return labels
+    if n and labels.max() >= limits.CLASSES.value:  # compared before the cast: a float of 1e300 cannot wrap
+        raise limits.LimitError(f"{what}: labels must be class numbers 0..{limits.CLASSES.value - 1}, got "
+                                f"{labels.max():,}; the limit is {limits.CLASSES.value:,} classes (environment "
+                                f"variable {limits.CLASSES.env})")
+    return labels.astype(np.int64)
 
 
 def _npy_header(f: IO[bytes], what: str, max_bytes: int | None = MAX_ARRAY_BYTES
@@ -211,12 +216,26 @@ def read_arrays(path: Path, keys: set[str] | None = None) -> dict[str, np.ndarra
     out: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
+            infos = archive.infolist()
+            limits.ARCHIVE_MEMBERS.check(len(infos), f"{path}: the number of arrays in the archive")
+            total = 0
+            for info in infos:  # every header first: names, count and sizes before any array is read
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if info.filename.endswith("/") or info.is_dir():
+                    raise ValueError(f"{path}: member {info.filename[:80]!r} is a folder entry, not an array; a .npz "
+                                     "holds only .npy arrays (save it with numpy.savez)")
+                with archive.open(info) as member:
+                    shape, dtype = _npy_header(member, f"{path} [{key[:80]}]")
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if total > MAX_ARRAY_BYTES:
+                    raise ValueError(f"{path}: its arrays hold {total / 2**30:.3g} GiB, over the "
+                                     f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB limit; the file is corrupt or too large")
+            for info in infos:
                 key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 if keys is not None and key not in keys:
                     continue
                 with archive.open(info) as member:
-                    out[key] = _read_npy(member, f"{path} [{key}]")
+                    out[key] = _read_npy(member, f"{path} [{key[:80]}]")
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: corrupt .npz archive ({err})") from err
     return out

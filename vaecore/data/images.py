@@ -56,8 +56,23 @@ def split_grid(grid: np.ndarray, height: int, width: int, padding: int = 2) -> t
     return torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2).contiguous()
 
 
-def to_png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
-    """Encode a uint8 image array as PNG, optionally enlarged by an integer factor."""
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP", ".gif": "GIF"}
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format a file name's extension asks for (.png, .jpg, …); a ValueError for any other name."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        what = f"the extension {suffix!r}" if suffix else "no extension"
+        raise ValueError(f"{path}: {what} is not an image format this writes; end the file name with one of "
+                         f"{', '.join(IMAGE_FORMATS)} (e.g. samples.png)")
+    return IMAGE_FORMATS[suffix]
+
+
+def to_image_bytes(array: np.ndarray, scale: int = 1, fmt: str = "PNG") -> bytes:
+    """Encode a uint8 image array in `fmt` (a Pillow format: PNG, JPEG, …), optionally enlarged by an integer
+    factor."""
     import io
 
     from PIL import Image
@@ -66,11 +81,17 @@ def to_png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return buf.getvalue()
 
 
+def to_png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
+    """Encode a uint8 image array as PNG, optionally enlarged by an integer factor."""
+    return to_image_bytes(array, scale, "PNG")
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
-    """Write a PNG grid of the images (atomically)."""
-    atomic_write_bytes(path, to_png_bytes(make_grid(images, nrow), scale))
+    """Write a grid of the images (atomically) in the format its extension names (`image_format`)."""
+    fmt = image_format(path)
+    atomic_write_bytes(path, to_image_bytes(make_grid(images, nrow), scale, fmt))
     return Path(path)

@@ -27,6 +27,7 @@ from vaecore.models.base import Capabilities, LossOutput, PretrainedModel, scala
 
 LOGVAR_RANGE = (-30.0, 20.0)
 POINT_MASS_LOGVAR = -20.0
+DECODE_BATCH = 1024  # latents decoded at once by `decode`, so activations stay bounded whatever B
 
 
 class AutoEncoder(PretrainedModel):
@@ -106,8 +107,12 @@ class AutoEncoder(PretrainedModel):
         return self.decoder(z.to(self.device))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Mean image in [0, 1] for each latent."""
-        return self.likelihood.mean(self.decode_params(z))
+        """Mean image in [0, 1] for each latent: z is (B, d) (or (B, *latent_shape)), finite, floating point;
+        decoded DECODE_BATCH latents at a time."""
+        z = self._check_latents(z)
+        if z.shape[0] <= DECODE_BATCH:
+            return self.likelihood.mean(self.decode_params(z))
+        return torch.cat([self.likelihood.mean(self.decode_params(part)) for part in z.split(DECODE_BATCH)])
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """Decode the latent point of x."""
@@ -128,13 +133,13 @@ class AutoEncoder(PretrainedModel):
         return self.prior.log_prob(z)
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draws from the model's prior."""
-        return self.prior.sample(n, generator=generator, device=self.device)
+        """n draws from the model's prior (n a whole number within `vaecore.limits.SAMPLES`)."""
+        return self.prior.sample(self._check_count(n), generator=generator, device=self.device)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n generated images (decoder means of prior draws)."""
-        return self.decode(self.sample_latents(n, generator))
+        """n generated images (decoder means of prior draws); n a whole number within `vaecore.limits.SAMPLES`."""
+        return self.decode(self.sample_latents(self._check_count(n), generator))
 
     # bounds -----------------------------------------------------------------------------------------
     def _require_elbo(self, what: str) -> None:

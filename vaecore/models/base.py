@@ -21,6 +21,8 @@ builds the right class from a config.json.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,16 +33,33 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+import vaecore.limits as limits
 from vaecore.components.context import StepContext
 from vaecore.components.kinds import Geometry, PosteriorKind, PriorKind
 from vaecore.config import ModelConfig
-from vaecore.files import WEIGHTS
-from vaecore.utils import atomic_save_safetensors
+from vaecore.files import CARD, CONFIG, WEIGHTS
+from vaecore.utils import (
+    atomic_save_safetensors,
+    atomic_write_bytes,
+    json_safe,
+    locked,
+    remove_temp_files,
+    write_error,
+)
 
 MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
 PIXEL_TOLERANCE = 1e-4
 CardWriter = Callable[[Path, dict[str, Any], "dict[str, Any] | None"], None]
 _CARD_WRITER: list[CardWriter] = []
+SAVE_LOCK = ".save.lock"  # held by save_pretrained while it writes a folder
+_LOADER: tuple[Any, Any, type[Exception]] | None = None
+
+
+def register_loader(download: Any, load_folder: Any, load_error: type[Exception]) -> None:
+    """Make `PretrainedModel.from_pretrained` load through vaecore.hub's checked path (`download` for a repo id,
+    then `load_folder`); vaecore.hub registers itself (it imports this module; importing vaecore imports it)."""
+    global _LOADER
+    _LOADER = (download, load_folder, load_error)
 
 
 def register_model_type(cls: type[PretrainedModel]) -> type[PretrainedModel]:
@@ -128,6 +147,46 @@ class Capabilities:
         return self.posterior in (PosteriorKind.POINT, PosteriorKind.VECTOR_QUANTISED)
 
 
+def parameter_count(cls: type[PretrainedModel], config: dict[str, Any] | ModelConfig) -> int | None:
+    """Values in the parameters and buffers `cls(config)` would allocate, counted by building it on the meta
+    device (no memory; the global RNG untouched); None where a family cannot be built there."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        try:
+            probe = cls(config)
+        except (RuntimeError, NotImplementedError):
+            return None
+    return sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+
+
+def check_model_size(cls: type[PretrainedModel], config: dict[str, Any] | ModelConfig, what: str = "the model") -> None:
+    """Refuse a config whose model would exceed `limits.MODEL_PARAMS`, before any weight is allocated."""
+    n = parameter_count(cls, config)
+    if n is not None:
+        limits.MODEL_PARAMS.check(n, f"{what}: its parameters and buffers")
+
+
+def config_bytes(config: dict[str, Any]) -> bytes:
+    """config.json exactly as written (sorted keys, indented, strict JSON)."""
+    return json.dumps(json_safe(config), sort_keys=True, indent=2, allow_nan=False).encode()
+
+
+def save_model_files(folder: str | Path, model: PretrainedModel, step: int | None = None) -> None:
+    """Write model.safetensors and config.json so a reader never finds either missing or half-written.
+
+    The weights are renamed into place first, then config.json only if its bytes change. The weights' metadata
+    names the config they belong to (its sha256, which `consistent_pair` checks) and the step.
+    """
+    folder = Path(folder)
+    cfg = config_bytes(model.config.to_dict())
+    meta = {"format": "pt", "model_type": str(model.model_type), "config_sha256": hashlib.sha256(cfg).hexdigest()}
+    if step is not None:
+        meta["step"] = str(int(step))
+    atomic_save_safetensors(model.state_dict(), folder / WEIGHTS, metadata=meta)
+    path = folder / CONFIG
+    if not path.is_file() or path.read_bytes() != cfg:
+        atomic_write_bytes(path, cfg)
+
+
 def scalar(t: torch.Tensor) -> float:
     return float(t.detach())
 
@@ -179,29 +238,48 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
                                 metadata={"format": "pt", "model_type": self.model_type})
 
     def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None,
-                        metrics: dict[str, Any] | None = None, **kwargs: Any) -> str | None:
-        """Save weights, config and a model card that states the model, data and metrics."""
-        out = super().save_pretrained(save_directory, config=config or self.config.to_dict(), **kwargs)
-        for write_card in _CARD_WRITER:
-            write_card(Path(save_directory), self.config.to_dict(), metrics)
-        return out
+                        metrics: dict[str, Any] | None = None, push_to_hub: bool = False, repo_id: str | None = None,
+                        **push_kwargs: Any) -> str | None:
+        """Save weights, config and a model card that states the model, data and metrics (`save_model_files`:
+        each file replaced atomically, the weights first, naming the config they belong to)."""
+        if config is not None and config != self.config.to_dict():
+            raise ValueError("save_pretrained writes the model's own config; change model.config instead")
+        folder = Path(save_directory)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(folder, e) from e
+        with locked(folder / SAVE_LOCK):  # one saver at a time, which clears what killed saves left
+            remove_temp_files(folder, (WEIGHTS, CONFIG, CARD))
+            save_model_files(folder, self)
+            for write_card in _CARD_WRITER:
+                write_card(folder, self.config.to_dict(), metrics)
+        if push_to_hub:
+            return self.push_to_hub(repo_id or folder.name, **push_kwargs)
+        return None
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
-                         force_download: bool, local_files_only: bool, token: str | bool | None,
-                         map_location: str = "cpu", strict: bool = True, **model_kwargs: Any) -> PretrainedModel:
-        """Build from config and load the safetensors weights strictly (all keys must match)."""
-        from huggingface_hub import hf_hub_download
-        from safetensors.torch import load_file
-
-        if Path(model_id).is_dir():
-            weights = Path(model_id) / WEIGHTS
-        else:
-            weights = Path(hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir,
-                                           force_download=force_download, local_files_only=local_files_only,
-                                           token=token))
-        model = cls(**model_kwargs)
-        model.load_state_dict(load_file(str(weights), device=map_location), strict=strict)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, force_download: bool = False,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, revision: str | None = None,
+                        map_location: str | None = None, **model_kwargs: Any) -> PretrainedModel:
+        """Load a folder or Hub repo through `vaecore.load`'s checks (config bounds, dtypes, finite weights,
+        shapes); a folder holding another family than `cls` is refused. Nothing is ever unpickled."""
+        if _LOADER is None:
+            raise RuntimeError("import vaecore (its hub module registers the loader) before from_pretrained")
+        download, load_folder, load_error = _LOADER
+        if model_kwargs:
+            raise ValueError(f"from_pretrained takes no model arguments ({sorted(model_kwargs)}): the model is "
+                             "built from the folder's config.json")
+        spec = str(pretrained_model_name_or_path)
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            folder = download(spec, revision=revision, cache_dir=cache_dir, token=token,
+                              local_files_only=local_files_only, force_download=force_download)
+        model = load_folder(folder, device=map_location)
+        if not isinstance(model, cls):
+            raise load_error(f"{spec} holds a {model.model_type!r} model ({type(model).__name__}), not a "
+                                 f"{cls.__name__}: load it with vaecore.load or {type(model).__name__}.from_pretrained")
         return model
 
     # helpers ----------------------------------------------------------------------------------
@@ -227,6 +305,8 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
         if not x.is_floating_point():
             raise ValueError(f"images must be floating point with values in [0, 1], got dtype {x.dtype} "
                              "(divide 8-bit images by 255)")
+        if x.shape[0] == 0:
+            raise ValueError(f"no images (an empty batch of shape {tuple(x.shape)}): pass at least one image")
         if x.numel():
             lo, hi = torch.aminmax(x.detach())
             if not (torch.isfinite(lo) and torch.isfinite(hi)):
@@ -235,6 +315,34 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
                 raise ValueError(f"pixel values must lie in [0, 1], got values in [{float(lo):.4g}, {float(hi):.4g}]"
                                  + (" (divide 8-bit images by 255)" if hi > 1.5 else ""))
         return x.to(self.device, self.dtype)
+
+    def _check_latents(self, z: Any) -> torch.Tensor:
+        """Latents as float32 (B, *latent_shape) or (B, d) on the model's device, finite and within the decode
+        limit, or a ValueError saying what to pass."""
+        shape = tuple(self.capabilities.latent_shape)
+        flat = math.prod(shape)
+        want = f"(B, {', '.join(map(str, shape))})" + (f" or (B, {flat})" if len(shape) > 1 else "")
+        if not isinstance(z, torch.Tensor):
+            hint = " (convert a NumPy array with torch.from_numpy(z).float())" if hasattr(z, "__array__") else ""
+            raise ValueError(f"latents must be a torch.Tensor of shape {want}, got {type(z).__name__}{hint}")
+        if tuple(z.shape[1:]) not in (shape, (flat,)) or z.dim() < 2:
+            hint = " (one latent: z.unsqueeze(0))" if tuple(z.shape) in (shape, (flat,)) else ""
+            raise ValueError(f"this model decodes latents of shape {want}; got {tuple(z.shape)}{hint}")
+        if not z.is_floating_point():
+            raise ValueError(f"latents must be floating point (float32), got dtype {z.dtype}")
+        if z.shape[0] == 0:
+            raise ValueError("no latents to decode (an empty batch): pass at least one")
+        limits.SAMPLES.check(int(z.shape[0]), "the number of latents to decode")
+        limits.check_tensor_bytes(int(z.shape[0]) * math.prod(self.config.input_shape), "the decoded images")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("latents contain NaN or infinite values; decode finite latents")
+        return z.to(self.device, self.dtype)
+
+    def _check_count(self, n: Any, what: str = "n") -> int:
+        """A number of images to generate: a whole number >= 1 within `limits.SAMPLES` and the decode size limit."""
+        n = limits.check_count(n, what)
+        limits.check_tensor_bytes(n * math.prod(self.config.input_shape), f"{what}={n:,} images")
+        return n
 
     def summary(self) -> str:
         """One line: preset, family, likelihood, architecture, latent size, parameter count."""

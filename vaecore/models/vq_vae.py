@@ -212,6 +212,7 @@ class VQVAE(AutoEncoder):
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Codes drawn uniformly and independently at every position (the training-time prior; for
         realistic samples fit the 'pixelcnn' sampler)."""
+        n = self._check_count(n)
         h, w = self.map_size
         codes = torch.randint(self.quantizer.num_codes, (n * h * w, self.levels), generator=generator,
                               device=generator.device if generator is not None else self.device)

@@ -27,7 +27,14 @@ from vaecore.samplers.base import (
 from vaecore.samplers.iaf import IAFSampler
 from vaecore.samplers.maf import MAFSampler
 from vaecore.samplers.mixture import GMMSampler
-from vaecore.samplers.registry import SAMPLERS, build_sampler, fit_sampler, load_or_fit, load_sampler
+from vaecore.samplers.registry import (
+    SAMPLERS,
+    build_sampler,
+    fit_sampler,
+    load_or_fit,
+    load_sampler,
+    sampler_cache,
+)
 from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
 
@@ -35,5 +42,5 @@ __all__ = [
     "FORMAT", "FORMAT_VERSION", "SAMPLERS", "GMMSampler", "IAFSampler", "MAFSampler", "NormalSampler", "Progress",
     "Sampler",
     "SamplerLoadError", "TwoStageSampler", "VampSampler", "build_sampler", "fit_sampler", "latent_means",
-    "load_or_fit", "load_sampler", "model_fingerprint",
+    "load_or_fit", "load_sampler", "model_fingerprint", "sampler_cache",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -12,12 +11,13 @@ from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as load_tensors
 from torch import nn
 
+import vaecore.limits as limits
 from vaecore import files
 from vaecore.latent.encode import latent_means
-from vaecore.utils import atomic_save_safetensors, atomic_write_json
+from vaecore.utils import atomic_write_bytes, atomic_write_json, locked, read_json, remove_temp_files, write_error
 
 FORMAT = "vaecore-sampler"
 FORMAT_VERSION = 1
@@ -111,8 +111,9 @@ class Sampler:
         """n latent draws, (n, d) on the sampler's device; a generator makes them repeatable."""
         if not self.fitted:
             raise RuntimeError(f"the {self.name!r} sampler is not fitted: call fit(model, x_train) first")
+        n = limits.check_count(n, "n")
         with torch.no_grad():
-            return self._sample(int(n), generator).to(self.device)
+            return self._sample(n, generator).to(self.device)
 
     def to(self, device: torch.device | str) -> Sampler:
         """Move the sampler's tensors (and future samples) to `device`."""
@@ -124,21 +125,38 @@ class Sampler:
 
     # persistence ------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write `sampler-<name>.safetensors` and `sampler-<name>.json` into folder; returns the JSON path."""
+        """Write `sampler-<name>.safetensors`, then `sampler-<name>.json` into folder; returns the JSON path.
+
+        The JSON is the manifest, written last: it records the sha256 of the tensors file it goes with, so a save
+        killed between the two renames leaves a pair that `load` refuses (and `load_or_fit` refits) instead of a
+        JSON describing other tensors. Writers of one folder's sampler take turns (`locked`), and each clears the
+        temporary files that a killed save of this sampler left behind.
+        """
+        from safetensors.torch import save as to_bytes
+
         if not self.fitted:
             raise RuntimeError(f"the {self.name!r} sampler is not fitted; nothing to save")
+        folder = Path(folder)
         weights, meta = sampler_files(folder, self.name)
-        tensors = {k: v.detach().cpu() for k, v in self._state().items()}
-        atomic_save_safetensors(tensors or {"_empty": torch.zeros(0)}, weights,
-                                metadata={"format": FORMAT, "sampler": self.name})
-        atomic_write_json(meta, {"format": FORMAT, "version": FORMAT_VERSION, "sampler": self.name,
-                                 "description": self.description, "settings": self.settings(),
-                                 "latent_dim": self.latent_dim, "fit": self.fit_info})
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._state().items()}
+        data = to_bytes(tensors or {"_empty": torch.zeros(0)}, metadata={"format": FORMAT, "sampler": self.name})
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(folder, e) from e
+        with locked(folder / f".{weights.stem}.lock"):
+            remove_temp_files(folder, (weights.name, meta.name))
+            atomic_write_bytes(weights, data)
+            atomic_write_json(meta, {"format": FORMAT, "version": FORMAT_VERSION, "sampler": self.name,
+                                     "description": self.description, "settings": self.settings(),
+                                     "latent_dim": self.latent_dim, "fit": self.fit_info,
+                                     "tensors_sha256": hashlib.sha256(data).hexdigest()})
         return meta
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> Sampler:
-        """Load a saved sampler of this kind strictly; errors name the file and what to do."""
+        """Load a saved sampler of this kind strictly; errors name the file and what to do. The JSON must be the
+        manifest of these tensors (its sha256; files saved before manifests existed are checked by shape)."""
         if not cls.name:
             raise TypeError("call load on a concrete sampler class, or use load_sampler(folder, name)")
         weights, meta_path = sampler_files(folder, cls.name)
@@ -147,22 +165,34 @@ class Sampler:
                 raise SamplerLoadError(f"{path} is missing: no fitted {cls.name!r} sampler in {folder}")
         hint = "delete it (and its .json/.safetensors partner) to fit the sampler again"
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path)
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} file")
             if meta.get("sampler") != cls.name:
                 raise ValueError(f"it holds a {meta.get('sampler')!r} sampler, not {cls.name!r}")
             if int(meta.get("version", 0)) > FORMAT_VERSION:
                 raise ValueError(f"format version {meta.get('version')} is newer than this vaecore reads")
-            sampler = cls(**meta.get("settings", {}))
-            sampler.latent_dim = int(meta["latent_dim"])
+            settings = meta.get("settings", {})
+            if not isinstance(settings, dict):
+                raise ValueError("its settings are not a JSON object")
+            sampler = cls(**settings)
+            sampler.latent_dim = limits.LATENT_DIM.check(int(meta["latent_dim"]), "its latent_dim")
             sampler.fit_info = dict(meta.get("fit", {}))
         except (ValueError, TypeError, KeyError) as e:
             raise SamplerLoadError(f"{meta_path} is not a valid {cls.name!r} sampler file ({e}); {hint}") from e
         try:
-            tensors = load_file(str(weights))
-        except (SafetensorError, OSError) as e:
+            limits.MODEL_PARAMS.check(weights.stat().st_size // 4, f"{weights}: its values")
+        except limits.LimitError as e:
+            raise SamplerLoadError(str(e)) from e
+        try:
+            data = weights.read_bytes()
+            tensors = load_tensors(data)
+        except (SafetensorError, OSError, ValueError) as e:
             raise SamplerLoadError(f"{weights} is corrupt or truncated ({e}); {hint}") from e
+        want = meta.get("tensors_sha256")
+        if want is not None and want != hashlib.sha256(data).hexdigest():
+            raise SamplerLoadError(f"{meta_path} describes other tensors than {weights} holds (a save was "
+                                   f"interrupted between the two files); {hint}")
         tensors.pop("_empty", None)
         bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:

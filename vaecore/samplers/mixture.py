@@ -81,6 +81,10 @@ class GMMSampler(Sampler):
         k = tensors.get("weights", torch.zeros(0)).shape[0]
         d = self.latent_dim or 0
         expect_shapes(tensors, {"weights": (k,), "means": (k, d), "covariances": (k, d, d)})
+        fitted_on = self.fit_info.get("n_train")
+        expected = min(self.components, fitted_on) if isinstance(fitted_on, int) else self.components
+        if k != expected:
+            raise ValueError(f"the tensors hold {k} components, the settings say {expected}")
         if k < 1 or (tensors["weights"] < 0).any():
             raise ValueError("the mixture weights are empty or negative")
         self.weights, self.means, self.covariances = tensors["weights"], tensors["means"], tensors["covariances"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from vaecore.samplers.poincare import PoincareDiskSampler
 from vaecore.samplers.rhvae import RHVAESampler
 from vaecore.samplers.two_stage import TwoStageSampler
 from vaecore.samplers.vamp import VampSampler
+from vaecore.utils import WriteError, cache_dir
 
 _CLASSES: dict[str, type[Sampler]] = {c.name: c for c in (NormalSampler, GMMSampler, TwoStageSampler, MAFSampler,
                                                            VampSampler, PixelCNNSampler, IAFSampler, RHVAESampler,
@@ -84,30 +88,61 @@ def load_sampler(folder: str | Path, name: str, device: torch.device | str | Non
     return _sampler_class(name).load(folder, device)
 
 
-def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *, n_train: int | None = 10_000,
-                seed: int = 0, progress: Progress | bool | None = None, **kwargs: Any) -> Sampler:
-    """The sampler saved in `folder` when it matches (settings, seed, data, weights), else fit and save it.
+def sampler_cache(folder: str | Path) -> Path:
+    """The writable folder where the samplers of a model folder that cannot be written (read-only, bundled with a
+    read-only install, a Hub snapshot) are kept: one per model folder under `vaecore.utils.cache_dir()`."""
+    resolved = Path(folder).expanduser().resolve()
+    key = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    return cache_dir() / "samplers" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', resolved.name)[:60]}-{key}"
 
-    A corrupt or stale file is replaced (with a warning for a corrupt one).
+
+def _saved_match(model: nn.Module, folder: Path, name: str, wanted: Sampler, dataset: Any, n_train: int | None,
+                 seed: int) -> Sampler | None:
+    """`folder`'s saved sampler when it matches (settings, seed, data, weights); None otherwise (a corrupt or
+    interrupted one with a warning)."""
+    weights, meta = sampler_files(folder, name)
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    try:
+        saved = type(wanted).load(folder, device=getattr(model, "device", None))
+    except SamplerLoadError as e:
+        warnings.warn(f"refitting the {name!r} sampler: {e}", stacklevel=3)
+        return None
+    n_all = dataset.size("train") if hasattr(dataset, "size") else dataset.x_train.shape[0]
+    n_expected = 0 if name == "vamp" else (n_all if n_train is None else min(n_train, n_all))
+    info = saved.fit_info
+    same = (saved.settings() == wanted.settings() and info.get("seed") == seed
+            and info.get("model") == model_fingerprint(model)
+            and info.get("dataset") == getattr(dataset, "name", None)
+            and info.get("n_train") == n_expected)
+    return saved if same else None
+
+
+def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *, n_train: int | None = 10_000,
+                seed: int = 0, progress: Progress | bool | None = None, save_to: str | Path | None = None,
+                **kwargs: Any) -> Sampler:
+    """The sampler saved for this model when it matches (settings, seed, data, weights), else fit and save it.
+
+    It is looked for in `folder` (the model's folder) and in `save_to`. A fitted one is saved to `save_to` when
+    given, else into `folder` when that can be written, else into `sampler_cache(folder)`: a read-only model
+    folder is never written. A corrupt or interrupted save is refitted (with a warning).
     """
     wanted = build_sampler(name, **kwargs)
-    cls = type(wanted)
-    weights, meta = sampler_files(folder, name)
-    if weights.is_file() and meta.is_file():
-        try:
-            saved = cls.load(folder, device=getattr(model, "device", None))
-        except SamplerLoadError as e:
-            warnings.warn(f"refitting the {name!r} sampler: {e}", stacklevel=2)
-        else:
-            n_all = dataset.size("train") if hasattr(dataset, "size") else dataset.x_train.shape[0]
-            n_expected = 0 if name == "vamp" else (n_all if n_train is None else min(n_train, n_all))
-            info = saved.fit_info
-            same = (saved.settings() == wanted.settings() and info.get("seed") == seed
-                    and info.get("model") == model_fingerprint(model)
-                    and info.get("dataset") == getattr(dataset, "name", None)
-                    and info.get("n_train") == n_expected)
-            if same:
-                return saved
+    folder = Path(folder)
+    fallback = sampler_cache(folder)
+    places = [folder, Path(save_to) if save_to is not None else fallback]
+    for place in dict.fromkeys(places):
+        saved = _saved_match(model, place, name, wanted, dataset, n_train, seed)
+        if saved is not None:
+            return saved
     sampler = fit_sampler(model, dataset, name, n_train=n_train, seed=seed, progress=progress, **kwargs)
-    sampler.save(folder)
+    if save_to is not None:
+        sampler.save(save_to)
+        return sampler
+    try:
+        sampler.save(folder)
+    except WriteError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        sampler.save(fallback)
     return sampler

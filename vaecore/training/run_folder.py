@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -34,6 +35,8 @@ import torch
 
 from vaecore.data.datasets import load_dataset
 from vaecore.files import (  # noqa: F401  (their home is vaecore.files; re-exported: rf.CONFIG, rf.EVAL, ...)
+    BEST,
+    BEST_RECORD,
     CARD,
     CHECKPOINT,
     CONFIG,
@@ -46,15 +49,19 @@ from vaecore.files import (  # noqa: F401  (their home is vaecore.files; re-expo
     TRAIN,
     WEIGHTS,
 )
+from vaecore.models.base import config_bytes, save_model_files  # noqa: F401 (config_bytes: re-exported)
 from vaecore.utils import (
     FILE_MODE,
     TMP_SUFFIX,
+    WriteError,
     atomic_save_safetensors,
     atomic_write_bytes,
     atomic_write_json,
     json_safe,
     read_json,
+    replace_file,
     temp_prefix,
+    write_error,
 )
 
 PYTHON_DATA = "python:"  # train.json `data` of a run trained on a Dataset that load_dataset did not make
@@ -73,28 +80,12 @@ class RunExistsError(RunFolderError):
 
 
 # the model ---------------------------------------------------------------------------------------
-def config_bytes(config: dict[str, Any]) -> bytes:
-    """config.json exactly as written (sorted keys, indented, strict JSON)."""
-    return json.dumps(json_safe(config), sort_keys=True, indent=2, allow_nan=False).encode()
-
-
 def save_model(folder: str | Path, model: Any, step: int | None = None, card: bool = True) -> None:
-    """Write model.safetensors and config.json so a reader never finds either missing or half-written.
-
-    The weights are renamed into place first, then config.json only if its bytes change (never within a
-    run). The weights' metadata names the config they belong to (sha256) and the step.
-    """
-    folder = Path(folder)
-    cfg = config_bytes(model.config.to_dict())
-    meta = {"format": "pt", "model_type": str(model.model_type), "config_sha256": hashlib.sha256(cfg).hexdigest()}
-    if step is not None:
-        meta["step"] = str(int(step))
-    atomic_save_safetensors(model.state_dict(), folder / WEIGHTS, metadata=meta)
-    path = folder / CONFIG
-    if not path.is_file() or path.read_bytes() != cfg:
-        atomic_write_bytes(path, cfg)
+    """Write model.safetensors and config.json so a reader never finds either missing or half-written
+    (`save_model_files`: the weights first, naming their config's sha256 and the step), then the card."""
+    save_model_files(folder, model, step)
     if card:
-        write_card(folder, model.config.to_dict())
+        write_card(Path(folder), model.config.to_dict())
 
 
 def write_card(folder: Path, config: dict[str, Any]) -> None:
@@ -229,6 +220,68 @@ def read_train_json(folder: str | Path) -> dict[str, Any]:
     return data
 
 
+# best/: the model of the lowest validation loss ------------------------------------------------------------------
+def write_best(folder: str | Path, model: Any, record: dict[str, Any]) -> None:
+    """best/ for the model just checkpointed in `folder` at `record["step"]`: its weights hard-linked to the run's
+    model.safetensors (a later save renames a new file into place, so the link keeps these bytes; written anew
+    where links fail), config.json and README.md copied, then best.json, the manifest, last. best.json names the
+    step that best/model.safetensors records in its metadata, so a write killed between them is seen by
+    `read_best` (and mended by `repair_best` at the next start)."""
+    folder = Path(folder)
+    best = folder / BEST
+    try:
+        best.mkdir(exist_ok=True)
+        linked = int(weights_metadata(folder).get("step", -1)) == int(record["step"])
+        if linked:
+            tmp = best / f".{WEIGHTS}.hardlink{TMP_SUFFIX}"  # a name temp_files() recognises
+            tmp.unlink(missing_ok=True)
+            os.link(folder / WEIGHTS, tmp)
+            replace_file(tmp, best / WEIGHTS)
+            for name in (CONFIG, CARD):
+                data = (folder / name).read_bytes()
+                if not (best / name).is_file() or (best / name).read_bytes() != data:
+                    atomic_write_bytes(best / name, data)
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        linked = False
+    if not linked:
+        save_model(best, model, step=int(record["step"]))
+    atomic_write_json(best / BEST_RECORD, {k: v for k, v in record.items() if k != "bad_epochs"})
+
+
+def read_best(folder: str | Path) -> dict[str, Any] | None:
+    """best.json of a run folder when it names the step best/model.safetensors was saved at; None when best/ is
+    missing, unreadable or its two files disagree (a write killed between them)."""
+    best = Path(folder) / BEST
+    try:
+        record = read_json(best / BEST_RECORD)
+    except (OSError, ValueError):
+        return None
+    step = weights_metadata(best).get("step")
+    if not isinstance(record, dict) or step is None or str(record.get("step")) != step:
+        return None
+    return record
+
+
+def repair_best(folder: str | Path, model: Any, record: dict[str, Any] | None) -> None:
+    """At the start of a resumed run (holding the lock): make best/ agree with the checkpoint's best `record`.
+    When best/ already holds that step nothing is written; when the run's model.safetensors is that step (a kill
+    came between the checkpoint and best/) best/ is written from it; otherwise a best.json that does not match
+    its weights is removed (the next better epoch writes best/ again)."""
+    folder = Path(folder)
+    best = folder / BEST
+    if not record or record.get("step") is None or not best.is_dir() and not (folder / WEIGHTS).is_file():
+        return
+    current = read_best(folder)
+    if current is not None and current.get("step") == record["step"]:
+        return
+    if str(record["step"]) == weights_metadata(folder).get("step"):
+        write_best(folder, model, record)
+    elif current is None:
+        (best / BEST_RECORD).unlink(missing_ok=True)
+
+
 # temporary files ---------------------------------------------------------------------------------
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX) + "$")  # what atomic_write_bytes names
 
@@ -256,6 +309,22 @@ def clean_temp_files(folder: str | Path) -> int:
     return n
 
 
+def check_run_folder(folder: str | Path) -> Path:
+    """`folder` as a Path when it can be a run folder (a folder, or a path that does not exist yet); a RunFolderError
+    saying what to pass otherwise."""
+    if isinstance(folder, bytes) or not isinstance(folder, str | os.PathLike):
+        raise RunFolderError(f"a run folder must be a path (str or Path), got {type(folder).__name__}")
+    path = Path(folder)
+    if not str(folder).strip():
+        raise RunFolderError("the run folder is empty (''); give the path of a folder to write the run to")
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{path} is a file; a run folder is a folder: choose another path")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise RunFolderError(f"{parent} is a file, so {path} cannot be a run folder: choose another path")
+    return path
+
+
 # the lock ----------------------------------------------------------------------------------------
 def _proc_start(pid: int) -> str | None:
     try:
@@ -277,15 +346,22 @@ class RunLock:
     """
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+        self.folder = check_run_folder(folder)
         self.path = self.folder / LOCK
         self._fd: int | None = None
         self.stale_owner: dict[str, Any] | None = None
 
     def acquire(self) -> RunLock:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        check_run_folder(self.folder)  # again: the path may have become a file since
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(self.folder, e) from e
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            except OSError as e:
+                raise write_error(self.path, e) from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -371,7 +447,11 @@ def _append(path: Path, data: bytes) -> None:
 
 def append_metric(folder: str | Path, record: dict[str, Any]) -> None:
     """Append one record to metrics.jsonl as strict JSON (NaN and infinities become null)."""
-    _append(Path(folder) / METRICS, (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
+    path = Path(folder) / METRICS
+    try:
+        _append(path, (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
+    except OSError as e:
+        raise write_error(path, e) from e
 
 
 def _parse_line(line: str) -> dict[str, Any] | None:
@@ -379,11 +459,17 @@ def _parse_line(line: str) -> dict[str, Any] | None:
         record = json.loads(line, parse_constant=lambda _: None)
     except json.JSONDecodeError:
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int | float) or not math.isfinite(step):
+        return None  # a foreign line: every record the trainer writes has a numeric step
+    return record
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
-    """All records of metrics.jsonl; torn or foreign lines are skipped and NaN tokens of old runs read as None."""
+    """All records of metrics.jsonl; torn or foreign lines (not a JSON object, or a "step" that is not a finite
+    number) are skipped and NaN tokens of old runs read as None."""
     path = Path(folder) / METRICS
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")

@@ -7,6 +7,7 @@ mean over `sample_seeds` sets of generated images (seeds seed + 3, seed + 4, …
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import vaecore.limits as limits
 from vaecore.evaluation.features import available_classifiers, canonical_dataset, load_feature_classifier
 from vaecore.evaluation.registry import (
     Direction,
@@ -179,8 +181,10 @@ def generate(model: torch.nn.Module, n: int, sampler: Any = None, seed: int = 0,
     All n latents are drawn first with a generator seeded `seed` on the model's device (passed to
     `sampler.sample_latents(n, generator)`), so the images do not depend on `batch_size`.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = limits.check_count(n, "n")
+    shape = getattr(getattr(model, "config", None), "input_shape", None)
+    if shape:
+        limits.check_tensor_bytes(n * math.prod(shape), f"n={n:,} generated images")
     device = device_of(model)
     g = generator_for(model, seed)
     with evaluating(model):

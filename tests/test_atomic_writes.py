@@ -1,0 +1,234 @@
+"""Multi-file writes are atomic as a unit, side files never block a checkpoint, model folders are read-only-safe,
+and full or read-only disks give a message naming the file. (The kill -9 tests that inject a kill at every
+rename of every multi-file write are in tests/test_reliability_runs.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import vaecore
+from vaecore import TrainConfig, Trainer
+from vaecore import samplers as smp
+from vaecore.training import run_folder as rf
+from vaecore.utils import WriteError, atomic_write_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, digits: vaecore.Dataset) -> Path:
+    out = tmp_path_factory.mktemp("atomic") / "run"
+    vaecore.train("sigma-vae", digits, out, TrainConfig(data="digits", max_steps=3, batch_size=64, val_limit=64,
+                                                        sample_grids=False), arch="mlp", latent_dim=4)
+    return out
+
+
+@pytest.fixture()
+def model_dir(run: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "model"
+    shutil.copytree(run, dest)
+    return dest
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, module: object, name: str, calls: int = 0) -> None:
+    """Make `module.name` raise (as if the process were killed there) after `calls` successful calls."""
+    real = getattr(module, name)
+    seen = {"n": 0}
+
+    def fake(*args: object, **kwargs: object) -> object:
+        seen["n"] += 1
+        if seen["n"] > calls:
+            raise KeyboardInterrupt(f"simulated kill in {name}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, fake)
+
+
+# samplers: tensors + json --------------------------------------------------------------------------------------------
+def test_a_sampler_save_interrupted_between_its_files_is_refused_and_refitted(
+        model_dir: Path, digits: vaecore.Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaecore.samplers import base
+
+    model = vaecore.load(model_dir)
+    ten = smp.load_or_fit(model, model_dir, "gmm", digits, components=10)
+    meta = json.loads((model_dir / "sampler-gmm.json").read_text())
+    assert meta["settings"]["components"] == 10 and len(meta["tensors_sha256"]) == 64
+    five = smp.fit_sampler(model, digits, "gmm", components=5)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, base, "atomic_write_json")  # the tensors are renamed in, the manifest is not
+        with pytest.raises(KeyboardInterrupt):
+            five.save(model_dir)
+    assert json.loads((model_dir / "sampler-gmm.json").read_text())["settings"]["components"] == 10
+    with pytest.raises(smp.SamplerLoadError, match="describes other tensors.*interrupted"):
+        smp.load_sampler(model_dir, "gmm")
+    with pytest.warns(UserWarning, match="refitting the 'gmm' sampler"):
+        again = smp.load_or_fit(model, model_dir, "gmm", digits, components=10)
+    assert again.weights.shape == (10,) and torch.equal(again.means, ten.means)
+    assert smp.load_sampler(model_dir, "gmm").weights.shape == (10,)
+
+
+def test_a_sampler_pair_from_before_manifests_is_checked_by_shape(model_dir: Path, digits: vaecore.Dataset) -> None:
+    model = vaecore.load(model_dir)
+    smp.fit_sampler(model, digits, "gmm", components=5).save(model_dir)
+    meta_path = model_dir / "sampler-gmm.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["tensors_sha256"]
+    meta["settings"]["components"] = 10  # an old file saying 10 components beside 5-component tensors
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(smp.SamplerLoadError, match="5 components, the settings say 10"):
+        smp.load_sampler(model_dir, "gmm")
+
+
+def test_a_saved_sampler_clears_the_temporary_files_of_killed_saves(model_dir: Path, digits: vaecore.Dataset) -> None:
+    debris = [model_dir / ".sampler-gmm.safetensors.ab12cd34.tmp", model_dir / ".sampler-gmm.json.x9y8z7w6.tmp"]
+    for p in debris:
+        p.write_bytes(b"half")
+    other = model_dir / ".sampler-maf.json.k2k2k2k2.tmp"
+    other.write_bytes(b"another sampler's")
+    smp.fit_sampler(vaecore.load(model_dir), digits, "gmm", components=2).save(model_dir)
+    assert not any(p.exists() for p in debris) and other.exists()
+
+
+# read-only model folders ----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`folder` made read-only: a read-only bind mount where this process may mount (root), else every file
+    creation under it failing with EROFS as the kernel would. Yields which of the two it is."""
+    if os.geteuid() == 0 and shutil.which("mount"):
+        ok = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+        if ok and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                                 capture_output=True).returncode == 0:
+            try:
+                yield "mount"
+            finally:
+                subprocess.run(["umount", str(folder)], check=True)
+            return
+        if ok:
+            subprocess.run(["umount", str(folder)], check=False)
+    real_open = os.open
+
+    def guarded(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).startswith(str(folder)) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded)
+    yield "simulated"
+
+
+def test_eval_and_sample_with_a_fitted_sampler_on_a_read_only_model_folder(
+        model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from vaecore import cli
+
+    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    before = sorted(p.name for p in model_dir.iterdir())
+    with _read_only(model_dir, monkeypatch):
+        cli.main(["sample", str(model_dir), "--sampler", "gmm", "--components", "3", "--n", "4",
+                  "--out", str(tmp_path / "s.png")])
+        cli.main(["eval", str(model_dir), "--sampler", "gmm", "--components", "3", "--metrics", "mse",
+                  "--n-test", "20", "--json"])
+    assert sorted(p.name for p in model_dir.iterdir()) == before, "the model folder was not written"
+    cached = smp.sampler_cache(model_dir)
+    assert cached.is_relative_to(tmp_path / "cache") and (cached / "sampler-gmm.json").is_file()
+    assert "mse" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_the_app_fits_samplers_of_bundled_models_into_its_cache_only(
+        model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from explorer import caches
+
+    bundled = tmp_path / "checkpoints"
+    shutil.copytree(model_dir, bundled / "tiny")
+    monkeypatch.setenv("VAE_CHECKPOINTS", str(bundled))
+    monkeypatch.setenv("VAE_APP_CACHE", str(tmp_path / "app-cache"))
+    monkeypatch.setenv("VAE_APP_RUNS", str(tmp_path / "app-runs"))
+    before = sorted(p.name for p in (bundled / "tiny").iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Streamlit's "no runtime" warnings
+        sampler = caches.fitted_sampler("tiny", "gmm", n_train=200)
+        assert caches.sampler_saved("tiny", "gmm")
+    assert sampler.fitted and sorted(p.name for p in (bundled / "tiny").iterdir()) == before
+    assert (tmp_path / "app-cache" / "samplers" / "tiny" / "sampler-gmm.json").is_file()
+
+
+# full and read-only disks: messages that name the file ---------------------------------------------------------------
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(WriteError, match=f"could not write {path}: the disk is full: free some space") as err:
+        atomic_write_bytes(path, b"new")
+    assert err.value.errno == errno.ENOSPC
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (root only; skipped elsewhere)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_training_onto_a_full_disk_says_which_file(tiny_disk: Path, digits: vaecore.Dataset) -> None:
+    with pytest.raises(WriteError, match=f"could not write {tiny_disk}/run/.*the disk is full"):
+        vaecore.train("sigma-vae", digits, tiny_disk / "run", TrainConfig(max_steps=2, batch_size=64), arch="mlp",
+                      latent_dim=64)
+    assert not [p for p in (tiny_disk / "run").iterdir() if p.name.endswith(".tmp")], "no temp file is left"
+
+
+def test_a_read_only_run_folder_says_what_to_do(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "ro"
+    shutil.copytree(run, folder)
+    with _read_only(folder, monkeypatch):
+        with pytest.raises(WriteError, match=f"could not write {folder}.*(read-only|no permission)"):
+            Trainer.resume(folder, max_steps=5).fit()
+
+
+# side files never block a checkpoint ---------------------------------------------------------------------------------
+def test_a_corrupt_eval_json_never_blocks_a_checkpoint(model_dir: Path) -> None:
+    (model_dir / rf.EVAL).write_text('{"elbo": -50, oops')
+    with pytest.warns(UserWarning, match=f"leaves out {model_dir / rf.EVAL}.*not valid JSON"):
+        assert Trainer.resume(model_dir, max_steps=5).fit().status == "finished"
+    with safe_open(str(model_dir / rf.CHECKPOINT), "pt") as f:
+        ckpt_step = json.loads(f.metadata()["state"])["step"]
+    assert ckpt_step == 5 == int(rf.weights_metadata(model_dir)["step"]), "weights and checkpoint agree"
+    assert "## Test metrics" not in (model_dir / rf.CARD).read_text()
+
+
+def test_save_pretrained_never_leaves_a_folder_without_its_config(model_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import vaecore.utils as utils
+
+    model = vaecore.load(model_dir)
+    config, weights = (model_dir / "config.json").read_bytes(), (model_dir / "model.safetensors").read_bytes()
+    with monkeypatch.context() as m:
+        _interrupt_after(m, utils, "replace_file")
+        with pytest.raises(KeyboardInterrupt):
+            model.save_pretrained(model_dir)
+    assert (model_dir / "config.json").read_bytes() == config
+    assert (model_dir / "model.safetensors").read_bytes() == weights
+    model.save_pretrained(model_dir)
+    assert rf.consistent_pair(model_dir) and "config_sha256" in rf.weights_metadata(model_dir)
