@@ -101,6 +101,30 @@ def test_a_saved_sampler_clears_the_temporary_files_of_killed_saves(model_dir: P
     assert not any(p.exists() for p in debris) and other.exists()
 
 
+# best/ and best.json ----------------------------------------------------------------------------------------------
+def test_best_json_names_the_weights_beside_it_and_a_resume_mends_a_torn_best(
+        tmp_path: Path, digits: vaecore.Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    config = TrainConfig(data="digits", epochs=2, batch_size=500, val_limit=64, sample_grids=False)
+    vaecore.train("sigma-vae", digits, out, config, arch="mlp", latent_dim=4)
+    best = rf.read_best(out)
+    assert best is not None and str(best["step"]) == rf.weights_metadata(out / rf.BEST)["step"]
+    model = vaecore.load(out)
+    newer = {**best, "step": int(rf.weights_metadata(out)["step"]) + 7, "epoch": 9, "val_loss": -1.0}
+    with monkeypatch.context() as m:  # a kill after best/'s weights, before best.json
+        _interrupt_after(m, rf, "atomic_write_json")
+        rf.save_model(out, model, step=newer["step"])
+        with pytest.raises(KeyboardInterrupt):
+            rf.write_best(out, model, newer)
+    assert json.loads((out / rf.BEST / rf.BEST_RECORD).read_text())["step"] == best["step"]
+    assert rf.read_best(out) is None, "best.json naming other weights is ignored"
+    rf.repair_best(out, model, newer)  # what a resume does, holding the lock
+    assert rf.read_best(out) == {k: v for k, v in newer.items() if k != "bad_epochs"}
+    (out / rf.BEST / rf.BEST_RECORD).write_text(json.dumps({**best, "step": 1}))
+    rf.repair_best(out, model, {**best, "step": 2})  # neither the weights' step nor best/'s: best.json goes
+    assert rf.read_best(out) is None and not (out / rf.BEST / rf.BEST_RECORD).exists()
+
+
 # read-only model folders ----------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:

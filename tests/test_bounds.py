@@ -179,6 +179,22 @@ def test_a_run_folder_must_be_a_folder(tmp_path: Path) -> None:
             rf.RunLock(bad).acquire()  # type: ignore[arg-type]
 
 
+def test_train_says_what_to_pass(tmp_path: Path, digits: vaecore.Dataset) -> None:
+    config = vaecore.TrainConfig(max_steps=1, batch_size=64)
+    with pytest.raises(ValueError, match="dataset must be a vaecore.Dataset.*got NoneType"):
+        vaecore.train("sigma-vae", None, tmp_path / "r", config)  # type: ignore[arg-type]
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ValueError, match="is a file; a run folder is a folder"):
+        vaecore.train("sigma-vae", digits, tmp_path / "a-file", config, arch="mlp", latent_dim=4)
+    with pytest.raises(ValueError, match="empty"):
+        vaecore.train("sigma-vae", digits, "", config, arch="mlp", latent_dim=4)
+    with pytest.raises(ValueError, match="config must be a vaecore.TrainConfig"):
+        vaecore.train("sigma-vae", digits, tmp_path / "r", {"max_steps": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model must be a vaecore model"):
+        vaecore.Trainer(torch.nn.Linear(2, 2), digits, config, tmp_path / "r")  # type: ignore[arg-type]
+    assert not (tmp_path / "r").exists()
+
+
 def test_config_sizes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="VAE_MAX_BATCH_SIZE"):
         vaecore.TrainConfig(batch_size=10**9)

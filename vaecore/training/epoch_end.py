@@ -9,16 +9,15 @@ reconstruction grids (eval mode, a forked RNG: training's random stream is untou
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaecore.files import BEST, BEST_RECORD, GRIDS
+from vaecore.files import BEST, GRIDS
 from vaecore.models.base import PretrainedModel
 from vaecore.training import run_folder as rf
-from vaecore.utils import atomic_write_bytes, atomic_write_json, evaluating
+from vaecore.utils import atomic_write_bytes, evaluating
 
 __all__ = ["BEST", "BestModel", "sample_grids", "write_grids"]
 
@@ -50,25 +49,12 @@ class BestModel:
         self.state = {**self.state, **state}
 
     def save(self, model: PretrainedModel, step: int) -> None:
-        """best/ after the checkpoint of a better epoch: its weights hard-linked to the model just saved (a later
-        save renames a new file into place, so the link keeps these bytes), or written when linking fails."""
+        """best/ after the checkpoint of a better epoch (`run_folder.write_best`: its weights hard-linked to the model
+        just saved, then best.json, the manifest that names their step, last)."""
         if not self.pending:
             return
         self.pending = False
-        best = self.out_dir / BEST
-        best.mkdir(exist_ok=True)
-        try:
-            tmp = best / f".{rf.WEIGHTS}.link"
-            tmp.unlink(missing_ok=True)
-            os.link(self.out_dir / rf.WEIGHTS, tmp)
-            os.replace(tmp, best / rf.WEIGHTS)
-            for name in (rf.CONFIG, rf.CARD):
-                data = (self.out_dir / name).read_bytes()
-                if not (best / name).is_file() or (best / name).read_bytes() != data:
-                    atomic_write_bytes(best / name, data)
-        except OSError:
-            rf.save_model(best, model, step=step)
-        atomic_write_json(best / BEST_RECORD, {k: v for k, v in self.state.items() if k != "bad_epochs"})
+        rf.write_best(self.out_dir, model, {**self.state, "step": step})
 
 
 def sample_grids(model: PretrainedModel, x_val: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:

@@ -66,10 +66,11 @@ class Trainer:
 
     def __init__(self, model: PretrainedModel, dataset: Dataset, config: TrainConfig, out_dir: str | Path,
                  callbacks: Iterable[Callback] = (), progress: bool = False) -> None:
+        check_inputs(model, dataset, config, out_dir)
         self.runtime = Runtime(config)
         dist = self.runtime.dist
         self.config = config.replace(world_size=dist.world_size)
-        self.out_dir = Path(out_dir)
+        self.out_dir = rf.check_run_folder(out_dir)
         self.model = self.runtime.place(model)
         self.dataset = dataset
         n_val = dataset.size("val") if config.val_limit is None else min(config.val_limit, dataset.size("val"))
@@ -282,6 +283,8 @@ class Trainer:
                                     "or choose another folder")
         if main:
             rf.clean_temp_files(self.out_dir)
+            if not fresh and self.best.keep:
+                rf.repair_best(self.out_dir, self.model, self.best.state)  # a kill between best/'s files
         if fresh or getattr(self.dataset, "source", None):
             self.config = self.config.replace(**rf.dataset_record(self.dataset, self.config.seed))
         if main:
@@ -363,11 +366,27 @@ class Trainer:
                            self.guard.state_dict(), self.best.state)
 
 
+def check_inputs(model: Any, dataset: Any, config: Any, out_dir: Any) -> None:
+    """ValueErrors that say what to pass, before anything is built: a model, a Dataset, a TrainConfig, and a run
+    folder (a folder or a path that does not exist yet; `run_folder.check_run_folder`)."""
+    if model is not None and not isinstance(model, PretrainedModel):
+        raise ValueError(f"model must be a vaecore model (vaecore.build_preset(...) or vaecore.load(...)), got "
+                         f"{type(model).__name__}")
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"dataset must be a vaecore.Dataset (vaecore.load_dataset('mnist'), or "
+                         f"vaecore.Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test)), got "
+                         f"{type(dataset).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a vaecore.TrainConfig, got {type(config).__name__}")
+    rf.check_run_folder(out_dir)
+
+
 def train(preset: str, dataset: Dataset, out_dir: str | Path, config: TrainConfig | None = None,
           callbacks: Iterable[Callback] = (), progress: bool = False, **overrides: Any) -> TrainResult:
     """Build the preset for the dataset's image shape and train it (the one-call entry point)."""
     from vaecore.presets import build_preset
 
     config = config or TrainConfig()
+    check_inputs(None, dataset, config, out_dir)
     model = build_preset(preset, data=dataset, seed=config.seed, **overrides)
     return Trainer(model, dataset, config, out_dir, callbacks, progress).fit()
