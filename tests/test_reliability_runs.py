@@ -269,3 +269,73 @@ def test_relative_data_paths_are_stored_absolute(tmp_path: Path, monkeypatch: py
     assert _cli("train", "--out", str(work / "run"), "--resume", "--max-steps", "5", "--no-progress")[0] == 0
     assert _cli("eval", str(work / "run"), "--json", "--n-test", "10")[0] == 0
     assert "elbo" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+# kill -9 at every rename of every multi-file write -----------------------------------------------------------------
+EVERY_RENAME = Path(__file__).resolve().parent / "kill_every_rename.py"
+
+
+@pytest.fixture(scope="module")
+def every_rename(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    work = tmp_path_factory.mktemp("every-rename")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(EVERY_RENAME), str(work)], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return work, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _temp_debris(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def _pair_ok(folder: Path) -> None:
+    """A model folder with both files loads, and its weights name the config beside them."""
+    if (folder / rf.CONFIG).is_file() and (folder / rf.WEIGHTS).is_file():
+        vaecore.load(folder)
+        assert rf.consistent_pair(folder), f"{folder}: config.json and model.safetensors do not match"
+
+
+def test_a_kill_at_every_rename_leaves_every_folder_consistent(every_rename: tuple[Path, dict]) -> None:
+    from vaecore import samplers
+
+    work, report = every_rename
+    renames, kills = report["renames"], report["kills"]
+    assert report["reference_exit"] == 0
+    units = {"run/model.safetensors", "run/config.json", "run/README.md", "run/checkpoint.safetensors",
+             "run/train.json", "run/best/model.safetensors", "run/best/best.json", "run/sampler-gmm.safetensors",
+             "run/sampler-gmm.json", "export/model.safetensors", "export/config.json", "export/README.md"}
+    assert units <= set(renames), f"the scenario renames {sorted(set(renames))}"
+    assert len(kills) == 2 * len(renames) and all(k["exit"] == -9 for k in kills), "every injected kill fired"
+    reference = work / "reference"
+    ref_best = rf.read_best(reference / "run")
+    assert ref_best is not None
+    for k in kills:
+        where = f"kill {k['when']} rename {k['n']} ({k['file']})"
+        snap, run = Path(k["snap"]), Path(k["snap"]) / "run"
+        # what the kill left: every pair that a reader would use agrees, or is refused
+        _pair_ok(run)
+        _pair_ok(run / "best")
+        _pair_ok(snap / "export")
+        if rf.holds_run(run):
+            assert int(rf.weights_metadata(run)["step"]) >= _ckpt_step(run), where
+            Trainer.resume(run)
+        best = rf.read_best(run)
+        if best is not None:
+            assert str(best["step"]) == rf.weights_metadata(run / "best")["step"], where
+        if (run / "sampler-gmm.json").is_file() and (run / "sampler-gmm.safetensors").is_file():
+            try:
+                assert samplers.load_sampler(run, "gmm").weights.shape == (3,), where
+            except samplers.SamplerLoadError as e:
+                assert "interrupted" in str(e), (where, str(e))
+        # the scenario run again in the killed folder finishes, cleans every temp file, and ends where the
+        # uninterrupted run ended
+        folder = Path(k["folder"])
+        assert k["recovered"] == 0, where
+        assert _temp_debris(folder) == [], (where, _temp_debris(folder))
+        assert rf.read_best(folder / "run") == ref_best, where
+        for name in ("run", "run/best", "export"):
+            _pair_ok(folder / name)
+            got, want = load_file(str(folder / name / rf.WEIGHTS)), load_file(str(reference / name / rf.WEIGHTS))
+            assert all(torch.equal(got[key], want[key]) for key in want), (where, name)
+        assert samplers.load_sampler(folder / "run", "gmm").weights.shape == (3,), where

@@ -232,7 +232,7 @@ def write_best(folder: str | Path, model: Any, record: dict[str, Any]) -> None:
     try:
         best.mkdir(exist_ok=True)
         linked = int(weights_metadata(folder).get("step", -1)) == int(record["step"])
-        if linked:
+        if linked and not ((best / WEIGHTS).exists() and os.path.samefile(folder / WEIGHTS, best / WEIGHTS)):
             tmp = best / f".{WEIGHTS}.hardlink{TMP_SUFFIX}"  # a name temp_files() recognises
             tmp.unlink(missing_ok=True)
             os.link(folder / WEIGHTS, tmp)
