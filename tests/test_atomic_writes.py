@@ -202,6 +202,22 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkey
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_the_cli_names_the_file_a_full_disk_stopped(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    from vaecore import cli
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SystemExit) as code:
+        cli.main(["sample", str(model_dir), "--n", "4", "--out", str(tmp_path / "s.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code.value.code == 1 and len(err) == 1, err
+    assert err[0] == f"error: could not write {tmp_path / 's.png'}: the disk is full: free some space (or write to " \
+                     "another disk) and run again (the previous file, if any, is intact)"
+
+
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs (root only; skipped elsewhere)."""

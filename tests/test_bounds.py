@@ -276,7 +276,8 @@ def test_a_non_numeric_step_hides_no_run(tmp_path: Path) -> None:
         rf.append_metric(session / run, {"kind": "event", "event": "started", "step": 0, "total_steps": 4})
         rf.append_metric(session / run, {"kind": "step", "step": 2, "loss": 1.0})
     with open(session / "bad" / rf.METRICS, "a") as f:
-        f.write(json.dumps({"kind": "step", "step": "abc"}) + "\n" + json.dumps({"kind": "step", "step": None}) + "\n")
+        f.write(json.dumps({"kind": "step", "step": "abc"}) + "\n" + json.dumps({"kind": "step", "step": None}) + "\n"
+                + "[" * 100_000 + "]" * 100_000 + "\n")
     runs = {r.name: r for r in list_runs(tmp_path, "sess")}
     assert set(runs) == {"good", "bad"} and runs["bad"].step == 2
     assert [r["step"] for r in rf.read_metrics(session / "bad")] == [0, 2]

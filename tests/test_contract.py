@@ -73,8 +73,8 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 # the model card (labelled by the metric registry) above the evaluation it reads, registering the writer that
 # save_pretrained uses; the comparison tables (over trained runs and samplers) at the top with the CLI.
 LAYERS = (
-    ("vaecore.runtime",),
-    ("vaecore.utils", "vaecore.files", "vaecore.limits"),
+    ("vaecore.runtime", "vaecore.files", "vaecore.limits"),
+    ("vaecore.utils",),
     ("vaecore.data",),
     ("vaecore.config",),
     ("vaecore.components",),

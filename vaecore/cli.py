@@ -573,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     from vaecore.training.guard import TrainingDiverged
+    from vaecore.utils import WriteError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -589,6 +590,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail("interrupted", 130)
     except TrainingDiverged as e:
+        if debug:
+            raise
+        _fail(str(e), 1)
+    except WriteError as e:  # a full disk, a read-only folder: the message names the file and what to do
         if debug:
             raise
         _fail(str(e), 1)

@@ -136,7 +136,11 @@ def replace_file(src: str | Path, dst: str | Path) -> None:
 
 
 class WriteError(OSError):
-    """A file could not be written (disk full, read-only, no permission); the message names it and what to do."""
+    """A file could not be written (disk full, read-only, no permission); the message names it and what to do.
+    `errno` is the original error's."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 _WRITE_ADVICE = {

@@ -457,7 +457,7 @@ def append_metric(folder: str | Path, record: dict[str, Any]) -> None:
 def _parse_line(line: str) -> dict[str, Any] | None:
     try:
         record = json.loads(line, parse_constant=lambda _: None)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # a torn line; a foreign line nested beyond the parser's depth
         return None
     if not isinstance(record, dict):
         return None
