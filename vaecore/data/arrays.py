@@ -224,8 +224,10 @@ def read_arrays(path: Path, keys: set[str] | None = None) -> dict[str, np.ndarra
                 if info.filename.endswith("/") or info.is_dir():
                     raise ValueError(f"{path}: member {info.filename[:80]!r} is a folder entry, not an array; a .npz "
                                      "holds only .npy arrays (save it with numpy.savez)")
+                if keys is not None and key not in keys:
+                    continue
                 with archive.open(info) as member:
-                    shape, dtype = _npy_header(member, f"{path} [{key[:80]}]")
+                    shape, dtype, _ = _npy_header(member, f"{path} [{key[:80]}]")
                 total += int(np.prod(shape, dtype=object)) * dtype.itemsize
                 if total > MAX_ARRAY_BYTES:
                     raise ValueError(f"{path}: its arrays hold {total / 2**30:.3g} GiB, over the "
