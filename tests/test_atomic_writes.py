@@ -4,14 +4,13 @@ rename of every multi-file write are in tests/test_reliability_runs.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import shutil
 import subprocess
+import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -126,21 +125,22 @@ def test_best_json_names_the_weights_beside_it_and_a_resume_mends_a_torn_best(
 
 
 # read-only model folders ----------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """`folder` made read-only: a read-only bind mount where this process may mount (root), else every file
-    creation under it failing with EROFS as the kernel would. Yields which of the two it is."""
-    if os.geteuid() == 0 and shutil.which("mount"):
-        ok = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
-        if ok and subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
-                                 capture_output=True).returncode == 0:
-            try:
-                yield "mount"
-            finally:
-                subprocess.run(["umount", str(folder)], check=True)
-            return
-        if ok:
-            subprocess.run(["umount", str(folder)], check=False)
+READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 97; shift; exec "$@"'
+
+
+def _cli_on_read_only(folder: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess | None:
+    """`python -m vaecore ARGS` with `folder` made read-only by a read-only bind mount in a private mount namespace
+    (`unshare -m`, root only), which vanishes with the process; None where such a mount cannot be made."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return None
+    r = subprocess.run(["unshare", "-m", "sh", "-c", READ_ONLY, "sh", str(folder), sys.executable, "-m", "vaecore",
+                        *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True,
+                       text=True, timeout=600)
+    return None if r.returncode == 97 else r
+
+
+def _simulated_read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file creation under `folder` fails with EROFS, as on a read-only file system (in this process)."""
     real_open = os.open
 
     def guarded(path: object, flags: int, *args: object, **kwargs: object) -> int:
@@ -149,24 +149,32 @@ def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", guarded)
-    yield "simulated"
 
 
 def test_eval_and_sample_with_a_fitted_sampler_on_a_read_only_model_folder(
         model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from vaecore import cli
 
-    monkeypatch.setenv("VAE_CACHE_DIR", str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VAE_CACHE_DIR", str(cache))
     before = sorted(p.name for p in model_dir.iterdir())
-    with _read_only(model_dir, monkeypatch):
-        cli.main(["sample", str(model_dir), "--sampler", "gmm", "--components", "3", "--n", "4",
-                  "--out", str(tmp_path / "s.png")])
-        cli.main(["eval", str(model_dir), "--sampler", "gmm", "--components", "3", "--metrics", "mse",
-                  "--n-test", "20", "--json"])
+    commands = [["sample", str(model_dir), "--sampler", "gmm", "--components", "3", "--n", "4",
+                 "--out", str(tmp_path / "s.png")],
+                ["eval", str(model_dir), "--sampler", "gmm", "--components", "3", "--metrics", "mse",
+                 "--n-test", "20", "--json"]]
+    outputs = [_cli_on_read_only(model_dir, args, {"VAE_CACHE_DIR": str(cache)}) for args in commands]
+    if None in outputs:  # no mount namespace here: the same commands in-process, the folder read-only simulated
+        _simulated_read_only(model_dir, monkeypatch)
+        for args in commands:
+            cli.main(args)
+        last = capsys.readouterr().out
+    else:
+        assert all(r.returncode == 0 for r in outputs), [r.stderr[-2000:] for r in outputs]
+        last = outputs[-1].stdout
     assert sorted(p.name for p in model_dir.iterdir()) == before, "the model folder was not written"
     cached = smp.sampler_cache(model_dir)
-    assert cached.is_relative_to(tmp_path / "cache") and (cached / "sampler-gmm.json").is_file()
-    assert "mse" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cached.is_relative_to(cache) and (cached / "sampler-gmm.json").is_file()
+    assert "mse" in json.loads(last.strip().splitlines()[-1])
 
 
 def test_the_app_fits_samplers_of_bundled_models_into_its_cache_only(
@@ -218,33 +226,42 @@ def test_the_cli_names_the_file_a_full_disk_stopped(model_dir: Path, tmp_path: P
                      "another disk) and run again (the previous file, if any, is intact)"
 
 
-@pytest.fixture()
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs (root only; skipped elsewhere)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+FULL_DISK = ('mount -t tmpfs -o size=256k tmpfs "$1" || exit 97; disk="$1"; shift; "$@"; code=$?; '
+             'echo "left:"; ls -A "$disk/run"; exit $code')
+
+
+def test_training_onto_a_full_disk_says_which_file(tmp_path: Path) -> None:
+    """A 256 KiB tmpfs in a private mount namespace (root only; it vanishes with the process)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
-
-
-def test_training_onto_a_full_disk_says_which_file(tiny_disk: Path, digits: vaecore.Dataset) -> None:
-    with pytest.raises(WriteError, match=f"could not write {tiny_disk}/run/.*the disk is full"):
-        vaecore.train("sigma-vae", digits, tiny_disk / "run", TrainConfig(max_steps=2, batch_size=64), arch="mlp",
-                      latent_dim=64)
-    assert not [p for p in (tiny_disk / "run").iterdir() if p.name.endswith(".tmp")], "no temp file is left"
+    r = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK, "sh", str(disk), sys.executable, "-m", "vaecore",
+                        "train", "--model", "sigma-vae", "--data", "digits", "--arch", "mlp", "--latent-dim", "64",
+                        "--max-steps", "2", "--out", str(disk / "run"), "--no-progress"],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode == 97:
+        pytest.skip("no tmpfs could be mounted here")
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
+    assert err[0].startswith(f"error: could not write {disk}/run/") and "the disk is full" in err[0], err
+    left = r.stdout.split("left:", 1)[1].split()
+    assert left and not [name for name in left if name.endswith(".tmp")], f"temporary files left: {left}"
 
 
 def test_a_read_only_run_folder_says_what_to_do(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "ro"
     shutil.copytree(run, folder)
-    with _read_only(folder, monkeypatch):
-        with pytest.raises(WriteError, match=f"could not write {folder}.*(read-only|no permission)"):
-            Trainer.resume(folder, max_steps=5).fit()
+    r = _cli_on_read_only(folder, ["train", "--out", str(folder), "--resume", "--max-steps", "5", "--no-progress"], {})
+    if r is not None:
+        err = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
+        assert err[0].startswith(f"error: could not write {folder}/") and "read-only: choose a writable" in err[0]
+        return
+    _simulated_read_only(folder, monkeypatch)
+    with pytest.raises(WriteError, match=f"could not write {folder}.*read-only: choose a writable folder"):
+        Trainer.resume(folder, max_steps=5).fit()
 
 
 # side files never block a checkpoint ---------------------------------------------------------------------------------
