@@ -2,9 +2,10 @@
 
 The scenario writes each multi-file unit vaecore has: a run folder trained over a few epochs (model.safetensors +
 config.json + README.md, checkpoint.safetensors, train.json, sample grids, best/ with best.json, metrics.jsonl), a
-fitted sampler saved beside it (sampler-gmm.safetensors + sampler-gmm.json) and the model exported with
-save_pretrained (weights, config, card). Every atomic write goes through `vaecore.utils.replace_file`, whose test hook
-(VAE_FAULT_RENAME=N or N:after) SIGKILLs the process just before or just after its N-th rename.
+fitted sampler saved beside it (sampler-gmm.safetensors + sampler-gmm.json), an evaluation (per_image.safetensors
++ eval.json) and the model exported with save_pretrained (weights, config, card). Every atomic write goes through
+`vaecore.utils.replace_file`, whose test hook (VAE_FAULT_RENAME=N or N:after) SIGKILLs the process just before or
+just after its N-th rename.
 
 1. One clean run of the scenario logs its R renames (the reference folder, kept for comparison).
 2. For each N in 1..R, before and after the rename: a fresh folder, a child killed at that rename, a copy of what
@@ -30,9 +31,12 @@ EPOCHS, LIMIT, BATCH = 2, 96, 32  # 96 digits: 76 training images, 2 steps an ep
 
 
 def scenario(work: Path) -> None:
-    """Train (or resume) the run, fit and save its GMM sampler, export the model."""
+    """Train (or resume) the run, fit and save its GMM sampler, evaluate it, export the model."""
     import vaecore
     from vaecore import TrainConfig, Trainer, samplers
+    from vaecore.evaluation import metrics
+    from vaecore.evaluation.per_image import per_image_from
+    from vaecore.evaluation.protocol import write_evaluation
     from vaecore.training import run_folder as rf
 
     run = work / "run"
@@ -45,6 +49,10 @@ def scenario(work: Path) -> None:
         vaecore.train("sigma-vae", data, run, config, arch="mlp", latent_dim=4)
     model = vaecore.load(run)
     samplers.load_or_fit(model, run, "gmm", data, components=3, n_train=64)
+    result = metrics.evaluate(model, data, ["mse"], n_test=16, per_image=True)
+    store = per_image_from(result, metrics.image_set(result))
+    result.pop("per_image")
+    write_evaluation(run, result, store)
     model.save_pretrained(work / "export")
 
 

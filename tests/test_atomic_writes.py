@@ -243,8 +243,8 @@ def test_training_onto_a_full_disk_says_which_file(tmp_path: Path) -> None:
                        timeout=600)
     if r.returncode == 97:
         pytest.skip("no tmpfs could be mounted here")
-    err = r.stderr.strip().splitlines()
-    assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
+    err = [line for line in r.stderr.strip().splitlines() if line.startswith("error:")]
+    assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert err[0].startswith(f"error: could not write {disk}/run/") and "the disk is full" in err[0], err
     left = r.stdout.split("left:", 1)[1].split()
     assert left and not [name for name in left if name.endswith(".tmp")], f"temporary files left: {left}"
@@ -255,8 +255,8 @@ def test_a_read_only_run_folder_says_what_to_do(run: Path, tmp_path: Path, monke
     shutil.copytree(run, folder)
     r = _cli_on_read_only(folder, ["train", "--out", str(folder), "--resume", "--max-steps", "5", "--no-progress"], {})
     if r is not None:
-        err = r.stderr.strip().splitlines()
-        assert r.returncode == 1 and len(err) == 1, r.stderr[-2000:]
+        err = [line for line in r.stderr.strip().splitlines() if line.startswith("error:")]
+        assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
         assert err[0].startswith(f"error: could not write {folder}/") and "read-only: choose a writable" in err[0]
         return
     _simulated_read_only(folder, monkeypatch)
@@ -289,3 +289,45 @@ def test_save_pretrained_never_leaves_a_folder_without_its_config(model_dir: Pat
     assert (model_dir / "model.safetensors").read_bytes() == weights
     model.save_pretrained(model_dir)
     assert rf.consistent_pair(model_dir) and "config_sha256" in rf.weights_metadata(model_dir)
+
+
+# an evaluation: per_image.safetensors + eval.json ---------------------------------------------------------------------
+def _evaluation(model_dir: Path, digits: vaecore.Dataset, n_test: int) -> tuple[dict, object]:
+    from vaecore.evaluation import metrics
+    from vaecore.evaluation.per_image import per_image_from
+
+    result = metrics.evaluate(vaecore.load(model_dir), digits, ["mse"], n_test=n_test, per_image=True)
+    store = per_image_from(result, metrics.image_set(result))
+    result.pop("per_image")
+    return result, store
+
+
+def test_an_evaluation_interrupted_between_its_files_keeps_the_old_pair_apart(
+        model_dir: Path, digits: vaecore.Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vaecore.utils as utils
+    from vaecore.evaluation.per_image import load_per_image, save_per_image
+    from vaecore.evaluation.protocol import write_evaluation
+
+    old, old_store = _evaluation(model_dir, digits, 8)
+    write_evaluation(model_dir, old, old_store)
+    loaded = load_per_image(model_dir)
+    assert loaded.images.indices == old_store.images.indices  # a whole pair loads
+    assert loaded.estimate("mse").value == pytest.approx(old["mse"], rel=1e-5)  # float32 sums
+    new, new_store = _evaluation(model_dir, digits, 12)
+    with monkeypatch.context() as m:  # killed after the per-image rename, before eval.json's
+        _interrupt_after(m, utils, "replace_file", calls=1)
+        with pytest.raises(KeyboardInterrupt):
+            write_evaluation(model_dir, new, new_store)
+    assert json.loads((model_dir / rf.EVAL).read_text())["mse"] == pytest.approx(old["mse"])
+    with pytest.raises(ValueError, match="does not belong to the eval.json beside it .*evaluate the model again"):
+        load_per_image(model_dir)
+    from explorer import evaluations
+
+    monkeypatch.setattr(evaluations, "local_folder", lambda spec: model_dir)
+    shown = evaluations.precomputed("x")
+    assert shown["mse"] == pytest.approx(old["mse"]) and shown["_per_image"] is None, "the app leaves them out"
+    write_evaluation(model_dir, new, new_store)  # the next evaluation mends the pair
+    assert len(load_per_image(model_dir).images.indices) == 12
+    # per-image values saved on their own (no manifest) load beside any eval.json, as before manifests
+    save_per_image(model_dir, old_store)
+    assert len(load_per_image(model_dir).images.indices) == 8

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from budget import seconds
@@ -19,6 +20,8 @@ from safetensors.torch import load_file
 
 import vaecore
 from vaecore import TrainConfig, Trainer, TrainingDiverged
+from vaecore.evaluation.per_image import load_per_image
+from vaecore.files import PER_IMAGE
 from vaecore.training import run_folder as rf
 from vaecore.utils import FILE_MODE, atomic_write_bytes
 
@@ -304,7 +307,8 @@ def test_a_kill_at_every_rename_leaves_every_folder_consistent(every_rename: tup
     assert report["reference_exit"] == 0
     units = {"run/model.safetensors", "run/config.json", "run/README.md", "run/checkpoint.safetensors",
              "run/train.json", "run/best/model.safetensors", "run/best/best.json", "run/sampler-gmm.safetensors",
-             "run/sampler-gmm.json", "export/model.safetensors", "export/config.json", "export/README.md"}
+             "run/sampler-gmm.json", "run/per_image.safetensors", "run/eval.json", "export/model.safetensors",
+             "export/config.json", "export/README.md"}
     assert units <= set(renames), f"the scenario renames {sorted(set(renames))}"
     assert len(kills) == 2 * len(renames) and all(k["exit"] == -9 for k in kills), "every injected kill fired"
     reference = work / "reference"
@@ -328,6 +332,13 @@ def test_a_kill_at_every_rename_leaves_every_folder_consistent(every_rename: tup
                 assert samplers.load_sampler(run, "gmm").weights.shape == (3,), where
             except samplers.SamplerLoadError as e:
                 assert "interrupted" in str(e), (where, str(e))
+        if (run / rf.EVAL).is_file() and (run / PER_IMAGE).is_file():  # the evaluation's pair, or refused
+            try:
+                values = load_per_image(run)
+                assert values.estimate("mse").value == pytest.approx(json.loads((run / rf.EVAL).read_text())["mse"],
+                                                                    rel=1e-5), where
+            except ValueError as e:
+                assert "interrupted" in str(e), (where, str(e))
         # the scenario run again in the killed folder finishes, cleans every temp file, and ends where the
         # uninterrupted run ended
         folder = Path(k["folder"])
@@ -339,3 +350,5 @@ def test_a_kill_at_every_rename_leaves_every_folder_consistent(every_rename: tup
             got, want = load_file(str(folder / name / rf.WEIGHTS)), load_file(str(reference / name / rf.WEIGHTS))
             assert all(torch.equal(got[key], want[key]) for key in want), (where, name)
         assert samplers.load_sampler(folder / "run", "gmm").weights.shape == (3,), where
+        got, want = load_per_image(folder / "run"), load_per_image(reference / "run")
+        assert got.images == want.images and np.array_equal(got.values["mse"], want.values["mse"]), where

@@ -66,7 +66,7 @@ def image_format(path: str | Path) -> str:
     if suffix not in IMAGE_FORMATS:
         what = f"the extension {suffix!r}" if suffix else "no extension"
         raise ValueError(f"{path}: {what} is not an image format this writes; end the file name with one of "
-                         f"{', '.join(IMAGE_FORMATS)} (e.g. samples.png)")
+                         f"{', '.join(IMAGE_FORMATS)} (e.g. grid.png)")
     return IMAGE_FORMATS[suffix]
 
 

@@ -22,14 +22,17 @@ from typing import Any
 import numpy as np
 
 from vaecore.evaluation.uncertainty import Difference, Estimate, ImageSet, mean_se, paired_difference
-from vaecore.files import PER_IMAGE
+from vaecore.files import EVAL, PER_IMAGE
 
-__all__ = ["FORMAT", "MAX_BYTES", "PerImage", "load_per_image", "per_image_from", "save_per_image"]
+__all__ = ["FORMAT", "MAX_BYTES", "SHA_KEY", "PerImage", "file_sha256", "load_per_image", "per_image_from",
+           "save_per_image"]
 
 FORMAT = "vaecore-per-image/1"
 MAX_BYTES = 10 * 2**20  # a bundled file stays under 10 MB; 2,000 images × 10 metrics × 8 bytes is 160 kB
 MAX_IMAGES = 1_000_000
 INDICES = "__indices__"
+MANIFEST = "manifest"  # metadata: the JSON file written after this one that records its sha256
+SHA_KEY = "per_image_sha256"  # in that JSON (eval.json): the sha256 of the per-image file it belongs to
 
 
 @dataclass
@@ -68,8 +71,12 @@ def per_image_from(result: Mapping[str, Any], images: ImageSet) -> PerImage:
     return PerImage(images, values, settings)
 
 
-def save_per_image(folder: str | Path, store: PerImage) -> Path:
-    """Write `folder/per_image.safetensors` atomically; ValueError for non-finite values or a file over MAX_BYTES."""
+def save_per_image(folder: str | Path, store: PerImage, manifest: str | None = None) -> Path:
+    """Write `folder/per_image.safetensors` atomically; ValueError for non-finite values or a file over MAX_BYTES.
+    With `manifest=EVAL` the file belongs to the eval.json written after it (`protocol.write_evaluation`), which
+    records its sha256: `load_per_image` refuses it beside any other eval.json (a save interrupted between them)."""
+    if manifest not in (None, EVAL):
+        raise ValueError(f"the manifest of per-image values is {EVAL!r} or none, not {manifest!r}")
     from safetensors.numpy import save
 
     from vaecore.utils import atomic_write_bytes
@@ -80,7 +87,8 @@ def save_per_image(folder: str | Path, store: PerImage) -> Path:
     tensors = {INDICES: np.asarray(store.images.indices, dtype=np.int64),
                **{k: np.ascontiguousarray(v, dtype=np.float64) for k, v in store.values.items()}}
     meta = {"format": FORMAT, "dataset": store.images.dataset, "split": store.images.split,
-            "fingerprint": store.images.fingerprint, "settings": json.dumps(store.settings, sort_keys=True)}
+            "fingerprint": store.images.fingerprint, "settings": json.dumps(store.settings, sort_keys=True),
+            **({MANIFEST: manifest} if manifest else {})}
     data = save(tensors, metadata=meta)
     if len(data) > MAX_BYTES:
         raise ValueError(f"{len(data)} bytes of per-image values: over the {MAX_BYTES} limit (evaluate fewer images)")
@@ -124,6 +132,34 @@ def load_per_image(folder: str | Path) -> PerImage | None:
     bad = [k for k, v in values.items() if not np.isfinite(v).all()]
     if bad:
         raise ValueError(f"{path}: non-finite per-image values in {bad}")
+    if MANIFEST in meta:
+        _check_manifest(path, meta[MANIFEST])
     images = ImageSet(meta.get("dataset", "?"), meta.get("split", "?"), tuple(int(i) for i in indices),
                       meta.get("fingerprint", ""))
     return PerImage(images, values, settings if isinstance(settings, dict) else {})
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_manifest(path: Path, manifest: str) -> None:
+    """ValueError unless the eval.json beside `path` records `path`'s sha256 (the pair one evaluation wrote)."""
+    from vaecore.utils import read_json
+
+    if manifest != EVAL:
+        raise ValueError(f"{path} is not a valid per-image file: its manifest is {manifest!r}, not {EVAL!r}")
+    try:
+        recorded = read_json(path.parent / EVAL).get(SHA_KEY)
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded != file_sha256(path):
+        raise ValueError(f"{path} does not belong to the {EVAL} beside it (an evaluation was interrupted between "
+                         "the two files): evaluate the model again")

@@ -17,8 +17,8 @@ import torch
 
 from vaecore.data.datasets import Dataset
 from vaecore.evaluation import metrics
-from vaecore.evaluation.per_image import PerImage, per_image_from, save_per_image
-from vaecore.files import EVAL
+from vaecore.evaluation.per_image import SHA_KEY, PerImage, file_sha256, per_image_from, save_per_image
+from vaecore.files import EVAL, PER_IMAGE
 
 METRICS = ["elbo", "iwae", "nll-pdf", "nll-discrete", "bpd", "nll-dequant", "mse", "knn", "probe", "kmeans", "kl",
            "active-units", "kl-per-dim", "mutual-info", "expected-gap", "fd", "precision", "recall", "density",
@@ -70,13 +70,19 @@ def evaluate_with_protocol(model: torch.nn.Module, dataset: Dataset, folder: str
 
 
 def write_evaluation(folder: str | Path, result: dict[str, Any], store: PerImage) -> Path:
-    """per_image.safetensors, then eval.json (atomically): a reader that finds eval.json finds its per-image values."""
-    from vaecore.utils import atomic_write_json
+    """per_image.safetensors, then eval.json, each atomically; eval.json is the pair's manifest, written last with
+    the sha256 of the per-image file, so a kill between the two leaves the old eval.json, beside which
+    `load_per_image` refuses the new per-image values (the readers then show the evaluation without them).
+    Writers of one folder's evaluation take turns (`locked`), and each clears the temporary files that a killed
+    evaluation left behind."""
+    from vaecore.utils import atomic_write_json, locked, remove_temp_files
 
-    save_per_image(folder, store)
-    path = Path(folder) / EVAL
-    atomic_write_json(path, result)
-    return path
+    folder = Path(folder)
+    with locked(folder / ".eval.lock"):
+        remove_temp_files(folder, (PER_IMAGE, EVAL))
+        values = save_per_image(folder, store, manifest=EVAL)
+        atomic_write_json(folder / EVAL, {**result, SHA_KEY: file_sha256(values)})
+    return folder / EVAL
 
 
 __all__ = ["FITTED_SAMPLERS", "IWAE_K", "METRICS", "N_TEST", "SAMPLER_METRICS", "SAMPLE_SEEDS", "SEED",

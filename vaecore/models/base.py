@@ -270,7 +270,7 @@ class PretrainedModel(nn.Module, PyTorchModelHubMixin, library_name="vaecore",
         download, load_folder, load_error = _LOADER
         if model_kwargs:
             raise ValueError(f"from_pretrained takes no model arguments ({sorted(model_kwargs)}): the model is "
-                             "built from the folder's config.json")
+                             f"built from the folder's {CONFIG}")
         spec = str(pretrained_model_name_or_path)
         folder = Path(spec).expanduser()
         if not folder.is_dir():
