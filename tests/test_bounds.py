@@ -117,6 +117,44 @@ def test_a_hub_repo_goes_through_the_same_checks(folders: dict[str, Path], tmp_p
                 load(repo)
 
 
+def test_a_hub_download_is_sized_before_anything_is_downloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Hub's listing of a repo (sizes included) is checked before the download, which then fetches the commit
+    that was checked; files vaecore does not read are neither counted nor downloaded."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    from vaecore import hub
+
+    repos = {"someone/huge": [("model.safetensors", 3 * 2**30), ("config.json", 200)],
+             "someone/many": [(f"sampler-{i}.json", 10) for i in range(300)],
+             "someone/fine": [("model.safetensors", 2**20), ("config.json", 200), ("weights.bin", 10**12)]}
+
+    class FakeApi:
+        def model_info(self, repo_id: str, **kwargs: object) -> SimpleNamespace:
+            assert kwargs["files_metadata"] is True
+            return SimpleNamespace(sha=f"{len(repo_id):040d}", siblings=[SimpleNamespace(rfilename=name, size=size)
+                                                                         for name, size in repos[repo_id]])
+
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, **kwargs: downloads.append((repo_id, kwargs)) or str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(limits.LimitError, match="Hub repo 'someone/huge': the size of its files is 3,073 MiB; the "
+                       "limit is 2,048 MiB .*VAE_MAX_DOWNLOAD_MB"):
+        hub.download("someone/huge")
+    with pytest.raises(limits.LimitError, match="the files to download is 300 files; .*VAE_MAX_DOWNLOAD_FILES"):
+        vaecore.load("someone/many")
+    assert downloads == [], "nothing was downloaded"
+    monkeypatch.setenv("VAE_MAX_DOWNLOAD_MB", "4096")
+    hub.download("someone/huge")
+    assert hub.download("someone/fine") == tmp_path  # the 1 TB .bin is not one of the files vaecore downloads
+    assert [(repo, kw["revision"]) for repo, kw in downloads] == [("someone/huge", f"{12:040d}"),
+                                                                  ("someone/fine", f"{12:040d}")]
+    assert all(kw["allow_patterns"] == list(hub.DOWNLOADED) for _, kw in downloads)
+
+
 def test_an_unknown_device_is_a_value_error(folders: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="unknown device 'nosuch'"):
         vaecore.load(folders["valid"], device="nosuch")

@@ -37,6 +37,7 @@ def test_each_failure_says_what_it_is(error, said: str, monkeypatch: pytest.Monk
         raise error()
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fail)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: SimpleNamespace(model_info=fail))  # the listing fails alike
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(ModelLoadError, match=said):
         resolve("someone/some-vae")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from vaecore import limits
 from vaecore.files import CHECKPOINT, CONFIG, WEIGHTS
 from vaecore.models.base import MODEL_TYPES, PretrainedModel, check_model_size, register_loader
 from vaecore.models.legacy import upgrade_config
@@ -23,6 +24,7 @@ from vaecore.utils import PROJECT_ROOT, read_json
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DOWNLOADED = ("*.json", "*.safetensors", "*.md", "*.jsonl", "*.png")  # the files of a Hub repo that vaecore reads
 
 
 class ModelLoadError(ValueError):
@@ -91,16 +93,25 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | Path
     if not isinstance(repo_id, str) or not REPO_ID.match(repo_id):
         raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a Hub repo id of the form 'owner/name'")
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+    unlisted: Exception | None = None  # why the Hub could not list the repo
+    if not (offline or local_files_only):  # sized before anything is downloaded, at the revision checked
+        try:
+            revision = check_download_size(repo_id, revision, token)
+        except limits.LimitError:
+            raise
+        except Exception as e:  # noqa: BLE001 - no listing (no network, no such repo): the local cache only
+            unlisted = e
     try:
         return Path(snapshot_download(repo_id, revision=revision,
                                       cache_dir=cache_dir or os.environ.get("HF_HUB_CACHE") or None,
-                                      local_files_only=offline or local_files_only, token=token,
-                                      force_download=force_download,
-                                      allow_patterns=["*.json", "*.safetensors", "*.md", "*.jsonl", "*.png"]))
+                                      local_files_only=offline or local_files_only or unlisted is not None,
+                                      token=token,
+                                      force_download=force_download, allow_patterns=list(DOWNLOADED)))
     except HFValidationError as e:
         raise ModelLoadError(f"{repo_id!r} is neither a local folder nor a valid Hub repo id ({e})") from e
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise ModelLoadError(f"could not load Hub repo {repo_id!r}: {_hub_failure(e, offline)}") from e
+        cause = unlisted if unlisted is not None and isinstance(e, LocalEntryNotFoundError) else e
+        raise ModelLoadError(f"could not load Hub repo {repo_id!r}: {_hub_failure(cause, offline)}") from e
 
 
 def _hub_failure(e: Exception, offline: bool) -> str:
@@ -120,6 +131,21 @@ def _hub_failure(e: Exception, offline: bool) -> str:
         return f"the Hub answered HTTP {status}. Try again later, or pick a local folder."
     return ("the Hugging Face Hub could not be reached (offline, or no network from this server) and the repo is not "
             f"in the local hub cache ({type(e).__name__}). Download it once while online, or pick a local folder.")
+
+
+def check_download_size(repo_id: str, revision: str | None = None, token: str | bool | None = None) -> str:
+    """The commit of `repo_id` at `revision` whose files vaecore would download (`DOWNLOADED`), once their number
+    and total size, listed by the Hub, are within `limits.DOWNLOAD_FILES` and `limits.DOWNLOAD_MB` (a LimitError
+    naming the repo otherwise); downloading that commit then fetches exactly the files checked."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    info = HfApi().model_info(repo_id, revision=revision, files_metadata=True, token=token)
+    files = list(filter_repo_objects(info.siblings or [], allow_patterns=list(DOWNLOADED), key=lambda s: s.rfilename))
+    limits.DOWNLOAD_FILES.check(len(files), f"Hub repo {repo_id!r}: the files to download")
+    size = sum(int(s.size or 0) for s in files)
+    limits.DOWNLOAD_MB.check(-(-size // limits.MIB), f"Hub repo {repo_id!r}: the size of its files")
+    return info.sha or revision or "main"
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:

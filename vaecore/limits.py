@@ -72,6 +72,9 @@ UPLOAD_MB = Limit("VAE_MAX_UPLOAD_MB", 256, "MiB", "decoded size of one upload's
 ARCHIVE_MEMBERS = Limit("VAE_MAX_NPZ_MEMBERS", 64, "members", "arrays in one .npz archive")
 PNG_PIXELS = Limit("VAE_MAX_PNG_PIXELS", 4096 * 4096, "pixels", "pixels of one PNG image before it is resized")
 CLASSES = Limit("VAE_MAX_CLASSES", 1000, "classes", "label values: each label must be below this")
+# Hub downloads (the picker's Hub source, `vaecore.load("owner/name")`) ---------------------------------
+DOWNLOAD_MB = Limit("VAE_MAX_DOWNLOAD_MB", 2048, "MiB", "files downloaded for one Hub repo, all together")
+DOWNLOAD_FILES = Limit("VAE_MAX_DOWNLOAD_FILES", 256, "files", "files downloaded for one Hub repo")
 # JSON side files (config.json, train.json, eval.json, sampler json, app_run.json) -----------------------
 JSON_MB = Limit("VAE_MAX_JSON_MB", 16, "MiB", "size of a JSON file read")
 JSON_DEPTH = Limit("VAE_MAX_JSON_DEPTH", 64, "levels", "nesting depth of a JSON file")
