@@ -20,6 +20,7 @@ from vaecore import Dataset, ModelLoadError, PretrainedModel
 from vaecore.files import APP_RUN, TRAIN, WEIGHTS
 from vaecore.training import run_folder as rf
 from vaecore.training.run_folder import DataSource
+from vaecore.utils import shown_name
 
 RETRY_AFTER_S = 60.0
 
@@ -53,7 +54,7 @@ def try_load_model(spec: str, where: Any = None) -> PretrainedModel | None:
         except Exception as e:  # noqa: BLE001 - every failure to load a user's model becomes a message, never a traceback
             message = re.sub(r"\(bundled: [^)]*\)", "(the Bundled list in the sidebar)", load_failure(e))
             failures[spec] = (time.monotonic(), message)
-    (where or st).error(f"Could not load **{spec}**: {message}")
+    (where or st).error(f"Could not load **{shown_name(spec)}**: {message}")
     return None
 
 

@@ -22,12 +22,16 @@ def runs_root() -> Path:
 
 
 def local_folder(spec: str) -> Path | None:
-    """The folder a spec names without touching the network: a path or a bundled name, else None."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path
-    bundled = checkpoints_dir() / spec
-    return bundled if bundled.is_dir() else None
+    """The folder a spec names without touching the network: a path or a bundled name, else None (also for a name
+    no folder can have: too long, a NUL byte, as a shared ?model= link may carry)."""
+    try:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            return path
+        bundled = checkpoints_dir() / spec
+        return bundled if bundled.is_dir() else None
+    except (OSError, ValueError, RuntimeError):  # ENAMETOOLONG, embedded NUL, '~nosuchuser'
+        return None
 
 
 def model_stamp(spec: str) -> float:

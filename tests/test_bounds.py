@@ -344,8 +344,11 @@ def test_sample_out_honours_the_extension_or_refuses_it(folders: dict[str, Path]
 
 
 # the app: a message, never a traceback ------------------------------------------------------------------------------
+LINKS = {"a 5,000-character name": "a" * 5000, "an unknown user's home": "~nosuchuser/model"}
+
+
 @pytest.mark.parametrize("case", ["model_type dict", "config 100,000 deep", "input_shape [1, 100000, 100000]",
-                                  "weights NaN"])
+                                  "weights NaN", *LINKS])
 def test_the_app_shows_a_message_not_a_traceback_for_a_hostile_model(folders: dict[str, Path], case: str,
                                                                      tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,11 +357,13 @@ def test_the_app_shows_a_message_not_a_traceback_for_a_hostile_model(folders: di
     monkeypatch.setenv("VAE_APP_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("VAE_APP_CACHE", str(tmp_path / "cache"))
     page = AppTest.from_file(str(ROOT / "pages" / "2_Latent_map.py"), default_timeout=120)
-    page.query_params["model"] = str(folders[case])  # a shared ?model= link
+    spec = LINKS.get(case) or str(folders[case])
+    page.query_params["model"] = spec  # a shared ?model= link
     page.run()
     assert not page.exception, [e.value for e in page.exception]
     errors = [e.value for e in page.sidebar.error]
-    assert len(errors) == 1 and str(folders[case]) in errors[0] and "Traceback" not in errors[0]
+    assert len(errors) == 1 and spec[:80] in errors[0] and "Traceback" not in errors[0]
+    assert len(errors[0]) < 1000, "a long name is shortened in the message"
     assert any("could not be loaded" in w.value for w in page.warning)
 
 

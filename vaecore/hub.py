@@ -20,7 +20,7 @@ from vaecore import limits
 from vaecore.files import CHECKPOINT, CONFIG, WEIGHTS
 from vaecore.models.base import MODEL_TYPES, PretrainedModel, check_model_size, register_loader
 from vaecore.models.legacy import upgrade_config
-from vaecore.utils import PROJECT_ROOT, read_json
+from vaecore.utils import PROJECT_ROOT, read_json, shown_name
 
 CHECKPOINTS_DIR = PROJECT_ROOT / "checkpoints"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -55,9 +55,14 @@ def _alias_of(name: str) -> str:
 def resolve(name_or_path: str | Path) -> Path:
     """The local folder for a path, a bundled name or a Hub repo id (downloading through the cache)."""
     s = str(name_or_path)
-    path = Path(s).expanduser()
-    if path.is_dir():
-        return path
+    try:
+        path = Path(s).expanduser()
+        if path.is_dir():
+            return path
+        path.exists()
+    except (OSError, ValueError, RuntimeError) as e:  # too long a name, a NUL byte, '~nosuchuser'
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ModelLoadError(f"no model called {shown_name(s)!r}: it cannot name a folder ({why})") from None
     if s and (checkpoints_dir() / s).is_dir():
         return checkpoints_dir() / s
     alias = _alias_of(s)
@@ -73,9 +78,10 @@ def resolve(name_or_path: str | Path) -> Path:
     shown = ", ".join(names[:5]) + (f", … ({len(names)} in all; see `python -m vaecore list-bundled`)"
                                     if len(names) > 5 else "") if names else "none"
     if looks_local:
-        raise ModelLoadError(f"no folder {s!r} (looked in {path.resolve()}): check the path")
-    raise ModelLoadError(f"no model called {s!r}: not a folder, not a bundled checkpoint (bundled: {shown}) "
-                         "and not a Hub repo id of the form 'owner/name'")
+        raise ModelLoadError(f"no folder {shown_name(s)!r} (looked in {shown_name(str(path.resolve()))}): "
+                             "check the path")
+    raise ModelLoadError(f"no model called {shown_name(s)!r}: not a folder, not a bundled checkpoint (bundled: "
+                         f"{shown}) and not a Hub repo id of the form 'owner/name'")
 
 
 def download(repo_id: str, *, revision: str | None = None, cache_dir: str | Path | None = None,

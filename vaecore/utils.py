@@ -245,6 +245,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
+def shown_name(text: str, limit: int = 200) -> str:
+    """`text` as a message shows a name a user gave: whole up to `limit` characters, else its start and end with its
+    length, so a hostile name cannot flood a message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit * 2 // 5]}…{text[-limit // 5:]} ({len(text):,} characters)"
+
+
 def json_safe(value: Any) -> Any:
     """`value` with NaN and infinities replaced by None, so it serialises as strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
