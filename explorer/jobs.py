@@ -22,7 +22,7 @@ from vaecore.config import TrainConfig
 from vaecore.files import APP_RUN, CHECKPOINT, CONFIG, TRAIN
 from vaecore.training import run_folder
 from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, read_metrics
-from vaecore.utils import read_json
+from vaecore.utils import atomic_write_bytes, read_json
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted", "cancelled")
@@ -358,7 +358,6 @@ class JobManager:
 
     def rename(self, session: str, run: str, title: str) -> None:
         """Give a run a display name (its folder keeps its name); an empty title restores the default."""
-        from vaecore.utils import atomic_write_bytes
 
         folder = self.session_dir(session) / check_name(run, "run name")
         if not (folder / APP_RUN).is_file():
@@ -471,7 +470,7 @@ class JobManager:
         folder.mkdir(parents=True)
         settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
                     "train": tc.to_dict(), "created": time.time(), **(extra or {})}
-        (folder / APP_RUN).write_text(json.dumps(settings, indent=2, default=str))
+        atomic_write_bytes(folder / APP_RUN, json.dumps(settings, indent=2, default=str).encode())
         if processes > 1:
             from explorer.multiprocess import ProcessTrainer
 

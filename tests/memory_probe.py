@@ -4,9 +4,10 @@ Each hostile model folder (tests/hostile.py) is picked in the app's model picker
 explorer.state, run by AppTest in this process) as a Folder, some as a Hub repo (from an offline hub cache)
 and as a shared `?model=` link; each hostile upload goes through `explorer.uploads.parse_uploads`, the parser
 behind the upload panel. Before each request the kernel's peak-RSS counter is reset (/proc/self/clear_refs),
-after it the peak it reached above the RSS before is recorded, in MiB. A valid model and the largest valid
-upload are measured the same way, as the reference. Prints one JSON line: {"cases": {name: {"peak_mib",
-"refused", "traceback", "message"}}}, or {"skipped": why} where the peak counter cannot be reset.
+after it the peak it reached above the RSS before is recorded, in MiB, with the size of the request's input (the
+upload's bytes, the model folder's files) and of what it accepted (the decoded images and labels). A valid model and
+the largest valid upload are measured the same way. Prints one JSON line: {"cases": {name: {"peak_mib", "input_mib",
+"accepted_mib", "refused", "traceback", "message"}}}, or {"skipped": why} where the peak counter cannot be reset.
 """
 
 from __future__ import annotations
@@ -46,31 +47,41 @@ def _reset_peak() -> bool:
     return _status_kib("VmHWM") <= _status_kib("VmRSS") + 1024
 
 
-def _measure(request: Callable[[], tuple[bool, bool, str]]) -> dict:
+Outcome = tuple[bool, bool, str, int]  # refused, traceback, message, bytes of what the request accepted
+
+
+def _measure(request: Callable[[], Outcome], input_bytes: int) -> dict:
     gc.collect()
     _reset_peak()
     before = _status_kib("VmRSS")
-    refused, traceback, message = request()
+    refused, traceback, message, accepted = request()
     peak = _status_kib("VmHWM") - before
-    return {"peak_mib": round(peak / 1024, 1), "refused": refused, "traceback": traceback, "message": message[:300]}
+    return {"peak_mib": round(peak / 1024, 1), "input_mib": round(input_bytes / 2**20, 3),
+            "accepted_mib": round(accepted / 2**20, 3), "refused": refused, "traceback": traceback,
+            "message": message[:300]}
 
 
-def _upload(name: str, data: bytes) -> Callable[[], tuple[bool, bool, str]]:
-    def run() -> tuple[bool, bool, str]:
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def _upload(name: str, data: bytes) -> Callable[[], Outcome]:
+    def run() -> Outcome:
         from explorer.uploads import parse_uploads
 
         try:
-            parse_uploads([(name, data)], (1, 28, 28))
+            got = parse_uploads([(name, data)], (1, 28, 28))
         except ValueError as e:
-            return True, False, str(e)
+            return True, False, str(e), 0
         except Exception as e:  # noqa: BLE001 - reported as a traceback
-            return False, True, f"{type(e).__name__}: {e}"
-        return False, False, ""
+            return False, True, f"{type(e).__name__}: {e}", 0
+        accepted = sum(t.numel() * t.element_size() for t in (got.images, got.labels) if t is not None)
+        return False, False, "", accepted
     return run
 
 
-def _pick(source: str, value: str, link: bool = False) -> Callable[[], tuple[bool, bool, str]]:
-    def run() -> tuple[bool, bool, str]:
+def _pick(source: str, value: str, link: bool = False) -> Callable[[], Outcome]:
+    def run() -> Outcome:
         from streamlit.testing.v1 import AppTest
 
         at = AppTest.from_string(PICKER, default_timeout=120)
@@ -84,8 +95,8 @@ def _pick(source: str, value: str, link: bool = False) -> Callable[[], tuple[boo
             at.sidebar.text_input(key=key).input(value).run()
         errors = [e.value for e in at.sidebar.error] + [e.value for e in at.error]
         if at.exception:
-            return False, True, str([e.value for e in at.exception])[:300]
-        return bool(errors), False, (errors or [""])[0]
+            return False, True, str([e.value for e in at.exception])[:300], 0
+        return bool(errors), False, (errors or [""])[0], 0
     return run
 
 
@@ -112,13 +123,16 @@ def main() -> None:
 
     cases: dict[str, dict] = {}
     for name, folder in folders.items():
-        cases[f"{'valid model' if name == 'valid' else name} (Folder)"] = _measure(_pick("Folder", str(folder)))
-    for repo in hub:
-        cases[f"{'valid model' if repo == 'someone/valid' else repo} (Hub)"] = _measure(_pick("Hub", repo))
+        cases[f"{'valid model' if name == 'valid' else name} (Folder)"] = _measure(_pick("Folder", str(folder)),
+                                                                                   _folder_bytes(folder))
+    for repo, folder in hub.items():
+        cases[f"{'valid model' if repo == 'someone/valid' else repo} (Hub)"] = _measure(_pick("Hub", repo),
+                                                                                        _folder_bytes(folder))
     for name in ("input_shape [1, 100000, 100000]", "model_type dict", "config 100,000 deep"):
-        cases[f"{name} (?model= link)"] = _measure(_pick("Folder", str(folders[name]), link=True))
+        cases[f"{name} (?model= link)"] = _measure(_pick("Folder", str(folders[name]), link=True),
+                                                   _folder_bytes(folders[name]))
     for name, (file_name, data) in hostile.uploads().items():
-        cases[f"{name} (upload)"] = _measure(_upload(file_name, data))
+        cases[f"{name} (upload)"] = _measure(_upload(file_name, data), len(data))
     print(json.dumps({"cases": cases}))
 
 
