@@ -298,8 +298,9 @@ def coverage(results: dict[str, dict], hub: dict[str, dict]) -> str:
     pending = [f"`{n}`" for n, r in results.items() if not re_evaluated(r)]
     text += (f" {len(results) - len(pending)} of the {len(results)} bundled models are evaluated with the current "
              "protocol (per-image values with their SE, 3 sample seeds, 10 k-means runs)"
-             + (f"; the re-evaluation of the other {len(pending)} is under way, and their values are single numbers "
-                f"marked {PENDING}, shown but never compared or ranked: {', '.join(pending)}." if pending else "."))
+             + (f"; the other {len(pending)} await their re-evaluation (`python experiments/train_zoo.py --stage eval "
+                f"--resume` continues it), and their values are single numbers marked {PENDING}, shown but never "
+                f"compared or ranked: {', '.join(pending)}." if pending else "."))
     if ALIASES:
         text += (" Presets that are the same model under another paper's name are not trained twice: "
                  + ", ".join(f"`{a}` ≡ `{b}`" for a, b in ALIASES.items())
