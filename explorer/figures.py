@@ -366,3 +366,26 @@ def rate_distortion_figure(points: dict[str, Any], curves: dict[str, list[tuple[
                       yaxis_title="distortion D = −E log p(x|z) (nats)", legend={"orientation": "h", "y": -0.18},
                       margin={"l": 60, "r": 20, "t": 20, "b": 40})
     return fig
+
+
+def kl_dims_over_training(records: Sequence[dict[str, Any]]) -> tuple[list[float], np.ndarray] | None:
+    """(epochs, KL matrix latent dimension × epoch) from a run's epoch records' `val_kl_dims` (the trainer's
+    validation, the engine's kl-per-dim on the validation images), or None when the run logged none."""
+    rows = [(float(r.get("epoch", 0)), r["val_kl_dims"]) for r in records
+            if r.get("kind") == "epoch" and isinstance(r.get("val_kl_dims"), list)]
+    if not rows or len({len(v) for _, v in rows}) != 1:
+        return None
+    return [e for e, _ in rows], np.asarray([v for _, v in rows], dtype=np.float64).T
+
+
+def kl_dims_heatmap(epochs: Sequence[float], kl: np.ndarray) -> go.Figure:
+    """KL per latent dimension (rows) over training (columns), log colour scale; dimensions under the engine's
+    collapse threshold (COLLAPSED_KL) at the last epoch are named as collapsed."""
+    labels = [f"z{j}" + (" (collapsed)" if kl[j, -1] < COLLAPSED_KL else "") for j in range(kl.shape[0])]
+    fig = go.Figure(go.Heatmap(z=np.log10(np.maximum(kl, 1e-6)), x=[f"{e:g}" for e in epochs], y=labels,
+                               customdata=kl, colorscale="Viridis",
+                               colorbar={"title": "log₁₀ KL (nats)"},
+                               hovertemplate="%{y}, epoch %{x}: %{customdata:.4g} nats<extra></extra>"))
+    fig.update_layout(height=max(220, 18 * kl.shape[0] + 80), xaxis_title="epoch", yaxis={"autorange": "reversed"},
+                      margin={"l": 90, "r": 10, "t": 10, "b": 40})
+    return fig

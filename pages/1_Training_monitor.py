@@ -303,6 +303,11 @@ def live_view(info: RunInfo) -> None:
                   if overlay else records)
         st.plotly_chart(figures.training_figure(curves, x=x_axis, smoothing=st.session_state.get("tm_smooth", 0.0)),
                         key="tm_curves", config={"displaylogo": False})
+        heat = figures.kl_dims_over_training(records)
+        if heat is not None:
+            st.markdown("**KL per latent dimension over training** (validation images, nats): a row that fades to the "
+                        "bottom of the scale is a dimension collapsing to the prior")
+            st.plotly_chart(figures.kl_dims_heatmap(*heat), key="tm_kl_dims", config={"displaylogo": False})
         if not now.running:
             for warning in caches.run_collapse_warnings(now.folder):
                 st.warning(warning, icon=":material/warning:")

@@ -30,15 +30,22 @@ class Validation:
         self.seed = seed
         self.batch_size = batch_size
         self.dataset_size = dataset_size
+        from vaecore.evaluation.registry import undefined_reason
+
+        # KL per latent dimension over training (the collapse heat map): where the engine defines it
+        self.kl_dims = undefined_reason(model, "kl-per-dim") is None
 
     def run(self) -> dict[str, float]:
         """Validation loss, ELBO (where the model defines one) and reconstruction MSE summed over pixels,
-        per example, from one pass (each rank its shard, summed over ranks)."""
+        per example, from one pass (each rank its shard, summed over ranks); `val_kl_dims`, the mean
+        KL(q(z_j|x) ‖ N(0, 1)) of each latent dimension (the engine's `kl-per-dim`), where that is defined."""
         rt = self.runtime
         sums = torch.zeros(4, dtype=torch.float64, device=rt.device)  # loss·n, mse, elbo, n
         has_elbo = torch.zeros(1, device=rt.device)
         ctx = StepContext.evaluation(self.dataset_size)
         bs = self.batch_size
+        kl_sums = torch.zeros(self.model.capabilities.latent_size, dtype=torch.float64, device=rt.device) \
+            if self.kl_dims else None  # every rank reduces it, also one without validation images
         with evaluating(self.model), torch.random.fork_rng(devices=rt.rng_devices):
             torch.manual_seed(self.seed + 1 + rt.dist.rank)
             for i in range(0, self.x_val.shape[0], bs):
@@ -50,13 +57,26 @@ class Validation:
                     sums[2] += v["elbo"].double().sum()
                     has_elbo.fill_(1)
                 sums[3] += x.shape[0]
+                if kl_sums is not None:
+                    kl_sums += self._kl_dims(x)
         distributed.all_reduce_sum(sums, rt.dist)
         distributed.all_reduce_sum(has_elbo, rt.dist)
         n = max(float(sums[3]), 1.0)
         out = {"val_loss": float(sums[0]) / n, "val_mse": float(sums[1]) / n}
         if float(has_elbo) > 0:
             out["val_elbo"] = float(sums[2]) / n
+        if kl_sums is not None:
+            distributed.all_reduce_sum(kl_sums, rt.dist)
+        if kl_sums is not None and float(sums[3]) > 0:
+            out["val_kl_dims"] = [float(v) / n for v in kl_sums]
         return out
+
+    def _kl_dims(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ over the batch of KL(q(z_j|x) ‖ N(0, 1)) per latent dimension, (d,) float64."""
+        from vaecore.components.posteriors import DiagonalGaussian
+
+        mu, logvar = self.model.encode(x)
+        return DiagonalGaussian(mu.flatten(1).double(), logvar.flatten(1).double()).kl_per_dimension().sum(0)
 
     def guard_loss(self) -> float | None:
         """The loss on the first validation images, for a checkpoint taken between epochs (None: no images)."""
