@@ -320,8 +320,9 @@ else:
     if prior_xy is not None:
         st.plotly_chart(prior_holes.map_figure(map_points[:, :2], prior_xy, holes.in_hole), key="map_holes_map",
                         config={"displaylogo": False})
-        st.caption("The prior draws placed on this map by the same projection (the map's PCA): red ones land where "
-                   "no image's posterior reaches.")
+        st.caption("The prior draws placed on this map by the same projection (the map's PCA). A hole is a region of "
+                   "the whole latent space: projected to the map's axes, red draws can lie among the images' points, "
+                   "and red draws outside the cloud are prior mass the data never reaches even along these axes.")
     else:
         st.caption("Switch the map to PCA (all points) to see the prior draws on it.")
 

@@ -130,7 +130,7 @@ def _screenshot(page, name: str, width: int = 1400) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": width, "height": 900})
-    if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":
+    if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1" and width == 1400:
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, DOC_SHOTS / path.name)
     return path
