@@ -22,7 +22,7 @@ from vaecore.config import TrainConfig
 from vaecore.files import APP_RUN, CHECKPOINT, CONFIG, TRAIN
 from vaecore.training import run_folder
 from vaecore.training.trainer import METRICS, Trainer, TrainingDiverged, read_metrics
-from vaecore.utils import atomic_write_bytes, read_json
+from vaecore.utils import atomic_write_bytes, read_json, write_error
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 TERMINAL = ("finished", "stopped", "diverged", "error", "interrupted", "cancelled")
@@ -385,7 +385,10 @@ class JobManager:
             if owner is not None:
                 raise JobError(f"run {run!r} is in use by another process ({owner.get('pid', '?')}); stop it first")
             self._jobs.pop((session, run), None)
-            shutil.rmtree(folder)
+            try:
+                shutil.rmtree(folder)
+            except OSError as e:
+                raise JobError(f"could not delete run {run!r}: {write_error(folder, e)}") from e
 
     # control -----------------------------------------------------------------------------------------
     def _check_capacity(self, session: str) -> None:
@@ -467,10 +470,13 @@ class JobManager:
         while folder.exists():
             i += 1
             folder = self.session_dir(session) / f"{base}-{i}"
-        folder.mkdir(parents=True)
         settings = {"preset": preset, "data": tc.data, "data_dir": tc.data_dir, "overrides": overrides,
                     "train": tc.to_dict(), "created": time.time(), **(extra or {})}
-        atomic_write_bytes(folder / APP_RUN, json.dumps(settings, indent=2, default=str).encode())
+        try:
+            folder.mkdir(parents=True)
+            atomic_write_bytes(folder / APP_RUN, json.dumps(settings, indent=2, default=str).encode())
+        except OSError as e:  # a read-only or full runs folder: one message that names it, not a traceback
+            raise JobError(str(write_error(folder, e))) from e
         if processes > 1:
             from explorer.multiprocess import ProcessTrainer
 

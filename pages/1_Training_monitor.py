@@ -93,7 +93,7 @@ def settings_panel() -> None:
                     folders = manager.start_sweep(sid, preset, train, sweep_setting,
                                                   sweeps.parse_values(sweep_setting, sweep_text), **overrides)
                     st.session_state["tm_selected_run"] = folders[0].name
-            except (JobError, ValueError, KeyError) as e:
+            except (JobError, ValueError, KeyError, OSError) as e:  # OSError: a read-only or full runs folder
                 st.error(tables.page_message(str(e)))
             else:
                 st.rerun()
@@ -115,14 +115,14 @@ def _do(action: str, run: str, more_epochs: int = 0) -> None:
             manager.evaluate(sid, run)
         elif action == "stop-evaluation":
             manager.stop_evaluation(sid, run)
-    except (JobError, ValueError, FileNotFoundError) as e:
+    except (JobError, ValueError, OSError) as e:
         st.session_state["tm_error"] = str(e)
 
 
 def _rename(run: str) -> None:
     try:
         manager.rename(sid, run, st.session_state.get(f"tm_title_{run}", ""))
-    except JobError as e:
+    except (JobError, OSError) as e:
         st.session_state["tm_error"] = str(e)
 
 

@@ -195,6 +195,21 @@ def test_the_app_fits_samplers_of_bundled_models_into_its_cache_only(
     assert (tmp_path / "app-cache" / "samplers" / "tiny" / "sampler-gmm.json").is_file()
 
 
+def test_a_sampler_that_cannot_be_saved_is_still_used(model_dir: Path, digits: vaecore.Dataset, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The saved copy only spares a refit: a read-only cache (or a full disk) is a warning, never a lost fit."""
+    model = vaecore.load(model_dir)
+    cache = tmp_path / "cache"
+    _simulated_read_only(cache, monkeypatch)
+    with pytest.warns(UserWarning, match=f"used without being saved \\(could not write {cache}/.*read-only"):
+        sampler = smp.load_or_fit(model, model_dir, "gmm", digits, components=2, n_train=200, save_to=cache)
+    assert sampler.fitted and not list(cache.rglob("sampler-*"))
+    _simulated_read_only(model_dir, monkeypatch)  # the model folder too: its cache under VAE_CACHE_DIR, read-only
+    monkeypatch.setenv("VAE_CACHE_DIR", str(cache))
+    with pytest.warns(UserWarning, match="used without being saved"):
+        assert smp.load_or_fit(model, model_dir, "gmm", digits, components=2, n_train=200).fitted
+
+
 # full and read-only disks: messages that name the file ---------------------------------------------------------------
 def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "config.json"
@@ -331,3 +346,31 @@ def test_an_evaluation_interrupted_between_its_files_keeps_the_old_pair_apart(
     # per-image values saved on their own (no manifest) load beside any eval.json, as before manifests
     save_per_image(model_dir, old_store)
     assert len(load_per_image(model_dir).images.indices) == 8
+
+
+# the app's runs folder read-only --------------------------------------------------------------------------------------
+def test_starting_a_training_in_a_read_only_runs_folder_is_one_message(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.jobs import JobError, JobManager
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir(path: object, *args: object, **kwargs: object) -> None:
+        if Path(os.fsdecode(path)).is_relative_to(runs):  # type: ignore[arg-type]
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises(JobError, match=f"could not write {runs}/.*read-only: choose a writable folder"):
+        JobManager(runs).start("sess01", "sigma-vae", {"data": "digits", "max_steps": 2})
+    monkeypatch.setenv("VAE_APP_RUNS", str(runs))
+    monkeypatch.setenv("VAE_APP_CACHE", str(tmp_path / "cache"))
+    page = AppTest.from_file(str(ROOT / "pages" / "1_Training_monitor.py"), default_timeout=120).run()
+    page.selectbox(key="tm_data").set_value("digits")
+    page.button(key="tm_start").click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert any("read-only: choose a writable folder" in e.value for e in page.error), [e.value for e in page.error]

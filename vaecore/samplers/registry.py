@@ -125,7 +125,8 @@ def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *
 
     It is looked for in `folder` (the model's folder) and in `save_to`. A fitted one is saved to `save_to` when
     given, else into `folder` when that can be written, else into `sampler_cache(folder)`: a read-only model
-    folder is never written. A corrupt or interrupted save is refitted (with a warning).
+    folder is never written. A corrupt or interrupted save is refitted (with a warning); a save that fails (a full
+    disk, a read-only cache) is a warning, and the fitted sampler is still returned.
     """
     wanted = build_sampler(name, **kwargs)
     folder = Path(folder)
@@ -136,13 +137,16 @@ def load_or_fit(model: nn.Module, folder: str | Path, name: str, dataset: Any, *
         if saved is not None:
             return saved
     sampler = fit_sampler(model, dataset, name, n_train=n_train, seed=seed, progress=progress, **kwargs)
-    if save_to is not None:
-        sampler.save(save_to)
-        return sampler
-    try:
-        sampler.save(folder)
-    except WriteError as e:
-        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        sampler.save(fallback)
+    targets = [Path(save_to)] if save_to is not None else [folder, fallback]
+    for i, target in enumerate(targets):
+        try:
+            sampler.save(target)
+            break
+        except WriteError as e:
+            if i + 1 < len(targets) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                continue  # a read-only model folder: the cache instead
+            # the saved copy only spares the next call a refit: a full disk or a read-only cache loses nothing
+            warnings.warn(f"the fitted {name!r} sampler is used without being saved ({e}); it will be fitted "
+                          "again next time", stacklevel=2)
+            break
     return sampler
