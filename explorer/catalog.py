@@ -76,9 +76,14 @@ def _catalog_entries(root: Path) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def catalog_entries() -> dict[str, dict[str, Any]]:
+    """checkpoints/catalog.json's rows (the zoo's and the studies') by name; reads that one file."""
+    return _catalog_entries(checkpoints_dir())
+
+
 def catalog_entry(name: str) -> dict[str, Any]:
     """A bundled model's catalog row (the zoo's or a study's), {} when it has none."""
-    return _catalog_entries(checkpoints_dir()).get(name, {})
+    return catalog_entries().get(name, {})
 
 
 def _sample_grid(folder: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from explorer.catalog import catalog_entry, local_folder, read_json_file
+from explorer.catalog import catalog_entries, catalog_entry, local_folder, read_json_file
 from vaecore.evaluation import disentangle as D
 from vaecore.evaluation.metrics import COLLAPSED_KL, METRICS, kl_per_dimension, latent_means, varying_classes
 from vaecore.evaluation.metrics.disentanglement import GROUP, NO_FACTORS, factors_of
@@ -200,12 +200,19 @@ def study_records(folder: Path = STUDY) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def study_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per family: seeds, and each metric's mean ± s.d. over seeds (labels from the registry)."""
-    rows = []
+def family_titles() -> dict[str, str]:
+    """The study's family keys as the catalog titles their bundled seed (e.g. 'β-VAE (β = 4) on dSprites')."""
+    return {str(e["family"]): str(e["title"]) for e in catalog_entries().values()
+            if e.get("family") and e.get("protocol") and e.get("title")}
+
+
+def study_rows(records: list[dict[str, Any]], titles: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per family (its title where `titles` has one): seeds, and each metric's mean ± s.d. over seeds
+    (labels from the registry)."""
+    rows, titles = [], titles or {}
     for family in dict.fromkeys(r["family"] for r in records):
         rs = [r for r in records if r["family"] == family]
-        row: dict[str, Any] = {"family": family, "seeds": len(rs), "steps": ", ".join(
+        row: dict[str, Any] = {"family": titles.get(family, family), "seeds": len(rs), "steps": ", ".join(
             str(s) for s in sorted({r["steps"] for r in rs}))}
         for k in STUDY_METRICS:
             v = [r["result"][k] for r in rs if r["result"].get(k) is not None]

@@ -104,7 +104,7 @@ else:
 records = dis.study_records()
 if records:
     st.markdown("**The study: procedural dSprites, five families × seeds** (experiments/disentanglement.py)")
-    st.dataframe(dis.study_rows(records), hide_index=True)
+    st.dataframe(dis.study_rows(records, dis.family_titles()), hide_index=True)
     metric = st.selectbox("Seed distribution of", dis.STUDY_METRICS, format_func=lambda k: METRICS[k].title,
                           key="dis_strip")
     seat = dis.study_seat(spec)

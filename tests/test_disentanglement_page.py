@@ -73,3 +73,6 @@ def test_a_bundled_study_model_shows_its_recorded_metrics_and_seat() -> None:
     fig = dis.strip_figure(records, "mig", (family, seed))
     assert fig.data[-1].name == "this model" and fig.data[-1].y[0] == saved["mig"]
     assert dis.recorded("vae") is None and dis.study_seat("vae") is None  # an MNIST model records none
+    titles = dis.family_titles()
+    assert titles[family].endswith("on dSprites")
+    assert titles[family] in [row["family"] for row in dis.study_rows(records, titles)]
