@@ -45,6 +45,7 @@ from vaecore.evaluation import metrics as M  # noqa: E402
 from vaecore.files import CATALOG, CONFIG, EVAL, TRAIN, WEIGHTS  # noqa: E402
 from vaecore.training import run_folder as rf  # noqa: E402
 from vaecore.training.trainer import Trainer  # noqa: E402
+from vaecore.utils import atomic_write_bytes  # noqa: E402
 
 DATA = "dsprites-procedural"
 RESULTS = ROOT / "experiments" / "results" / "disentanglement"
@@ -122,8 +123,8 @@ def train_one(family: str, seed: int, steps: int, threads: int, dataset: vaecore
         result = vaecore.train(preset, dataset, folder, tc, progress=True, **overrides(family, steps, per_epoch))
     if result.status != "finished":
         raise RuntimeError(f"{folder.name}: {result.status} at step {result.step}: {result.message}")
-    (folder / DONE).write_text(json.dumps({"seconds": round(time.time() - t, 1), "step": result.step,
-                                           "threads": threads, "torch": torch.__version__}))
+    atomic_write_bytes(folder / DONE, json.dumps({"seconds": round(time.time() - t, 1), "step": result.step,
+                                                  "threads": threads, "torch": torch.__version__}).encode())
     return folder
 
 
@@ -187,7 +188,7 @@ def cmd_pythae(args: argparse.Namespace) -> None:
               "note": "ELBO and modified ELBO as positive losses in nats per image, on held-out test images; "
                       "Pythae trains on all 737,280 images and reports its own training-time values"}
     out = Path(args.out)
-    out.write_text(json.dumps(record, indent=1))
+    atomic_write_bytes(out, json.dumps(record, indent=1).encode())
     print(json.dumps(record["ours"]), f"after {record['epochs_done']} epochs", flush=True)
     if args.commit:
         commit([out], f"disentanglement study: Pythae's β-TC-VAE dSprites row at {step} steps")
@@ -227,7 +228,7 @@ def bundle(folder: Path, family: str, record: dict[str, Any]) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG, WEIGHTS, TRAIN):
         shutil.copy2(folder / name, dest / name)
-    (dest / EVAL).write_text(json.dumps(record["result"], indent=1))
+    atomic_write_bytes(dest / EVAL, json.dumps(record["result"], indent=1).encode())
     return complete_bundle(dest, family)
 
 
@@ -271,7 +272,7 @@ def complete_bundle(dest: Path, family: str) -> list[Path]:
 
     result = json.loads((dest / EVAL).read_text())
     result["settings"] = {**result.get("settings", {}), "protocol": PROTOCOL}
-    (dest / EVAL).write_text(json.dumps(result, indent=1))
+    atomic_write_bytes(dest / EVAL, json.dumps(result, indent=1).encode())
     config = json.loads((dest / CONFIG).read_text())
     steps = int(json.loads((dest / TRAIN).read_text())["max_steps"])
     write_model_card(dest, config, result, extra=card_text(family, steps))
@@ -284,7 +285,7 @@ def complete_bundle(dest: Path, family: str) -> list[Path]:
     atomic_write_json(catalog_path, catalog)
     refs = json.loads(REFERENCE_OUTPUTS.read_text())
     refs[dest.name] = reference_outputs(vaecore.load(dest))
-    REFERENCE_OUTPUTS.write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+    atomic_write_bytes(REFERENCE_OUTPUTS, (json.dumps(refs, indent=1, sort_keys=True) + "\n").encode())
     return [dest, catalog_path, REFERENCE_OUTPUTS]
 
 
@@ -323,7 +324,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                 continue
             folder = train_one(family, seed, args.steps, args.threads, dataset, Path(args.runs), args.device)
             record = score(folder, family, seed, dataset, args.device)
-            out.write_text(json.dumps(record, indent=1))
+            atomic_write_bytes(out, json.dumps(record, indent=1).encode())
             paths = [out]
             if seed == 0 and not args.no_bundle:
                 paths += bundle(folder, family, record)

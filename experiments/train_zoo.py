@@ -274,7 +274,7 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
         refs_path = repo / "tests" / "data" / "bundled_outputs.json"
         refs = json.loads(refs_path.read_text())
         refs[name] = reference_outputs(vaecore.load(dest))
-        refs_path.write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+        atomic_write_bytes(refs_path, (json.dumps(refs, indent=1, sort_keys=True) + "\n").encode())
         write_results(checkpoints)
         if commit:
             epochs = trained_epochs(dest)
