@@ -181,15 +181,24 @@ def test_gated_layer_is_h_times_sigmoid_g():
     assert sum(isinstance(m, GatedLinear) for m in enc.modules()) == 2
 
 
-def test_paper_decoders_mirror_the_encoders():
+def test_paper_decoders_mirror_the_encoders_unless_the_paper_says_otherwise():
+    def widths(hidden: tuple[int, ...], act: str) -> list[int]:
+        return [w for w in hidden for _ in ((0, 1) if act == "gated" else (0,))]  # two linear maps per gated layer
+
+    activations = (nn.Tanh, nn.ReLU, nn.Softplus)
     for name, spec in PAPER_MLPS.items():
-        enc = [m.out_features for m in build_encoder(name, (1, 28, 28), 8).modules() if isinstance(m, nn.Linear)]
-        dec = [m.out_features for m in build_decoder(name, (1, 28, 28), 8, 1).modules() if isinstance(m, nn.Linear)]
-        hidden = list(spec.hidden)
-        if spec.act == "gated":  # two linear maps per gated layer
-            hidden = [w for w in hidden for _ in (0, 1)]
-        assert enc[:-1] == hidden, name
-        assert dec[:-1] == hidden[::-1], name
+        enc, dec = build_encoder(name, (1, 28, 28), 8), build_decoder(name, (1, 28, 28), 8, 1)
+        assert [m.out_features for m in enc.modules() if isinstance(m, nn.Linear)][:-1] == widths(spec.hidden,
+                                                                                                   spec.act), name
+        dec_act = spec.decoder_act or spec.act
+        assert [m.out_features for m in dec.modules() if isinstance(m, nn.Linear)][:-1] == widths(
+            spec.decoder_hidden or spec.hidden[::-1], dec_act), name
+        for net, act in ((enc, spec.act), (dec, dec_act)):
+            if act != "gated":
+                assert {type(m).__name__.lower() for m in net.modules() if isinstance(m, activations)} == {act}, name
+    chen = PAPER_MLPS["chen-mlp"]  # Chen et al. 2018's dSprites MLP: 2 x 1200 ReLU encoder, 3 x 1200 tanh decoder
+    assert (chen.hidden, chen.act, chen.decoder_hidden, chen.decoder_act) == ((1200, 1200), "relu",
+                                                                              (1200, 1200, 1200), "tanh")
 
 
 BUILT_IN = [a for a in ARCHITECTURES if ":" not in a]
