@@ -26,7 +26,7 @@ from vaecore.latent import projection as proj
 
 st.title("Latent map")
 st.caption("Where a model puts each image: latent points projected to 2-D or 3-D, coloured by label or by any "
-           "per-image quantity. Select points (box, lasso or a click) to see them, their reconstructions and "
+           "per-image quantity. Select points (box or lasso; a click in 3-D) to see them, their reconstructions and "
            "nearest neighbours; isolate a selection and re-project it; decode any map position (PCA).")
 spec, model = state.require_model()
 shape = tuple(model.config.input_shape)
@@ -163,8 +163,9 @@ with left:
                             selection_mode=("points", "box", "lasso") if dim == 2 else ("points",),
                             config={"displaylogo": False})
     st.caption(f"{len(shown):,} points · {method.upper()} · model **{catalog.model_label(spec)}** · "
-               f"source **{source}**. " + ("Drag to box-select (lasso in the toolbar), click a point, "
-                                           "double-click to clear." if dim == 2 else
+               f"source **{source}**. " + ("Drag to box-select (lasso in the toolbar), double-click to clear; "
+                                           "to pick one image, type its index in the Point panel (a click selects "
+                                           "nothing while dragging selects boxes)." if dim == 2 else
                                            "3-D: drag to rotate; click a point to pick it."))
 
 selection = event.selection if event is not None and hasattr(event, "selection") else None
