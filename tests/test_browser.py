@@ -356,3 +356,31 @@ def test_home_cards_at_800_px_keep_whole_words_and_numbers(server: str) -> None:
             page.screenshot(path=str(SHOTS / "home_800.png"), full_page=False)
         finally:
             browser.close()
+
+
+@pytest.mark.timeout(seconds(300))
+def test_nearest_neighbours_keep_the_selection_and_the_point(server: str) -> None:
+    """'Nearest neighbours' after a box selection: the selection and the point panel stay, and the neighbours are
+    those of the image in the panel."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open_page(page, server, "Latent map")
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
+            _box(page, 0.3, 0.3, 0.7, 0.7)
+            page.wait_for_selector("h3:has-text('Selection:')", timeout=ms(60))
+            _settle(page)
+            heading = _selection_heading(page)
+            point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
+            index = point.input_value()
+            page.get_by_role("button", name="Nearest neighbours").click()
+            page.wait_for_selector(f"text=Nearest to #{index}", timeout=ms(60))
+            _settle(page)
+            assert _selection_heading(page) == heading
+            assert page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator(
+                "input").first.input_value() == index
+        finally:
+            browser.close()
