@@ -39,7 +39,7 @@ def load(results: Path = RESULTS) -> list[dict[str, Any]]:
     """Every result record, in family and seed order."""
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
     order = {f: i for i, f in enumerate(FAMILIES)}
-    return sorted(records, key=lambda r: (order.get(r["family"], 99), r["seed"]))
+    return sorted(records, key=lambda r: (order.get(r["family"], 99), r["steps"], r["seed"]))
 
 
 def _title(family: str) -> str:
@@ -99,21 +99,24 @@ def budget_lines(records: list[dict[str, Any]]) -> list[str]:
 
 
 def budget_gives(records: list[dict[str, Any]]) -> list[str]:
-    """What the budget gives, from the records: how much the codes carry (KL) and how many dimensions collapsed."""
-    kl = [(r, r["result"].get("kl-per-dim_total"), r["result"].get("kl-per-dim_collapsed"), len(r["result"].get(
-        "kl-per-dim") or [])) for r in records]
-    kl = [k for k in kl if k[1] is not None]
-    if not kl:
-        return []
-    lo, hi = min(k[1] for k in kl), max(k[1] for k in kl)
-    line = (f"What this budget gives: the total KL of the codes is {lo:.3g}–{hi:.3g} nats per image, with "
-            + ", ".join(f"{k[2]} of {k[3]}" for k in kl) + " dimensions collapsed (KL < 0.01 nats) in the "
-            f"{len(kl)} model(s) (first 2,000 test images).")
-    if hi < 1.0:
-        line += (" The codes carry almost no information about the images yet (every family is still at the "
-                 "posterior-collapse stage of early training), so the scores below are those of near-uninformative "
-                 "codes: they do not measure how well any family disentangles.")
-    return [line, ""]
+    """What each budget gives, from the records: how much the codes carry (KL) and how many dimensions collapsed."""
+    lines = []
+    for steps in sorted({r["steps"] for r in records}):
+        kl = [(r["result"].get("kl-per-dim_total"), r["result"].get("kl-per-dim_collapsed"),
+               len(r["result"].get("kl-per-dim") or [])) for r in records if r["steps"] == steps]
+        kl = [k for k in kl if k[0] is not None]
+        if not kl:
+            continue
+        lo, hi = min(k[0] for k in kl), max(k[0] for k in kl)
+        line = (f"What {steps} steps give: the total KL of the codes is {lo:.3g}–{hi:.3g} nats per image, with "
+                + ", ".join(f"{k[1]} of {k[2]}" for k in kl) + " dimensions collapsed (KL < 0.01 nats) in the "
+                f"{len(kl)} model(s) (first 2,000 test images).")
+        if hi < 1.0:
+            line += (" The codes carry almost no information about the images yet (every family is still at the "
+                     "posterior-collapse stage of early training), so the scores of these models are those of "
+                     "near-uninformative codes: they do not measure how well any family disentangles.")
+        lines += [line, ""]
+    return lines
 
 
 def chance_lines(records: list[dict[str, Any]]) -> list[str]:
@@ -150,17 +153,17 @@ def table(records: list[dict[str, Any]]) -> list[str]:
         return ["No results yet: run `python experiments/disentanglement.py train`."]
     labels = _labels()
     families = [f for f in FAMILIES if any(r["family"] == f for r in records)]
+    groups = [(f, n) for f in families for n in sorted({r["steps"] for r in records if r["family"] == f})]
     lines = [*budget_lines(records), *budget_gives(records),
              "Every metric as mean ± s.d. over seeds (the s.d. of the seeds' values, n − 1; "
-             "one seed: its value alone, no spread), per family:", "",
+             "one seed: its value alone, no spread), per family and budget (models of different budgets are never "
+             "pooled):", "",
              "| family | seeds | steps | " + " | ".join(labels[k] for k in COLUMNS) + " |",
              "|" + " --- |" * (3 + len(COLUMNS))]
-    for f in families:
-        rs = [r for r in records if r["family"] == f]
+    for f, n in groups:
+        rs = [r for r in records if r["family"] == f and r["steps"] == n]
         cells = [mean_sd([r["result"][k] for r in rs if r["result"].get(k) is not None], k) for k in COLUMNS]
-        steps = sorted({r["steps"] for r in rs})
-        lines.append(f"| {_title(f)} | {len(rs)} | {', '.join(map(str, steps))} | " + " | ".join(cells)
-                     + " |")
+        lines.append(f"| {_title(f)} | {len(rs)} | {n} | " + " | ".join(cells) + " |")
     pub = [f for f in families if any((f, k) in PUBLISHED for k in COLUMNS)]
     if pub:
         lines += ["", "Published (dSprites):", "", "| family | " + " | ".join(labels[k] for k in COLUMNS) + " |",
@@ -170,8 +173,8 @@ def table(records: list[dict[str, Any]]) -> list[str]:
                          + " |")
         lines += ["", *PUBLISHED_NOTES]
     lines += ["", "Per seed (± is the binomial standard error of the two classifier scores over their eval votes):", "",
-              "| family | seed | " + " | ".join(labels[k] for k in COLUMNS) + " | train s | eval s |",
-              "|" + " --- |" * (4 + len(COLUMNS))]
+              "| family | seed | steps | " + " | ".join(labels[k] for k in COLUMNS) + " | train s | eval s |",
+              "|" + " --- |" * (5 + len(COLUMNS))]
     for r in records:
         res = r["result"]
         cells = []
@@ -180,7 +183,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
             if res.get(f"{k}_se") is not None:
                 c += f" ± {res[f'{k}_se']:.3f}"
             cells.append(c)
-        lines.append(f"| {_title(r['family'])} | {r['seed']} | " + " | ".join(cells)
+        lines.append(f"| {_title(r['family'])} | {r['seed']} | {r['steps']} | " + " | ".join(cells)
                      + f" | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", *chance_lines(records), settings_line(records[0])]
     return lines

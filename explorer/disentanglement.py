@@ -182,11 +182,13 @@ def recorded_caption(result: dict[str, Any]) -> str:
             f"{s.get('dataset', '?')}. Settings: " + settings_caption(result))
 
 
-def study_seat(spec: str) -> tuple[str, int] | None:
-    """(family, seed) of a bundled study model in the study's records, or None for another model."""
+def study_seat(spec: str) -> tuple[str, int, int] | None:
+    """(family, seed, steps) of a bundled study model in the study's records, or None for another model."""
     entry = catalog_entry(spec)
     family = entry.get("family")
-    return (str(family), int(entry.get("seed", 0))) if family and entry.get("protocol") else None
+    if not (family and entry.get("protocol") and isinstance(entry.get("steps"), int)):
+        return None
+    return str(family), int(entry.get("seed", 0)), int(entry["steps"])
 
 
 # the study ---------------------------------------------------------------------------------------------------
@@ -206,14 +208,24 @@ def family_titles() -> dict[str, str]:
             if e.get("family") and e.get("protocol") and e.get("title")}
 
 
+def _groups(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(family, steps) in the records' order: models of different budgets are never pooled."""
+    return list(dict.fromkeys((r["family"], r["steps"]) for r in records))
+
+
+def _group_name(family: str, steps: int, records: list[dict[str, Any]], titles: dict[str, str]) -> str:
+    """A family's name, with its budget when the records hold more than one."""
+    name = titles.get(family, family)
+    return f"{name}, {steps} steps" if len({r["steps"] for r in records}) > 1 else name
+
+
 def study_rows(records: list[dict[str, Any]], titles: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per family (its title where `titles` has one): seeds, and each metric's mean ± s.d. over seeds
-    (labels from the registry)."""
+    """One row per family and budget (its title where `titles` has one): seeds, and each metric's mean ± s.d. over
+    seeds (labels from the registry)."""
     rows, titles = [], titles or {}
-    for family in dict.fromkeys(r["family"] for r in records):
-        rs = [r for r in records if r["family"] == family]
-        row: dict[str, Any] = {"family": titles.get(family, family), "seeds": len(rs), "steps": ", ".join(
-            str(s) for s in sorted({r["steps"] for r in rs}))}
+    for family, steps in _groups(records):
+        rs = [r for r in records if (r["family"], r["steps"]) == (family, steps)]
+        row: dict[str, Any] = {"family": titles.get(family, family), "seeds": len(rs), "steps": steps}
         for k in STUDY_METRICS:
             v = [r["result"][k] for r in rs if r["result"].get(k) is not None]
             row[METRICS[k].short_title] = ("–" if not v else f"{np.mean(v):.3f}" if len(v) == 1 else
@@ -222,20 +234,25 @@ def study_rows(records: list[dict[str, Any]], titles: dict[str, str] | None = No
     return rows
 
 
-def strip_figure(records: list[dict[str, Any]], metric: str, mark: tuple[str, int] | None = None) -> go.Figure:
-    """One point per seed, one column per family (the seed distribution of one metric); `mark` (family, seed)
-    circles the model on view."""
-    fig = go.Figure()
-    for family in dict.fromkeys(r["family"] for r in records):
-        rs = [r for r in records if r["family"] == family and r["result"].get(metric) is not None]
-        fig.add_trace(go.Box(y=[r["result"][metric] for r in rs], name=family, boxpoints="all", jitter=0,
-                             pointpos=0, fillcolor="rgba(0,0,0,0)", line={"width": 1},
+def strip_figure(records: list[dict[str, Any]], metric: str, mark: tuple[str, int, int] | None = None,
+                 titles: dict[str, str] | None = None) -> go.Figure:
+    """One point per seed, one column per family and budget (the seed distribution of one metric); `mark`
+    (family, seed, steps) circles the model on view."""
+    fig, titles = go.Figure(), titles or {}
+    for family, steps in _groups(records):
+        rs = [r for r in records
+              if (r["family"], r["steps"]) == (family, steps) and r["result"].get(metric) is not None]
+        fig.add_trace(go.Box(y=[r["result"][metric] for r in rs], name=_group_name(family, steps, records, titles),
+                             boxpoints="all", jitter=0, pointpos=0, fillcolor="rgba(0,0,0,0)", line={"width": 1},
                              text=[f"seed {r['seed']}" for r in rs], hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
-    hit = [r for r in records if mark and (r["family"], r["seed"]) == mark and r["result"].get(metric) is not None]
+    hit = [r for r in records if mark and (r["family"], r["seed"], r["steps"]) == mark
+           and r["result"].get(metric) is not None]
     if hit:
-        fig.add_trace(go.Scatter(x=[mark[0]], y=[hit[0]["result"][metric]], mode="markers", name="this model",
-                                 marker={"size": 16, "symbol": "circle-open", "line": {"width": 2}},
-                                 hovertemplate=f"this model (seed {mark[1]}): %{{y:.3f}}<extra></extra>"))
+        r = hit[0]
+        fig.add_trace(go.Scatter(x=[_group_name(r["family"], r["steps"], records, titles)], y=[r["result"][metric]],
+                                 mode="markers", name="this model", marker={"size": 16, "symbol": "circle-open",
+                                                                            "line": {"width": 2}},
+                                 hovertemplate=f"this model (seed {r['seed']}): %{{y:.3f}}<extra></extra>"))
     fig.update_layout(height=320, showlegend=False, yaxis_title=METRICS[metric].title,
                       margin={"l": 10, "r": 10, "t": 20, "b": 10})
     return fig

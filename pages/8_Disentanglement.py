@@ -104,13 +104,14 @@ else:
 records = dis.study_records()
 if records:
     st.markdown("**The study: procedural dSprites, five families × seeds** (experiments/disentanglement.py)")
-    st.dataframe(dis.study_rows(records, dis.family_titles()), hide_index=True)
+    titles = dis.family_titles()
+    st.dataframe(dis.study_rows(records, titles), hide_index=True)
     metric = st.selectbox("Seed distribution of", dis.STUDY_METRICS, format_func=lambda k: METRICS[k].title,
                           key="dis_strip")
     seat = dis.study_seat(spec)
-    st.plotly_chart(dis.strip_figure(records, metric, seat), use_container_width=True)
+    st.plotly_chart(dis.strip_figure(records, metric, seat, titles), use_container_width=True)
     st.caption("One point per seed (mean ± s.d. over seeds in the table)"
-               + (f"; circled: this model (seed {seat[1]})" if seat else "") + ". Every model trained "
+               + (f"; circled: this model (seed {seat[1]}, {seat[2]} steps)" if seat else "") + ". Every model trained "
                f"{', '.join(str(s) for s in sorted({r['steps'] for r in records}))} steps on CPU, far below the "
                "papers' 300,000: early-training numbers (docs/disentanglement.md). Settings: "
                + dis.settings_caption(records[0]))

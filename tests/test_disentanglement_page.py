@@ -65,14 +65,25 @@ def test_a_bundled_study_model_shows_its_recorded_metrics_and_seat() -> None:
     assert len(rows) >= 6 and all(v[0].isdigit() or v.startswith("undefined") for v in rows.values())
     caption = dis.recorded_caption(saved)
     assert "dsprites-disentanglement-study" in caption and "10,000 test images" in caption and "bins 20" in caption
-    family, seed = dis.study_seat(name)
+    family, seed, steps = dis.study_seat(name)
     assert name == f"dsprites-{family}" and seed == 0
     records = dis.study_records()
-    mine = [r for r in records if (r["family"], r["seed"]) == (family, seed)]
+    mine = [r for r in records if (r["family"], r["seed"], r["steps"]) == (family, seed, steps)]
     assert mine and mine[0]["result"]["mig"] == saved["mig"]  # the bundle is the study's seed 0, same numbers
-    fig = dis.strip_figure(records, "mig", (family, seed))
+    fig = dis.strip_figure(records, "mig", (family, seed, steps))
     assert fig.data[-1].name == "this model" and fig.data[-1].y[0] == saved["mig"]
     assert dis.recorded("vae") is None and dis.study_seat("vae") is None  # an MNIST model records none
     titles = dis.family_titles()
     assert titles[family].endswith("on dSprites")
     assert titles[family] in [row["family"] for row in dis.study_rows(records, titles)]
+
+
+def test_the_pages_study_table_keeps_budgets_apart() -> None:
+    from explorer import disentanglement as dis
+
+    recs = [{"family": "vae", "seed": 0, "steps": n, "result": {"mig": m}} for n, m in ((500, 0.01), (3000, 0.3))]
+    rows = dis.study_rows(recs, {"vae": "VAE on dSprites"})
+    assert [(r["steps"], r["seeds"], r["MIG ↑"]) for r in rows] == [(500, 1, "0.010"), (3000, 1, "0.300")]
+    fig = dis.strip_figure(recs, "mig", ("vae", 0, 3000), {"vae": "VAE on dSprites"})
+    assert [t.name for t in fig.data] == ["VAE on dSprites, 500 steps", "VAE on dSprites, 3000 steps", "this model"]
+    assert fig.data[-1].x[0] == "VAE on dSprites, 3000 steps" and fig.data[-1].y[0] == 0.3

@@ -36,3 +36,16 @@ def test_each_family_is_its_seeds_mean_and_sd_and_every_seed_is_listed() -> None
     assert f"{T.title('vae')} seed 0" in chance and T.title("beta-vae") not in chance
     assert "500 steps of batch 64" in md and "300,000 steps" in md and "600 × more" in md
 
+
+
+def test_models_of_different_budgets_are_never_pooled() -> None:
+    short, long = _record("vae", 0, 0.01, 0.2), {**_record("vae", 0, 0.30, 0.8), "steps": 3000}
+    short["result"].update({"kl-per-dim_total": 0.05, "kl-per-dim_collapsed": 9, "kl-per-dim": [0.0] * 10})
+    long["result"].update({"kl-per-dim_total": 20.0, "kl-per-dim_collapsed": 2, "kl-per-dim": [2.0] * 10})
+    md = "\n".join(T.table([long, short]))
+    rows = [line for line in md.splitlines() if line.startswith(f"| {T.title('vae')} | 1 |")]
+    assert [r.split(" | ")[2] for r in rows] == ["500", "3000"]  # one summary row per budget, in step order
+    assert "0.010 (1 seed)" in rows[0] and "0.300 (1 seed)" in rows[1]
+    gives = [line for line in md.splitlines() if line.startswith("What ")]
+    assert gives[0].startswith("What 500 steps give") and "near-uninformative" in gives[0]
+    assert gives[1].startswith("What 3000 steps give") and "near-uninformative" not in gives[1]
