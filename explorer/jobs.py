@@ -155,6 +155,7 @@ class Job:
         self.trainer: Trainer | None = None
         self.thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._ended = threading.Event()  # its work is over: only the hand-over to the next job remains in its thread
         self._lock = threading.Lock()
 
     def stop(self) -> None:
@@ -168,7 +169,9 @@ class Job:
 
     @property
     def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        """Training (or evaluating) now: its thread runs and has not ended its work. A job handing its slot to the
+        next one (`done`) no longer counts, so a sweep's next run never overlaps the one before it."""
+        return self.thread is not None and self.thread.is_alive() and not self._ended.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the thread ends (True) or the timeout passes (False)."""
@@ -205,6 +208,7 @@ class Job:
                                         "step": self.trainer.step if self.trainer else 0})
         finally:
             self.trainer = None
+            self._ended.set()
             if done is not None:
                 done(self)
 
@@ -247,6 +251,7 @@ class EvalJob(Job):
         except Exception as e:  # noqa: BLE001 - any failure must reach the UI as a message
             self.status, self.message = "error", f"{type(e).__name__}: {e}"
         finally:
+            self._ended.set()
             if done is not None:
                 done(self)
 
