@@ -9,8 +9,9 @@ fast. Which kernel wins depends on the shape, dtype, ISA and threads, so this mo
 layout, with or without backward) times both on that batch — a warm-up call each, then the best of up to
 `REPEATS` interleaved calls (CPU time of this thread when torch runs one thread, so other processes' load
 does not decide; wall time otherwise) — and takes the GEMM only when it needs at most `MARGIN` of oneDNN's
-time. The choice is kept per machine (`kernel_cache`: the signature covers CPU, ISA caps, threads and
-torch), so the next run on this machine reads it instead of timing again. A batch of 64 or fewer, such as
+time (a signature without backward is timed on at most `EVAL_PROBE` of its images). The choice is kept per
+machine (`kernel_cache`: the signature covers CPU, ISA caps, threads and torch), so the next run on this
+machine reads it instead of timing again. A batch of 64 or fewer, such as
 a sample grid, takes the choice already made for a larger batch of the same images.
 
 The weights, their names and the function computed are those of the original modules (the
@@ -40,6 +41,8 @@ REPEATS = 3  # timed calls per kernel after a warm-up call (fewer when the first
 MARGIN = 0.9  # the GEMM is chosen only when it takes at most this fraction of oneDNN's time
 CLEAR = 0.5  # a first round where one kernel takes less than this fraction of the other's time decides
 SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
+EVAL_PROBE = 128  # a signature without backward is timed on at most this many of its images (inference batches are
+# large: timing a whole batch of 500 through Pythae's ConvNet cost 8 passes' time once per machine, this a quarter)
 __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
            "layer_geometry", "load_choices", "measure", "native_kernels", "timer"]
 _native = threading.local()
@@ -167,7 +170,8 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
         shared = f"{layer_geometry(self)}|{key}"
         choice = kernel_cache.lookup(shared)
         if choice not in (NATIVE, GEMM):
-            choice, timings = measure(self, x, key.endswith("/train"))
+            grad = key.endswith("/train")
+            choice, timings = measure(self, x if grad else x[:EVAL_PROBE], grad)
             kernel_cache.store(shared, choice, timings)
         table[key] = choice
     return native(x) if choice == NATIVE else _gemm_forward(self)(x)
