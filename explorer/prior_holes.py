@@ -1,4 +1,4 @@
-"""The Latent map's prior-hole view: the engine's `vaecore.latent.prior_holes` on the map's images, once per model
+"""The Latent map's prior-hole view: the engine's `vaecore.evaluation.prior_holes` on the map's images, once per model
 version, image source and count, with its two figures (per-dimension moments, prior draws on the PCA map)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from explorer.caches import load_model
 from explorer.catalog import model_stamp
 from explorer.sources import source_images, source_token
-from vaecore.latent.prior_holes import PriorHoles, prior_holes
+from vaecore.evaluation.prior_holes import PriorHoles, prior_holes
 
 N_PRIOR = 1000
 SHOWN = 16

@@ -1,4 +1,4 @@
-"""Prior holes (vaecore.latent.prior_holes): the aggregate posterior's density agrees with torch.distributions, its
+"""Prior holes (vaecore.evaluation.prior_holes): the aggregate posterior's density agrees with torch.distributions, its
 moments are the mixture's, a model whose posteriors all equal the prior has (almost) no holes, other priors get the
 engine's reason, and the Latent map shows the engine's numbers."""
 
@@ -13,7 +13,7 @@ from budget import seconds
 from torch import distributions as D
 
 from vaecore import build_model, load_dataset, model_config
-from vaecore.latent.prior_holes import aggregate_log_density, prior_holes
+from vaecore.evaluation.prior_holes import aggregate_log_density, prior_holes
 
 ROOT = Path(__file__).resolve().parent.parent
 
