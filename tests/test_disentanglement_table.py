@@ -34,7 +34,7 @@ def test_each_family_is_its_seeds_mean_and_sd_and_every_seed_is_listed() -> None
     # the rule: within 2 SE of 1/K is at chance (0.21 ± 0.02 is; 0.9 is not)
     chance = next(line for line in md.splitlines() if line.startswith("Chance level"))
     assert f"{T.title('vae')} seed 0" in chance and T.title("beta-vae") not in chance
-    assert "500 steps of batch 64" in md and "300,000 steps" in md and "600 × more" in md
+    assert "500 steps of batch 64" in md and "300,000 steps" in md and "600 × less" in md
 
 
 
@@ -48,4 +48,4 @@ def test_models_of_different_budgets_are_never_pooled() -> None:
     assert "0.010 (1 seed)" in rows[0] and "0.300 (1 seed)" in rows[1]
     gives = [line for line in md.splitlines() if line.startswith("What ")]
     assert gives[0].startswith("What 500 steps give") and "near-uninformative" in gives[0]
-    assert gives[1].startswith("What 3000 steps give") and "near-uninformative" not in gives[1]
+    assert gives[1].startswith("What 3,000 steps give") and "near-uninformative" not in gives[1]
