@@ -83,6 +83,7 @@ def worker(side: str, net: str, args: argparse.Namespace) -> dict:
         t = tick()
         one_pass()
         times.append(tick() - t)
+    model.eval()  # `evaluating` restored the model's training mode (batch norm cannot take one image there)
     with torch.no_grad():
         per_image = machine_report.flops(lambda: model.reconstruct(x[:1]))
     return {"side": side, "net": net, "img_s": x.shape[0] / statistics.median(times), "first_img_s": x.shape[0] / first,
