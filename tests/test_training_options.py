@@ -99,7 +99,8 @@ def test_validation_is_one_pass_with_all_three_values(tmp_path: Path, digits: va
     hook = encoder.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
     val = trainer.evaluate()
     hook.remove()
-    assert set(val) == {"val_loss", "val_elbo", "val_mse"} and val["val_mse"] > 0
+    assert set(val) == {"val_loss", "val_elbo", "val_mse", "val_kl_dims"} and val["val_mse"] > 0
+    assert len(val["val_kl_dims"]) == trainer.model.capabilities.latent_size and min(val["val_kl_dims"]) >= 0
     assert calls["n"] == 1, "200 validation images (one chunk) must take one encoder pass"
 
 

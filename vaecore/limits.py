@@ -60,7 +60,7 @@ IMAGE_SIDE = Limit("VAE_MAX_IMAGE_SIDE", 1024, "pixels", "image height or width 
 IMAGE_VALUES = Limit("VAE_MAX_IMAGE_VALUES", 3 * 512 * 512, "values",
                      "values per image (channels x height x width) of a model's input_shape")
 LATENT_DIM = Limit("VAE_MAX_LATENT_DIM", 4096, "dimensions", "latent size of a model")
-MODEL_PARAMS = Limit("VAE_MAX_MODEL_PARAMS", 100_000_000, "values",
+MODEL_PARAMS = Limit("VAE_MAX_MODEL_PARAMS", 500_000_000, "values",
                      "parameters and buffers of a model, counted before its weights are allocated")
 # requests ------------------------------------------------------------------------------------------------
 SAMPLES = Limit("VAE_MAX_SAMPLES", 50_000, "samples", "images generated or latents drawn in one call")

@@ -212,7 +212,8 @@ class AutoEncoder(PretrainedModel):
     def validate(self, x: Tensor, ctx: StepContext | None = None) -> dict[str, Tensor]:
         """Validation values of a batch from one encoder and one decoder pass: `loss` (batch mean), and per
         example `mse` (squared error, summed over pixels, of the decoded posterior draw the loss uses: the
-        posterior-mean reconstruction's error is `vaecore eval`'s `mse`) and `elbo` where defined."""
+        posterior-mean reconstruction's error is `vaecore eval`'s `mse`), `elbo` where defined, and `kl_dims`
+        (Σ over the batch of KL(q(z_j|x) ‖ N(0, 1)) per dimension, float64) for a diagonal Gaussian posterior."""
         ctx = ctx or StepContext.evaluation()
         x = self._check_input(x)
         fwd = self.forward_pass(x)
@@ -221,6 +222,10 @@ class AutoEncoder(PretrainedModel):
         out["mse"] = ((self.likelihood.mean(fwd.params) - x) ** 2).flatten(1).sum(dim=1)
         if self.capabilities.elbo:
             out["elbo"] = -self.likelihood.nll(fwd.params, x) - kl_to_prior(fwd.posterior, fwd.z, self.prior)
+        if isinstance(fwd.posterior, DiagonalGaussian):  # the collapse heat map's KL per dimension, same pass
+            post = fwd.posterior
+            out["kl_dims"] = DiagonalGaussian(post.mu.flatten(1).double(),
+                                              post.logvar.flatten(1).double()).kl_per_dimension().sum(0)
         return out
 
 

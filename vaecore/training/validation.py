@@ -32,8 +32,9 @@ class Validation:
         self.dataset_size = dataset_size
         from vaecore.evaluation.registry import undefined_reason
 
-        # KL per latent dimension over training (the collapse heat map): where the engine defines it
-        self.kl_dims = undefined_reason(model, "kl-per-dim") is None
+        # KL per latent dimension over training (the collapse heat map): where the engine defines it (a model
+        # with its own validate() and no encode() has no such posterior to read)
+        self.kl_dims = callable(getattr(model, "encode", None)) and undefined_reason(model, "kl-per-dim") is None
 
     def run(self) -> dict[str, float]:
         """Validation loss, ELBO (where the model defines one) and reconstruction MSE summed over pixels,
@@ -57,8 +58,8 @@ class Validation:
                     sums[2] += v["elbo"].double().sum()
                     has_elbo.fill_(1)
                 sums[3] += x.shape[0]
-                if kl_sums is not None:
-                    kl_sums += self._kl_dims(x)
+                if kl_sums is not None:  # from validate()'s own pass where it gives it, else one encoder pass
+                    kl_sums += v["kl_dims"].to(kl_sums) if "kl_dims" in v else self._kl_dims(x)
         distributed.all_reduce_sum(sums, rt.dist)
         distributed.all_reduce_sum(has_elbo, rt.dist)
         n = max(float(sums[3]), 1.0)
