@@ -6,6 +6,7 @@ whatever was measured or cached."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 from pathlib import Path
@@ -232,14 +233,15 @@ def test_deterministic_runs_are_bit_identical_whatever_the_cache_says(tmp_path: 
     for name, cached in (("gemm", conv_autotune.GEMM), ("native", conv_autotune.NATIVE)):
         monkeypatch.setattr(kernel_cache, "lookup", lambda key, c=cached: c)
         runs[name] = _train(tmp_path / name, digits, deterministic=True)
-        assert conv_autotune.choices(runs[name].model) == {}, "nothing measured or read"
+        assert runs[name].kernel_choices == {}, "nothing measured or read"
     for (key, a), b in zip(runs["gemm"].model.state_dict().items(), runs["native"].model.state_dict().values(),
                            strict=True):
         assert torch.equal(a, b), f"{key} differs between two deterministic runs"
     assert json.loads((tmp_path / "gemm" / "train.json").read_text())["deterministic"] is True
     fast = _train(tmp_path / "fast", digits)  # the default: measured kernels (here: what the cache says)
     assert fast.config.conv_autotune and not fast.config.deterministic
-    assert {c for t in conv_autotune.choices(fast.model).values() for c in t.values()} == {conv_autotune.NATIVE}
+    assert {c for t in fast.kernel_choices.values() for c in t.values()} == {conv_autotune.NATIVE}
+    assert conv_autotune.choices(fast.model) == {}, "the model handed back computes like one loaded"
 
 
 def test_a_run_recorded_before_measured_kernels_resumes_on_pytorchs(tmp_path: Path, digits: vaecore.Dataset) -> None:
@@ -250,6 +252,40 @@ def test_a_run_recorded_before_measured_kernels_resumes_on_pytorchs(tmp_path: Pa
     resumed = Trainer.resume(tmp_path / "old", dataset=digits, max_steps=14)
     assert resumed.config.conv_autotune is False and conv_autotune.choices(resumed.model) == {}
     assert trainer.step == 12
+
+
+def test_two_instances_of_a_model_compute_alike_whatever_the_timings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # timings that flip at every measurement: one instance's history (a larger batch seen first, another thread
+    # count) must not give it other kernels than a fresh instance of the same weights gets
+    flips = itertools.cycle([conv_autotune.GEMM, conv_autotune.NATIVE])
+    monkeypatch.setattr(conv_autotune, "measure", lambda m, x, grad: (next(flips), {}))
+    seen, fresh = _model(), _model()
+    x = torch.rand(100, 1, 12, 12)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        try:
+            torch.set_num_threads(1 if threads != 1 else 2)
+            with evaluating(seen):
+                seen.encode(x[:20])
+        finally:
+            torch.set_num_threads(threads)
+        with evaluating(seen):
+            seen.encode(x)
+        with evaluating(seen), evaluating(fresh):
+            for a, b in zip(seen.encode(x[:16]), fresh.encode(x[:16]), strict=True):
+                assert torch.equal(a, b)
+            assert torch.equal(seen.encode(x)[0], fresh.encode(x)[0])
+    assert conv_autotune.choices(fresh).items() <= conv_autotune.choices(seen).items()
+
+
+def test_a_trained_model_computes_like_the_same_weights_loaded(tmp_path: Path, digits: vaecore.Dataset) -> None:
+    trainer = _train(tmp_path / "run", digits)
+    loaded = vaecore.load(tmp_path / "run")
+    x = digits.x_test[:16]
+    with torch.no_grad():
+        assert torch.equal(trainer.model.reconstruct(x), loaded.reconstruct(x)), "outside the inference path"
+        with evaluating(trainer.model), evaluating(loaded):
+            assert torch.equal(trainer.model.reconstruct(x), loaded.reconstruct(x)), "on it"
 
 
 def test_a_tuned_copy_keeps_its_choices() -> None:

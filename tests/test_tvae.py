@@ -32,6 +32,7 @@ from vaecore.data import transforms
 from vaecore.models.tvae import TVAE, TVAEConfig, apply_transformation, extract_transformation, interpolate_pair
 from vaecore.models.vae import VAE
 from vaecore.presets import PRESETS, get_preset, model_config
+from vaecore.utils import evaluating
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 200
@@ -105,14 +106,17 @@ def test_save_load_roundtrip(trained: dict, mnist: vaecore.Dataset, tmp_path: Pa
     assert isinstance(loaded, TVAE) and isinstance(loaded.config, TVAEConfig)
     assert loaded.config == model.config
     x = mnist.x_test[:16]
-    with torch.no_grad():
+    # both on the engine's inference path (its kernels are the machine's choices, the same for both instances)
+    with torch.no_grad(), evaluating(model), evaluating(loaded):
         for a, b in zip(model.encode(x), loaded.encode(x), strict=True):
             assert torch.equal(a, b)
         mu = model.encode(x)[0]
         assert torch.equal(model.decode(mu), loaded.decode(mu))
         assert torch.equal(model.transformation(mu, mu.flip(0)), loaded.transformation(mu, mu.flip(0)))
         assert torch.equal(model.view_posterior(mu, mu).mean, loaded.view_posterior(mu, mu).mean)
-    assert torch.equal(vaecore.load(trained["dir"]).reconstruct(x), model.reconstruct(x))
+    again = vaecore.load(trained["dir"])
+    with torch.no_grad(), evaluating(model), evaluating(again):
+        assert torch.equal(again.reconstruct(x), model.reconstruct(x))
 
 
 def test_custom_config_survives_save_load(tmp_path: Path) -> None:
@@ -167,7 +171,7 @@ def test_transfer_api_shapes_and_meaning() -> None:
     assert torch.allclose(frames[:, 0], model.reconstruct(x1), atol=1e-6)
 
     vae = build_model(model_config("vae").to_dict()).eval()
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(vae):  # the inference path extract_transformation takes
         want = (vae.encode(x1)[0] - vae.encode(x2)[0]) / 2
     assert torch.allclose(extract_transformation(vae, x, x1, x2), want)
     assert apply_transformation(vae, x, want, steps=1).shape == (3, 3, 1, 28, 28)

@@ -12,7 +12,9 @@ does not decide; wall time otherwise) — and takes the GEMM only when it needs 
 time (a signature without backward is timed on at most `EVAL_PROBE` of its images). The choice is kept per
 machine (`kernel_cache`: the signature covers CPU, ISA caps, threads and torch), so the next run on this
 machine reads it instead of timing again. A batch of 64 or fewer, such as
-a sample grid, takes the choice already made for a larger batch of the same images.
+a sample grid, takes the choice this machine made for a larger batch of the same images, when it made one.
+Every choice comes from the machine's table and a key keeps its first choice for the life of the process, so
+two instances of a model (one trained, one loaded) compute bit-identically.
 
 The weights, their names and the function computed are those of the original modules (the
 lowering differs only in float rounding), so checkpoints and loading are untouched. The choices
@@ -37,6 +39,7 @@ from vaecore.runtime import kernel_cache, policy
 
 NATIVE, GEMM = "native", "gemm"
 _CHOICES = "_vaecore_conv_choices"
+_THREADS = "_vaecore_conv_threads"  # the thread count a layer's choices were made under
 REPEATS = 3  # timed calls per kernel after a warm-up call (fewer when the first round is clear)
 MARGIN = 0.9  # the GEMM is chosen only when it takes at most this fraction of oneDNN's time
 CLEAR = 0.5  # a first round where one kernel takes less than this fraction of the other's time decides
@@ -161,18 +164,25 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
     if policy.deterministic() or getattr(_native, "on", False):
         return native(x)
     table: dict[str, str] = getattr(self, _CHOICES)
+    threads = torch.get_num_threads()
+    if getattr(self, _THREADS, threads) != threads:  # chosen under another thread count: choose again, as a
+        table.clear()  # fresh instance would (the machine's table is per thread count)
+    setattr(self, _THREADS, threads)
     key = _signature(self, x)
     choice = table.get(key)
-    if choice is None and x.shape[0] <= SMALL_BATCH:  # e.g. a sample grid: what the larger batches chose
-        rest = key.split("x", 1)[1]
-        choice = next((c for k, c in table.items() if k.split("x", 1)[1] == rest), None)
-    if choice is None:
-        shared = f"{layer_geometry(self)}|{key}"
+    if choice is None:  # from the machine's choices, so every instance of a layer computes alike in a process
+        geometry = layer_geometry(self)
+        shared = f"{geometry}|{key}"
         choice = kernel_cache.lookup(shared)
+        if choice not in (NATIVE, GEMM) and x.shape[0] <= SMALL_BATCH:  # a sample grid: a larger batch's choice
+            rest = key.split("x", 1)[1]
+            prefix = f"{geometry}|"
+            found = kernel_cache.find(lambda k: k.startswith(prefix) and k[len(prefix):].split("x", 1)[-1] == rest)
+            choice = None if found is None else kernel_cache.store(shared, found, {})
         if choice not in (NATIVE, GEMM):
             grad = key.endswith("/train")
             choice, timings = measure(self, x if grad else x[:EVAL_PROBE], grad)
-            kernel_cache.store(shared, choice, timings)
+            choice = kernel_cache.store(shared, choice, timings)
         table[key] = choice
     return native(x) if choice == NATIVE else _gemm_forward(self)(x)
 
@@ -207,6 +217,8 @@ def disable(model: nn.Module) -> None:
         if hasattr(m, _CHOICES):
             del m.forward
             delattr(m, _CHOICES)
+            if hasattr(m, _THREADS):
+                delattr(m, _THREADS)
 
 
 def choices(model: nn.Module) -> dict[str, dict[str, str]]:
@@ -222,3 +234,4 @@ def load_choices(model: nn.Module, state: dict[str, Any] | None) -> None:
         m = modules.get(name)
         if m is not None and hasattr(m, _CHOICES):
             getattr(m, _CHOICES).update({k: v for k, v in table.items() if v in (NATIVE, GEMM)})
+            setattr(m, _THREADS, torch.get_num_threads())

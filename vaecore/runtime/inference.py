@@ -6,16 +6,18 @@ this machine's fastest exact-enough path: freed memory kept for reuse (`memory`:
 inference otherwise), on the CPU the activations' memory format chosen by measurement (`layout`) and each conv
 layer's kernel chosen by measurement (`conv_autotune`), all cached per machine. It changes nothing under
 `policy.deterministic()`, and nothing about a model whose run pinned its own kernels (`pin`: the Trainer's model,
-whose choices are recorded for an exact resume). Idempotent and cheap after the first call.
+whose choices are recorded for an exact resume). Idempotent and cheap after the first call; a model prepared under
+another thread count is prepared again, so it computes as a fresh instance of the same weights would.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from vaecore.runtime import conv_autotune, layout, memory, policy
 
-__all__ = ["PINNED", "pin", "prepare"]
+__all__ = ["PINNED", "pin", "prepare", "unpin"]
 
 PINNED = "_vaecore_runtime_pinned"
 _PREPARED = "_vaecore_runtime_prepared"
@@ -26,23 +28,32 @@ def pin(model: nn.Module) -> None:
     setattr(model, PINNED, True)
 
 
+def unpin(model: nn.Module) -> None:
+    """Hand a model back to `prepare` (its run ended): from then on it computes like the same model loaded."""
+    if hasattr(model, PINNED):
+        delattr(model, PINNED)
+
+
 def prepare(model: nn.Module) -> nn.Module:
     """The model on this machine's fastest exact-enough path for inference (see the module docstring)."""
     memory.keep_freed_memory()
     if getattr(model, PINNED, False):
         return model
     if policy.deterministic():
-        if getattr(model, _PREPARED, False):  # prepared before the switch: back to the reference format
+        if hasattr(model, _PREPARED):  # prepared before the switch: back to the reference format
             layout.set_format(model, False)
             delattr(model, _PREPARED)
         return model
-    if getattr(model, _PREPARED, False):
+    threads = torch.get_num_threads()
+    if getattr(model, _PREPARED, None) == threads:
         return model
     params = next(model.parameters(), None)
     if params is None or params.device.type != "cpu" or not layout.conv_layers(model):
         return model
-    if layout.channels_last_pays(model):
-        layout.set_format(model, True)
+    # the choices hold per thread count (the machine's table is keyed by it): prepared under another, choose again
+    pays = layout.channels_last_pays(model)
+    if pays or hasattr(model, _PREPARED):  # (a model never prepared keeps the format its owner gave it)
+        layout.set_format(model, pays)
     conv_autotune.enable(model)
-    setattr(model, _PREPARED, True)
+    setattr(model, _PREPARED, threads)
     return model

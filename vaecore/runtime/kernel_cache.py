@@ -5,7 +5,8 @@ One JSON file per machine signature (`machine.signature()`: CPU, the ISA the ker
 machine capped to AVX2, or run with another thread count, reads and writes its own file. Entries map a layer's
 geometry and input signature to the kernel chosen and the timings behind it. Writes merge with what other
 processes wrote meanwhile (under a file lock) and are atomic; a missing, unreadable or oversized file is
-treated as empty, and a folder that cannot be written keeps the choices in memory only.
+treated as empty, and a folder that cannot be written keeps the choices in memory only. Within a process a key
+keeps the first choice it got, so two instances of one model compute alike.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vaecore.runtime import machine
 
-__all__ = ["MAX_BYTES", "MAX_ENTRIES", "cache_dir", "cache_path", "lookup", "store"]
+__all__ = ["MAX_BYTES", "MAX_ENTRIES", "cache_dir", "cache_path", "find", "lookup", "store"]
 
 MAX_BYTES = 4 * 2**20  # a cache file larger than this is ignored (and replaced)
 MAX_ENTRIES = 20_000  # per machine; beyond it new choices are kept in memory only
@@ -70,6 +71,13 @@ def lookup(key: str) -> str | None:
     return None if entry is None else entry["choice"]
 
 
+def find(match: Callable[[str], bool]) -> str | None:
+    """The choice of the first key (in the order this process learnt them) that `match` accepts, else None."""
+    with _lock:
+        entries = _entries(machine.signature())
+        return next((v["choice"] for k, v in entries.items() if match(k)), None)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     try:
@@ -97,16 +105,17 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def store(key: str, choice: str, timings: dict[str, float]) -> None:
-    """Record this machine's choice for `key` in memory and in its file (merged with other processes' writes)."""
+def store(key: str, choice: str, timings: dict[str, float]) -> str:
+    """Record this machine's choice for `key` in memory and in its file (merged with other processes' writes);
+    returns the choice this process keeps for `key` (the first it recorded)."""
     m = machine.current()
     signature = m.signature()
     entry = {"choice": choice, "ms": {k: round(v * 1e3, 4) for k, v in timings.items()}}
     with _lock:
         entries = _entries(signature)
-        if len(entries) >= MAX_ENTRIES:
-            return
-        entries[key] = entry
+        kept = entries.setdefault(key, entry)["choice"]  # a key keeps its first choice for the process's life
+        if len(entries) > MAX_ENTRIES:
+            return kept
         path = cache_path(signature)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +123,8 @@ def store(key: str, choice: str, timings: dict[str, float]) -> None:
                 merged = {**_read(path), key: entry}
                 if len(merged) <= MAX_ENTRIES:
                     _write(path, {"format": FORMAT, "machine": m.describe(), "entries": merged})
-                    entries.update(merged)
+                    for k, v in merged.items():  # other processes' choices, never over one this process uses
+                        entries.setdefault(k, v)
         except OSError:
             pass  # a read-only home: the choice holds for this process
+    return kept

@@ -5,7 +5,8 @@ sets the CPU threads, and decides mixed precision: on CUDA bf16 where supported 
 GradScaler) for "auto"; on the CPU only an explicit "bf16", so CPU runs stay fp32 by default.
 `place(model)` moves a model to the device, in the memory format asked for, with measured CPU
 convolution kernels (`vaecore.runtime.conv_autotune`, on by default; not under torch.compile) and
-pins it, so evaluation passes during the run do not change its kernels (`vaecore.runtime.inference`).
+pins it, so evaluation passes during the run do not change its kernels (`vaecore.runtime.inference`);
+`release(model)` undoes that when the run ends, so the model handed back computes like the same model loaded.
 `deterministic` (`vaecore.runtime.policy`) turns every measured choice off: PyTorch's own kernels on the
 CPU, cuDNN's deterministic algorithms on CUDA; otherwise cuDNN picks its kernels by measurement too.
 The process keeps freed memory for reuse (`vaecore.runtime.memory`). `loss_function` gives the step's
@@ -79,6 +80,15 @@ class Runtime:
             conv_autotune.disable(model)
         inference.pin(model)
         return model
+
+    def release(self, model: PretrainedModel) -> dict[str, dict[str, str]]:
+        """Undo `place`'s kernels, format and pin when the run ends, so the model it hands back computes
+        exactly like the same weights loaded from its folder; returns the kernel choices, for `place` again."""
+        chosen = conv_autotune.choices(model)
+        conv_autotune.disable(model)
+        model.to(memory_format=torch.contiguous_format)
+        inference.unpin(model)
+        return chosen
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the model's memory format."""

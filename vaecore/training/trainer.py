@@ -33,7 +33,7 @@ from vaecore.config import TrainConfig, meta_of
 from vaecore.data.datasets import Dataset
 from vaecore.data.pipeline import Augment, TrainBatches
 from vaecore.models.base import PretrainedModel
-from vaecore.runtime import memory
+from vaecore.runtime import conv_autotune, memory
 from vaecore.training import checkpointing
 from vaecore.training import run_folder as rf
 from vaecore.training.epoch_end import BEST, BestModel, sample_grids, write_grids
@@ -72,6 +72,7 @@ class Trainer:
         self.config = config.replace(world_size=dist.world_size)
         self.out_dir = rf.check_run_folder(out_dir)
         self.model = self.runtime.place(model)
+        self._released: dict[str, dict[str, str]] | None = None  # the run's kernel choices once fit() returned
         self.dataset = dataset
         n_val = dataset.size("val") if config.val_limit is None else min(config.val_limit, dataset.size("val"))
         val_rows = torch.arange(n_val)[dist.rank::dist.world_size]
@@ -187,6 +188,11 @@ class Trainer:
     def scheduler(self) -> Any | None:
         return self.schedulers[0]
 
+    @property
+    def kernel_choices(self) -> dict[str, dict[str, str]]:
+        """The conv kernels this run computes with (by module and input signature), also after fit() returned."""
+        return conv_autotune.choices(self.model) if self._released is None else self._released
+
     # the loop ---------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Run until the configured epochs / max steps, a stop request, or a diverging loss.
@@ -194,11 +200,16 @@ class Trainer:
         The run folder is locked for the whole run: a second writer gets `RunLockedError`; a new run in a
         folder that already holds one gets `RunExistsError` (resume it instead).
         """
+        if self._released is not None:  # fit() again on this trainer: the kernels and format it had
+            self.runtime.place(self.model)
+            conv_autotune.load_choices(self.model, self._released)
         try:
             with rf.RunLock(self.out_dir) if self.runtime.dist.is_main else contextlib.nullcontext():
                 return self._fit()
         finally:
             memory.release()  # the freed memory the run kept for reuse goes back to the system
+            # the model handed back computes like the same weights loaded (no kernels of the run's own)
+            self._released = self.runtime.release(self.model)
 
     def _fit(self) -> TrainResult:
         fresh = self._start()
