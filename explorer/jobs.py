@@ -524,30 +524,31 @@ class JobManager:
         job = self.evaluation(session, run)
         if job is None:
             return False
-        with self._lock:
-            queued = next((q for q in self._queue if q[0] is job), None)
-            if queued is not None:
-                self._queue.remove(queued)
-                job.status, job.message = "cancelled", "taken off the queue before it started"
-                return True
+        if self._dequeue(job):
+            return True
         if not job.alive:
             return False
         job.stop()
         return True
+
+    def _dequeue(self, job: Any) -> bool:
+        """Take a queued job off the queue as cancelled; False when it is not queued."""
+        with self._lock:
+            queued = next((q for q in self._queue if q[0] is job), None)
+            if queued is None:
+                return False
+            self._queue.remove(queued)
+            job.status, job.message = "cancelled", "taken off the queue before it started"
+            return True
 
     def stop(self, session: str, run: str) -> bool:
         """Ask a live job to stop, or take a queued one off the queue; False when there is none."""
         job = self.job(session, run)
         if job is None:
             return False
-        with self._lock:
-            queued = next((q for q in self._queue if q[0] is job), None)
-            if queued is not None:
-                self._queue.remove(queued)
-                job.status, job.message = "cancelled", "taken off the queue before it started"
-                _append_event(job.folder, {"kind": "event", "event": "cancelled", "message": job.message,
-                                           "step": 0})
-                return True
+        if self._dequeue(job):
+            _append_event(job.folder, {"kind": "event", "event": "cancelled", "message": job.message, "step": 0})
+            return True
         if not job.alive:
             return False
         job.stop()
