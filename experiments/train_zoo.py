@@ -242,8 +242,9 @@ def write_catalog(checkpoints: Path) -> None:
                                               **others})
 
 
-def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
-    """Replace checkpoints/<name> by the staged model, refresh the catalog and its reference outputs."""
+def install(name: str, stage: Path, repo: Path, commit: bool, reevaluated: bool = False) -> None:
+    """Replace checkpoints/<name> by the staged model, refresh the catalog and its reference outputs
+    (`reevaluated`: the bundled model evaluated again in place, not trained; the commit message says which)."""
     checkpoints = repo / "checkpoints"
     dest = checkpoints / name
     if not BY_NAME[name].bundle:
@@ -280,6 +281,8 @@ def install(name: str, stage: Path, repo: Path, commit: bool) -> None:
             epochs = trained_epochs(dest)
             git_commit(repo, [f"checkpoints/{name}", f"checkpoints/{CATALOG}", "checkpoints/RESULTS.md",
                               "tests/data/bundled_outputs.json"],
+                       f"zoo re-eval: {name} ({epochs} epochs on MNIST, seed {SEED}) evaluated again with the current "
+                       "protocol; its eval, card and reference outputs" if reevaluated else
                        f"zoo: {name} trained {epochs} epochs on MNIST (seed {SEED}), with its eval, card and "
                        "reference outputs")
     print(f"[zoo] {name}: installed in {dest}" + (" and committed" if commit else ""), flush=True)
@@ -386,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
             evaluate_folder(checkpoints / e.name, dataset)
             print(f"[zoo] {e.name}: evaluated in {time.time() - t:.0f}s", flush=True)
             if args.install:
-                install(e.name, checkpoints / e.name, args.repo, args.commit)
+                install(e.name, checkpoints / e.name, args.repo, args.commit, reevaluated=True)
         print(f"[zoo] evaluated {len(entries)} models in {time.time() - t0:.0f}s", flush=True)
         return
     if args.stage == "two-stage":
