@@ -6,7 +6,8 @@
 
 Nothing here is typed by hand: every number comes from checkpoints/<name>/eval.json (written by
 experiments/train_zoo.py), from a model's training trace (metrics.jsonl), or is computed from the
-test images and a bundled model (the Diag-D optimum check), or from the T-VAE transfer report
+test images and a bundled model (the Diag-D optimum check and where −log p goes, in zoo_sigma.py, beside the σ
+convergence read from the traces), or from the T-VAE transfer report
 (experiments/results/tvae_transfer.json, written by experiments/tvae_transfer.py), and the papers'
 numbers come from vaecore.evaluation.reference and that report.
 """
@@ -23,9 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 from zoo_common import ALIASES, EVAL_N_TEST, ZOO, write_card  # noqa: E402
+from zoo_sigma import diag_d_optimum, nats_line, sigma_table  # noqa: E402
 
-from vaecore.components.likelihood_facts import LOG_SIGMA, LOG_SIGMA_EMA, SIGMA2_EMA  # noqa: E402
-from vaecore.components.likelihoods import likelihood_of  # noqa: E402
 from vaecore.evaluation import metrics as M  # noqa: E402
 from vaecore.evaluation.claims import CLAIM_RULE, ClaimKind, check_claim  # noqa: E402
 from vaecore.evaluation.compare import to_markdown  # noqa: E402
@@ -33,7 +33,7 @@ from vaecore.evaluation.per_image import load_per_image  # noqa: E402
 from vaecore.evaluation.ranking import NO_PER_IMAGE, rank  # noqa: E402
 from vaecore.evaluation.registry import State, outcome, under_current_rules  # noqa: E402
 from vaecore.evaluation.uncertainty import RULE, Over  # noqa: E402
-from vaecore.files import CATALOG, CONFIG, EVAL, PER_IMAGE, TRAIN, WEIGHTS  # noqa: E402
+from vaecore.files import CATALOG, EVAL, PER_IMAGE, TRAIN  # noqa: E402
 
 CHECKPOINTS = ROOT / "checkpoints"
 TVAE_REPORT = ROOT / "experiments" / "results" / "tvae_transfer.json"
@@ -73,7 +73,6 @@ How to read it:
   Pythae's MNIST ConvNet has about 17.2 M parameters) or 200 (T-VAE) epochs.
 
 """
-SIGMA_MOVING = 0.01  # ln σ change over the last epoch above which σ has not converged
 EXTRA_OF = {k: m.key for m in M.METRICS.values() for k in m.extras}  # an extra key → its metric
 SAMPLER_SUFFIX = {"gmm": "GMM", "maf": "MAF", "two-stage": "2-stage"}
 
@@ -388,131 +387,6 @@ def collapse_line(g: dict, s: dict) -> str:
             f"{cell(g, 'kl')} vs {cell(s, 'kl')} nats; Burda active units "
             f"{g.get('active-units')} vs {s.get('active-units')} (Cov_x E[z_j] > {M.ACTIVE_THRESHOLD} counts a "
             "dimension as active even when its KL is tiny, so it hides partial collapse)")
-
-
-# σ convergence and the Diag-D optimum ---------------------------------------------------------------------
-def sigma_convergence(name: str, folder: Path) -> str | None:
-    """How far ln σ moved over the last epoch of training (from the trace), or None without a shared σ. The trace
-    read is the one that defines the density after training: the EMA of the analytic σ* (σ-VAE) or of the σx² MLE
-    (AR-ELBO, ln σ = ½ ln σx²), else the learned σ itself."""
-    from vaecore.training.trainer import read_metrics
-
-    config = json.loads((folder / CONFIG).read_text())
-    trace = likelihood_of(config).sigma_trace
-    steps = [rec for rec in read_metrics(folder) if rec.get("kind") == "step"]
-    import math
-
-    if trace.ema_key == SIGMA2_EMA and any(SIGMA2_EMA in rec for rec in steps):
-        which = "EMA of the σx² MLE"
-        values = [(rec["epoch"], 0.5 * math.log(max(rec[SIGMA2_EMA], 1e-30))) for rec in steps if SIGMA2_EMA in rec]
-    elif any(LOG_SIGMA_EMA in rec for rec in steps):
-        which = "EMA of the analytic σ*"
-        values = [(rec["epoch"], rec[LOG_SIGMA_EMA]) for rec in steps if LOG_SIGMA_EMA in rec]
-    else:
-        which = "the learned σ"
-        values = [(rec["epoch"], rec[LOG_SIGMA]) for rec in steps if LOG_SIGMA in rec]
-    if not values or max(v for _, v in values) - min(v for _, v in values) < 1e-9:
-        return None  # no σ, or a fixed one
-    last = max(e for e, _ in values)
-
-    def mean_near(epoch: float) -> float:
-        window = [v for e, v in values if epoch - 0.1 <= e <= epoch]
-        return sum(window) / len(window)
-
-    if last < 1.1:
-        return None
-    moved = mean_near(last) - mean_near(last - 1)
-    state = "converged" if abs(moved) < SIGMA_MOVING else "still moving"
-    return f"| `{name}` | {which} | {last:.0f} | {mean_near(last):.3f} | {moved:+.4f} | {state} |"
-
-
-def sigma_table(results: dict[str, dict]) -> str:
-    rows = [line for name, r in results.items() if (line := sigma_convergence(name, r["_folder"]))]
-    head = ["ln σ of the shared decoder σ, mean over the last 0.1 epoch, and its change over the last epoch; the σ "
-            "followed is the one that defines the density after training (the column says which: the EMA for the "
-            "analytic σ-VAE σ and for AR-ELBO's σx² MLE, whose per-step value is noisier); `converged` when that "
-            f"change is under {SIGMA_MOVING} (models with a fixed σ, or one predicted per image or pixel, have no "
-            "single σ to follow and are not listed).", "",
-            "| model | σ followed | epochs | ln σ at the end | change over the last epoch | verdict |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    return "\n".join(head + rows)
-
-
-def diag_d_optimum(checkpoints: Path, n: int = EVAL_N_TEST) -> str | None:
-    """AR-ELBO Diag-D's reconstruction objective ½ Σ log((x − μ)² + ε) at the trained decoder, at an
-    all-black decoder (μ = 0) and at a perfect one (μ = x): is the trained decoder a local optimum?"""
-    import torch
-
-    import vaecore
-
-    folder = checkpoints / "arelbo-diag-d"
-    if not (folder / WEIGHTS).is_file():
-        return None
-    model = vaecore.load(folder).eval()
-    x = vaecore.load_dataset("mnist").x_test[:n]
-    eps = model.likelihood.eps
-    with torch.no_grad():
-        mu = model.reconstruct(x)
-
-    def objective(m: torch.Tensor) -> float:
-        return float((0.5 * torch.log((x - m) ** 2 + eps)).flatten(1).sum(dim=1).mean())
-
-    trained, black, perfect = objective(mu), objective(torch.zeros_like(x)), objective(x)
-    brightest = float(mu.max())
-    return (f"- AR-ELBO Diag-D, trained {json.loads((folder / TRAIN).read_text())['epochs']} epochs: its "
-            f"reconstruction objective ½ Σ log((x − μ)² + ε) (ε = {eps:g}, minimised) on {n} test images is "
-            f"{trained:.0f} at the trained decoder, {black:.0f} at an all-black decoder and {perfect:.0f} at a perfect "
-            f"reconstruction; the brightest reconstructed pixel is {brightest:.3f}. "
-            + (f"The decoder is all black: within {abs(trained - black):.0f} nats of the all-black decoder's "
-               f"objective and {trained - perfect:.0f} above the perfect reconstruction's, it sits in the all-black "
-               "local optimum, where the exact zeros of the background earn ½ log ε each; training from scratch at "
-               "this budget does not leave it." if brightest < 0.05 else
-               "The decoder is not black: "
-               + (f"{black - trained:.0f} nats better than all-black" if trained < black
-                  else f"{trained - black:.0f} nats worse than all-black")
-               + f" and {trained - perfect:.0f} above the perfect reconstruction."))
-
-
-def nats_line(checkpoints: Path, n: int = 500) -> str | None:
-    """Where −log p's nats go for the σ-VAE, the σ = 1 VAE and AR-ELBO Diag-D (the engine's discrete_breakdown on n
-    test images, one seeded draw z ~ q(z|x) each): why −log p can rank a blurry or an all-black decoder close to or
-    above a sharp one. Every number in the line is computed here."""
-    import torch
-
-    import vaecore
-    from vaecore.evaluation.uncertainty import mean_se
-
-    names = [m for m in ("sigma-vae", "gaussian-vae", "arelbo-diag-d") if (checkpoints / m / WEIGHTS).is_file()]
-    if len(names) < 2:
-        return None
-    x = vaecore.load_dataset("mnist").x_test[:n]
-    parts = {}
-    for m in names:
-        b = M.discrete_breakdown(vaecore.load(checkpoints / m).eval(), x, generator=torch.Generator().manual_seed(0))
-        parts[m] = {k: float(v.mean()) for k, v in b.items()}
-        total = mean_se((b["black"] + b["grey"] + b["white"] + b["kl"]).numpy())
-        parts[m]["sum"], parts[m]["sum_se"] = total.value, total.se
-    cells = "; ".join(f"`{m}` black {p['black']:.0f} ({p['black'] / p['n_black']:.2f} a black pixel), grey "
-                      f"{p['grey']:.0f}, white {p['white']:.0f}, KL {p['kl']:.0f}, sum {p['sum']:.0f} ± "
-                      f"{p['sum_se']:.0f}"
-                      for m, p in parts.items())
-    first = parts[names[0]]
-    text = (f"- Where −log p goes (nats per image on the first {n} test images, one draw z ~ q(z|x) per image; the "
-            f"four parts sum to the 8-bit −ELBO, which IWAE tightens into −log p): {cells}. About "
-            f"{first['n_black'] / 784:.0%} of an MNIST image is exactly black, and a Gaussian whose mean lies above "
-            "that open first bin's edge (0.5/255) gives it at most half its mass whatever its σ (≥ ln 2 = 0.69 nats "
-            "a pixel); the σ-VAE's small σ pays off only on the grey pixels it reconstructs within σ, and its sharp "
-            "code costs KL.")
-    s, g, d = (parts.get(m) for m in ("sigma-vae", "gaussian-vae", "arelbo-diag-d"))
-    if s and g and g["sum"] < s["sum"]:
-        text += (" So the collapsed σ = 1 VAE codes these images in fewer nats than the σ-VAE (means "
-                 f"{g['sum']:.0f} vs {s['sum']:.0f}; the paired comparison with its SE is the ranking's).")
-    if d and d["black"] / d["n_black"] < 0.69:
-        text += (" A decoder that puts its mean below the edge with a small σ pays less than ln 2 on the background: "
-                 f"the all-black Diag-D decoder pays {d['black'] / d['n_black']:.2f} nats a black pixel with no KL "
-                 f"and loses on the strokes instead (grey {d['grey']:.0f}).")
-    return text + (" −log p measures how well the 8-bit images are coded, not how the samples look (FD, "
-                   "precision/recall).")
 
 
 # the paper layouts from eval.json ----------------------------------------------------------------------
