@@ -92,7 +92,7 @@ def test_keep_best_early_stopping_and_epoch_grids(tmp_path: Path, digits: vaecor
     assert [r["val_loss"] for r in epochs] == [5.0, 3.0, 4.0, 6.0]
 
 
-def test_validation_is_one_pass_with_all_three_values(tmp_path: Path, digits: vaecore.Dataset) -> None:
+def test_validation_is_one_pass_with_all_its_values(tmp_path: Path, digits: vaecore.Dataset) -> None:
     trainer = _trainer(tmp_path, digits)
     calls = {"n": 0}
     encoder = trainer.model.encoder
