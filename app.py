@@ -12,9 +12,14 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from explorer import catalog, latents, layout, state, widgets, zoo
-from explorer import home as home_sections
-from vaecore.files import EVAL
+import explorer
+
+# before any other project import: concurrent first runs must not import half a module
+explorer.import_all(sorted(Path(__file__).resolve().parent.glob("pages/*.py")))
+
+from explorer import catalog, latents, layout, state, widgets, zoo  # noqa: E402
+from explorer import home as home_sections  # noqa: E402
+from vaecore.files import EVAL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (

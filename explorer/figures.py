@@ -202,7 +202,7 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: torch.Tensor | None = None,
                       thumbnails: int = 0, title: str = "", indices: np.ndarray | None = None,
                       colour: np.ndarray | None = None, colour_title: str = "",
-                      marked: Sequence[int] = ()) -> go.Figure:
+                      marked: Sequence[int] = (), dragmode: str = "select") -> go.Figure:
     """Scatter of map coordinates (2-D or 3-D): one trace per class, or one trace coloured by a per-image
     quantity with a colour bar; hover shows index, label and that quantity.
 
@@ -210,7 +210,8 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: tor
     0..n-1), so a selection maps back to images whatever the trace or subset. `marked` (source indices)
     draws rings around given points (the nearest neighbours); `thumbnails` > 0 draws that many images at
     their points (2-D only). The figure does not depend on the current selection, so redrawing it never
-    resets the chart's selection.
+    resets the chart's selection. `dragmode` (2-D) is what a drag does: "select" (box), "lasso" or "pan"; only
+    with "pan" does a click select a point (Streamlit turns click-selection off while a drag selects).
     """
     n, dim = coords.shape
     ids = np.arange(n) if indices is None else np.asarray(indices)
@@ -254,7 +255,7 @@ def latent_map_figure(coords: np.ndarray, labels: np.ndarray | None, images: tor
     layout: dict[str, Any] = {"height": 620, "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
                               "legend": {"title": {"text": "label" if labels is not None and colour is None else ""},
                                          "itemsizing": "constant"}, "showlegend": colour is None,
-                              "dragmode": "select" if dim == 2 else "orbit", "title": title or None,
+                              "dragmode": dragmode if dim == 2 else "orbit", "title": title or None,
                               "uirevision": "map"}
     if dim == 2:
         layout["clickmode"] = "event+select"

@@ -20,6 +20,13 @@ from vaecore.latent import projection as proj
 from vaecore.utils import evaluating
 
 MAP_SELECTION_KEY = "vae_map_selection"
+# what the mouse does on a 2-D map (label, Plotly dragmode, the hint under the map). Streamlit lets a click select
+# a point only while a drag does not select (it sets clickmode "event" under the box and lasso dragmodes), so
+# clicking is a mode of its own.
+MOUSE_MODES = {"box": ("Box select", "select", "Drag to box-select, double-click to clear."),
+               "lasso": ("Lasso", "lasso", "Draw a lasso around points, double-click to clear."),
+               "click": ("Click a point", "pan", "Click a point to pick it (shift-click adds one), drag to pan, "
+                                                 "double-click to clear.")}
 
 
 @st.cache_resource(show_spinner=False)

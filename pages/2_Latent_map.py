@@ -26,7 +26,7 @@ from vaecore.latent import projection as proj
 
 st.title("Latent map")
 st.caption("Where a model puts each image: latent points projected to 2-D or 3-D, coloured by label or by any "
-           "per-image quantity. Select points (box or lasso; a click in 3-D) to see them, their reconstructions and "
+           "per-image quantity. Select points (box, lasso or a click) to see them, their reconstructions and "
            "nearest neighbours; isolate a selection and re-project it; decode any map position (PCA).")
 spec, model = state.require_model()
 shape = tuple(model.config.input_shape)
@@ -118,7 +118,7 @@ subset = subset_state.get("indices") if subset_state.get("key") == (spec, source
 shown = np.arange(len(coords)) if subset is None else np.asarray(subset)
 shown_coords = coords if subset is None else latents.subset_map(spec, source, n, subset, method, dim, params)
 shown_coords_all = shown_coords
-t1, t2, t3 = st.columns([3, 4, 3])
+t1, t2, t3, t4 = st.columns([3, 4, 3, 3])
 colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format_func=latents.QUANTITIES.get,
                          key="map_colour", help="Per-image quantities are computed once per model and source; "
                                                 "decoder σ only for models whose σ varies per image.")
@@ -138,6 +138,11 @@ if subset is not None:
         st.session_state.pop("map_subset", None)
         st.rerun()
 
+mouse = t4.segmented_control("Mouse", list(latents.MOUSE_MODES), default="box", required=True, key="map_mouse",
+                             format_func=lambda m: latents.MOUSE_MODES[m][0], disabled=dim != 2,
+                             help="What the mouse does on the 2-D map: drag a box, draw a lasso, or click one point "
+                                  "(then a drag pans; shift-click adds points). 3-D: drag rotates, a click picks.") \
+    or "box"
 stored = latents.map_selection(spec, source)
 view = (spec, source, n, None if subset is None else tuple(subset))  # what the map shows: neighbours belong to it
 on_map = set(int(j) for j in shown)
@@ -149,13 +154,14 @@ marked = [j for j, _ in latents.nearest_neighbours(z_all, neighbours_of, 8, amon
     if neighbours_of is not None else []
 fig = figures.latent_map_figure(shown_coords, None if labels is None else labels[shown], x[shown],
                                 thumbnails=int(thumbs) if dim == 2 else 0, indices=shown, colour=colour,
-                                colour_title=latents.QUANTITIES.get(colour_by, ""), marked=marked)
+                                colour_title=latents.QUANTITIES.get(colour_by, ""), marked=marked,
+                                dragmode=latents.MOUSE_MODES[mouse][1])
 
 left, right = st.columns([3, 1])
-chart_key = f"map_chart_{dim}"
+chart_key = f"map_chart_{dim}_{mouse}"  # a fresh chart per mouse mode: its dragmode is the figure's
 # a figure redrawn by the page itself (rings, colours, a filter) may come back without the chart's selection:
 # that is not the user clearing it, so the remembered selection stays
-figure_signature = latents.figure_signature(view, shown, marked, colour_by, thumbs, dim)
+figure_signature = latents.figure_signature(view, shown, marked, colour_by, thumbs, dim, mouse)
 fresh_chart = chart_key not in st.session_state or st.session_state.get("map_figure_seen") != figure_signature
 st.session_state["map_figure_seen"] = figure_signature
 with left:
@@ -163,9 +169,7 @@ with left:
                             selection_mode=("points", "box", "lasso") if dim == 2 else ("points",),
                             config={"displaylogo": False})
     st.caption(f"{len(shown):,} points · {method.upper()} · model **{catalog.model_label(spec)}** · "
-               f"source **{source}**. " + ("Drag to box-select (lasso in the toolbar), double-click to clear; "
-                                           "to pick one image, type its index in the Point panel (a click selects "
-                                           "nothing while dragging selects boxes)." if dim == 2 else
+               f"source **{source}**. " + (latents.MOUSE_MODES[mouse][2] if dim == 2 else
                                            "3-D: drag to rotate; click a point to pick it."))
 
 selection = event.selection if event is not None and hasattr(event, "selection") else None
@@ -231,7 +235,8 @@ if indices:
         b3.page_link("pages/3_Interpolation.py", label="Interpolate between the first two selected images",
                      icon=":material/linear_scale:")
 else:
-    st.caption("No selection yet: box-select or lasso points on the map (2-D), or click one.")
+    st.caption("No selection yet: box-select, lasso or click points on the map (pick the Mouse mode above it), "
+               "or type an index in the Point panel.")
 
 with st.expander("Downloads: latents and map coordinates"):
     shown_labels = None if labels is None else labels[shown]

@@ -165,6 +165,9 @@ def test_selection_to_indices() -> None:
               {"point_index": 9}, {"customdata": ["x"]}, {"customdata": [99]}]
     assert proj.indices_from_points(points) == [4, 9, 17, 99]
     assert proj.indices_from_points(points, n=50) == [4, 9, 17]
+    # a click on a Scattergl trace whose customdata was a numpy array: the row arrives as a typed array's keys
+    clicked = [{"curve_number": 4, "point_index": 170, "customdata": {"0": 1529, "1": 4}}]
+    assert proj.indices_from_points(clicked) == [1529]
     coords = np.array([[0, 0], [1, 1], [2, 2], [5, 5], [0.6, 0.1]], dtype=np.float32)
     assert proj.points_in_box(coords, (1.5, 0.5), (0.0, 2.5)).tolist() == [1, 4]
     assert proj.points_in_polygon(coords, [-0.5, 1.5, -0.5], [-0.5, -0.5, 1.5]).tolist() == [0, 4]

@@ -384,3 +384,59 @@ def test_nearest_neighbours_keep_the_selection_and_the_point(server: str) -> Non
                 "input").first.input_value() == index
         finally:
             browser.close()
+
+
+# the most isolated plotted point (largest distance to its nearest neighbour in pixels, over every trace), with
+# its page coordinates and the image index its customdata carries: a click there can only hit that point
+_ISOLATED_POINT_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  const pts = [];
+  for (const t of gd._fullData) {
+    if (!t.customdata || t.name === 'neighbours') continue;
+    for (let k = 0; k < t.x.length; k++) {
+      const px = xa._offset + xa.l2p(t.x[k]), py = ya._offset + ya.l2p(t.y[k]);
+      if (px > xa._offset + 8 && px < xa._offset + xa._length - 8 && py > ya._offset + 8
+          && py < ya._offset + ya._length - 8) pts.push([px, py, Number(t.customdata[k][0])]);
+    }
+  }
+  let best = null, bestGap = -1;
+  for (const p of pts) {
+    let gap = Infinity;
+    for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p[0] - q[0], p[1] - q[1]));
+    if (gap > bestGap) { bestGap = gap; best = p; }
+  }
+  return {x: r.left + best[0], y: r.top + best[1], index: best[2], gap: bestGap};
+}"""
+
+
+@pytest.mark.timeout(seconds(300))
+def test_latent_map_click_mode_picks_the_clicked_point(server: str) -> None:
+    """In the 'Click a point' mouse mode a single click on a 2-D map selects that image: the selection heading
+    says one point and the Point panel shows its index."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open_page(page, server, "Latent map")
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
+            page.get_by_text("Click a point", exact=True).first.click()
+            page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                                   " return gd && gd._fullLayout && gd._fullLayout.dragmode === 'pan'; }",
+                                   timeout=ms(60))
+            _settle(page)
+            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+            target = page.evaluate(_ISOLATED_POINT_JS)
+            assert target["gap"] > 6, f"no point stands apart enough to click: {target}"
+            page.mouse.move(target["x"] - 3, target["y"] - 3)
+            page.mouse.move(target["x"], target["y"], steps=3)  # hover first, as a hand does
+            time.sleep(0.3)
+            page.mouse.click(target["x"], target["y"])
+            page.wait_for_selector("h3:has-text('Selection: 1 point')", timeout=ms(60))
+            _settle(page)
+            point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
+            assert int(point.input_value()) == int(target["index"])
+        finally:
+            browser.close()

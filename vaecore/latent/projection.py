@@ -210,13 +210,16 @@ def invert(fitted: Any, coords: np.ndarray) -> np.ndarray:
 def indices_from_points(points: Iterable[Mapping[str, Any]], n: int | None = None) -> list[int]:
     """Indices of the selected points of a Plotly selection event, sorted and without repeats.
 
-    Each point's `customdata` (its first element when a list) is taken as the global index: plots
+    Each point's `customdata` (its first element when a list, or key "0" when a typed-array row) is taken as the
+    global index: plots
     with one trace per class number points per trace, so `point_index` alone is ambiguous. Points
     without customdata fall back to `point_index`. Indices outside [0, n) are dropped when n is given.
     """
     out: set[int] = set()
     for pt in points:
         cd = pt.get("customdata")
+        if isinstance(cd, Mapping):  # a typed-array row (numpy customdata) reaches Python as {"0": …, "1": …}
+            cd = cd.get("0", cd.get(0))
         if isinstance(cd, list | tuple):
             cd = cd[0] if cd else None
         idx = cd if cd is not None else pt.get("point_index", pt.get("pointIndex"))
