@@ -24,7 +24,7 @@ are binarized once with the fixed seed of `vaecore.data.binarize` (TEST_SEED), i
 
 Each row trains in `<runs>/<row>` (the engine's exact resume picks up an interrupted row) and writes
 `<out>/<row>.json`; a finished row is skipped. `--commit` commits each finished row's file with
-/work/coord/commit_results.sh. `--report` writes docs/reproduction.md and the board's section of
+plain git (only those paths). `--report` writes docs/reproduction.md and the board's section of
 checkpoints/RESULTS.md from the result files alone.
 """
 
@@ -67,7 +67,6 @@ OUT = ROOT / "experiments" / "results" / "reproduction"
 RUNS = ROOT / "runs" / "reproduction"
 DOC = ROOT / "docs" / "reproduction.md"
 RESULTS = ROOT / "checkpoints" / "RESULTS.md"
-COMMIT = Path("/work/coord/commit_results.sh")
 CURVE_K = 200
 CURVE_IMAGES = 1000
 FINAL_IMAGES = 2000
@@ -228,8 +227,9 @@ def run_row(row: Row, budget: Budget, out: Path, runs: Path, commit: bool, resco
     if commit:  # the row's file and the board regenerated from every file in `out`
         write_report(out, DOC, results_md=None)
         paths = [str(f.resolve().relative_to(ROOT)) for f in (path, DOC)]
-        subprocess.run(["bash", str(COMMIT), f"reproduction board: {row.id} at {total} epochs", *paths],
-                       cwd=ROOT, check=False)
+        from zoo_common import git_commit as commit_paths
+
+        commit_paths(ROOT, paths, f"reproduction board: {row.id} at {total} epochs")
     return res
 
 
@@ -411,8 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tiny", action="store_true",
                    help="a smoke run: 1 epoch on 100 images, K = 4 on 8 test images (override with the flags above)")
     p.add_argument("--commit", action="store_true",
-                   help="commit each finished row's file and the regenerated docs/reproduction.md with "
-                        "/work/coord/commit_results.sh (RESULTS.md's section is refreshed by --report)")
+                   help="commit each finished row's file and the regenerated docs/reproduction.md (git, only those "
+                        "files; RESULTS.md's section is refreshed by --report)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the final estimate of finished rows from their run folders (no training)")
     args = p.parse_args(argv)
