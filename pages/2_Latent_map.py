@@ -118,7 +118,7 @@ subset = subset_state.get("indices") if subset_state.get("key") == (spec, source
 shown = np.arange(len(coords)) if subset is None else np.asarray(subset)
 shown_coords = coords if subset is None else latents.subset_map(spec, source, n, subset, method, dim, params)
 shown_coords_all = shown_coords
-t1, t2, t3, t4 = st.columns([3, 4, 3, 3])
+t1, t2, t3 = st.columns([3, 4, 3])
 colour_by = t1.selectbox("Colour by", latents.colour_options(quantities), format_func=latents.QUANTITIES.get,
                          key="map_colour", help="Per-image quantities are computed once per model and source; "
                                                 "decoder σ only for models whose σ varies per image.")
@@ -138,8 +138,8 @@ if subset is not None:
         st.session_state.pop("map_subset", None)
         st.rerun()
 
-mouse = t4.segmented_control("Mouse", list(latents.MOUSE_MODES), default="box", required=True, key="map_mouse",
-                             format_func=lambda m: latents.MOUSE_MODES[m][0], disabled=dim != 2,
+mouse = st.segmented_control("Mouse on the map", list(latents.MOUSE_MODES), default="box", required=True,
+                             key="map_mouse", format_func=lambda m: latents.MOUSE_MODES[m][0], disabled=dim != 2,
                              help="What the mouse does on the 2-D map: drag a box, draw a lasso, or click one point "
                                   "(then a drag pans; shift-click adds points). 3-D: drag rotates, a click picks.") \
     or "box"
