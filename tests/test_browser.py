@@ -9,6 +9,7 @@ Skipped when /usr/bin/chromium or Playwright is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from budget import ms, seconds
@@ -260,6 +262,22 @@ def _open_page(page, server: str, label: str) -> None:
     _settle(page)
 
 
+@contextlib.contextmanager
+def _latent_map_page(server: str) -> Iterator[Any]:
+    """A 1400 px Chromium page on the Latent map, its chart drawn; the browser closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            _open_page(page, server, "Latent map")
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
+            yield page
+        finally:
+            browser.close()
+
+
 def _selection_heading(page) -> str:
     heading = page.locator("h3:has-text('Selection:')")
     return heading.first.inner_text() if heading.count() else ""
@@ -279,33 +297,24 @@ def _box(page, fx0: float, fy0: float, fx1: float, fy1: float) -> None:
 
 @pytest.mark.timeout(seconds(300))
 def test_latent_map_two_box_selections_and_a_double_click_clear(server: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            _open_page(page, server, "Latent map")
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
-            headings = []
-            for box in ((0.05, 0.05, 0.35, 0.35), (0.6, 0.6, 0.95, 0.95), (0.05, 0.6, 0.35, 0.95)):
-                before = _selection_heading(page)
-                _box(page, *box)
-                page.wait_for_function(
-                    "prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith("
-                    "'Selection:')); return h && h.innerText !== prev; }", arg=before, timeout=ms(60))
-                _settle(page)
-                headings.append(_selection_heading(page))
-            assert len(set(headings)) == 3, f"a box selection was ignored: {headings}"
-            _screenshot(page, "latent_map_selection")
-            plot = page.locator(".js-plotly-plot .nsewdrag").first
-            plot.scroll_into_view_if_needed()
-            area = plot.bounding_box()
-            page.mouse.dblclick(area["x"] + area["width"] * 0.45, area["y"] + area["height"] * 0.48)
-            page.wait_for_selector("text=No selection yet", timeout=ms(60))
-            assert _selection_heading(page) == ""
-        finally:
-            browser.close()
+    with _latent_map_page(server) as page:
+        headings = []
+        for box in ((0.05, 0.05, 0.35, 0.35), (0.6, 0.6, 0.95, 0.95), (0.05, 0.6, 0.35, 0.95)):
+            before = _selection_heading(page)
+            _box(page, *box)
+            page.wait_for_function(
+                "prev => { const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith("
+                "'Selection:')); return h && h.innerText !== prev; }", arg=before, timeout=ms(60))
+            _settle(page)
+            headings.append(_selection_heading(page))
+        assert len(set(headings)) == 3, f"a box selection was ignored: {headings}"
+        _screenshot(page, "latent_map_selection")
+        plot = page.locator(".js-plotly-plot .nsewdrag").first
+        plot.scroll_into_view_if_needed()
+        area = plot.bounding_box()
+        page.mouse.dblclick(area["x"] + area["width"] * 0.45, area["y"] + area["height"] * 0.48)
+        page.wait_for_selector("text=No selection yet", timeout=ms(60))
+        assert _selection_heading(page) == ""
 
 
 @pytest.mark.timeout(seconds(400))
@@ -362,28 +371,19 @@ def test_home_cards_at_800_px_keep_whole_words_and_numbers(server: str) -> None:
 def test_nearest_neighbours_keep_the_selection_and_the_point(server: str) -> None:
     """'Nearest neighbours' after a box selection: the selection and the point panel stay, and the neighbours are
     those of the image in the panel."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            _open_page(page, server, "Latent map")
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
-            _box(page, 0.3, 0.3, 0.7, 0.7)
-            page.wait_for_selector("h3:has-text('Selection:')", timeout=ms(60))
-            _settle(page)
-            heading = _selection_heading(page)
-            point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
-            index = point.input_value()
-            page.get_by_role("button", name="Nearest neighbours").click()
-            page.wait_for_selector(f"text=Nearest to #{index}", timeout=ms(60))
-            _settle(page)
-            assert _selection_heading(page) == heading
-            assert page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator(
-                "input").first.input_value() == index
-        finally:
-            browser.close()
+    with _latent_map_page(server) as page:
+        _box(page, 0.3, 0.3, 0.7, 0.7)
+        page.wait_for_selector("h3:has-text('Selection:')", timeout=ms(60))
+        _settle(page)
+        heading = _selection_heading(page)
+        point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
+        index = point.input_value()
+        page.get_by_role("button", name="Nearest neighbours").click()
+        page.wait_for_selector(f"text=Nearest to #{index}", timeout=ms(60))
+        _settle(page)
+        assert _selection_heading(page) == heading
+        assert page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator(
+            "input").first.input_value() == index
 
 
 # the most isolated plotted point (largest distance to its nearest neighbour in pixels, over every trace), with
@@ -414,29 +414,20 @@ _ISOLATED_POINT_JS = """() => {
 def test_latent_map_click_mode_picks_the_clicked_point(server: str) -> None:
     """In the 'Click a point' mouse mode a single click on a 2-D map selects that image: the selection heading
     says one point and the Point panel shows its index."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            _open_page(page, server, "Latent map")
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=ms(90))
-            page.get_by_text("Click a point", exact=True).first.click()
-            page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
-                                   " return gd && gd._fullLayout && gd._fullLayout.dragmode === 'pan'; }",
-                                   timeout=ms(60))
-            _settle(page)
-            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-            target = page.evaluate(_ISOLATED_POINT_JS)
-            assert target["gap"] > 6, f"no point stands apart enough to click: {target}"
-            page.mouse.move(target["x"] - 3, target["y"] - 3)
-            page.mouse.move(target["x"], target["y"], steps=3)  # hover first, as a hand does
-            time.sleep(0.3)
-            page.mouse.click(target["x"], target["y"])
-            page.wait_for_selector("h3:has-text('Selection: 1 point')", timeout=ms(60))
-            _settle(page)
-            point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
-            assert int(point.input_value()) == int(target["index"])
-        finally:
-            browser.close()
+    with _latent_map_page(server) as page:
+        page.get_by_text("Click a point", exact=True).first.click()
+        page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                               " return gd && gd._fullLayout && gd._fullLayout.dragmode === 'pan'; }",
+                               timeout=ms(60))
+        _settle(page)
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        target = page.evaluate(_ISOLATED_POINT_JS)
+        assert target["gap"] > 6, f"no point stands apart enough to click: {target}"
+        page.mouse.move(target["x"] - 3, target["y"] - 3)
+        page.mouse.move(target["x"], target["y"], steps=3)  # hover first, as a hand does
+        time.sleep(0.3)
+        page.mouse.click(target["x"], target["y"])
+        page.wait_for_selector("h3:has-text('Selection: 1 point')", timeout=ms(60))
+        _settle(page)
+        point = page.locator('[data-testid="stNumberInput"]', has_text="Image index").locator("input").first
+        assert int(point.input_value()) == int(target["index"])
