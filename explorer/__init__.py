@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _IMPORTING = threading.Lock()
+_imported: set[str] = set()  # the scripts whose imports are done (app.py calls import_all on every rerun)
 _PROJECT = ("vaecore", "explorer")
 
 
@@ -30,14 +31,19 @@ def import_all(scripts: Iterable[Path] = ()) -> None:
     Streamlit runs each session's script in its own thread. Two first runs that import the engine at once
     (a second browser tab, or a page opened while the home page still loads) can meet in importlib's
     deadlock avoidance, each holding a submodule the other needs, and one of them then fails with "cannot
-    import name … from partially initialized module" (seen in the server log). After the first call this costs
-    a few dictionary lookups and reading the scripts' import lines.
+    import name … from partially initialized module" (seen in the server log). Once a script's imports are done,
+    a call for it returns at once.
     """
+    todo = [Path(s) for s in scripts if str(s) not in _imported]
+    if _imported and not todo:
+        return
     with _IMPORTING:
         import vaecore  # noqa: F401  (the whole engine package first, then the app's modules)
 
         for module in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{module.name}")
-        for script in scripts:
+        for script in todo:
             for name in script_imports(script):
                 importlib.import_module(name)
+            _imported.add(str(script))
+        _imported.add("")  # the engine and the app's modules
