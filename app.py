@@ -14,13 +14,6 @@ import torch
 
 import explorer
 
-# before any other project import: concurrent first runs must not import half a module
-explorer.import_all(sorted(Path(__file__).resolve().parent.glob("pages/*.py")))
-
-from explorer import catalog, latents, layout, state, widgets, zoo  # noqa: E402
-from explorer import home as home_sections  # noqa: E402
-from vaecore.files import EVAL  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent
 PAGES = (
     ("pages/1_Training_monitor.py", "Training monitor", ":material/monitoring:"),
@@ -32,6 +25,13 @@ PAGES = (
     ("pages/7_Benchmark.py", "Benchmark", ":material/table_chart:"),
     ("pages/8_Disentanglement.py", "Disentanglement", ":material/grid_view:"),
 )
+
+# before any other project import: concurrent first runs must not import half a module
+explorer.import_all([ROOT / path for path, _, _ in PAGES])
+
+from explorer import catalog, latents, layout, state, widgets, zoo  # noqa: E402
+from explorer import home as home_sections  # noqa: E402
+from vaecore.files import EVAL  # noqa: E402
 
 
 def home() -> None:

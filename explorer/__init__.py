@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _IMPORTING = threading.Lock()
-_imported: set[str] = set()  # the scripts whose imports are done (app.py calls import_all on every rerun)
+_imported: set[str] = set()  # what is imported: _APP, then each script (app.py calls import_all on every rerun)
+_APP = "<the engine and every explorer module>"
 _PROJECT = ("vaecore", "explorer")
 
 
@@ -35,7 +36,7 @@ def import_all(scripts: Iterable[Path] = ()) -> None:
     a call for it returns at once.
     """
     todo = [Path(s) for s in scripts if str(s) not in _imported]
-    if _imported and not todo:
+    if _APP in _imported and not todo:
         return
     with _IMPORTING:
         import vaecore  # noqa: F401  (the whole engine package first, then the app's modules)
@@ -46,4 +47,4 @@ def import_all(scripts: Iterable[Path] = ()) -> None:
             for name in script_imports(script):
                 importlib.import_module(name)
             _imported.add(str(script))
-        _imported.add("")  # the engine and the app's modules
+        _imported.add(_APP)

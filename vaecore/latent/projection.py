@@ -211,9 +211,8 @@ def indices_from_points(points: Iterable[Mapping[str, Any]], n: int | None = Non
     """Indices of the selected points of a Plotly selection event, sorted and without repeats.
 
     Each point's `customdata` (its first element when a list, or key "0" when a typed-array row) is taken as the
-    global index: plots
-    with one trace per class number points per trace, so `point_index` alone is ambiguous. Points
-    without customdata fall back to `point_index`. Indices outside [0, n) are dropped when n is given.
+    global index: plots with one trace per class number points per trace, so `point_index` alone is ambiguous.
+    Points without customdata fall back to `point_index`. Indices outside [0, n) are dropped when n is given.
     """
     out: set[int] = set()
     for pt in points:
