@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import vaecore
 from vaecore import TrainConfig, Trainer
 from vaecore.presets import model_config
-from vaecore.runtime import conv_autotune, inference, kernel_cache, layout, machine, memory, policy
+from vaecore.runtime import conv_autotune, inference, kernel_cache, layout, machine, memory, policy, timing
 from vaecore.utils import evaluating
 
 U32, U64 = 2.0**-24, 2.0**-53  # unit roundoffs of float32 and float64
@@ -169,6 +169,48 @@ def test_measure_times_both_kernels_and_obeys_the_margin() -> None:
     expected = conv_autotune.GEMM if best["gemm"] <= conv_autotune.MARGIN * best["native"] else conv_autotune.NATIVE
     assert choice == expected
 
+
+
+@pytest.mark.parametrize(("costs", "rounds"), [({"gemm": 1.0, "native": 10.0}, 1), ({"gemm": 10.0, "native": 1.0}, 1),
+                                               ({"gemm": 1.0, "native": 1.0}, timing.REPEATS),
+                                               ({"gemm": 0.875, "native": 1.0}, timing.REPEATS)])
+def test_timing_stops_once_the_choice_cannot_flip(costs: dict[str, float], rounds: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clear difference decides after one timed round; one near the margin gets every round. A fake clock that
+    each call advances by its cost (binary fractions: the differences are exact) makes the count exact."""
+    now, calls = [0.0], []
+    monkeypatch.setattr(timing, "timer", lambda: lambda: now[0])
+
+    def call(name: str) -> None:
+        warm_up = name not in calls
+        calls.append(name)
+        now[0] += costs[name] * (3.0 if warm_up else 1.0)  # the warm-up call is slower
+
+    best = timing.best_times({k: (lambda k=k: call(k)) for k in costs}, challenger="gemm", baseline="native",
+                             margin=conv_autotune.MARGIN, before=lambda name: calls.append(f"before {name}"))
+    assert best == costs, "each one's best time, the warm-up left out"
+    timed = [c for c in calls if not c.startswith("before")]
+    assert len(timed) == 2 * (1 + rounds) and len(calls) == 2 * len(timed), "before() precedes every call"
+
+
+@pytest.mark.parametrize("cheap", [False, True])
+def test_a_signature_is_timed_on_a_probe_of_its_batch_or_wholly_when_cheap(cheap: bool,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conv_autotune, "WHOLE_BELOW", float("inf") if cheap else 0.0)
+    seen = []
+    real = conv_autotune.measure
+    monkeypatch.setattr(conv_autotune, "measure",
+                        lambda m, x, grad: seen.append((x.shape[0], grad)) or real(m, x, grad))
+    model = _model()
+    conv_autotune.enable(model)
+    x = torch.rand(conv_autotune.EVAL_PROBE + 5, 1, 12, 12)
+    model.loss(x).loss.backward()
+    with torch.no_grad():
+        model.reconstruct(x)
+    n = len(layout.conv_layers(model))
+    probes = [(conv_autotune.TRAIN_PROBE, True)] * n + [(conv_autotune.EVAL_PROBE, False)] * n
+    wholes = [(x.shape[0], True)] * n + [(x.shape[0], False)] * n if cheap else []
+    assert sorted(seen) == sorted(probes + wholes), "the probe, then the whole batch for a cheap layer"
 
 # the inference path ----------------------------------------------------------------------------------------------
 def test_prepare_tunes_a_model_once_and_leaves_deterministic_and_pinned_ones(monkeypatch: pytest.MonkeyPatch) -> None:

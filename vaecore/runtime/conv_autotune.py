@@ -6,12 +6,11 @@ convolutions over 4×4 and 7×7 maps, which a single matrix product (unfold → 
 fold for a transposed convolution) computes up to six times faster; on other layers oneDNN is twice as
 fast. Which kernel wins depends on the shape, dtype, ISA and threads, so this module measures, like
 `torch.backends.cudnn.benchmark`: the first call of a layer with a new input signature (shape, dtype,
-layout, with or without backward) times both on that batch — a warm-up call each, then the best of up to
-`REPEATS` interleaved calls (CPU time of this thread when torch runs one thread, so other processes' load
-does not decide; wall time otherwise) — and takes the GEMM only when it needs at most `MARGIN` of oneDNN's
-time (a signature without backward is timed on at most `EVAL_PROBE` of its images). The choice is kept per
-machine (`kernel_cache`: the signature covers CPU, ISA caps, threads and torch), so the next run on this
-machine reads it instead of timing again. A batch of 64 or fewer, such as
+layout, with or without backward) times both on the first `TRAIN_PROBE` (with backward) or `EVAL_PROBE`
+(without) images of that batch, or on the whole batch where the layer is cheap (`timing.best_times`: a warm-up
+call each, then interleaved calls until the choice is settled), and takes the GEMM only when it needs at most
+`MARGIN` of oneDNN's time. The choice is kept per machine (`kernel_cache`: the signature covers CPU, ISA caps,
+threads and torch), so the next run on this machine reads it instead of timing again. A batch of 64 or fewer, such as
 a sample grid, takes the choice this machine made for a larger batch of the same images, when it made one.
 Every choice comes from the machine's table and a key keeps its first choice for the life of the process, so
 two instances of a model (one trained, one loaded) compute bit-identically.
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,19 +33,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaecore.runtime import kernel_cache, policy
+from vaecore.runtime import kernel_cache, policy, timing
 
 NATIVE, GEMM = "native", "gemm"
 _CHOICES = "_vaecore_conv_choices"
 _THREADS = "_vaecore_conv_threads"  # the thread count a layer's choices were made under
-REPEATS = 3  # timed calls per kernel after a warm-up call (fewer when the first round is clear)
 MARGIN = 0.9  # the GEMM is chosen only when it takes at most this fraction of oneDNN's time
-CLEAR = 0.5  # a first round where one kernel takes less than this fraction of the other's time decides
 SMALL_BATCH = 64  # a batch this small takes the choice of a tuned one of the same image shape, when there is one
 EVAL_PROBE = 128  # a signature without backward is timed on at most this many of its images (inference batches are
 # large: timing a whole batch of 500 through Pythae's ConvNet cost 8 passes' time once per machine, this a quarter)
+TRAIN_PROBE = 32  # and one with backward on at most this many (timing all 100 images of the ConvNet's training
+# batch cost 9 training steps once per machine; its large layers choose alike on 32, 50 and 100 images:
+# `bench/kernel_probe.py`)
+WHOLE_BELOW = 0.05  # seconds: a layer whose probe projects to less than this on the whole batch is timed again on
+# the whole batch (cheap, and small layers' kernels do not scale with the batch alike: cache effects)
 __all__ = ["GEMM", "NATIVE", "choices", "conv2d_gemm", "conv_transpose2d_gemm", "disable", "enable",
-           "layer_geometry", "load_choices", "measure", "native_kernels", "timer"]
+           "layer_geometry", "load_choices", "measure", "native_kernels"]
 _native = threading.local()
 
 
@@ -121,40 +122,36 @@ def layer_geometry(m: nn.Module) -> str:
             .replace(" ", ""))
 
 
-def timer() -> Callable[[], float]:
-    """This thread's CPU time when torch computes on this thread alone (robust to other processes' load),
-    else wall time."""
-    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
-
-
-def _time(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool,
-          clock: Callable[[], float] = time.perf_counter) -> float:
-    """Seconds of one call, with its backward when `grad` (off the real graph: nothing accumulates)."""
-    xi = x.detach().requires_grad_(x.requires_grad) if grad else x
-    t = clock()
-    y = fn(xi)
-    if grad:
+def _call(fn: Callable[[Tensor], Tensor], x: Tensor, m: nn.Module, grad: bool) -> Callable[[], object]:
+    """One call of `fn` on `x`, with its backward when `grad` (off the real graph: nothing accumulates)."""
+    def run() -> object:
+        xi = x.detach().requires_grad_(x.requires_grad) if grad else x
+        y = fn(xi)
+        if not grad:
+            return y
         inputs = [p for p in (m.weight, m.bias) if p is not None and p.requires_grad]
-        inputs += [xi] if xi.requires_grad else []
-        torch.autograd.grad(y, inputs, torch.ones_like(y))
-    return clock() - t
+        return torch.autograd.grad(y, inputs + ([xi] if xi.requires_grad else []), torch.ones_like(y))
+    return run
 
 
 def measure(m: nn.Module, x: Tensor, grad: bool) -> tuple[str, dict[str, float]]:
     """Time oneDNN's kernel and the GEMM lowering of layer `m` on input `x` (with backward when `grad`):
     the chosen kernel and each one's best time in seconds."""
-    fns = {NATIVE: type(m).forward.__get__(m), GEMM: _gemm_forward(m)}
-    clock = timer()
-    for fn in fns.values():  # warm-up: first-call allocations and oneDNN's primitive creation
-        _time(fn, x, m, grad, clock)
-    best = dict.fromkeys(fns, float("inf"))
-    for r in range(REPEATS):
-        for name, fn in fns.items():
-            best[name] = min(best[name], _time(fn, x, m, grad, clock))
-        lo, hi = sorted(best.values())
-        if r == 0 and lo < CLEAR * hi:
-            break
+    calls = {NATIVE: _call(type(m).forward.__get__(m), x, m, grad), GEMM: _call(_gemm_forward(m), x, m, grad)}
+    best = timing.best_times(calls, challenger=GEMM, baseline=NATIVE, margin=MARGIN)
     return (GEMM if best[GEMM] <= MARGIN * best[NATIVE] else NATIVE), best
+
+
+def _measure_batch(m: nn.Module, x: Tensor, grad: bool) -> tuple[str, dict[str, float]]:
+    """`measure` on a probe of the batch (`TRAIN_PROBE` / `EVAL_PROBE` images), or on the whole batch when it is
+    no larger or the layer is cheap on it (`WHOLE_BELOW`)."""
+    probe = TRAIN_PROBE if grad else EVAL_PROBE
+    if x.shape[0] <= probe:
+        return measure(m, x, grad)
+    choice, timings = measure(m, x[:probe], grad)
+    if timings[NATIVE] * x.shape[0] / probe < WHOLE_BELOW:
+        return measure(m, x, grad)
+    return choice, timings
 
 
 def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
@@ -181,7 +178,7 @@ def _tuned_forward(self: nn.Module, x: Tensor, *args: Any, **kwargs: Any) -> Ten
             choice = None if found is None else kernel_cache.store(shared, found, {})
         if choice not in (NATIVE, GEMM):
             grad = key.endswith("/train")
-            choice, timings = measure(self, x if grad else x[:EVAL_PROBE], grad)
+            choice, timings = _measure_batch(self, x, grad)
             choice = kernel_cache.store(shared, choice, timings)
         table[key] = choice
     return native(x) if choice == NATIVE else _gemm_forward(self)(x)

@@ -3,29 +3,25 @@
 oneDNN runs some convolutions faster on channels-last (NHWC) activations and others slower, depending on the
 layer shapes and the ISA: the σ-VAE small conv's IWAE pass ran 1.3x faster channels-last with AVX-512 and 1.1x
 with AVX2 on this project's machine. `channels_last_pays(model)` times the model's `reconstruct` on `PROBE` random
-images in both formats (PyTorch's own kernels, a warm-up call each, then the best of up to `REPEATS`; CPU time
-of this thread when torch runs one thread) and says whether channels-last needs at most `MARGIN` of the default
-format's time; the answer is kept per machine and network geometry (`kernel_cache`), so it is measured once.
-Both formats compute the same function; they differ in float rounding only.
+images in both formats (PyTorch's own kernels, timed by `timing.best_times`) and says whether channels-last
+needs at most `MARGIN` of the default format's time; the answer is kept per machine and network geometry
+(`kernel_cache`), so it is measured once. Both formats compute the same function; they differ in float rounding only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from vaecore.runtime import conv_autotune, kernel_cache
+from vaecore.runtime import conv_autotune, kernel_cache, timing
 
 __all__ = ["MARGIN", "PROBE", "channels_last_pays", "conv_layers", "geometry", "measure", "set_format"]
 
 PROBE = 128  # images per timed call
-REPEATS = 3
-MARGIN = 0.9
-CLEAR = 0.5
+MARGIN = 0.9  # channels-last is chosen only when it takes at most this fraction of the default format's time
 
 
 def conv_layers(model: nn.Module) -> list[nn.Module]:
@@ -55,22 +51,11 @@ def measure(model: Any, input_shape: tuple[int, ...]) -> tuple[bool, dict[str, f
     each). The model's format is restored after."""
     before = _is_channels_last(model)
     x = torch.rand(PROBE, *input_shape, generator=torch.Generator().manual_seed(0)).to(model.device)
-    clock = conv_autotune.timer()
-    best = {"nc": math.inf, "cl": math.inf}
     try:
         with torch.no_grad(), conv_autotune.native_kernels():
-            for fmt in best:  # warm-up
-                set_format(model, fmt == "cl")
-                model.reconstruct(x)
-            for r in range(REPEATS):
-                for fmt in best:
-                    set_format(model, fmt == "cl")
-                    t = clock()
-                    model.reconstruct(x)
-                    best[fmt] = min(best[fmt], clock() - t)
-                lo, hi = sorted(best.values())
-                if r == 0 and lo < CLEAR * hi:
-                    break
+            best = timing.best_times({"nc": lambda: model.reconstruct(x), "cl": lambda: model.reconstruct(x)},
+                                     challenger="cl", baseline="nc", margin=MARGIN,
+                                     before=lambda fmt: set_format(model, fmt == "cl"))
     finally:
         set_format(model, before)
     return best["cl"] <= MARGIN * best["nc"], best
