@@ -1,6 +1,7 @@
 """How fast the app feels, on the CPU: time to a rendered home page, slider moves, and the 10k UMAP map.
 
     python bench/app_speed.py [--model sigma-vae] [--threads 2] [--skip-browser] [--n 10000] [--while-training 2]
+    python bench/app_speed.py --maps-only --n 2000   # the maps alone
 
 Measures
   * app ready: `streamlit run app.py` start until the home page has rendered in headless Chromium
@@ -9,7 +10,8 @@ Measures
     traversal slider (latent arithmetic, decode, PNG encoding; target < 100 ms), median of 50, and
     with --while-training N the same while N trainings run through the app's job queue;
   * the latent map: encoding n MNIST test images, then UMAP of their latents in a fresh process (numba
-    compilation included: what the first user pays; target < 30 s); the Latent map page computing that
+    compilation included: what the first user pays; target < 30 s), then PCA, UMAP 3-D and t-SNE 2-D / 3-D
+    of the same latents once each, warm (nothing cached); the Latent map page computing that
     map (its first UMAP in this process), and asking for the same map again (the app's cache: ~instant).
 Prints a table and writes bench/out/app_speed.json. Say how loaded the machine was when you quote it.
 """
@@ -131,14 +133,19 @@ x = vaecore.load_dataset("mnist").x_test[:{n}]
 t0 = time.perf_counter(); z = proj.encode_images(model, x); t1 = time.perf_counter()
 coords = proj.project(z, "umap", 2); t2 = time.perf_counter()
 coords = proj.project(z, "umap", 2); t3 = time.perf_counter()
+warm = {{}}
+for method, dim in {maps!r}:
+    t = time.perf_counter(); proj.project(z, method, dim); warm[f"{{method}}_{{dim}}d_s"] = time.perf_counter() - t
 print(json.dumps({{"encode_s": t1 - t0, "umap_first_s": t2 - t1, "umap_again_uncached_s": t3 - t2,
-                  "points": int(coords.shape[0])}}))
+                  "points": int(coords.shape[0]), "warm": warm}}))
 """
+MAPS = (("pca", 2), ("pca", 3), ("umap", 3), ("tsne", 2), ("tsne", 3))  # timed warm after the UMAP 2-D ones
 
 
-def umap_fresh_process(model_name: str, n: int, threads: int) -> dict[str, float]:
-    """Encode n test images and run UMAP twice in a new interpreter (the first run pays numba's compilation)."""
-    code = UMAP_CHILD.format(threads=threads, root=str(ROOT), model=model_name, n=n)
+def umap_fresh_process(model_name: str, n: int, threads: int, maps: tuple = MAPS) -> dict[str, float]:
+    """Encode n test images and run UMAP twice in a new interpreter (the first run pays numba's compilation),
+    then every other map of `maps` once, warm (imports and compilation done, nothing cached)."""
+    code = UMAP_CHILD.format(threads=threads, root=str(ROOT), model=model_name, n=n, maps=list(maps))
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -203,6 +210,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
     parser.add_argument("--n", type=int, default=10_000, help="test images on the latent map")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--maps-only", action="store_true", help="only the fresh-process map timings")
     parser.add_argument("--while-training", type=int, default=0, metavar="N",
                         help="also time the slider moves while N app training jobs run")
     args = parser.parse_args()
@@ -217,6 +225,10 @@ def main() -> None:
                                   "load_avg_before": [round(v, 2) for v in load]}
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1 / 5 / 15 min); torch threads {args.threads}; model {args.model}")
+    if args.maps_only:
+        fresh = umap_fresh_process(args.model, args.n, args.threads)
+        print(json.dumps(fresh, indent=1))
+        return
     if not args.skip_browser:
         ready = app_ready_seconds(env)
         results["app_ready_browser_s"] = ready
@@ -237,6 +249,8 @@ def main() -> None:
     print(f"encode {fresh['points']:,} test images:        {fresh['encode_s']:6.1f} s")
     print(f"UMAP first time (fresh process):     {fresh['umap_first_s']:6.1f} s  (target < 30 s)")
     print(f"UMAP again, same process, no cache:  {fresh['umap_again_uncached_s']:6.1f} s")
+    for name, sec in fresh["warm"].items():
+        print(f"{name.removesuffix('_s').replace('_', ' '):<10} warm, no cache:       {sec:6.1f} s")
     results["umap_page"] = page = umap_page(args.model, args.n)
     print(f"Latent map page, first UMAP map of {page['page_points']:,} in this process "
           f"(encode + numba compilation + UMAP): {page['page_first_s']:6.1f} s  (target < 30 s)")

@@ -5,7 +5,8 @@
 `vaecore.runtime.conv_autotune` times oneDNN's kernel against the GEMM lowering on the first `TRAIN_PROBE`
 images of a training batch (`EVAL_PROBE` of an inference one), not the whole batch, to make the one-off measuring
 on a new machine cheap. This checks the assumption behind that: for every conv layer of a network, on its real
-input of a `--batch`-image training (or `--eval`) batch, the GEMM / oneDNN time ratio measured on each probe size
+input of a `--batch`-image training (or `--eval`) batch (needing its gradient, as in training, except the first
+layer's), the GEMM / oneDNN time ratio measured on each probe size
 (best of `--repeats` interleaved calls after a warm-up, no early stop) and the choice it gives (GEMM when the ratio
 is at most `conv_autotune.MARGIN`). Prints the machine line first; run it under the ISA caps to check another CPU.
 """
@@ -47,10 +48,11 @@ def main() -> None:
         model = vaecore.build_model(model_config("gaussian-vae", arch=net, latent_dim=16,
                                                  input_shape=(1, 28, 28)).to_dict(), seed=0)
         inputs: dict[torch.nn.Module, torch.Tensor] = {}
-        hooks = [m.register_forward_pre_hook(lambda m, a, seen=inputs: seen.setdefault(m, a[0].detach()))
+        hooks = [m.register_forward_pre_hook(  # as in training: a layer's input needs its gradient unless it is data
+            lambda m, a, seen=inputs: seen.setdefault(m, a[0].detach().requires_grad_(a[0].requires_grad)))
                  for m in layout.conv_layers(model)]
         x = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
+        with torch.set_grad_enabled(not args.eval):
             model.loss(x)
         for h in hooks:
             h.remove()
