@@ -138,6 +138,17 @@ def test_projection_methods_shapes() -> None:
         proj.project(z, "mds")
     with pytest.raises(ValueError, match="unknown umap parameter"):
         proj.project(z, "umap", n_neighbours=5)
+
+
+def test_tsne_runs_on_every_thread_and_stays_reproducible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """t-SNE takes the pool at any size (its iterations pay for it), the others only on large maps; a t-SNE on
+    several threads gives the same map twice (the app's cache and a refit show the same picture)."""
+    monkeypatch.setattr(proj.torch, "get_num_threads", lambda: 2)
+    pool = min(2, os.cpu_count() or 1)
+    assert proj._threads(300, "tsne") == pool and proj._threads(300, "umap") == proj._threads(300, "pca") == 1
+    assert proj._threads(proj.SMALL["umap"], "umap") == pool
+    z = np.random.default_rng(2).normal(size=(400, 6)).astype(np.float32)
+    assert np.array_equal(proj.project(z, "tsne", 3, max_iter=250), proj.project(z, "tsne", 3, max_iter=250))
     with pytest.raises(ValueError, match="NaN"):
         proj.project(np.full((5, 2), np.nan), "pca")
 

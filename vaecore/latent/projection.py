@@ -80,13 +80,15 @@ def encode_images(model: torch.nn.Module, images: Tensor, batch_size: int = 500,
     return encode(model, images, batch_size, progress).numpy()
 
 
-SMALL = 5000
+SMALL = {"pca": 5000, "umap": 5000, "tsne": 0}  # below this many points a method runs on one worker thread
+# (waking a pool costs more than it saves, and spinning OpenMP pools of torch and scikit-learn fight each other on a
+# busy machine); t-SNE's 500 gradient iterations pay for the pool at any size: 2 threads took 0.55 vs 0.72 s (2-D)
+# and 0.98 vs 1.8 s (3-D) at 500 points, 2.6-2.9 vs 4.3-5.1 s and 6.2-6.4 vs 11.4-11.6 s at 2,000 (2 idle cores)
 
 
-def _threads(n: int) -> int:
-    """Worker threads for n points: one below SMALL, where waking a pool costs more than it saves (and
-    spinning OpenMP pools of torch and scikit-learn fight each other on a busy machine)."""
-    return 1 if n < SMALL else max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+def _threads(n: int, method: str) -> int:
+    """Worker threads for `method` on n points: one below its SMALL size, else torch's (at most the CPUs)."""
+    return 1 if n < SMALL[method] else max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def project(latents: np.ndarray, method: str = "pca", n_components: int = 2, seed: int = 0,
@@ -118,7 +120,7 @@ def fit_projection(latents: np.ndarray, method: str = "pca", n_components: int =
     p = {**default_params(method), **params}
     n, d = x.shape
     k = min(n_components, d)
-    with threadpool_limits(limits=_threads(n)):
+    with threadpool_limits(limits=_threads(n, method)):
         out, fitted = _project(x, method, k, seed, p)
     out = np.asarray(out, dtype=np.float32)
     if out.shape[1] < n_components:
@@ -142,7 +144,7 @@ def _project(x: np.ndarray, method: str, k: int, seed: int, p: dict[str, Any]) -
         est = TSNE(n_components=k, perplexity=min(float(p["perplexity"]), (n - 1) / 3.0),
                    early_exaggeration=float(p["early_exaggeration"]), max_iter=int(p["max_iter"]),
                    learning_rate=lr if lr == "auto" else float(lr), init="pca", random_state=seed,
-                   n_jobs=_threads(n))
+                   n_jobs=_threads(n, method))
         return est.fit_transform(x), est
     return _umap(x, k, seed, int(p["n_neighbors"]), float(p["min_dist"]), str(p["metric"]), int(p["n_epochs"]),
                  str(p["init"]))
