@@ -170,7 +170,6 @@ def test_measure_times_both_kernels_and_obeys_the_margin() -> None:
     assert choice == expected
 
 
-
 @pytest.mark.parametrize(("costs", "rounds"), [({"gemm": 1.0, "native": 10.0}, 1), ({"gemm": 10.0, "native": 1.0}, 1),
                                                ({"gemm": 1.0, "native": 1.0}, timing.REPEATS),
                                                ({"gemm": 0.875, "native": 1.0}, timing.REPEATS)])
@@ -211,6 +210,7 @@ def test_a_signature_is_timed_on_a_probe_of_its_batch_or_wholly_when_cheap(cheap
     probes = [(conv_autotune.TRAIN_PROBE, True)] * n + [(conv_autotune.EVAL_PROBE, False)] * n
     wholes = [(x.shape[0], True)] * n + [(x.shape[0], False)] * n if cheap else []
     assert sorted(seen) == sorted(probes + wholes), "the probe, then the whole batch for a cheap layer"
+
 
 # the inference path ----------------------------------------------------------------------------------------------
 def test_prepare_tunes_a_model_once_and_leaves_deterministic_and_pinned_ones(monkeypatch: pytest.MonkeyPatch) -> None:
